@@ -1,0 +1,79 @@
+/**
+ * The kernel interface: the only place where the engine's numerical work happens.
+ *
+ * Every tensor the engine computes on lives in memory that the backend hands out with `alloc`
+ * (for the wasm backend, a view into its shared WebAssembly.Memory), so layers call kernels
+ * without copies. Plain TypeScript may read and write those arrays directly as well.
+ *
+ * All arrays are float32, row-major, NCHW. Kernels overwrite their outputs (they never
+ * accumulate) unless a parameter says otherwise.
+ */
+
+/** Geometry of one 2-D convolution (groups = 1, dilation = 1). x: [N,C,H,W], w: [K,C,R,S], y: [N,K,OH,OW]. */
+export interface ConvGeom {
+  N: number; C: number; H: number; W: number;
+  K: number; R: number; S: number;
+  strideH: number; strideW: number;
+  padH: number; padW: number;
+  OH: number; OW: number;
+}
+
+export type ActKind = 'none' | 'relu' | 'leaky' | 'tanh' | 'sigmoid';
+/** An element-wise activation; `slope` is LeakyReLU's negative_slope. */
+export interface Act { kind: ActKind; slope: number }
+export const NO_ACT: Act = { kind: 'none', slope: 0 };
+
+export interface Backend {
+  readonly name: string;
+  /** Threads the backend computes with. */
+  readonly threads: number;
+
+  /** A zero-filled float32 array of n elements in this backend's memory. */
+  alloc(n: number): Float32Array;
+  /** Returns an array from `alloc` to the backend. Using it afterwards is an error. */
+  free(a: Float32Array): void;
+
+  /**
+   * C[M,N] = alpha * op(A) @ op(B) + beta * C, row-major, where op(A) is [M,K] (A is [K,M] when transA)
+   * and op(B) is [K,N] (B is [N,K] when transB).
+   */
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+       A: Float32Array, B: Float32Array, beta: number, C: Float32Array): void;
+
+  /** y = conv2d(x, w) + bias (bias may be null). */
+  conv2d(g: ConvGeom, x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array): void;
+  /** dx = gradient of conv2d with respect to x, given dy (this is also ConvTranspose2d's forward). */
+  conv2dBackwardData(g: ConvGeom, dy: Float32Array, w: Float32Array, dx: Float32Array): void;
+  /** dw (and db when not null) = gradient of conv2d with respect to w (and bias), given x and dy. */
+  conv2dBackwardWeight(g: ConvGeom, x: Float32Array, dy: Float32Array, dw: Float32Array, db: Float32Array | null): void;
+
+  /**
+   * Batch-norm in training mode over [N,C,HW], followed by `act`:
+   * y = act(gamma * (x - mean) * invstd + beta). Writes the batch mean and invstd = 1/sqrt(var + eps)
+   * (biased variance) for the backward pass and the running statistics.
+   */
+  batchNormTrain(N: number, C: number, HW: number, x: Float32Array, gamma: Float32Array, beta: Float32Array,
+                 eps: number, act: Act, y: Float32Array, mean: Float32Array, invstd: Float32Array): void;
+  /** y = act(x * scale[c] + shift[c]) over [N,C,HW] (batch-norm in eval mode, folded). */
+  channelAffine(N: number, C: number, HW: number, x: Float32Array, scale: Float32Array, shift: Float32Array,
+                act: Act, y: Float32Array): void;
+  /**
+   * Backward of batchNormTrain (with its activation): given x, the forward output y and dy, writes
+   * dx, dgamma and dbeta (overwritten).
+   */
+  batchNormBackward(N: number, C: number, HW: number, x: Float32Array, y: Float32Array, dy: Float32Array,
+                    gamma: Float32Array, mean: Float32Array, invstd: Float32Array, act: Act,
+                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array): void;
+
+  /** y = act(x), n elements (y may be x). */
+  activation(act: Act, n: number, x: Float32Array, y: Float32Array): void;
+  /** dx = dy * act'(x), where y = act(x) is the forward output (dx may be dy). */
+  activationBackward(act: Act, n: number, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
+
+  /** Releases threads and memory. */
+  dispose?(): void;
+}
+
+export function convOutSize(inSize: number, k: number, stride: number, pad: number): number {
+  return Math.floor((inSize + 2 * pad - k) / stride) + 1;
+}
