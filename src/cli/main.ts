@@ -1,0 +1,35 @@
+#!/usr/bin/env node
+/**
+ * The `latentlab` command: a thin layer over the library. Each command lives in its own file
+ * under src/cli/ and exports `register(program)`.
+ */
+import { Command, CommanderError } from 'commander';
+import { COMMANDS } from './commands.js';
+import { VERSION } from '../version.js';
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('latentlab')
+    .description('Train, explore and generate from convolutional autoencoders (MNIST)')
+    .version(VERSION)
+    .showHelpAfterError(false)
+    .exitOverride();
+  for (const register of COMMANDS) register(program);
+  try {
+    await program.parseAsync(argv, { from: 'node' });
+    return 0;
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      // commander already printed its one-line message (or the help/version text)
+      return e.exitCode === 0 ? 0 : 2;
+    }
+    const msg = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`latentlab: ${msg.split('\n')[0]}\n`);
+    if (process.env.LATENTLAB_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    return 1;
+  }
+}
+
+const invokedDirectly = process.argv[1] && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop() ?? '');
+if (invokedDirectly || process.env.LATENTLAB_CLI === '1') {
+  main(process.argv).then((code) => { process.exitCode = code; });
+}
