@@ -1,0 +1,5 @@
+/** The lab's data layer: IDX files, dataset descriptors and search, downloads, batches. */
+export * from './idx.js';
+export * from './datasets.js';
+export * from './download.js';
+export * from './loader.js';
