@@ -86,7 +86,8 @@ export function loadSafetensors(bytes: Uint8Array, source = 'safetensors data'):
     if (!(dtype in BYTES)) throw new Error(`${source}: tensor '${name}' has unsupported dtype ${dtype}`);
     if (e - s !== n * BYTES[dtype] || base + e > bytes.length)
       throw new Error(`${source}: tensor '${name}' is truncated or inconsistent (expected ${n * BYTES[dtype]} bytes)`);
-    const raw = bytes.slice(base + s, base + e); // copy: aligned and independent of the file buffer
+    // a copy (Uint8Array.prototype.slice even for a Node Buffer, whose slice() is a view): aligned and independent
+    const raw = Uint8Array.prototype.slice.call(bytes, base + s, base + e);
     const rdv = new DataView(raw.buffer);
     let entry: StateEntry;
     if (dtype === 'F32') entry = { dtype: 'F32', shape, data: new Float32Array(raw.buffer) };

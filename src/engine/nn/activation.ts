@@ -1,0 +1,50 @@
+/** Element-wise activations, after torch.nn.LeakyReLU, ReLU, Tanh and Sigmoid. */
+import type { Act } from '../kernels/index.js';
+import { Tensor } from '../tensor.js';
+import { Module } from './module.js';
+
+export abstract class Activation extends Module {
+  abstract readonly act: Act;
+  private x: Tensor | null = null;
+  private y: Tensor | null = null;
+
+  forward(x: Tensor): Tensor {
+    const y = this.scratch('y', x.size);
+    this.backend.activation(this.act, x.size, x.data, y);
+    this.x = x;
+    this.y = new Tensor(x.shape, y);
+    return this.y;
+  }
+
+  backward(dy: Tensor): Tensor {
+    const x = this.x, y = this.y;
+    if (!x || !y) throw new Error(`${this.typeName}.backward called before forward`);
+    const dx = this.scratch('dx', x.size);
+    this.backend.activationBackward(this.act, x.size, x.data, y.data, dy.data, dx);
+    return new Tensor(x.shape, dx);
+  }
+
+  /** Whether a preceding BatchNorm2d may fuse this activation (its derivative is known from its output). */
+  get fusable(): boolean { return this.act.kind !== 'leaky' || this.act.slope >= 0; }
+}
+
+export class LeakyReLU extends Activation {
+  readonly act: Act;
+  constructor(readonly negativeSlope = 0.01) {
+    super();
+    this.act = { kind: 'leaky', slope: negativeSlope };
+  }
+  override extraRepr(): string { return `negative_slope=${this.negativeSlope}`; }
+}
+
+export class ReLU extends Activation {
+  readonly act: Act = { kind: 'relu', slope: 0 };
+}
+
+export class Tanh extends Activation {
+  readonly act: Act = { kind: 'tanh', slope: 0 };
+}
+
+export class Sigmoid extends Activation {
+  readonly act: Act = { kind: 'sigmoid', slope: 0 };
+}

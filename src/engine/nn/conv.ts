@@ -1,0 +1,71 @@
+/** Conv2d, after torch.nn.Conv2d (groups = 1, dilation = 1). Weight [out, in, kh, kw]. */
+import { convOutSize, type ConvGeom } from '../kernels/index.js';
+import type { Rng } from '../rng.js';
+import { Tensor } from '../tensor.js';
+import { biasUniform, defaultRng, kaimingUniform } from './init.js';
+import { accumulate, EMPTY, Module, type Parameter } from './module.js';
+
+export interface ConvOptions { stride?: number; padding?: number; bias?: boolean; rng?: Rng }
+
+export class Conv2d extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  readonly stride: number;
+  readonly padding: number;
+  /** False for a first layer: its input needs no gradient, so the backward-data pass is skipped. */
+  needsInputGrad = true;
+  private x: Tensor | null = null;
+  private g: ConvGeom | null = null;
+
+  constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, opts: ConvOptions = {}) {
+    super();
+    this.stride = opts.stride ?? 1;
+    this.padding = opts.padding ?? 0;
+    const shape = [outChannels, inChannels, kernelSize, kernelSize];
+    this.weight = this.registerParameter('weight', shape);
+    this.bias = opts.bias === false ? null : this.registerParameter('bias', [outChannels]);
+    const rng = opts.rng ?? defaultRng();
+    kaimingUniform(rng, this.weight.data, shape);
+    if (this.bias) biasUniform(rng, this.bias.data, shape);
+  }
+
+  override extraRepr(): string {
+    return `${this.inChannels}, ${this.outChannels}, kernel_size=(${this.kernelSize}, ${this.kernelSize}), stride=(${this.stride}, ${this.stride}), padding=(${this.padding}, ${this.padding})${this.bias ? '' : ', bias=False'}`;
+  }
+
+  geometry(inShape: readonly number[]): ConvGeom {
+    const [N, C, H, W] = inShape;
+    if (inShape.length !== 4 || C !== this.inChannels)
+      throw new Error(`Conv2d: expected input [N, ${this.inChannels}, H, W], got [${inShape.join(', ')}]`);
+    const k = this.kernelSize, s = this.stride, p = this.padding;
+    return { N, C, H, W, K: this.outChannels, R: k, S: k, strideH: s, strideW: s, padH: p, padW: p,
+             OH: convOutSize(H, k, s, p), OW: convOutSize(W, k, s, p) };
+  }
+
+  outputShape(inShape: readonly number[]): number[] {
+    const g = this.geometry(inShape);
+    return [g.N, g.K, g.OH, g.OW];
+  }
+
+  forward(x: Tensor): Tensor {
+    const g = this.geometry(x.shape);
+    const y = this.scratch('y', g.N * g.K * g.OH * g.OW);
+    this.backend.conv2d(g, x.data, this.weight.data, this.bias?.data ?? null, y);
+    this.x = x; this.g = g;
+    return new Tensor([g.N, g.K, g.OH, g.OW], y);
+  }
+
+  backward(dy: Tensor): Tensor {
+    const g = this.g, x = this.x;
+    if (!g || !x) throw new Error('Conv2d.backward called before forward');
+    const dw = this.scratch('dw', this.weight.size);
+    const db = this.bias ? this.scratch('db', this.outChannels) : null;
+    this.backend.conv2dBackwardWeight(g, x.data, dy.data, dw, db);
+    accumulate(this.weight.grad, dw);
+    if (this.bias && db) accumulate(this.bias.grad, db);
+    if (!this.needsInputGrad) return EMPTY;
+    const dx = this.scratch('dx', g.N * g.C * g.H * g.W);
+    this.backend.conv2dBackwardData(g, dy.data, this.weight.data, dx);
+    return new Tensor(x.shape, dx);
+  }
+}

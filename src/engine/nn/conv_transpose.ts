@@ -1,0 +1,96 @@
+/**
+ * ConvTranspose2d, after torch.nn.ConvTranspose2d (groups = 1, dilation = 1). Weight [in, out, kh, kw].
+ * Its forward is the input-gradient of a Conv2d that maps the (larger) output back to the input, so
+ * it runs on the same three convolution kernels with the roles swapped:
+ *   forward        = conv2dBackwardData
+ *   input gradient = conv2d
+ *   weight grad    = conv2dBackwardWeight with x and dy exchanged
+ */
+import { NO_ACT, type ConvGeom } from '../kernels/index.js';
+import type { Rng } from '../rng.js';
+import { Tensor } from '../tensor.js';
+import { biasUniform, defaultRng, kaimingUniform } from './init.js';
+import { accumulate, EMPTY, Module, type Parameter } from './module.js';
+
+export interface ConvTransposeOptions { stride?: number; padding?: number; outputPadding?: number; bias?: boolean; rng?: Rng }
+
+export class ConvTranspose2d extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  readonly stride: number;
+  readonly padding: number;
+  readonly outputPadding: number;
+  needsInputGrad = true;
+  private x: Tensor | null = null;
+  private g: ConvGeom | null = null;
+  private ones: Float32Array | null = null;
+
+  constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, opts: ConvTransposeOptions = {}) {
+    super();
+    this.stride = opts.stride ?? 1;
+    this.padding = opts.padding ?? 0;
+    this.outputPadding = opts.outputPadding ?? 0;
+    if (this.outputPadding >= this.stride) throw new Error(`ConvTranspose2d: output_padding (${this.outputPadding}) must be smaller than stride (${this.stride})`);
+    const shape = [inChannels, outChannels, kernelSize, kernelSize];
+    this.weight = this.registerParameter('weight', shape);
+    this.bias = opts.bias === false ? null : this.registerParameter('bias', [outChannels]);
+    const rng = opts.rng ?? defaultRng();
+    kaimingUniform(rng, this.weight.data, shape);
+    if (this.bias) biasUniform(rng, this.bias.data, shape);
+  }
+
+  override extraRepr(): string {
+    return `${this.inChannels}, ${this.outChannels}, kernel_size=(${this.kernelSize}, ${this.kernelSize}), stride=(${this.stride}, ${this.stride}), padding=(${this.padding}, ${this.padding})${this.outputPadding ? `, output_padding=(${this.outputPadding}, ${this.outputPadding})` : ''}`;
+  }
+
+  /** The geometry of the equivalent Conv2d, whose input is this layer's output. */
+  geometry(inShape: readonly number[]): ConvGeom {
+    const [N, C, H, W] = inShape;
+    if (inShape.length !== 4 || C !== this.inChannels)
+      throw new Error(`ConvTranspose2d: expected input [N, ${this.inChannels}, H, W], got [${inShape.join(', ')}]`);
+    const k = this.kernelSize, s = this.stride, p = this.padding, op = this.outputPadding;
+    const OH = (H - 1) * s - 2 * p + k + op, OW = (W - 1) * s - 2 * p + k + op;
+    return { N, C: this.outChannels, H: OH, W: OW, K: this.inChannels, R: k, S: k,
+             strideH: s, strideW: s, padH: p, padW: p, OH: H, OW: W };
+  }
+
+  outputShape(inShape: readonly number[]): number[] {
+    const g = this.geometry(inShape);
+    return [g.N, g.C, g.H, g.W];
+  }
+
+  forward(x: Tensor): Tensor {
+    const g = this.geometry(x.shape);
+    const HW = g.H * g.W;
+    const y = this.scratch('y', g.N * g.C * HW);
+    this.backend.conv2dBackwardData(g, x.data, this.weight.data, y);
+    if (this.bias) {
+      if (!this.ones || this.ones.length !== g.C) { this.ones = this.scratch('ones', g.C); this.ones.fill(1); }
+      this.backend.channelAffine(g.N, g.C, HW, y, this.ones, this.bias.data, NO_ACT, y);
+    }
+    this.x = x; this.g = g;
+    return new Tensor([g.N, g.C, g.H, g.W], y);
+  }
+
+  backward(dy: Tensor): Tensor {
+    const g = this.g, x = this.x;
+    if (!g || !x) throw new Error('ConvTranspose2d.backward called before forward');
+    const dw = this.scratch('dw', this.weight.size);
+    this.backend.conv2dBackwardWeight(g, dy.data, x.data, dw, null);
+    accumulate(this.weight.grad, dw);
+    if (this.bias) {
+      const HW = g.H * g.W, gb = this.bias.grad, d = dy.data;
+      for (let n = 0; n < g.N; n++)
+        for (let c = 0; c < g.C; c++) {
+          let s = 0;
+          const o = (n * g.C + c) * HW;
+          for (let i = 0; i < HW; i++) s += d[o + i];
+          gb[c] += s;
+        }
+    }
+    if (!this.needsInputGrad) return EMPTY;
+    const dx = this.scratch('dx', x.size);
+    this.backend.conv2d(g, dy.data, this.weight.data, null, dx);
+    return new Tensor(x.shape, dx);
+  }
+}

@@ -1,0 +1,60 @@
+/** Linear, after torch.nn.Linear: y = x W^T + b, weight [out, in]. */
+import type { Rng } from '../rng.js';
+import { Tensor } from '../tensor.js';
+import { biasUniform, defaultRng, kaimingUniform } from './init.js';
+import { EMPTY, Module, type Parameter } from './module.js';
+
+export class Linear extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  needsInputGrad = true;
+  private x: Tensor | null = null;
+
+  constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean; rng?: Rng } = {}) {
+    super();
+    const shape = [outFeatures, inFeatures];
+    this.weight = this.registerParameter('weight', shape);
+    this.bias = opts.bias === false ? null : this.registerParameter('bias', [outFeatures]);
+    const rng = opts.rng ?? defaultRng();
+    kaimingUniform(rng, this.weight.data, shape);
+    if (this.bias) biasUniform(rng, this.bias.data, shape);
+  }
+
+  override extraRepr(): string {
+    return `in_features=${this.inFeatures}, out_features=${this.outFeatures}, bias=${this.bias ? 'True' : 'False'}`;
+  }
+
+  private rows(x: Tensor): number {
+    const last = x.shape[x.shape.length - 1];
+    if (last !== this.inFeatures) throw new Error(`Linear: expected input [..., ${this.inFeatures}], got [${x.shape.join(', ')}]`);
+    return x.size / this.inFeatures;
+  }
+
+  forward(x: Tensor): Tensor {
+    const N = this.rows(x), O = this.outFeatures;
+    const y = this.scratch('y', N * O);
+    this.backend.gemm(false, true, N, O, this.inFeatures, 1, x.data, this.weight.data, 0, y);
+    if (this.bias) {
+      const b = this.bias.data;
+      for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) y[n * O + o] += b[o];
+    }
+    this.x = x;
+    return new Tensor([...x.shape.slice(0, -1), O], y);
+  }
+
+  backward(dy: Tensor): Tensor {
+    const x = this.x;
+    if (!x) throw new Error('Linear.backward called before forward');
+    const N = this.rows(x), O = this.outFeatures, I = this.inFeatures;
+    // dW += dy^T x
+    this.backend.gemm(true, false, O, I, N, 1, dy.data, x.data, 1, this.weight.grad);
+    if (this.bias) {
+      const gb = this.bias.grad;
+      for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) gb[o] += dy.data[n * O + o];
+    }
+    if (!this.needsInputGrad) return EMPTY;
+    const dx = this.scratch('dx', N * I);
+    this.backend.gemm(false, false, N, I, O, 1, dy.data, this.weight.data, 0, dx);
+    return new Tensor(x.shape, dx);
+  }
+}

@@ -1,0 +1,210 @@
+/**
+ * The base of every layer, after torch.nn.Module: named children, parameters and buffers,
+ * train/eval mode, state_dict()/load_state_dict() with PyTorch's key names. Unlike PyTorch there is
+ * no autograd tape: each layer has an explicit `backward(dy)` beside its `forward(x)` that uses what
+ * the forward saved. A layer's output lives in a buffer it owns and reuses: it is valid until the
+ * layer's next forward (clone() it to keep it).
+ */
+import type { Backend } from '../kernels/index.js';
+import { ReferenceBackend } from '../kernels/reference.js';
+import { f32, i64, type StateDict } from '../state.js';
+import { Tensor } from '../tensor.js';
+import { Parameter } from './parameter.js';
+
+export { Parameter };
+
+let currentDefault: Backend = new ReferenceBackend();
+
+/** The backend new modules are created on (reference until changed). */
+export function getDefaultBackend(): Backend { return currentDefault; }
+export function setDefaultBackend(b: Backend): void { currentDefault = b; }
+
+/** A non-trainable state tensor (BatchNorm's running statistics). I64 buffers hold integers in a Float64Array. */
+export interface BufferEntry { shape: number[]; dtype: 'F32' | 'I64'; data: Float32Array | Float64Array }
+
+export interface LoadResult { missingKeys: string[]; unexpectedKeys: string[] }
+
+export abstract class Module {
+  training = true;
+  protected backend: Backend = currentDefault;
+  private readonly _children: [string, Module][] = [];
+  private readonly _params: [string, Parameter][] = [];
+  private readonly _buffers: [string, BufferEntry][] = [];
+  private readonly _scratch = new Map<string, Float32Array>();
+
+  abstract forward(x: Tensor): Tensor;
+  /** Given dL/d(output), accumulates parameter gradients and returns dL/d(input). */
+  abstract backward(dy: Tensor): Tensor;
+
+  /** The PyTorch class name, for summaries. */
+  get typeName(): string { return this.constructor.name; }
+
+  /** Layer-specific part of the printed representation, like PyTorch's extra_repr(). */
+  extraRepr(): string { return ''; }
+
+  protected registerModule<M extends Module>(name: string, m: M): M {
+    this._children.push([name, m]);
+    return m;
+  }
+
+  protected registerParameter(name: string, shape: number[]): Parameter {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const p = new Parameter(shape, this.backend.alloc(n), this.backend.alloc(n));
+    this._params.push([name, p]);
+    return p;
+  }
+
+  protected registerBuffer(name: string, shape: number[], dtype: 'F32' | 'I64' = 'F32'): BufferEntry {
+    const n = shape.reduce((a, b) => a * b, 1);
+    const b: BufferEntry = { shape, dtype, data: dtype === 'F32' ? this.backend.alloc(n) : new Float64Array(n) };
+    this._buffers.push([name, b]);
+    return b;
+  }
+
+  /** A reusable array of n floats in backend memory, kept between calls under `key`. */
+  protected scratch(key: string, n: number): Float32Array {
+    let a = this._scratch.get(key);
+    if (!a || a.length < n) {
+      if (a) this.backend.free(a);
+      a = this.backend.alloc(n);
+      this._scratch.set(key, a);
+    }
+    return a.length === n ? a : a.subarray(0, n);
+  }
+
+  namedChildren(): [string, Module][] { return [...this._children]; }
+  children(): Module[] { return this._children.map(([, m]) => m); }
+
+  *namedModules(prefix = ''): Generator<[string, Module]> {
+    yield [prefix, this];
+    for (const [n, m] of this._children) yield* m.namedModules(prefix ? `${prefix}.${n}` : n);
+  }
+
+  namedParameters(prefix = ''): [string, Parameter][] {
+    const out: [string, Parameter][] = [];
+    for (const [name, m] of this.namedModules(prefix))
+      for (const [pn, p] of m._params) out.push([name ? `${name}.${pn}` : pn, p]);
+    return out;
+  }
+
+  parameters(): Parameter[] { return this.namedParameters().map(([, p]) => p); }
+
+  namedBuffers(prefix = ''): [string, BufferEntry][] {
+    const out: [string, BufferEntry][] = [];
+    for (const [name, m] of this.namedModules(prefix))
+      for (const [bn, b] of m._buffers) out.push([name ? `${name}.${bn}` : bn, b]);
+    return out;
+  }
+
+  train(mode = true): this {
+    for (const [, m] of this.namedModules()) m.training = mode;
+    return this;
+  }
+
+  eval(): this { return this.train(false); }
+
+  zeroGrad(): void { for (const p of this.parameters()) p.zeroGrad(); }
+
+  /** Moves parameters, gradients and buffers into another backend's memory (like .to(device)). */
+  to(backend: Backend): this {
+    for (const [, m] of this.namedModules()) {
+      if (m.backend === backend) continue;
+      const old = m.backend;
+      const move = (a: Float32Array): Float32Array => {
+        const b = backend.alloc(a.length);
+        b.set(a);
+        old.free(a);
+        return b;
+      };
+      for (const [, p] of m._params) { p.data = move(p.data); p.grad = move(p.grad); }
+      for (const [, b] of m._buffers) if (b.dtype === 'F32') b.data = move(b.data as Float32Array);
+      for (const a of m._scratch.values()) old.free(a);
+      m._scratch.clear();
+      m.backend = backend;
+    }
+    return this;
+  }
+
+  /** The backend this module computes on. */
+  get device(): Backend { return this.backend; }
+
+  /** Parameters and buffers by PyTorch's names, in PyTorch's order (each module's parameters, then its buffers). Copies. */
+  stateDict(): StateDict {
+    const sd: StateDict = new Map();
+    for (const [name, m] of this.namedModules()) {
+      const key = (k: string): string => (name ? `${name}.${k}` : k);
+      for (const [pn, p] of m._params) sd.set(key(pn), f32([...p.shape], p.data.slice()));
+      for (const [bn, b] of m._buffers)
+        sd.set(key(bn), b.dtype === 'F32'
+          ? f32([...b.shape], (b.data as Float32Array).slice())
+          : i64([...b.shape], BigInt64Array.from(b.data as Float64Array, (v) => BigInt(Math.round(v)))));
+    }
+    return sd;
+  }
+
+  /**
+   * Copies tensors from a state dict. With strict (the default) missing or unexpected keys are an
+   * error, as in PyTorch; a shape mismatch is always an error. The message lists every problem:
+   * `Error(s) in loading state_dict for AutoEncoder: Missing key(s) in state_dict: "a", "b". ...`
+   */
+  loadStateDict(sd: StateDict, strict = true): LoadResult {
+    const own = new Map<string, { shape: number[]; dtype: 'F32' | 'I64'; data: Float32Array | Float64Array }>();
+    for (const [n, p] of this.namedParameters()) own.set(n, { shape: p.shape, dtype: 'F32', data: p.data });
+    for (const [n, b] of this.namedBuffers()) own.set(n, b);
+    const missingKeys = [...own.keys()].filter((k) => !sd.has(k));
+    const unexpectedKeys = [...sd.keys()].filter((k) => !own.has(k));
+    const mismatches: string[] = [];
+    for (const [k, t] of own) {
+      const e = sd.get(k);
+      if (!e) continue;
+      const same = e.shape.length === t.shape.length && e.shape.every((d, i) => d === t.shape[i]);
+      if (!same) mismatches.push(`size mismatch for ${k}: copying a param with shape [${e.shape.join(', ')}] from checkpoint, the shape in current model is [${t.shape.join(', ')}].`);
+    }
+    const errs: string[] = [];
+    if (strict && missingKeys.length) errs.push(`Missing key(s) in state_dict: ${missingKeys.map((k) => `"${k}"`).join(', ')}.`);
+    if (strict && unexpectedKeys.length) errs.push(`Unexpected key(s) in state_dict: ${unexpectedKeys.map((k) => `"${k}"`).join(', ')}.`);
+    errs.push(...mismatches);
+    if (errs.length) throw new Error(`Error(s) in loading state_dict for ${this.typeName}: ${errs.join(' ')}`);
+    for (const [k, t] of own) {
+      const e = sd.get(k);
+      if (!e) continue;
+      if (t.dtype === 'I64') t.data.set(Array.from(e.data as ArrayLike<number | bigint>, Number));
+      else t.data.set(e.dtype === 'F32' ? (e.data as Float32Array) : Float32Array.from(e.data as BigInt64Array, Number));
+    }
+    return { missingKeys, unexpectedKeys };
+  }
+
+  /** Number of parameter elements (trainable) and buffer elements (not trainable). */
+  countParameters(): { trainable: number; nonTrainable: number } {
+    let trainable = 0, nonTrainable = 0;
+    for (const [, p] of this.namedParameters()) trainable += p.size;
+    for (const [, b] of this.namedBuffers()) nonTrainable += b.data.length;
+    return { trainable, nonTrainable };
+  }
+
+  /** A printed representation like PyTorch's. */
+  toString(): string {
+    const kids = this._children;
+    const head = `${this.typeName}(${this.extraRepr()}`;
+    if (!kids.length) return `${head})`;
+    const inner = kids.map(([n, m]) => `  (${n}): ${m.toString().split('\n').join('\n  ')}`).join('\n');
+    return `${head}\n${inner}\n)`;
+  }
+
+  /** Own parameters, for layers. */
+  protected ownParams(): Parameter[] { return this._params.map(([, p]) => p); }
+}
+
+/** What backward returns when the input needs no gradient (a first layer). */
+export const EMPTY = new Tensor([0], new Float32Array(0));
+
+/** Adds src into a parameter's gradient (PyTorch accumulates gradients until zero_grad()). */
+export function accumulate(grad: Float32Array, src: Float32Array): void {
+  for (let i = 0; i < grad.length; i++) grad[i] += src[i];
+}
+
+/** Returns t's data as an array of n elements (checks the size). */
+export function expectSize(t: Tensor, n: number, who: string): Float32Array {
+  if (t.size !== n) throw new Error(`${who}: expected ${n} elements, got shape [${t.shape.join(', ')}]`);
+  return t.data;
+}

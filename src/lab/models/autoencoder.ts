@@ -1,0 +1,166 @@
+/**
+ * The study's convolutional autoencoder (../shared/seed/study-autoencoder-mnist.txt), with the
+ * variants the study tried. Layer indices, and so state-dict keys, are those of the study's PyTorch
+ * code: a checkpoint loads there with load_state_dict(strict=True) and back.
+ *
+ *   bn:      Conv(1,32,p1) BN act  Conv(32,64,s2,p1) BN act  Conv(64,64,s2,p1) BN act  Flatten Linear(3136,z) act
+ *            Linear(z,3136) Unflatten(64,7,7) act  ConvT(64,64,s2,p1,op1) BN act  ConvT(64,32,s2,p1,op1) BN act
+ *            ConvT(32,1,p1) Tanh
+ *   simple:  the same without BatchNorm and without the final Tanh (the study's first version)
+ *   latent 'conv': a (2,7,7) latent: the encoder ends with Conv(64,2,p1) act instead of Flatten Linear act,
+ *            the decoder starts with ConvT(2,64,p1) act instead of Linear Unflatten act.
+ */
+import { Tensor } from '../../engine/tensor.js';
+import {
+  BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, LeakyReLU, Linear, Module, ReLU, Sequential, Tanh, Unflatten,
+} from '../../engine/nn/index.js';
+import type { Rng } from '../../engine/rng.js';
+
+export type Variant = 'bn' | 'simple';
+export type LatentSpec = number | 'conv';
+
+export interface ModelConfig {
+  /** 'bn' (the study's model) or 'simple' (no BatchNorm, no final Tanh). */
+  model: Variant;
+  /** Latent size (2, 10, any N >= 1) or 'conv' for a (2,7,7) latent. */
+  latent: LatentSpec;
+  /** The hidden activation: 'leaky' (LeakyReLU(0.01), the study's) or 'relu'. */
+  activation: 'leaky' | 'relu';
+  /** The activation after the encoder's last layer: 'leaky' (the study's) or 'none'. */
+  latentActivation: 'leaky' | 'none';
+}
+
+export const DEFAULT_MODEL: ModelConfig = { model: 'bn', latent: 2, activation: 'leaky', latentActivation: 'leaky' };
+
+/** Checks a model configuration; throws one line naming the bad field. */
+export function checkModelConfig(c: ModelConfig): ModelConfig {
+  if (c.model !== 'bn' && c.model !== 'simple') throw new Error(`--model: expected bn or simple, got '${c.model}'`);
+  if (c.latent !== 'conv' && !(Number.isInteger(c.latent) && c.latent >= 1))
+    throw new Error(`--latent: expected a positive integer or 'conv', got '${c.latent}'`);
+  if (c.activation !== 'leaky' && c.activation !== 'relu') throw new Error(`--activation: expected leaky or relu, got '${c.activation}'`);
+  if (c.latentActivation !== 'leaky' && c.latentActivation !== 'none')
+    throw new Error(`--latent-activation: expected leaky or none, got '${c.latentActivation}'`);
+  return c;
+}
+
+/** Parses a --latent value: a positive integer or 'conv'. */
+export function parseLatent(v: string | number): LatentSpec {
+  if (v === 'conv') return 'conv';
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--latent: expected a positive integer or 'conv', got '${v}'`);
+  return n;
+}
+
+export class AutoEncoder extends Module {
+  readonly encoder: Sequential;
+  readonly decoder: Sequential;
+  readonly config: ModelConfig;
+  /** The latent's shape without the batch: [z] or [2, 7, 7]. */
+  readonly latentShape: number[];
+
+  constructor(config: Partial<ModelConfig> = {}, rng?: Rng) {
+    super();
+    const c = checkModelConfig({ ...DEFAULT_MODEL, ...config });
+    this.config = c;
+    const bn = c.model === 'bn';
+    const act = (): Module => (c.activation === 'relu' ? new ReLU() : new LeakyReLU());
+    const o = rng ? { rng } : {};
+    const block = (conv: Module, ch: number): Module[] => (bn ? [conv, new BatchNorm2d(ch), act()] : [conv, act()]);
+    const enc: Module[] = [
+      ...block(new Conv2d(1, 32, 3, { padding: 1, ...o }), 32),
+      ...block(new Conv2d(32, 64, 3, { stride: 2, padding: 1, ...o }), 64),
+      ...block(new Conv2d(64, 64, 3, { stride: 2, padding: 1, ...o }), 64),
+    ];
+    let dec: Module[];
+    if (c.latent === 'conv') {
+      enc.push(new Conv2d(64, 2, 3, { padding: 1, ...o }));
+      dec = [new ConvTranspose2d(2, 64, 3, { padding: 1, ...o }), act()];
+      this.latentShape = [2, 7, 7];
+    } else {
+      enc.push(new Flatten(), new Linear(64 * 7 * 7, c.latent, o));
+      dec = [new Linear(c.latent, 64 * 7 * 7, o), new Unflatten(1, [64, 7, 7]), act()];
+      this.latentShape = [c.latent];
+    }
+    if (c.latentActivation === 'leaky') enc.push(new LeakyReLU());
+    dec.push(
+      ...block(new ConvTranspose2d(64, 64, 3, { stride: 2, padding: 1, outputPadding: 1, ...o }), 64),
+      ...block(new ConvTranspose2d(64, 32, 3, { stride: 2, padding: 1, outputPadding: 1, ...o }), 32),
+      new ConvTranspose2d(32, 1, 3, { padding: 1, ...o }),
+    );
+    if (bn) dec.push(new Tanh());
+    (enc[0] as Conv2d).needsInputGrad = false;
+    this.encoder = this.registerModule('encoder', new Sequential(...enc));
+    this.decoder = this.registerModule('decoder', new Sequential(...dec));
+  }
+
+  override get typeName(): string { return 'AutoEncoder'; }
+
+  /** Elements of one latent vector (2, 10, or 98 for the conv latent). */
+  get latentDim(): number { return this.latentShape.reduce((a, b) => a * b, 1); }
+
+  /** x [N,1,28,28] -> reconstruction [N,1,28,28]; the latent is kept in `lastLatent`. */
+  forward(x: Tensor): Tensor {
+    this.lastLatent = this.encoder.forward(x);
+    return this.decoder.forward(this.lastLatent);
+  }
+
+  lastLatent: Tensor | null = null;
+
+  /**
+   * Backward from dL/d(reconstruction). `latentGrad`, when given, is added to dL/dz before the
+   * encoder's backward pass (a loss term on the latent, like the study's latent map).
+   */
+  backward(dy: Tensor, latentGrad?: Float32Array): Tensor {
+    const dz = this.decoder.backward(dy);
+    if (latentGrad) {
+      // dz is the decoder's own buffer: add into a copy-free view
+      const d = dz.data;
+      for (let i = 0; i < dz.size; i++) d[i] += latentGrad[i];
+    }
+    return this.encoder.backward(dz);
+  }
+
+  private withMode<T>(train: boolean, f: () => T): T {
+    const was = this.training;
+    this.train(train);
+    try { return f(); } finally { this.train(was); }
+  }
+
+  /** Encodes n images (n*784 floats in [-1,1]) in eval mode; returns n*latentDim floats (a copy). */
+  encode(x: Float32Array, n: number, batchSize = 256): Float32Array {
+    const D = this.latentDim, out = new Float32Array(n * D);
+    this.withMode(false, () => {
+      for (let i = 0; i < n; i += batchSize) {
+        const b = Math.min(batchSize, n - i);
+        const xb = this.stage('x', x.subarray(i * 784, (i + b) * 784));
+        out.set(this.encoder.forward(new Tensor([b, 1, 28, 28], xb)).data.subarray(0, b * D), i * D);
+      }
+    });
+    return out;
+  }
+
+  /** Decodes n latents (n*latentDim floats) in eval mode; returns n*784 floats in the output's range (a copy). */
+  decode(z: Float32Array, n: number, batchSize = 256): Float32Array {
+    const D = this.latentDim, out = new Float32Array(n * 784);
+    this.withMode(false, () => {
+      for (let i = 0; i < n; i += batchSize) {
+        const b = Math.min(batchSize, n - i);
+        const zb = this.stage('z', z.subarray(i * D, (i + b) * D));
+        out.set(this.decoder.forward(new Tensor([b, ...this.latentShape], zb)).data.subarray(0, b * 784), i * 784);
+      }
+    });
+    return out;
+  }
+
+  /** Encodes then decodes n images; returns n*784 floats (a copy). */
+  reconstruct(x: Float32Array, n: number, batchSize = 256): Float32Array {
+    return this.decode(this.encode(x, n, batchSize), n, batchSize);
+  }
+
+  /** Copies an input into backend memory. */
+  private stage(key: string, a: Float32Array): Float32Array {
+    const s = this.scratch(key, a.length);
+    s.set(a);
+    return s;
+  }
+}

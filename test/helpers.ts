@@ -1,0 +1,68 @@
+/** Shared test helpers: fixtures, tolerances and the backends to run parity tests on. */
+import { readFileSync, existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { expect } from 'vitest';
+import { loadSafetensors, type StateDict } from '../src/engine/state.js';
+import type { Backend } from '../src/engine/kernels/index.js';
+import { createBackend } from '../src/engine/kernels/select.js';
+
+export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const FIXTURES = path.join(ROOT, 'test', 'fixtures');
+export const MNIST_DIR = process.env.LATENTLAB_MNIST ?? path.resolve(ROOT, '../shared/data/mnist');
+
+export function fixture(rel: string): { t: StateDict; meta: Record<string, string> } {
+  const { tensors, metadata } = loadSafetensors(readFileSync(path.join(FIXTURES, rel)), rel);
+  return { t: tensors, meta: metadata };
+}
+
+export function f32of(sd: StateDict, key: string): Float32Array {
+  const e = sd.get(key);
+  if (!e) throw new Error(`fixture has no tensor '${key}'`);
+  return e.dtype === 'F32' ? (e.data as Float32Array) : Float32Array.from(e.data as BigInt64Array, Number);
+}
+
+/** The engine's tolerance: max |ours - ref| <= tol * max(1, max |ref|). */
+export function maxErr(ours: ArrayLike<number>, ref: ArrayLike<number>): { err: number; bound: number } {
+  let err = 0, mx = 0;
+  for (let i = 0; i < ref.length; i++) {
+    const d = Math.abs(ours[i] - ref[i]);
+    if (!(d <= err)) err = Number.isNaN(d) ? Infinity : Math.max(err, d);
+    mx = Math.max(mx, Math.abs(ref[i]));
+  }
+  return { err, bound: Math.max(1, mx) };
+}
+
+export function expectClose(ours: ArrayLike<number>, ref: ArrayLike<number>, what: string, tol = 1e-4): void {
+  expect(ours.length, `${what}: length`).toBeGreaterThanOrEqual(ref.length);
+  const { err, bound } = maxErr(ours, ref);
+  expect(err, `${what}: max |ours - ref| = ${err}, allowed ${tol * bound}`).toBeLessThanOrEqual(tol * bound);
+}
+
+const REGISTER: Record<string, string> = {
+  wasm: '../src/engine/kernels/wasm/node.js',
+  native: '../src/engine/kernels/native/register.js',
+};
+
+/**
+ * The backends parity tests run on: reference always, wasm always in CI, native when its addon is
+ * built (always in CI). Outside CI a backend that is not built yet is skipped with a note.
+ */
+export async function parityBackends(): Promise<{ name: string; backend: Backend }[]> {
+  const out: { name: string; backend: Backend }[] = [{ name: 'reference', backend: await createBackend('reference') }];
+  const ci = process.env.CI === 'true';
+  for (const name of ['wasm', 'native']) {
+    if (process.env.LATENTLAB_TEST_BACKENDS && !process.env.LATENTLAB_TEST_BACKENDS.split(',').includes(name)) continue;
+    try {
+      if (!existsSync(path.join(ROOT, 'src', REGISTER[name].replace('../src/', '').replace(/\.js$/, '.ts'))))
+        throw new Error('not written yet');
+      await import(REGISTER[name]);
+      for (const threads of name === 'wasm' ? [1, 2] : [2])
+        out.push({ name: `${name}/${threads}t`, backend: await createBackend(name, { threads }) });
+    } catch (e) {
+      if (ci) throw new Error(`backend ${name} must load in CI: ${(e as Error).message}`);
+      console.warn(`parity: skipping backend ${name}: ${(e as Error).message}`);
+    }
+  }
+  return out;
+}

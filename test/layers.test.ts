@@ -1,0 +1,107 @@
+/** Every layer's forward and backward against PyTorch's tensors (tools/fixtures/gen_layers.py), on every backend. */
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Tensor } from '../src/engine/tensor.js';
+import type { Backend } from '../src/engine/kernels/index.js';
+import {
+  BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, Linear, Module, ReLU, Sequential, Sigmoid, Tanh,
+} from '../src/engine/nn/index.js';
+import { bceLoss, mseLoss } from '../src/engine/loss.js';
+import type { StateDict } from '../src/engine/state.js';
+import { expectClose, f32of, fixture, FIXTURES, parityBackends } from './helpers.js';
+
+const backends = await parityBackends();
+const files = readdirSync(path.join(FIXTURES, 'layers')).filter((f) => /^(conv|deconv|bn|linear|leaky|relu|tanh|sigmoid)/.test(f));
+
+function build(name: string, m: Record<string, string>): Module {
+  const n = (k: string): number => Number(m[k]);
+  if (name.startsWith('conv_')) return new Conv2d(n('in'), n('out'), n('k'), { stride: n('stride'), padding: n('padding'), bias: m.bias === '1' });
+  if (name.startsWith('deconv_'))
+    return new ConvTranspose2d(n('in'), n('out'), n('k'), { stride: n('stride'), padding: n('padding'), outputPadding: n('output_padding'), bias: m.bias === '1' });
+  if (name.startsWith('bnact_')) {
+    const act = m.act === 'leaky' ? new LeakyReLU() : m.act === 'relu' ? new ReLU() : new Tanh();
+    return new Sequential(new BatchNorm2d(n('c')), act);
+  }
+  if (name.startsWith('bn_')) return new BatchNorm2d(n('c'));
+  if (name.startsWith('linear_')) return new Linear(n('in'), n('out'), { bias: m.bias !== '0' });
+  if (name.startsWith('leaky_relu')) return new LeakyReLU(Number(m.slope));
+  if (name === 'relu') return new ReLU();
+  if (name === 'tanh') return new Tanh();
+  if (name === 'sigmoid') return new Sigmoid();
+  throw new Error(`no layer for fixture ${name}`);
+}
+
+function strip(sd: StateDict, prefix: string): StateDict {
+  const out: StateDict = new Map();
+  for (const [k, v] of sd) if (k.startsWith(prefix)) out.set(k.slice(prefix.length), v);
+  return out;
+}
+
+function inBackend(b: Backend, shape: number[], a: Float32Array): Tensor {
+  const d = b.alloc(a.length);
+  d.set(a);
+  return new Tensor(shape, d);
+}
+
+for (const { name: bname, backend } of backends) {
+  describe(`layers on ${bname}`, () => {
+    for (const file of files) {
+      const name = file.replace('.safetensors', '');
+      it(name, () => {
+        const { t, meta } = fixture(`layers/${file}`);
+        const layer = build(name, meta).to(backend);
+        layer.loadStateDict(strip(t, 'param.'));
+        layer.train(meta.train === '1');
+        const xe = t.get('x')!, dye = t.get('dy')!;
+        const y = layer.forward(inBackend(backend, xe.shape, f32of(t, 'x')));
+        expect([...y.shape]).toEqual(t.get('y')!.shape);
+        expectClose(y.data, f32of(t, 'y'), `${name} y`);
+        layer.zeroGrad();
+        const dx = layer.backward(inBackend(backend, dye.shape, f32of(t, 'dy')));
+        expectClose(dx.data, f32of(t, 'dx'), `${name} dx`);
+        for (const [k, p] of layer.namedParameters()) expectClose(p.grad, f32of(t, `grad.${k}`), `${name} grad.${k}`);
+        for (const [k, b] of layer.namedBuffers()) expectClose(b.data, f32of(t, `after.${k}`), `${name} ${k}`);
+      });
+    }
+  });
+}
+
+describe('losses', () => {
+  for (const [name, fn] of [['mse', mseLoss], ['bce', bceLoss]] as const) {
+    it(`${name} loss and gradient match PyTorch`, () => {
+      const { t } = fixture(`layers/loss_${name}.safetensors`);
+      const input = f32of(t, 'input'), target = f32of(t, 'target');
+      const grad = new Float32Array(input.length);
+      const loss = fn(input, target, input.length, grad);
+      expect(Math.abs(loss - f32of(t, 'loss')[0])).toBeLessThan(1e-6);
+      expectClose(grad, f32of(t, 'grad'), `${name} grad`);
+    });
+  }
+  it('bce rejects values outside [0, 1]', () => {
+    expect(() => bceLoss(Float32Array.of(1.5), Float32Array.of(1), 1)).toThrow(/probability in \[0, 1\]/);
+  });
+});
+
+describe('initialisation', () => {
+  it('draws within PyTorch bounds and fills them (kaiming_uniform a=sqrt(5); ConvTranspose fan_in from dim 1)', () => {
+    const { t } = fixture('layers/init_bounds.safetensors');
+    const cases: [string, Module & { weight: { data: Float32Array }; bias: { data: Float32Array } | null }, number][] = [
+      ['conv', new Conv2d(32, 64, 3), 32 * 9],
+      ['deconv', new ConvTranspose2d(64, 32, 3), 32 * 9],
+      ['linear', new Linear(3136, 2), 3136],
+    ];
+    for (const [name, m, fan] of cases) {
+      const bound = 1 / Math.sqrt(fan);
+      const wmax = Math.max(...Array.from(m.weight.data, Math.abs));
+      const bmax = Math.max(...Array.from(m.bias!.data, Math.abs));
+      expect(wmax).toBeLessThanOrEqual(bound);
+      expect(wmax).toBeGreaterThan(bound * 0.95);
+      // PyTorch's own draws sit under the same bound
+      expect(f32of(t, `${name}.weight_absmax`)[0]).toBeLessThanOrEqual(bound);
+      expect(Math.abs(wmax - f32of(t, `${name}.weight_absmax`)[0])).toBeLessThan(bound * 0.05);
+      expect(bmax).toBeLessThanOrEqual(bound);
+      expect(f32of(t, `${name}.bias_absmax`)[0]).toBeLessThanOrEqual(bound);
+    }
+  });
+});
