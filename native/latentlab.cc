@@ -1,0 +1,747 @@
+// latentlab native kernels: the engine's Backend interface on oneDNN (convolutions, gemm) and
+// hand-written, OpenMP-parallel loops (batch-norm with its fused activation, activations).
+//
+// Semantics follow src/engine/kernels/reference.ts exactly: float32, row-major, NCHW; kernels
+// overwrite their outputs. Arrays come from JS as Float32Arrays and are used in place (zero copy).
+//
+// Build: npm run build:native  (node-gyp rebuild --nodedir=/usr --directory native), needs libdnnl-dev.
+// Compiled with plain -O3 (no -march=native): oneDNN picks its ISA at run time, and the element-wise
+// loops here are compiled for avx512f / avx2 / baseline with GCC's target_clones (ifunc dispatch).
+
+#include <napi.h>
+#include <oneapi/dnnl/dnnl.hpp>
+#include <omp.h>
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define LL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define LL_CLONES
+#endif
+#define LL_INLINE inline __attribute__((always_inline))
+
+namespace {
+
+using dnnl::memory;
+using tag = dnnl::memory::format_tag;
+using dt = dnnl::memory::data_type;
+
+// ------------------------------------------------------------------------------------------------
+// Argument helpers
+
+float* F32(const Napi::Env& env, const Napi::Value& v, size_t need, const char* name) {
+  if (!v.IsTypedArray()) throw Napi::TypeError::New(env, std::string(name) + ": expected a Float32Array");
+  auto ta = v.As<Napi::TypedArray>();
+  if (ta.TypedArrayType() != napi_float32_array)
+    throw Napi::TypeError::New(env, std::string(name) + ": expected a Float32Array");
+  auto fa = v.As<Napi::TypedArrayOf<float>>();
+  if (fa.ElementLength() < need)
+    throw Napi::RangeError::New(env, std::string(name) + ": array has " + std::to_string(fa.ElementLength()) +
+                                         " elements, the kernel needs " + std::to_string(need));
+  return fa.Data();
+}
+
+float* F32OrNull(const Napi::Env& env, const Napi::Value& v, size_t need, const char* name) {
+  if (v.IsNull() || v.IsUndefined()) return nullptr;
+  return F32(env, v, need, name);
+}
+
+int I32(const Napi::Value& v) { return v.As<Napi::Number>().Int32Value(); }
+double F64(const Napi::Value& v) { return v.As<Napi::Number>().DoubleValue(); }
+
+// ------------------------------------------------------------------------------------------------
+// Element-wise kernels. Activation kinds: 0 none, 1 relu, 2 leaky, 3 tanh, 4 sigmoid.
+
+enum { A_NONE = 0, A_RELU = 1, A_LEAKY = 2, A_TANH = 3, A_SIGMOID = 4 };
+
+template <int K>
+LL_INLINE float actF(float v, float slope) {
+  if (K == A_RELU) return v > 0.f ? v : 0.f;
+  if (K == A_LEAKY) return v > 0.f ? v : v * slope;
+  if (K == A_TANH) return std::tanh(v);
+  if (K == A_SIGMOID) return 1.f / (1.f + std::exp(-v));
+  return v;
+}
+/** d act / dx from input x and output y (activationBackward). */
+template <int K>
+LL_INLINE float actG(float x, float y, float slope) {
+  if (K == A_RELU) return x > 0.f ? 1.f : 0.f;
+  if (K == A_LEAKY) return x > 0.f ? 1.f : slope;
+  if (K == A_TANH) return 1.f - y * y;
+  if (K == A_SIGMOID) return y * (1.f - y);
+  return 1.f;
+}
+/** The gradient before a fused activation, from its output y (reference dyPre). */
+template <int K>
+LL_INLINE float dyPre(float y, float dy, float slope) {
+  if (K == A_RELU) return y > 0.f ? dy : 0.f;
+  if (K == A_LEAKY) return y > 0.f ? dy : dy * slope;
+  if (K == A_TANH) return dy * (1.f - y * y);
+  if (K == A_SIGMOID) return dy * y * (1.f - y);
+  return dy;
+}
+
+#define LL_DISPATCH(kind, CALL)            \
+  switch (kind) {                          \
+    case A_RELU: CALL(A_RELU); break;      \
+    case A_LEAKY: CALL(A_LEAKY); break;    \
+    case A_TANH: CALL(A_TANH); break;      \
+    case A_SIGMOID: CALL(A_SIGMOID); break; \
+    default: CALL(A_NONE); break;          \
+  }
+
+// y[i] = act((x[i] - mu) * a + b)
+template <int K>
+LL_INLINE void affineActT(const float* x, float* y, long n, float mu, float a, float b, float slope) {
+#pragma omp simd
+  for (long i = 0; i < n; i++) y[i] = actF<K>((x[i] - mu) * a + b, slope);
+}
+LL_CLONES void affineAct(const float* x, float* y, long n, float mu, float a, float b, int kind, float slope) {
+#define CALL(K) affineActT<K>(x, y, n, mu, a, b, slope)
+  LL_DISPATCH(kind, CALL)
+#undef CALL
+}
+
+template <int K>
+LL_INLINE void actBwdT(const float* x, const float* y, const float* dy, float* dx, long n, float slope) {
+#pragma omp simd
+  for (long i = 0; i < n; i++) dx[i] = dy[i] * actG<K>(x[i], y[i], slope);
+}
+LL_CLONES void actBwd(const float* x, const float* y, const float* dy, float* dx, long n, int kind, float slope) {
+#define CALL(K) actBwdT<K>(x, y, dy, dx, n, slope)
+  LL_DISPATCH(kind, CALL)
+#undef CALL
+}
+
+constexpr long kChunk = 1024;  // float partial sums over at most this many elements, then double
+
+LL_CLONES void sumRow(const float* x, long n, double* s) {
+  double acc = 0;
+  for (long i0 = 0; i0 < n; i0 += kChunk) {
+    long i1 = i0 + kChunk < n ? i0 + kChunk : n;
+    float p = 0.f;
+#pragma omp simd reduction(+ : p)
+    for (long i = i0; i < i1; i++) p += x[i];
+    acc += p;
+  }
+  *s += acc;
+}
+LL_CLONES void sqDevRow(const float* x, long n, float mu, double* s) {
+  double acc = 0;
+  for (long i0 = 0; i0 < n; i0 += kChunk) {
+    long i1 = i0 + kChunk < n ? i0 + kChunk : n;
+    float p = 0.f;
+#pragma omp simd reduction(+ : p)
+    for (long i = i0; i < i1; i++) {
+      float d = x[i] - mu;
+      p += d * d;
+    }
+    acc += p;
+  }
+  *s += acc;
+}
+
+template <int K>
+LL_INLINE void bnBwdSumsT(const float* x, const float* y, const float* dy, long n, float mu, float is, float slope,
+                          double* sg, double* sgx) {
+  double a1 = 0, a2 = 0;
+  for (long i0 = 0; i0 < n; i0 += kChunk) {
+    long i1 = i0 + kChunk < n ? i0 + kChunk : n;
+    float p1 = 0.f, p2 = 0.f;
+#pragma omp simd reduction(+ : p1, p2)
+    for (long i = i0; i < i1; i++) {
+      float g = dyPre<K>(y[i], dy[i], slope);
+      p1 += g;
+      p2 += g * (x[i] - mu) * is;
+    }
+    a1 += p1;
+    a2 += p2;
+  }
+  *sg += a1;
+  *sgx += a2;
+}
+LL_CLONES void bnBwdSums(const float* x, const float* y, const float* dy, long n, float mu, float is, int kind,
+                         float slope, double* sg, double* sgx) {
+#define CALL(K) bnBwdSumsT<K>(x, y, dy, n, mu, is, slope, sg, sgx)
+  LL_DISPATCH(kind, CALL)
+#undef CALL
+}
+
+// dx = k2 * (g - mdz - xhat * mdzx), xhat = (x - mu) * is
+template <int K>
+LL_INLINE void bnBwdDxT(const float* x, const float* y, const float* dy, float* dx, long n, float mu, float is,
+                        float slope, float k2, float mdz, float mdzx) {
+#pragma omp simd
+  for (long i = 0; i < n; i++) {
+    float g = dyPre<K>(y[i], dy[i], slope);
+    dx[i] = k2 * (g - mdz - (x[i] - mu) * is * mdzx);
+  }
+}
+LL_CLONES void bnBwdDx(const float* x, const float* y, const float* dy, float* dx, long n, float mu, float is,
+                       int kind, float slope, float k2, float mdz, float mdzx) {
+#define CALL(K) bnBwdDxT<K>(x, y, dy, dx, n, mu, is, slope, k2, mdz, mdzx)
+  LL_DISPATCH(kind, CALL)
+#undef CALL
+}
+
+int ActKind(const Napi::Env& env, const Napi::Value& v) {
+  int k = I32(v);
+  if (k < 0 || k > 4) throw Napi::RangeError::New(env, "unknown activation kind");
+  return k;
+}
+
+// ------------------------------------------------------------------------------------------------
+// oneDNN convolutions, cached per geometry.
+
+enum ConvKind { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_WEI = 2 };
+
+struct Geom {
+  int N, C, H, W, K, R, S, sh, sw, ph, pw, OH, OW;
+};
+
+/** One tensor argument of a primitive: the user's fp32 NCHW/OIHW memory and, when the primitive wants
+ * another layout or data type, its own buffer with the cached reorder between the two. */
+struct Arg {
+  memory user, prim;
+  bool needsReorder = false;
+  dnnl::reorder r;
+};
+
+struct ConvEntry {
+  dnnl::primitive prim;
+  // FWD: src, wei, dst; BWD_DATA: diff_dst, wei, diff_src; BWD_WEI: src, diff_dst, diff_wei.
+  Arg a[3];
+  memory bias;  // FWD: bias; BWD_WEI: diff_bias (user memory, f32)
+  bool hasBias = false;
+  memory scratch;
+  size_t scratchBytes = 0;
+  std::string impl;
+};
+
+Arg MakeArg(const memory::desc& user, const memory::desc& prim, const dnnl::engine& eng, bool input) {
+  Arg a;
+  a.user = memory(user, eng, DNNL_MEMORY_NONE);
+  if (user == prim) {
+    a.prim = a.user;
+  } else {
+    a.prim = memory(prim, eng);
+    a.needsReorder = true;
+    a.r = input ? dnnl::reorder(a.user, a.prim) : dnnl::reorder(a.prim, a.user);
+  }
+  return a;
+}
+
+const char* KindName(int k) { return k == CONV_FWD ? "fwd" : k == CONV_BWD_DATA ? "bwd_data" : "bwd_weights"; }
+
+class Context : public Napi::ObjectWrap<Context> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Context",
+                       {
+                           InstanceMethod("gemm", &Context::Gemm),
+                           InstanceMethod("conv2d", &Context::Conv2d),
+                           InstanceMethod("conv2dBackwardData", &Context::Conv2dBackwardData),
+                           InstanceMethod("conv2dBackwardWeight", &Context::Conv2dBackwardWeight),
+                           InstanceMethod("batchNormTrain", &Context::BatchNormTrain),
+                           InstanceMethod("channelAffine", &Context::ChannelAffine),
+                           InstanceMethod("batchNormBackward", &Context::BatchNormBackward),
+                           InstanceMethod("activation", &Context::Activation),
+                           InstanceMethod("activationBackward", &Context::ActivationBackward),
+                           InstanceMethod("convImpl", &Context::ConvImpl),
+                           InstanceMethod("dispose", &Context::Dispose),
+                       });
+  }
+
+  // new Context(threads, bf16, layout)  layout: 0 = oneDNN's choice (format any + cached reorders),
+  // 1 = plain NCHW activations (weights still any), 2 = per shape, the faster of the two (measured once).
+  explicit Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(info) {
+    Napi::Env env = info.Env();
+    threads_ = info.Length() > 0 ? I32(info[0]) : omp_get_max_threads();
+    if (threads_ < 1) throw Napi::RangeError::New(env, "threads must be >= 1");
+    bf16_ = info.Length() > 1 && info[1].ToBoolean().Value();
+    layout_ = info.Length() > 2 ? I32(info[2]) : 0;
+    try {
+      eng_ = dnnl::engine(dnnl::engine::kind::cpu, 0);
+      strm_ = dnnl::stream(eng_);
+    } catch (const dnnl::error& e) {
+      throw Napi::Error::New(env, std::string("oneDNN: ") + e.what());
+    }
+  }
+  ~Context() override { std::free(scratch_); }
+
+ private:
+  dnnl::engine eng_;
+  dnnl::stream strm_;
+  int threads_ = 1;
+  bool bf16_ = false;
+  int layout_ = 0;
+  std::map<std::array<int, 16>, std::unique_ptr<ConvEntry>> convs_;
+  void* scratch_ = nullptr;
+  size_t scratchCap_ = 0;
+
+  void UseThreads() {
+    // The OpenMP ICV of the calling (main) thread: oneDNN's OpenMP runtime reads it when it runs.
+    if (omp_get_max_threads() != threads_) omp_set_num_threads(threads_);
+  }
+
+  void* Scratch(size_t bytes) {
+    if (bytes > scratchCap_) {
+      std::free(scratch_);
+      scratchCap_ = (bytes + 4095) & ~size_t(4095);
+      scratch_ = std::aligned_alloc(64, scratchCap_);
+      if (!scratch_) {
+        scratchCap_ = 0;
+        throw std::bad_alloc();
+      }
+    }
+    return scratch_;
+  }
+
+  static Geom ReadGeom(const Napi::CallbackInfo& info) {
+    Geom g;
+    int* f = &g.N;
+    for (int i = 0; i < 13; i++) f[i] = I32(info[i]);
+    Napi::Env env = info.Env();
+    if (g.N < 0 || g.C < 1 || g.H < 1 || g.W < 1 || g.K < 1 || g.R < 1 || g.S < 1 || g.sh < 1 || g.sw < 1 ||
+        g.ph < 0 || g.pw < 0 || g.OH < 1 || g.OW < 1)
+      throw Napi::RangeError::New(env, "conv: invalid geometry");
+    if ((g.H + 2 * g.ph - g.R) / g.sh + 1 != g.OH || (g.W + 2 * g.pw - g.S) / g.sw + 1 != g.OW)
+      throw Napi::RangeError::New(env, "conv: OH/OW do not match H/W, kernel, stride and padding");
+    return g;
+  }
+
+  ConvEntry* Create(int kind, const Geom& g, bool bias, int layout) {
+    using namespace dnnl;
+    memory::dims srcD{g.N, g.C, g.H, g.W}, weiD{g.K, g.C, g.R, g.S}, dstD{g.N, g.K, g.OH, g.OW}, biasD{g.K};
+    memory::dims strides{g.sh, g.sw}, padL{g.ph, g.pw};
+    // Right padding so that the output size matches exactly (may be negative when the last rows are unused).
+    memory::dims padR{(g.OH - 1) * g.sh + g.R - g.H - g.ph, (g.OW - 1) * g.sw + g.S - g.W - g.pw};
+    const dt lo = bf16_ ? dt::bf16 : dt::f32;
+    const tag at = layout == 1 ? tag::nchw : tag::any;
+    memory::desc srcU(srcD, dt::f32, tag::nchw), weiU(weiD, dt::f32, tag::oihw), dstU(dstD, dt::f32, tag::nchw),
+        biasU(biasD, dt::f32, tag::x);
+    memory::desc srcLo(srcD, lo, at), weiLo(weiD, lo, tag::any), dstLo(dstD, lo, at);
+    // fp32 results: with bf16 inputs oneDNN can write f32 directly; fall back to bf16 + reorder.
+    std::vector<dt> outTypes = bf16_ ? std::vector<dt>{dt::f32, dt::bf16} : std::vector<dt>{dt::f32};
+
+    primitive_attr attr;
+    attr.set_scratchpad_mode(scratchpad_mode::user);
+
+    auto e = std::make_unique<ConvEntry>();
+    e->hasBias = bias;
+    std::string lastErr;
+    if (kind == CONV_FWD) {
+      for (dt ot : outTypes) {
+        try {
+          memory::desc dstMd(dstD, ot, at);
+          auto d = bias ? convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, srcLo,
+                                                    weiLo, biasU, dstMd, strides, padL, padR)
+                        : convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, srcLo,
+                                                    weiLo, dstMd, strides, padL, padR);
+          convolution_forward::primitive_desc pd(d, attr, eng_);
+          e->prim = convolution_forward(pd);
+          e->a[0] = MakeArg(srcU, pd.src_desc(), eng_, true);
+          e->a[1] = MakeArg(weiU, pd.weights_desc(), eng_, true);
+          e->a[2] = MakeArg(dstU, pd.dst_desc(), eng_, false);
+          e->scratchBytes = pd.scratchpad_desc().get_size();
+          e->scratch = memory(pd.scratchpad_desc(), eng_, DNNL_MEMORY_NONE);
+          e->impl = pd.impl_info_str();
+          break;
+        } catch (const dnnl::error& err) {
+          lastErr = err.what();
+        }
+      }
+    } else {
+      // The forward primitive descriptor is the hint for the backward ones.
+      auto hd = convolution_forward::desc(prop_kind::forward_training, algorithm::convolution_direct, srcLo, weiLo,
+                                          dstLo, strides, padL, padR);
+      convolution_forward::primitive_desc hint(hd, eng_);
+      for (dt ot : outTypes) {
+        try {
+          if (kind == CONV_BWD_DATA) {
+            memory::desc dsrcMd(srcD, ot, at);
+            convolution_backward_data::desc d(algorithm::convolution_direct, dsrcMd, weiLo, dstLo, strides, padL,
+                                              padR);
+            convolution_backward_data::primitive_desc pd(d, attr, eng_, hint);
+            e->prim = convolution_backward_data(pd);
+            e->a[0] = MakeArg(dstU, pd.diff_dst_desc(), eng_, true);
+            e->a[1] = MakeArg(weiU, pd.weights_desc(), eng_, true);
+            e->a[2] = MakeArg(srcU, pd.diff_src_desc(), eng_, false);
+            e->scratchBytes = pd.scratchpad_desc().get_size();
+            e->scratch = memory(pd.scratchpad_desc(), eng_, DNNL_MEMORY_NONE);
+            e->impl = pd.impl_info_str();
+          } else {
+            memory::desc dweiMd(weiD, ot, tag::any);
+            auto d = bias ? convolution_backward_weights::desc(algorithm::convolution_direct, srcLo, dweiMd, biasU,
+                                                               dstLo, strides, padL, padR)
+                          : convolution_backward_weights::desc(algorithm::convolution_direct, srcLo, dweiMd, dstLo,
+                                                               strides, padL, padR);
+            convolution_backward_weights::primitive_desc pd(d, attr, eng_, hint);
+            e->prim = convolution_backward_weights(pd);
+            e->a[0] = MakeArg(srcU, pd.src_desc(), eng_, true);
+            e->a[1] = MakeArg(dstU, pd.diff_dst_desc(), eng_, true);
+            e->a[2] = MakeArg(weiU, pd.diff_weights_desc(), eng_, false);
+            e->scratchBytes = pd.scratchpad_desc().get_size();
+            e->scratch = memory(pd.scratchpad_desc(), eng_, DNNL_MEMORY_NONE);
+            e->impl = pd.impl_info_str();
+          }
+          break;
+        } catch (const dnnl::error& err) {
+          lastErr = err.what();
+        }
+      }
+    }
+    if (!e->prim) throw std::runtime_error(std::string("no oneDNN convolution ") + KindName(kind) + ": " + lastErr);
+    if (bias) e->bias = memory(biasU, eng_, DNNL_MEMORY_NONE);
+    return e.release();
+  }
+
+  void Run(ConvEntry& e, int kind, float* p0, float* p1, float* p2, float* pb) {
+    e.a[0].user.set_data_handle(p0);
+    e.a[1].user.set_data_handle(p1);
+    e.a[2].user.set_data_handle(p2);
+    if (e.hasBias) e.bias.set_data_handle(pb);
+    e.scratch.set_data_handle(e.scratchBytes ? Scratch(e.scratchBytes) : nullptr);
+    for (int i = 0; i < 2; i++)
+      if (e.a[i].needsReorder) e.a[i].r.execute(strm_, e.a[i].user, e.a[i].prim);
+    std::unordered_map<int, memory> args;
+    args[DNNL_ARG_SCRATCHPAD] = e.scratch;
+    if (kind == CONV_FWD) {
+      args[DNNL_ARG_SRC] = e.a[0].prim;
+      args[DNNL_ARG_WEIGHTS] = e.a[1].prim;
+      args[DNNL_ARG_DST] = e.a[2].prim;
+      if (e.hasBias) args[DNNL_ARG_BIAS] = e.bias;
+    } else if (kind == CONV_BWD_DATA) {
+      args[DNNL_ARG_DIFF_DST] = e.a[0].prim;
+      args[DNNL_ARG_WEIGHTS] = e.a[1].prim;
+      args[DNNL_ARG_DIFF_SRC] = e.a[2].prim;
+    } else {
+      args[DNNL_ARG_SRC] = e.a[0].prim;
+      args[DNNL_ARG_DIFF_DST] = e.a[1].prim;
+      args[DNNL_ARG_DIFF_WEIGHTS] = e.a[2].prim;
+      if (e.hasBias) args[DNNL_ARG_DIFF_BIAS] = e.bias;
+    }
+    e.prim.execute(strm_, args);
+    if (e.a[2].needsReorder) e.a[2].r.execute(strm_, e.a[2].prim, e.a[2].user);
+    strm_.wait();
+  }
+
+  ConvEntry* Get(int kind, const Geom& g, bool bias, float* p0, float* p1, float* p2, float* pb) {
+    std::array<int, 16> key{kind, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw, g.ph, g.pw, g.OH, g.OW, bias, 0};
+    auto it = convs_.find(key);
+    if (it != convs_.end()) return it->second.get();
+    std::unique_ptr<ConvEntry> e;
+    if (layout_ == 2) {
+      // Measure both layouts on this call's data (the outputs are overwritten by every run) and keep the faster.
+      std::unique_ptr<ConvEntry> c0(Create(kind, g, bias, 0)), c1(Create(kind, g, bias, 1));
+      double best[2] = {1e30, 1e30};
+      ConvEntry* cs[2] = {c0.get(), c1.get()};
+      for (int rep = 0; rep < 3; rep++)
+        for (int j = 0; j < 2; j++) {
+          double t0 = omp_get_wtime();
+          Run(*cs[j], kind, p0, p1, p2, pb);
+          double t = omp_get_wtime() - t0;
+          if (rep > 0 && t < best[j]) best[j] = t;
+        }
+      e = best[1] < best[0] ? std::move(c1) : std::move(c0);
+      // the caller runs the chosen primitive once more, so the outputs come from it
+    } else {
+      e.reset(Create(kind, g, bias, layout_));
+    }
+    ConvEntry* raw = e.get();
+    convs_.emplace(key, std::move(e));
+    return raw;
+  }
+
+  Napi::Value Conv(const Napi::CallbackInfo& info, int kind) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 17) throw Napi::TypeError::New(env, "conv: expected 17 arguments");
+    Geom g = ReadGeom(info);
+    size_t xN = size_t(g.N) * g.C * g.H * g.W, wN = size_t(g.K) * g.C * g.R * g.S, yN = size_t(g.N) * g.K * g.OH * g.OW;
+    float *p0, *p1, *p2, *pb;
+    if (kind == CONV_FWD) {  // x, w, bias, y
+      p0 = F32(env, info[13], xN, "x");
+      p1 = F32(env, info[14], wN, "w");
+      pb = F32OrNull(env, info[15], g.K, "bias");
+      p2 = F32(env, info[16], yN, "y");
+    } else if (kind == CONV_BWD_DATA) {  // dy, w, -, dx
+      p0 = F32(env, info[13], yN, "dy");
+      p1 = F32(env, info[14], wN, "w");
+      pb = nullptr;
+      p2 = F32(env, info[16], xN, "dx");
+    } else {  // x, dy, db, dw
+      p0 = F32(env, info[13], xN, "x");
+      p1 = F32(env, info[14], yN, "dy");
+      pb = F32OrNull(env, info[15], g.K, "db");
+      p2 = F32(env, info[16], wN, "dw");
+    }
+    if (g.N == 0) {
+      if (kind == CONV_BWD_WEI) {
+        std::memset(p2, 0, wN * sizeof(float));
+        if (pb) std::memset(pb, 0, g.K * sizeof(float));
+      }
+      return env.Undefined();
+    }
+    UseThreads();
+    try {
+      ConvEntry* e = Get(kind, g, pb != nullptr, p0, p1, p2, pb);
+      Run(*e, kind, p0, p1, p2, pb);
+    } catch (const dnnl::error& err) {
+      throw Napi::Error::New(env, std::string("oneDNN ") + KindName(kind) + ": " + err.what());
+    } catch (const std::exception& err) {
+      throw Napi::Error::New(env, err.what());
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value Conv2d(const Napi::CallbackInfo& info) { return Conv(info, CONV_FWD); }
+  Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info) { return Conv(info, CONV_BWD_DATA); }
+  Napi::Value Conv2dBackwardWeight(const Napi::CallbackInfo& info) { return Conv(info, CONV_BWD_WEI); }
+
+  // convImpl(kind, 13 geometry numbers, hasBias): the oneDNN implementation chosen, with its reorders.
+  Napi::Value ConvImpl(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int kind = I32(info[0]);
+    std::array<int, 16> key{kind};
+    for (int i = 0; i < 13; i++) key[i + 1] = I32(info[i + 1]);
+    key[14] = info[14].ToBoolean().Value();
+    auto it = convs_.find(key);
+    if (it == convs_.end()) return env.Null();
+    const ConvEntry& e = *it->second;
+    std::string s = e.impl;
+    const char* names[3] = {"in0", "in1", "out"};
+    for (int i = 0; i < 3; i++)
+      if (e.a[i].needsReorder) s += std::string(" +reorder(") + names[i] + ")";
+    return Napi::String::New(env, s);
+  }
+
+  // gemm(transA, transB, M, N, K, alpha, A, B, beta, C)
+  Napi::Value Gemm(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    bool ta = info[0].ToBoolean().Value(), tb = info[1].ToBoolean().Value();
+    long M = I32(info[2]), N = I32(info[3]), K = I32(info[4]);
+    float alpha = float(F64(info[5])), beta = float(F64(info[8]));
+    if (M < 0 || N < 0 || K < 0) throw Napi::RangeError::New(env, "gemm: negative size");
+    float* A = F32(env, info[6], size_t(M) * K, "A");
+    float* B = F32(env, info[7], size_t(K) * N, "B");
+    float* C = F32(env, info[9], size_t(M) * N, "C");
+    if (M == 0 || N == 0) return env.Undefined();
+    if (beta == 0.f) std::memset(C, 0, size_t(M) * N * sizeof(float));  // never read C (it may hold NaN)
+    if (K == 0) {
+      if (beta != 0.f)
+        for (long i = 0; i < M * N; i++) C[i] *= beta;
+      return env.Undefined();
+    }
+    UseThreads();
+    dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta,
+                                  C, N);
+    if (st != dnnl_success) throw Napi::Error::New(env, "oneDNN sgemm failed (status " + std::to_string(st) + ")");
+    return env.Undefined();
+  }
+
+  // batchNormTrain(N, C, HW, x, gamma, beta, eps, actKind, slope, y, mean, invstd)
+  Napi::Value BatchNormTrain(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    long N = I32(info[0]), C = I32(info[1]), HW = I32(info[2]);
+    size_t n = size_t(N) * C * HW;
+    const float* x = F32(env, info[3], n, "x");
+    const float* gamma = F32(env, info[4], C, "gamma");
+    const float* beta = F32(env, info[5], C, "beta");
+    double eps = F64(info[6]);
+    int kind = ActKind(env, info[7]);
+    float slope = float(F64(info[8]));
+    float* y = F32(env, info[9], n, "y");
+    float* mean = F32(env, info[10], C, "mean");
+    float* invstd = F32(env, info[11], C, "invstd");
+    const double M = double(N) * HW;
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 32768)
+    for (long c = 0; c < C; c++) {
+      double s = 0, q = 0;
+      for (long b = 0; b < N; b++) sumRow(x + (b * C + c) * HW, HW, &s);
+      double mu = s / M;
+      float muf = float(mu);
+      for (long b = 0; b < N; b++) sqDevRow(x + (b * C + c) * HW, HW, muf, &q);
+      // the deviations were taken from the float mean; correct for the (tiny) rounding of mu
+      double dm = mu - double(muf);
+      double var = q / M - dm * dm;
+      if (var < 0) var = 0;
+      double is = 1.0 / std::sqrt(var + eps);
+      mean[c] = muf;
+      invstd[c] = float(is);
+      float a = float(double(gamma[c]) * is);
+      for (long b = 0; b < N; b++)
+        affineAct(x + (b * C + c) * HW, y + (b * C + c) * HW, HW, muf, a, beta[c], kind, slope);
+    }
+    return env.Undefined();
+  }
+
+  // channelAffine(N, C, HW, x, scale, shift, actKind, slope, y)
+  Napi::Value ChannelAffine(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    long N = I32(info[0]), C = I32(info[1]), HW = I32(info[2]);
+    size_t n = size_t(N) * C * HW;
+    const float* x = F32(env, info[3], n, "x");
+    const float* scale = F32(env, info[4], C, "scale");
+    const float* shift = F32(env, info[5], C, "shift");
+    int kind = ActKind(env, info[6]);
+    float slope = float(F64(info[7]));
+    float* y = F32(env, info[8], n, "y");
+    long rows = N * C;
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 32768)
+    for (long r = 0; r < rows; r++) {
+      long c = r % C;
+      affineAct(x + r * HW, y + r * HW, HW, 0.f, scale[c], shift[c], kind, slope);
+    }
+    return env.Undefined();
+  }
+
+  // batchNormBackward(N, C, HW, x, y, dy, gamma, mean, invstd, actKind, slope, dx, dgamma, dbeta)
+  Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    long N = I32(info[0]), C = I32(info[1]), HW = I32(info[2]);
+    size_t n = size_t(N) * C * HW;
+    const float* x = F32(env, info[3], n, "x");
+    const float* y = F32(env, info[4], n, "y");
+    const float* dy = F32(env, info[5], n, "dy");
+    const float* gamma = F32(env, info[6], C, "gamma");
+    const float* mean = F32(env, info[7], C, "mean");
+    const float* invstd = F32(env, info[8], C, "invstd");
+    int kind = ActKind(env, info[9]);
+    float slope = float(F64(info[10]));
+    float* dx = F32(env, info[11], n, "dx");
+    float* dgamma = F32(env, info[12], C, "dgamma");
+    float* dbeta = F32(env, info[13], C, "dbeta");
+    const double M = double(N) * HW;
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 32768)
+    for (long c = 0; c < C; c++) {
+      float mu = mean[c], is = invstd[c];
+      double sg = 0, sgx = 0;
+      for (long b = 0; b < N; b++) {
+        long o = (b * C + c) * HW;
+        bnBwdSums(x + o, y + o, dy + o, HW, mu, is, kind, slope, &sg, &sgx);
+      }
+      dbeta[c] = float(sg);
+      dgamma[c] = float(sgx);
+      float k2 = float(double(gamma[c]) * is), mdz = float(sg / M), mdzx = float(sgx / M);
+      for (long b = 0; b < N; b++) {
+        long o = (b * C + c) * HW;
+        bnBwdDx(x + o, y + o, dy + o, dx + o, HW, mu, is, kind, slope, k2, mdz, mdzx);
+      }
+    }
+    return env.Undefined();
+  }
+
+  // activation(actKind, slope, n, x, y)
+  Napi::Value Activation(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int kind = ActKind(env, info[0]);
+    float slope = float(F64(info[1]));
+    long n = I32(info[2]);
+    const float* x = F32(env, info[3], n, "x");
+    float* y = F32(env, info[4], n, "y");
+    const long chunk = 16384;
+    long chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) num_threads(threads_) if (chunks > 1)
+    for (long i = 0; i < chunks; i++) {
+      long o = i * chunk, m = n - o < chunk ? n - o : chunk;
+      affineAct(x + o, y + o, m, 0.f, 1.f, 0.f, kind, slope);
+    }
+    return env.Undefined();
+  }
+
+  // activationBackward(actKind, slope, n, x, y, dy, dx)
+  Napi::Value ActivationBackward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    int kind = ActKind(env, info[0]);
+    float slope = float(F64(info[1]));
+    long n = I32(info[2]);
+    const float* x = F32(env, info[3], n, "x");
+    const float* y = F32(env, info[4], n, "y");
+    const float* dy = F32(env, info[5], n, "dy");
+    float* dx = F32(env, info[6], n, "dx");
+    const long chunk = 16384;
+    long chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) num_threads(threads_) if (chunks > 1)
+    for (long i = 0; i < chunks; i++) {
+      long o = i * chunk, m = n - o < chunk ? n - o : chunk;
+      actBwd(x + o, y + o, dy + o, dx + o, m, kind, slope);
+    }
+    return env.Undefined();
+  }
+
+  Napi::Value Dispose(const Napi::CallbackInfo& info) {
+    convs_.clear();
+    std::free(scratch_);
+    scratch_ = nullptr;
+    scratchCap_ = 0;
+    return info.Env().Undefined();
+  }
+};
+
+// ------------------------------------------------------------------------------------------------
+// Module functions
+
+Napi::Value Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  const dnnl_version_t* v = dnnl_version();
+  o.Set("dnnl", std::to_string(v->major) + "." + std::to_string(v->minor) + "." + std::to_string(v->patch));
+  o.Set("cpuRuntime", v->cpu_runtime == DNNL_RUNTIME_OMP ? "omp"
+                      : v->cpu_runtime == DNNL_RUNTIME_TBB ? "tbb"
+                      : v->cpu_runtime == DNNL_RUNTIME_SEQ ? "seq"
+                                                            : "other");
+  o.Set("maxThreads", omp_get_max_threads());
+  o.Set("numProcs", omp_get_num_procs());
+  const char* isa = "unknown";
+  switch (dnnl::get_effective_cpu_isa()) {
+    case dnnl::cpu_isa::sse41: isa = "sse41"; break;
+    case dnnl::cpu_isa::avx: isa = "avx"; break;
+    case dnnl::cpu_isa::avx2: isa = "avx2"; break;
+    case dnnl::cpu_isa::avx512_core: isa = "avx512_core"; break;
+    case dnnl::cpu_isa::avx512_core_vnni: isa = "avx512_core_vnni"; break;
+    case dnnl::cpu_isa::avx512_core_bf16: isa = "avx512_core_bf16"; break;
+    case dnnl::cpu_isa::avx512_core_amx: isa = "avx512_core_amx"; break;
+    default: break;
+  }
+  o.Set("isa", isa);
+  return o;
+}
+
+// allocAligned(n): a zero-filled Float32Array of n elements over 64-byte aligned native memory.
+Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  double nd = F64(info[0]);
+  if (!(nd >= 0) || nd > 4e9) throw Napi::RangeError::New(env, "alloc: bad size");
+  size_t n = size_t(nd), bytes = ((n * sizeof(float)) + 63) & ~size_t(63);
+  if (bytes == 0) bytes = 64;
+  void* p = std::aligned_alloc(64, bytes);
+  if (!p) throw Napi::Error::New(env, "alloc: out of memory");
+  std::memset(p, 0, bytes);
+  Napi::MemoryManagement::AdjustExternalMemory(env, int64_t(bytes));
+  auto ab = Napi::ArrayBuffer::New(env, p, n * sizeof(float), [bytes](Napi::Env e, void* d) {
+    std::free(d);
+    Napi::MemoryManagement::AdjustExternalMemory(e, -int64_t(bytes));
+  });
+  return Napi::Float32Array::New(env, n, ab, 0);
+}
+
+Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
+  exports.Set("Context", Context::Init(env));
+  exports.Set("info", Napi::Function::New(env, Info));
+  exports.Set("allocAligned", Napi::Function::New(env, AllocAligned));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(latentlab, InitModule)

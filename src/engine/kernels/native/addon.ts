@@ -1,0 +1,91 @@
+/**
+ * Loading the optional native addon (native/build/Release/latentlab.node, built from native/ on
+ * oneDNN). Node only: it uses createRequire. Nothing here runs at import time.
+ */
+import { createRequire } from 'node:module';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+/** How to get the native backend, appended to every load error. */
+export const NATIVE_HINT = 'to enable it: apt-get install libdnnl-dev, then npm run build:native';
+
+export interface NativeInfo {
+  /** oneDNN version, e.g. "2.6.3". */
+  dnnl: string;
+  /** oneDNN's CPU threading runtime: 'omp', 'tbb', 'seq' or 'other'. */
+  cpuRuntime: string;
+  maxThreads: number;
+  numProcs: number;
+  /** The instruction set oneDNN dispatches to, e.g. 'avx512_core_bf16'. */
+  isa: string;
+}
+
+/** One native context: threads, precision and the primitive caches of one backend. */
+export interface NativeContext {
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+       A: Float32Array, B: Float32Array, beta: number, C: Float32Array): void;
+  conv2d(N: number, C: number, H: number, W: number, K: number, R: number, S: number,
+         sh: number, sw: number, ph: number, pw: number, OH: number, OW: number,
+         x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array): void;
+  conv2dBackwardData(N: number, C: number, H: number, W: number, K: number, R: number, S: number,
+                     sh: number, sw: number, ph: number, pw: number, OH: number, OW: number,
+                     dy: Float32Array, w: Float32Array, unused: null, dx: Float32Array): void;
+  conv2dBackwardWeight(N: number, C: number, H: number, W: number, K: number, R: number, S: number,
+                       sh: number, sw: number, ph: number, pw: number, OH: number, OW: number,
+                       x: Float32Array, dy: Float32Array, db: Float32Array | null, dw: Float32Array): void;
+  batchNormTrain(N: number, C: number, HW: number, x: Float32Array, gamma: Float32Array, beta: Float32Array,
+                 eps: number, actKind: number, slope: number, y: Float32Array, mean: Float32Array,
+                 invstd: Float32Array): void;
+  channelAffine(N: number, C: number, HW: number, x: Float32Array, scale: Float32Array, shift: Float32Array,
+                actKind: number, slope: number, y: Float32Array): void;
+  batchNormBackward(N: number, C: number, HW: number, x: Float32Array, y: Float32Array, dy: Float32Array,
+                    gamma: Float32Array, mean: Float32Array, invstd: Float32Array, actKind: number, slope: number,
+                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array): void;
+  activation(actKind: number, slope: number, n: number, x: Float32Array, y: Float32Array): void;
+  activationBackward(actKind: number, slope: number, n: number, x: Float32Array, y: Float32Array,
+                     dy: Float32Array, dx: Float32Array): void;
+  /** The oneDNN implementation behind a cached convolution (kind 0 fwd, 1 bwd-data, 2 bwd-weights), or null. */
+  convImpl(kind: number, N: number, C: number, H: number, W: number, K: number, R: number, S: number,
+           sh: number, sw: number, ph: number, pw: number, OH: number, OW: number, hasBias: boolean): string | null;
+  dispose(): void;
+}
+
+export interface NativeAddon {
+  /** new Context(threads, bf16, layout): layout 0 = oneDNN's blocked layouts with cached reorders,
+   * 1 = plain NCHW activations, 2 = the faster of the two per shape (timed on first use). */
+  Context: new (threads: number, bf16: boolean, layout: number) => NativeContext;
+  info(): NativeInfo;
+  /** A zero-filled Float32Array over 64-byte aligned native memory. */
+  allocAligned(n: number): Float32Array;
+}
+
+/** Where the addon is expected (the same relative path from src/ and from dist/). */
+export function nativeAddonPath(): string {
+  return fileURLToPath(new URL('../../../../native/build/Release/latentlab.node', import.meta.url));
+}
+
+let cached: NativeAddon | null = null;
+
+/**
+ * Loads the addon (once, from its default place unless `path` is given); throws an Error that says
+ * how to enable it when it is missing or cannot load (e.g. libdnnl.so.2 is not installed).
+ */
+export function loadNativeAddon(path = nativeAddonPath()): NativeAddon {
+  const isDefault = path === nativeAddonPath();
+  if (isDefault && cached) return cached;
+  if (!existsSync(path)) throw new Error(`native addon not built (${path} is missing); ${NATIVE_HINT}`);
+  try {
+    const require = createRequire(import.meta.url);
+    const addon = require(path) as NativeAddon;
+    if (isDefault) cached = addon;
+    return addon;
+  } catch (e) {
+    const msg = (e as Error).message.split('\n')[0];
+    throw new Error(`native addon failed to load (${msg}); ${NATIVE_HINT}`);
+  }
+}
+
+/** True when the addon loads here. */
+export function nativeAvailable(): boolean {
+  try { loadNativeAddon(); return true; } catch { return false; }
+}

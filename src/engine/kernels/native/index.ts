@@ -1,0 +1,129 @@
+/**
+ * The native backend: the Backend interface on the optional N-API addon in native/ (oneDNN
+ * convolutions and gemm, OpenMP loops for batch-norm and activations). Node only.
+ *
+ * Arrays are ordinary Float32Arrays passed to the addon without copies. With precision 'bf16' the
+ * convolutions compute on bf16 copies of their inputs (fp32 accumulation, fp32 outputs); weights,
+ * activations and gradients stay fp32 in memory.
+ */
+import { availableParallelism } from 'node:os';
+import type { Act, ActKind, Backend, ConvGeom } from '../index.js';
+import type { BackendOptions } from '../select.js';
+import { loadNativeAddon, type NativeContext, type NativeInfo } from './addon.js';
+
+export { loadNativeAddon, nativeAvailable, nativeAddonPath, NATIVE_HINT } from './addon.js';
+export type { NativeAddon, NativeContext, NativeInfo } from './addon.js';
+
+export type NativeLayout = 'any' | 'plain' | 'auto';
+
+export interface NativeBackendOptions extends BackendOptions {
+  /**
+   * Memory layout of the convolutions: 'any' lets oneDNN choose blocked layouts (with cached reorders
+   * from and to NCHW), 'plain' keeps activations NCHW, 'auto' (default) times both once per shape.
+   */
+  layout?: NativeLayout;
+  /** Allocate with 64-byte aligned native memory instead of `new Float32Array` (default false). */
+  alignedAlloc?: boolean;
+}
+
+const ACT_CODE: Record<ActKind, number> = { none: 0, relu: 1, leaky: 2, tanh: 3, sigmoid: 4 };
+const LAYOUT_CODE: Record<NativeLayout, number> = { any: 0, plain: 1, auto: 2 };
+
+function actCode(act: Act): number {
+  const k = ACT_CODE[act.kind];
+  if (k === undefined) throw new Error(`native: unknown activation '${act.kind}'`);
+  return k;
+}
+
+export class NativeBackend implements Backend {
+  readonly name = 'native';
+  readonly threads: number;
+  readonly precision: 'fp32' | 'bf16';
+  readonly layout: NativeLayout;
+  readonly info: NativeInfo;
+  private ctx: NativeContext | null;
+  private readonly allocFn: (n: number) => Float32Array;
+
+  constructor(opts: NativeBackendOptions = {}) {
+    const addon = loadNativeAddon();
+    this.info = addon.info();
+    this.threads = opts.threads ?? availableParallelism();
+    if (!Number.isInteger(this.threads) || this.threads < 1)
+      throw new Error(`--threads: expected a positive integer, got '${this.threads}'`);
+    this.precision = opts.precision ?? 'fp32';
+    if (this.precision !== 'fp32' && this.precision !== 'bf16')
+      throw new Error(`--precision: expected fp32 or bf16, got '${String(this.precision)}'`);
+    this.layout = opts.layout ?? 'auto';
+    if (LAYOUT_CODE[this.layout] === undefined) throw new Error(`native: unknown layout '${this.layout}'`);
+    this.ctx = new addon.Context(this.threads, this.precision === 'bf16', LAYOUT_CODE[this.layout]);
+    this.allocFn = opts.alignedAlloc ? (n) => addon.allocAligned(n) : (n) => new Float32Array(n);
+  }
+
+  private get c(): NativeContext {
+    if (!this.ctx) throw new Error('native backend: used after dispose()');
+    return this.ctx;
+  }
+
+  alloc(n: number): Float32Array { return this.allocFn(n); }
+  free(_a: Float32Array): void { /* garbage-collected (native memory is freed by its finalizer) */ }
+
+  gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
+       A: Float32Array, B: Float32Array, beta: number, C: Float32Array): void {
+    this.c.gemm(transA, transB, M, N, K, alpha, A, B, beta, C);
+  }
+
+  conv2d(g: ConvGeom, x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array): void {
+    this.c.conv2d(g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.strideH, g.strideW, g.padH, g.padW, g.OH, g.OW, x, w, bias, y);
+  }
+
+  conv2dBackwardData(g: ConvGeom, dy: Float32Array, w: Float32Array, dx: Float32Array): void {
+    this.c.conv2dBackwardData(g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.strideH, g.strideW, g.padH, g.padW, g.OH, g.OW,
+      dy, w, null, dx);
+  }
+
+  conv2dBackwardWeight(g: ConvGeom, x: Float32Array, dy: Float32Array, dw: Float32Array, db: Float32Array | null): void {
+    this.c.conv2dBackwardWeight(g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.strideH, g.strideW, g.padH, g.padW, g.OH, g.OW,
+      x, dy, db, dw);
+  }
+
+  batchNormTrain(N: number, C: number, HW: number, x: Float32Array, gamma: Float32Array, beta: Float32Array,
+                 eps: number, act: Act, y: Float32Array, mean: Float32Array, invstd: Float32Array): void {
+    this.c.batchNormTrain(N, C, HW, x, gamma, beta, eps, actCode(act), act.slope, y, mean, invstd);
+  }
+
+  channelAffine(N: number, C: number, HW: number, x: Float32Array, scale: Float32Array, shift: Float32Array,
+                act: Act, y: Float32Array): void {
+    this.c.channelAffine(N, C, HW, x, scale, shift, actCode(act), act.slope, y);
+  }
+
+  batchNormBackward(N: number, C: number, HW: number, x: Float32Array, y: Float32Array, dy: Float32Array,
+                    gamma: Float32Array, mean: Float32Array, invstd: Float32Array, act: Act,
+                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array): void {
+    this.c.batchNormBackward(N, C, HW, x, y, dy, gamma, mean, invstd, actCode(act), act.slope, dx, dgamma, dbeta);
+  }
+
+  activation(act: Act, n: number, x: Float32Array, y: Float32Array): void {
+    this.c.activation(actCode(act), act.slope, n, x, y);
+  }
+
+  activationBackward(act: Act, n: number, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void {
+    this.c.activationBackward(actCode(act), act.slope, n, x, y, dy, dx);
+  }
+
+  /** The oneDNN implementation chosen for a convolution already run (for reports), or null. */
+  convImpl(kind: 'fwd' | 'bwd-data' | 'bwd-weight', g: ConvGeom, hasBias = false): string | null {
+    const k = kind === 'fwd' ? 0 : kind === 'bwd-data' ? 1 : 2;
+    return this.c.convImpl(k, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.strideH, g.strideW, g.padH, g.padW, g.OH, g.OW,
+      hasBias);
+  }
+
+  dispose(): void {
+    this.ctx?.dispose();
+    this.ctx = null;
+  }
+}
+
+/** The factory `registerBackend('native', ...)` uses; throws (saying how to enable it) when the addon is missing. */
+export async function createNativeBackend(opts: NativeBackendOptions = {}): Promise<NativeBackend> {
+  return new NativeBackend(opts);
+}
