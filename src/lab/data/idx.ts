@@ -93,12 +93,14 @@ function readU32BE(buf: Uint8Array, off: number): number {
 
 /** Parses an uncompressed IDX images buffer (magic 0x00000803). */
 export function parseIdxImages(buf: Uint8Array, name = 'images', expect: ImageShape = {}): IdxImages {
+  if (buf.length >= 4) {
+    const magic = readU32BE(buf, 0);
+    if (magic !== IDX_IMAGES_MAGIC) {
+      throw new DataError(`${name}: expected IDX magic ${hex32(IDX_IMAGES_MAGIC)} (uint8 images), got ${hex32(magic)}`);
+    }
+  }
   if (buf.length < 16) {
     throw new DataError(`${name}: expected an IDX images header of 16 bytes, got ${buf.length} bytes`);
-  }
-  const magic = readU32BE(buf, 0);
-  if (magic !== IDX_IMAGES_MAGIC) {
-    throw new DataError(`${name}: expected IDX magic ${hex32(IDX_IMAGES_MAGIC)} (uint8 images), got ${hex32(magic)}`);
   }
   const n = readU32BE(buf, 4), rows = readU32BE(buf, 8), cols = readU32BE(buf, 12);
   if (rows === 0 || cols === 0) {
@@ -118,12 +120,14 @@ export function parseIdxImages(buf: Uint8Array, name = 'images', expect: ImageSh
 
 /** Parses an uncompressed IDX labels buffer (magic 0x00000801). */
 export function parseIdxLabels(buf: Uint8Array, name = 'labels'): IdxLabels {
+  if (buf.length >= 4) {
+    const magic = readU32BE(buf, 0);
+    if (magic !== IDX_LABELS_MAGIC) {
+      throw new DataError(`${name}: expected IDX magic ${hex32(IDX_LABELS_MAGIC)} (uint8 labels), got ${hex32(magic)}`);
+    }
+  }
   if (buf.length < 8) {
     throw new DataError(`${name}: expected an IDX labels header of 8 bytes, got ${buf.length} bytes`);
-  }
-  const magic = readU32BE(buf, 0);
-  if (magic !== IDX_LABELS_MAGIC) {
-    throw new DataError(`${name}: expected IDX magic ${hex32(IDX_LABELS_MAGIC)} (uint8 labels), got ${hex32(magic)}`);
   }
   const n = readU32BE(buf, 4);
   const want = 8 + n;
