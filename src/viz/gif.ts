@@ -1,0 +1,91 @@
+/**
+ * Animated GIFs from RGBA frames, with gifenc (pure JS, so this works in browsers too).
+ */
+import * as gifencNs from 'gifenc';
+
+type Gifenc = typeof import('gifenc');
+
+// In Node, gifenc's CommonJS build is seen through `default`; bundlers use its ESM build with named exports.
+const gifenc: Gifenc = (typeof (gifencNs as unknown as Gifenc).GIFEncoder === 'function'
+  ? gifencNs
+  : (gifencNs as unknown as { default: Gifenc }).default) as Gifenc;
+
+export interface GifOptions {
+  /** Delay per frame in ms (a number, or one per frame). Default 100. */
+  delay?: number | number[];
+  /** 'global': one palette from all frames (stable colours, smaller); 'per-frame': quantize each frame. Default 'global'. */
+  palette?: 'global' | 'per-frame';
+  /** Colours per palette (≤ 256). Default 256. */
+  maxColors?: number;
+  /** 0 = loop forever (default), -1 = play once, n = repeat n times. */
+  repeat?: number;
+  /** Hold the last frame this much longer (ms). Default 0. */
+  lastFrameExtra?: number;
+}
+
+/** A sample of pixels from every frame, to build one palette for all. */
+function sampleFrames(frames: ArrayLike<number>[], maxPixels = 1 << 20): Uint8Array {
+  const total = frames.reduce((a, f) => a + f.length / 4, 0);
+  const stride = Math.max(1, Math.ceil(total / maxPixels));
+  const out = new Uint8Array(Math.ceil(total / stride) * 4 + 4 * frames.length);
+  let o = 0;
+  for (const f of frames) {
+    for (let p = 0; p < f.length / 4; p += stride) {
+      out[o++] = f[p * 4]; out[o++] = f[p * 4 + 1]; out[o++] = f[p * 4 + 2]; out[o++] = 255;
+    }
+  }
+  return out.subarray(0, o);
+}
+
+/** Encode frames (each width·height·4 RGBA bytes) as an animated GIF. */
+export function encodeGif(frames: (Uint8ClampedArray | Uint8Array)[], width: number, height: number, opts: GifOptions = {}): Uint8Array {
+  if (frames.length === 0) throw new Error('encodeGif: no frames');
+  const need = width * height * 4;
+  frames.forEach((f, i) => {
+    if (f.length !== need) throw new Error(`encodeGif: frame ${i} has ${f.length} bytes, expected ${need} (${width}x${height} RGBA)`);
+  });
+  const maxColors = Math.max(2, Math.min(256, opts.maxColors ?? 256));
+  const mode = opts.palette ?? 'global';
+  const global = mode === 'global' ? gifenc.quantize(sampleFrames(frames), maxColors) : null;
+  const enc = gifenc.GIFEncoder();
+  frames.forEach((f, i) => {
+    const palette = global ?? gifenc.quantize(f, maxColors);
+    const index = gifenc.applyPalette(f, palette);
+    let delay = Array.isArray(opts.delay) ? (opts.delay[i] ?? 100) : (opts.delay ?? 100);
+    if (i === frames.length - 1) delay += opts.lastFrameExtra ?? 0;
+    enc.writeFrame(index, width, height, {
+      palette: i === 0 || !global ? palette : undefined,
+      delay,
+      repeat: opts.repeat ?? 0,
+    });
+  });
+  enc.finish();
+  return enc.bytes();
+}
+
+/** Count the frames of a GIF (Image Descriptor blocks), skipping extensions; for checks and tests. */
+export function countGifFrames(bytes: Uint8Array): number {
+  const sig = String.fromCharCode(...bytes.subarray(0, 6));
+  if (sig !== 'GIF89a' && sig !== 'GIF87a') throw new Error('not a GIF');
+  let p = 13;
+  const flags = bytes[10];
+  if (flags & 0x80) p += 3 * (1 << ((flags & 7) + 1));
+  const skipSubBlocks = () => { while (p < bytes.length && bytes[p] !== 0) p += bytes[p] + 1; p++; };
+  let frames = 0;
+  while (p < bytes.length) {
+    const b = bytes[p++];
+    if (b === 0x3b) return frames; // trailer
+    if (b === 0x21) { p++; skipSubBlocks(); continue; } // extension: label, sub-blocks
+    if (b === 0x2c) {
+      frames++;
+      const f = bytes[p + 8];
+      p += 9;
+      if (f & 0x80) p += 3 * (1 << ((f & 7) + 1));
+      p++; // LZW minimum code size
+      skipSubBlocks();
+      continue;
+    }
+    throw new Error(`bad GIF block 0x${b.toString(16)} at ${p - 1}`);
+  }
+  throw new Error('GIF has no trailer');
+}
