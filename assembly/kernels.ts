@@ -1,0 +1,636 @@
+// latentlab wasm kernels (AssemblyScript, SIMD128; relaxed-SIMD FMA when built with --enable relaxed-simd).
+//
+// Memory is imported and shared between the calling thread and the workers. Nothing is allocated here:
+// every buffer (tensors, per-thread scratch, the control block) is handed in by the JS side as a byte
+// offset. All threads call `run(ctrl, tid)`; the control block holds the op, the thread count and the
+// arguments, and each kernel takes its share of the work from `tid`/`nt`.
+//
+// Control block (32-bit words): 0 generation, 1 pending, 2 op, 3 nt, 4 scratch base, 5 scratch stride,
+// 6.. arguments (i32, f32 or u32 byte offsets).
+
+const OP_GEMM: i32 = 1;
+const OP_CONV_FWD: i32 = 2;
+const OP_CONV_BWD_DATA: i32 = 3;
+const OP_CONV_BWD_W: i32 = 4;
+const OP_REDUCE_DW: i32 = 5;
+const OP_BN_TRAIN: i32 = 6;
+const OP_AFFINE: i32 = 7;
+const OP_BN_BWD: i32 = 8;
+const OP_ACT: i32 = 9;
+const OP_ACT_BWD: i32 = 10;
+
+const ACT_NONE: i32 = 0;
+const ACT_RELU: i32 = 1;
+const ACT_LEAKY: i32 = 2;
+const ACT_TANH: i32 = 3;
+const ACT_SIGMOID: i32 = 4;
+
+// ---------------------------------------------------------------------------------------------- helpers
+
+@inline function ai(ctrl: usize, i: i32): i32 { return load<i32>(ctrl + 24 + (<usize>i << 2)); }
+@inline function af(ctrl: usize, i: i32): f32 { return load<f32>(ctrl + 24 + (<usize>i << 2)); }
+@inline function ap(ctrl: usize, i: i32): usize { return <usize>load<u32>(ctrl + 24 + (<usize>i << 2)); }
+
+@inline function fma(a: v128, b: v128, c: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
+  else return f32x4.add(c, f32x4.mul(a, b));
+}
+
+@inline function hsum(v: v128): f32 {
+  return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
+}
+
+@inline function rangeLo(total: i32, nt: i32, tid: i32): i32 { return <i32>((<i64>total * tid) / nt); }
+@inline function up(x: i32, m: i32): i32 { return (x + m - 1) / m * m; }
+@inline function align64(p: usize): usize { return (p + 63) & ~(<usize>63); }
+@inline function imin(a: i32, b: i32): i32 { return a < b ? a : b; }
+@inline function imax(a: i32, b: i32): i32 { return a > b ? a : b; }
+@inline function f4(i: i32): usize { return <usize>i << 2; }
+
+function zeroF(p: usize, n: i32): void {
+  const z = f32x4.splat(0);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(p + f4(i), z);
+  for (; i < n; i++) store<f32>(p + f4(i), 0);
+}
+
+function copyF(dst: usize, src: usize, n: i32): void {
+  let i = 0;
+  for (; i + 8 <= n; i += 8) {
+    v128.store(dst + f4(i), v128.load(src + f4(i)));
+    v128.store(dst + f4(i), v128.load(src + f4(i), 16), 16);
+  }
+  for (; i + 4 <= n; i += 4) v128.store(dst + f4(i), v128.load(src + f4(i)));
+  for (; i < n; i++) store<f32>(dst + f4(i), load<f32>(src + f4(i)));
+}
+
+function addF(dst: usize, src: usize, n: i32): void {
+  let i = 0;
+  for (; i + 4 <= n; i += 4) v128.store(dst + f4(i), f32x4.add(v128.load(dst + f4(i)), v128.load(src + f4(i))));
+  for (; i < n; i++) store<f32>(dst + f4(i), load<f32>(dst + f4(i)) + load<f32>(src + f4(i)));
+}
+
+// ----------------------------------------------------------------------------------------------- GEMM
+// Micro-kernel: a 4x8 tile of C = alpha * Apanel @ B (+ bias[row]) (+ beta * C).
+// Apanel is packed [kc][4]; B is row-major with row stride ldb (bytes), 8 columns read per row (columns
+// past the valid nr may hold anything: their lanes are discarded).
+
+function mk4x8(a: usize, b: usize, ldb: usize, kc: i32, c: usize, ldc: usize, mr: i32, nr: i32,
+               alpha: f32, beta: f32, bias: usize, tile: usize): void {
+  let c00 = f32x4.splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00;
+  let k = 0;
+  for (; k + 2 <= kc; k += 2) {
+    let b0 = v128.load(b), b1 = v128.load(b, 16);
+    let x = v128.load32_splat(a);
+    c00 = fma(x, b0, c00); c01 = fma(x, b1, c01);
+    x = v128.load32_splat(a, 4);
+    c10 = fma(x, b0, c10); c11 = fma(x, b1, c11);
+    x = v128.load32_splat(a, 8);
+    c20 = fma(x, b0, c20); c21 = fma(x, b1, c21);
+    x = v128.load32_splat(a, 12);
+    c30 = fma(x, b0, c30); c31 = fma(x, b1, c31);
+    b += ldb;
+    b0 = v128.load(b); b1 = v128.load(b, 16);
+    x = v128.load32_splat(a, 16);
+    c00 = fma(x, b0, c00); c01 = fma(x, b1, c01);
+    x = v128.load32_splat(a, 20);
+    c10 = fma(x, b0, c10); c11 = fma(x, b1, c11);
+    x = v128.load32_splat(a, 24);
+    c20 = fma(x, b0, c20); c21 = fma(x, b1, c21);
+    x = v128.load32_splat(a, 28);
+    c30 = fma(x, b0, c30); c31 = fma(x, b1, c31);
+    b += ldb;
+    a += 32;
+  }
+  if (k < kc) {
+    const b0 = v128.load(b), b1 = v128.load(b, 16);
+    let x = v128.load32_splat(a);
+    c00 = fma(x, b0, c00); c01 = fma(x, b1, c01);
+    x = v128.load32_splat(a, 4);
+    c10 = fma(x, b0, c10); c11 = fma(x, b1, c11);
+    x = v128.load32_splat(a, 8);
+    c20 = fma(x, b0, c20); c21 = fma(x, b1, c21);
+    x = v128.load32_splat(a, 12);
+    c30 = fma(x, b0, c30); c31 = fma(x, b1, c31);
+  }
+  if (alpha != 1) {
+    const al = f32x4.splat(alpha);
+    c00 = f32x4.mul(c00, al); c01 = f32x4.mul(c01, al); c10 = f32x4.mul(c10, al); c11 = f32x4.mul(c11, al);
+    c20 = f32x4.mul(c20, al); c21 = f32x4.mul(c21, al); c30 = f32x4.mul(c30, al); c31 = f32x4.mul(c31, al);
+  }
+  if (bias) {
+    let bv = v128.load32_splat(bias);
+    c00 = f32x4.add(c00, bv); c01 = f32x4.add(c01, bv);
+    if (mr > 1) { bv = v128.load32_splat(bias, 4); c10 = f32x4.add(c10, bv); c11 = f32x4.add(c11, bv); }
+    if (mr > 2) { bv = v128.load32_splat(bias, 8); c20 = f32x4.add(c20, bv); c21 = f32x4.add(c21, bv); }
+    if (mr > 3) { bv = v128.load32_splat(bias, 12); c30 = f32x4.add(c30, bv); c31 = f32x4.add(c31, bv); }
+  }
+  if (mr == 4 && nr == 8) {
+    if (beta != 0) {
+      const bt = f32x4.splat(beta);
+      c00 = fma(bt, v128.load(c), c00); c01 = fma(bt, v128.load(c, 16), c01);
+      c10 = fma(bt, v128.load(c + ldc), c10); c11 = fma(bt, v128.load(c + ldc, 16), c11);
+      c20 = fma(bt, v128.load(c + 2 * ldc), c20); c21 = fma(bt, v128.load(c + 2 * ldc, 16), c21);
+      c30 = fma(bt, v128.load(c + 3 * ldc), c30); c31 = fma(bt, v128.load(c + 3 * ldc, 16), c31);
+    }
+    v128.store(c, c00); v128.store(c, c01, 16);
+    v128.store(c + ldc, c10); v128.store(c + ldc, c11, 16);
+    v128.store(c + 2 * ldc, c20); v128.store(c + 2 * ldc, c21, 16);
+    v128.store(c + 3 * ldc, c30); v128.store(c + 3 * ldc, c31, 16);
+  } else {
+    v128.store(tile, c00); v128.store(tile, c01, 16);
+    v128.store(tile, c10, 32); v128.store(tile, c11, 48);
+    v128.store(tile, c20, 64); v128.store(tile, c21, 80);
+    v128.store(tile, c30, 96); v128.store(tile, c31, 112);
+    for (let r = 0; r < mr; r++) {
+      const cr = c + <usize>r * ldc, tr = tile + (<usize>r << 5);
+      for (let j = 0; j < nr; j++) {
+        let v = load<f32>(tr + f4(j));
+        if (beta != 0) v += beta * load<f32>(cr + f4(j));
+        store<f32>(cr + f4(j), v);
+      }
+    }
+  }
+}
+
+/** Packs rows [0,M) of A(i,k) = src[i*rs + k*cs] (element strides) into 4-row panels [M/4][K][4], zero-padded. */
+function packA(src: usize, rs: i32, cs: i32, M: i32, K: i32, dst: usize): void {
+  for (let m = 0; m < M; m += 4) {
+    const rows = imin(4, M - m);
+    if (rows == 4 && rs == 1) {
+      // the 4 values of one k are contiguous in the source
+      for (let k = 0; k < K; k++) {
+        v128.store(dst, v128.load(src + f4(m + k * cs)));
+        dst += 16;
+      }
+    } else {
+      for (let k = 0; k < K; k++) {
+        for (let r = 0; r < 4; r++)
+          store<f32>(dst + f4(r), r < rows ? load<f32>(src + f4((m + r) * rs + k * cs)) : 0);
+        dst += 16;
+      }
+    }
+  }
+}
+
+/** C[M, N] (row stride ldc bytes) = alpha * Apacked @ B (+bias) (+beta C); B rows have stride ldb bytes. */
+function gemmBlock(apk: usize, M: i32, b: usize, ldb: usize, N: i32, K: i32, c: usize, ldc: usize,
+                   alpha: f32, beta: f32, bias: usize, tile: usize): void {
+  for (let n = 0; n < N; n += 8) {
+    const nr = imin(8, N - n);
+    for (let m = 0; m < M; m += 4) {
+      mk4x8(apk + f4(m * K), b + f4(n), ldb, K, c + <usize>m * ldc + f4(n), ldc, imin(4, M - m), nr,
+            alpha, beta, bias ? bias + f4(m) : 0, tile);
+    }
+  }
+}
+
+function opGemm(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
+  const transA = ai(ctrl, 0), transB = ai(ctrl, 1), M = ai(ctrl, 2), N = ai(ctrl, 3), K = ai(ctrl, 4);
+  const alpha = af(ctrl, 5), A = ap(ctrl, 6), B = ap(ctrl, 7), beta = af(ctrl, 8), C = ap(ctrl, 9);
+  const nTiles = (N + 7) >> 3, mBlocks = (M + 3) >> 2;
+  let m0 = 0, m1 = M, n0 = 0, n1 = N;
+  if (nTiles >= mBlocks || nTiles >= 2 * nt) {
+    n0 = rangeLo(nTiles, nt, tid) * 8; n1 = imin(N, rangeLo(nTiles, nt, tid + 1) * 8);
+  } else {
+    m0 = rangeLo(mBlocks, nt, tid) * 4; m1 = imin(M, rangeLo(mBlocks, nt, tid + 1) * 4);
+  }
+  if (m0 >= m1 || n0 >= n1) return;
+  const rows = m1 - m0, cols = n1 - n0;
+  const tile = scratch;
+  const apk = scratch + 128;
+  const bpk = align64(apk + f4(up(rows, 4) * K));
+  if (K == 0) {
+    // C = beta * C
+    for (let i = m0; i < m1; i++) for (let j = n0; j < n1; j++) {
+      const p = C + f4(i * N + j);
+      store<f32>(p, beta == 0 ? 0 : beta * load<f32>(p));
+    }
+    return;
+  }
+  if (transA) packA(A + f4(m0), 1, M, rows, K, apk);
+  else packA(A + f4(m0 * K), K, 1, rows, K, apk);
+  let b = B + f4(n0), ldb = f4(N);
+  if (transB) {
+    // B is [N,K]: pack columns n0..n1 of op(B) = B^T into [K][wpad]
+    const wpad = up(cols, 8);
+    for (let k = 0; k < K; k++) {
+      const drow = bpk + f4(k * wpad);
+      for (let j = 0; j < cols; j++) store<f32>(drow + f4(j), load<f32>(B + f4((n0 + j) * K + k)));
+    }
+    b = bpk; ldb = f4(wpad);
+  }
+  gemmBlock(apk, rows, b, ldb, cols, K, C + f4(m0 * N + n0), f4(N), alpha, beta, 0, tile);
+}
+
+// ------------------------------------------------------------------------------------- im2col / col2im
+
+/** Unfolds one image [C,H,W] into rows [C*R*S][ld] (columns 0..OH*OW). */
+function im2col(x: usize, C: i32, H: i32, W: i32, R: i32, S: i32, sh: i32, sw: i32, ph: i32, pw: i32,
+                OH: i32, OW: i32, col: usize, ld: i32): void {
+  for (let c = 0; c < C; c++) {
+    const xc = x + f4(c * H * W);
+    for (let r = 0; r < R; r++) {
+      for (let s = 0; s < S; s++) {
+        let row = col + f4(((c * R + r) * S + s) * ld);
+        // valid ow: 0 <= ow*sw - pw + s < W
+        let lo = 0;
+        const t = pw - s;
+        if (t > 0) lo = (t + sw - 1) / sw;
+        let hi = OW;
+        const t2 = W - 1 + pw - s;
+        if (t2 < 0) hi = 0; else hi = imin(OW, t2 / sw + 1);
+        if (lo > hi) lo = hi;
+        for (let oh = 0; oh < OH; oh++) {
+          const ih = oh * sh - ph + r;
+          if (ih < 0 || ih >= H) {
+            zeroF(row, OW);
+          } else {
+            for (let ow = 0; ow < lo; ow++) store<f32>(row + f4(ow), 0);
+            const src = xc + f4(ih * W + lo * sw - pw + s);
+            const n = hi - lo;
+            const dst = row + f4(lo);
+            if (sw == 1) {
+              copyF(dst, src, n);
+            } else if (sw == 2) {
+              let i = 0;
+              for (; i + 4 <= n - 1; i += 4) {
+                // need src elements 0,2,4,6 (+8i); load 8 floats (last one unused)
+                const v0 = v128.load(src + f4(2 * i)), v1 = v128.load(src + f4(2 * i), 16);
+                v128.store(dst + f4(i), i32x4.shuffle(v0, v1, 0, 2, 4, 6));
+              }
+              for (; i < n; i++) store<f32>(dst + f4(i), load<f32>(src + f4(2 * i)));
+            } else {
+              for (let i = 0; i < n; i++) store<f32>(dst + f4(i), load<f32>(src + f4(i * sw)));
+            }
+            for (let ow = hi; ow < OW; ow++) store<f32>(row + f4(ow), 0);
+          }
+          row += f4(OW);
+        }
+      }
+    }
+  }
+}
+
+/** Folds rows [C*R*S][ld] back into one image [C,H,W] (overwritten), summing overlaps. */
+function col2im(col: usize, ld: i32, C: i32, H: i32, W: i32, R: i32, S: i32, sh: i32, sw: i32, ph: i32, pw: i32,
+                OH: i32, OW: i32, dx: usize): void {
+  zeroF(dx, C * H * W);
+  for (let c = 0; c < C; c++) {
+    const xc = dx + f4(c * H * W);
+    for (let r = 0; r < R; r++) {
+      for (let s = 0; s < S; s++) {
+        let row = col + f4(((c * R + r) * S + s) * ld);
+        let lo = 0;
+        const t = pw - s;
+        if (t > 0) lo = (t + sw - 1) / sw;
+        let hi = OW;
+        const t2 = W - 1 + pw - s;
+        if (t2 < 0) hi = 0; else hi = imin(OW, t2 / sw + 1);
+        if (lo > hi) lo = hi;
+        const n = hi - lo;
+        for (let oh = 0; oh < OH; oh++) {
+          const ih = oh * sh - ph + r;
+          if (ih >= 0 && ih < H) {
+            const dst = xc + f4(ih * W + lo * sw - pw + s);
+            const src = row + f4(lo);
+            if (sw == 1) addF(dst, src, n);
+            else for (let i = 0; i < n; i++) {
+              const p = dst + f4(i * sw);
+              store<f32>(p, load<f32>(p) + load<f32>(src + f4(i)));
+            }
+          }
+          row += f4(OW);
+        }
+      }
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------- convolutions
+// Arguments 0..12: N C H W K R S sh sw ph pw OH OW, then pointers.
+
+function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
+  const N = ai(ctrl, 0), C = ai(ctrl, 1), H = ai(ctrl, 2), W = ai(ctrl, 3), K = ai(ctrl, 4), R = ai(ctrl, 5), S = ai(ctrl, 6);
+  const sh = ai(ctrl, 7), sw = ai(ctrl, 8), ph = ai(ctrl, 9), pw = ai(ctrl, 10), OH = ai(ctrl, 11), OW = ai(ctrl, 12);
+  const x = ap(ctrl, 13), w = ap(ctrl, 14), bias = ap(ctrl, 15), y = ap(ctrl, 16);
+  const n0 = rangeLo(N, nt, tid), n1 = rangeLo(N, nt, tid + 1);
+  if (n0 >= n1) return;
+  const P = OH * OW, CRS = C * R * S, Ppad = up(P, 8);
+  const tile = scratch;
+  const apk = scratch + 128;
+  const col = align64(apk + f4(up(K, 4) * CRS));
+  packA(w, CRS, 1, K, CRS, apk);
+  for (let n = n0; n < n1; n++) {
+    im2col(x + f4(n * C * H * W), C, H, W, R, S, sh, sw, ph, pw, OH, OW, col, Ppad);
+    gemmBlock(apk, K, col, f4(Ppad), P, CRS, y + f4(n * K * P), f4(P), 1, 0, bias, tile);
+  }
+}
+
+function opConvBwdData(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
+  const N = ai(ctrl, 0), C = ai(ctrl, 1), H = ai(ctrl, 2), W = ai(ctrl, 3), K = ai(ctrl, 4), R = ai(ctrl, 5), S = ai(ctrl, 6);
+  const sh = ai(ctrl, 7), sw = ai(ctrl, 8), ph = ai(ctrl, 9), pw = ai(ctrl, 10), OH = ai(ctrl, 11), OW = ai(ctrl, 12);
+  const dy = ap(ctrl, 13), w = ap(ctrl, 14), dx = ap(ctrl, 15);
+  const n0 = rangeLo(N, nt, tid), n1 = rangeLo(N, nt, tid + 1);
+  if (n0 >= n1) return;
+  const P = OH * OW, CRS = C * R * S, Ppad = up(P, 8);
+  const tile = scratch;
+  const apk = scratch + 128;
+  const col = align64(apk + f4(up(CRS, 4) * K));
+  // A = W^T [CRS, K]: A(i,k) = w[k*CRS + i]
+  packA(w, 1, CRS, CRS, K, apk);
+  for (let n = n0; n < n1; n++) {
+    if (K == 0) { zeroF(dx + f4(n * C * H * W), C * H * W); continue; }
+    gemmBlock(apk, CRS, dy + f4(n * K * P), f4(P), Ppad, K, col, f4(Ppad), 1, 0, 0, tile);
+    col2im(col, Ppad, C, H, W, R, S, sh, sw, ph, pw, OH, OW, dx + f4(n * C * H * W));
+  }
+}
+
+/** Images per group in the weight gradient, so that the reduction length is long enough. */
+@inline function bwGroup(P: i32): i32 { return imax(1, imin(8, (192 + P - 1) / P)); }
+
+// Dot-product micro-kernel: out[4][2] += A[4 rows, L] . B[2 rows, L] (L multiple of 4).
+function dot4x2(a: usize, lda: usize, b: usize, ldb: usize, L: i32, out: usize, ldo: usize, mr: i32, nr: i32): void {
+  let s00 = f32x4.splat(0), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
+  const a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, b1 = b + ldb;
+  for (let p: usize = 0, e = f4(L); p < e; p += 16) {
+    const x0 = v128.load(a + p), x1 = v128.load(a1 + p), x2 = v128.load(a2 + p), x3 = v128.load(a3 + p);
+    let y = v128.load(b + p);
+    s00 = fma(x0, y, s00); s10 = fma(x1, y, s10); s20 = fma(x2, y, s20); s30 = fma(x3, y, s30);
+    y = v128.load(b1 + p);
+    s01 = fma(x0, y, s01); s11 = fma(x1, y, s11); s21 = fma(x2, y, s21); s31 = fma(x3, y, s31);
+  }
+  if (mr == 4 && nr == 2) {
+    store<f32>(out, load<f32>(out) + hsum(s00)); store<f32>(out + 4, load<f32>(out + 4) + hsum(s01));
+    let o = out + ldo;
+    store<f32>(o, load<f32>(o) + hsum(s10)); store<f32>(o + 4, load<f32>(o + 4) + hsum(s11));
+    o += ldo;
+    store<f32>(o, load<f32>(o) + hsum(s20)); store<f32>(o + 4, load<f32>(o + 4) + hsum(s21));
+    o += ldo;
+    store<f32>(o, load<f32>(o) + hsum(s30)); store<f32>(o + 4, load<f32>(o + 4) + hsum(s31));
+  } else {
+    for (let r = 0; r < mr; r++) {
+      const o = out + <usize>r * ldo;
+      const v0 = r == 0 ? s00 : r == 1 ? s10 : r == 2 ? s20 : s30;
+      const v1 = r == 0 ? s01 : r == 1 ? s11 : r == 2 ? s21 : s31;
+      store<f32>(o, load<f32>(o) + hsum(v0));
+      if (nr > 1) store<f32>(o + 4, load<f32>(o + 4) + hsum(v1));
+    }
+  }
+}
+
+function opConvBwdW(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
+  const N = ai(ctrl, 0), C = ai(ctrl, 1), H = ai(ctrl, 2), W = ai(ctrl, 3), K = ai(ctrl, 4), R = ai(ctrl, 5), S = ai(ctrl, 6);
+  const sh = ai(ctrl, 7), sw = ai(ctrl, 8), ph = ai(ctrl, 9), pw = ai(ctrl, 10), OH = ai(ctrl, 11), OW = ai(ctrl, 12);
+  const x = ap(ctrl, 13), dy = ap(ctrl, 14);
+  const P = OH * OW, CRS = C * R * S;
+  const part = scratch;
+  zeroF(part, K * CRS);
+  const n0 = rangeLo(N, nt, tid), n1 = rangeLo(N, nt, tid + 1);
+  if (n0 >= n1) return;
+  const G = bwGroup(P), L = up(G * P, 4);
+  const colG = align64(part + f4(K * CRS));
+  const dyG = align64(colG + f4(up(CRS, 2) * L));
+  for (let n = n0; n < n1; n += G) {
+    const g = imin(G, n1 - n);
+    for (let gi = 0; gi < g; gi++)
+      im2col(x + f4((n + gi) * C * H * W), C, H, W, R, S, sh, sw, ph, pw, OH, OW, colG + f4(gi * P), L);
+    const used = g * P;
+    if (used < L) for (let i = 0; i < CRS; i++) zeroF(colG + f4(i * L + used), L - used);
+    for (let k = 0; k < K; k++) {
+      const drow = dyG + f4(k * L);
+      for (let gi = 0; gi < g; gi++) copyF(drow + f4(gi * P), dy + f4(((n + gi) * K + k) * P), P);
+      if (used < L) zeroF(drow + f4(used), L - used);
+    }
+    for (let j = 0; j < CRS; j += 2) {
+      const nr = imin(2, CRS - j);
+      for (let k = 0; k < K; k += 4) {
+        dot4x2(dyG + f4(k * L), f4(L), colG + f4(j * L), f4(L), L, part + f4(k * CRS + j), f4(CRS), imin(4, K - k), nr);
+      }
+    }
+  }
+}
+
+/** dw = sum of the threads' partial sums; db[k] = sum of dy over images and pixels. */
+function opReduceDw(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
+  const N = ai(ctrl, 0), K = ai(ctrl, 1), CRS = ai(ctrl, 2), P = ai(ctrl, 3), parts = ai(ctrl, 4);
+  const dy = ap(ctrl, 5), dw = ap(ctrl, 6), db = ap(ctrl, 7);
+  const base = <usize>load<u32>(ctrl + 16), stride = <usize>load<u32>(ctrl + 20);
+  const total = K * CRS;
+  const e0 = rangeLo(total >> 2, nt, tid) << 2;
+  const e1 = tid == nt - 1 ? total : rangeLo(total >> 2, nt, tid + 1) << 2;
+  if (e1 > e0) {
+    copyF(dw + f4(e0), base + f4(e0), e1 - e0);
+    for (let t = 1; t < parts; t++) addF(dw + f4(e0), base + <usize>t * stride + f4(e0), e1 - e0);
+  }
+  if (db) {
+    const k0 = rangeLo(K, nt, tid), k1 = rangeLo(K, nt, tid + 1);
+    for (let k = k0; k < k1; k++) {
+      let s: f64 = 0;
+      for (let n = 0; n < N; n++) s += <f64>sumF(dy + f4((n * K + k) * P), P);
+      store<f32>(db + f4(k), <f32>s);
+    }
+  }
+}
+
+function sumF(p: usize, n: i32): f32 {
+  let a = f32x4.splat(0), b = a;
+  let i = 0;
+  for (; i + 8 <= n; i += 8) { a = f32x4.add(a, v128.load(p + f4(i))); b = f32x4.add(b, v128.load(p + f4(i), 16)); }
+  for (; i + 4 <= n; i += 4) a = f32x4.add(a, v128.load(p + f4(i)));
+  let s = hsum(f32x4.add(a, b));
+  for (; i < n; i++) s += load<f32>(p + f4(i));
+  return s;
+}
+
+// ----------------------------------------------------------------------------------------- activations
+
+@inline function actScalar(kind: i32, v: f32, slope: f32): f32 {
+  if (kind == ACT_NONE) return v;
+  if (kind == ACT_RELU) return v > 0 ? v : 0;
+  if (kind == ACT_LEAKY) return v > 0 ? v : v * slope;
+  if (kind == ACT_TANH) return <f32>Math.tanh(<f64>v);
+  return <f32>(1.0 / (1.0 + Math.exp(-<f64>v)));
+}
+
+/** y[i] = act(x[i] * a + b) for i < n (a=1, b=0 for a plain activation). */
+function affineAct(x: usize, y: usize, n: i32, a: f32, b: f32, kind: i32, slope: f32): void {
+  const va = f32x4.splat(a), vb = f32x4.splat(b), vs = f32x4.splat(slope), z = f32x4.splat(0);
+  let i = 0;
+  if (kind <= ACT_LEAKY) {
+    for (; i + 4 <= n; i += 4) {
+      let v = fma(v128.load(x + f4(i)), va, vb);
+      if (kind == ACT_RELU) v = f32x4.pmax(z, v);
+      else if (kind == ACT_LEAKY) v = v128.bitselect(v, f32x4.mul(v, vs), f32x4.gt(v, z));
+      v128.store(y + f4(i), v);
+    }
+  }
+  for (; i < n; i++) store<f32>(y + f4(i), actScalar(kind, load<f32>(x + f4(i)) * a + b, slope));
+}
+
+/** The gradient before the activation, from its output y. */
+@inline function dyPreV(kind: i32, y: v128, dy: v128, vs: v128): v128 {
+  const z = f32x4.splat(0), one = f32x4.splat(1);
+  if (kind == ACT_NONE) return dy;
+  if (kind == ACT_RELU) return v128.and(dy, f32x4.gt(y, z));
+  if (kind == ACT_LEAKY) return v128.bitselect(dy, f32x4.mul(dy, vs), f32x4.gt(y, z));
+  if (kind == ACT_TANH) return f32x4.mul(dy, f32x4.sub(one, f32x4.mul(y, y)));
+  return f32x4.mul(f32x4.mul(dy, y), f32x4.sub(one, y));
+}
+@inline function dyPreS(kind: i32, y: f32, dy: f32, slope: f32): f32 {
+  if (kind == ACT_NONE) return dy;
+  if (kind == ACT_RELU) return y > 0 ? dy : 0;
+  if (kind == ACT_LEAKY) return y > 0 ? dy : dy * slope;
+  if (kind == ACT_TANH) return dy * (1 - y * y);
+  return dy * y * (1 - y);
+}
+
+function opAct(ctrl: usize, tid: i32, nt: i32): void {
+  const kind = ai(ctrl, 0), slope = af(ctrl, 1), n = ai(ctrl, 2), x = ap(ctrl, 3), y = ap(ctrl, 4);
+  const q = n >> 4;
+  const i0 = rangeLo(q, nt, tid) << 4, i1 = tid == nt - 1 ? n : rangeLo(q, nt, tid + 1) << 4;
+  if (i1 > i0) affineAct(x + f4(i0), y + f4(i0), i1 - i0, 1, 0, kind, slope);
+}
+
+function opActBwd(ctrl: usize, tid: i32, nt: i32): void {
+  const kind = ai(ctrl, 0), slope = af(ctrl, 1), n = ai(ctrl, 2);
+  const x = ap(ctrl, 3), y = ap(ctrl, 4), dy = ap(ctrl, 5), dx = ap(ctrl, 6);
+  const q = n >> 4;
+  const i0 = rangeLo(q, nt, tid) << 4, i1 = tid == nt - 1 ? n : rangeLo(q, nt, tid + 1) << 4;
+  const z = f32x4.splat(0), one = f32x4.splat(1), vs = f32x4.splat(slope);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const o = f4(i);
+    const g = v128.load(dy + o);
+    let r: v128;
+    if (kind == ACT_NONE) r = g;
+    else if (kind == ACT_RELU) r = v128.and(g, f32x4.gt(v128.load(x + o), z));
+    else if (kind == ACT_LEAKY) r = v128.bitselect(g, f32x4.mul(g, vs), f32x4.gt(v128.load(x + o), z));
+    else r = dyPreV(kind, v128.load(y + o), g, vs);
+    v128.store(dx + o, r);
+  }
+  for (; i < i1; i++) {
+    const o = f4(i);
+    const g = load<f32>(dy + o);
+    let r: f32;
+    if (kind == ACT_RELU) r = load<f32>(x + o) > 0 ? g : 0;
+    else if (kind == ACT_LEAKY) r = load<f32>(x + o) > 0 ? g : g * slope;
+    else r = dyPreS(kind, load<f32>(y + o), g, slope);
+    store<f32>(dx + o, r);
+  }
+}
+
+// ------------------------------------------------------------------------------------------ batch norm
+
+function opBnTrain(ctrl: usize, tid: i32, nt: i32): void {
+  const N = ai(ctrl, 0), C = ai(ctrl, 1), HW = ai(ctrl, 2), x = ap(ctrl, 3), gamma = ap(ctrl, 4), beta = ap(ctrl, 5);
+  const eps = af(ctrl, 6), kind = ai(ctrl, 7), slope = af(ctrl, 8), y = ap(ctrl, 9), mean = ap(ctrl, 10), invstd = ap(ctrl, 11);
+  const c0 = rangeLo(C, nt, tid), c1 = rangeLo(C, nt, tid + 1);
+  const M = <f64>N * <f64>HW;
+  for (let c = c0; c < c1; c++) {
+    let s: f64 = 0;
+    for (let n = 0; n < N; n++) s += <f64>sumF(x + f4((n * C + c) * HW), HW);
+    const mu = <f32>(s / M);
+    const vmu = f32x4.splat(mu);
+    let q: f64 = 0;
+    for (let n = 0; n < N; n++) {
+      const p = x + f4((n * C + c) * HW);
+      let a = f32x4.splat(0);
+      let i = 0;
+      for (; i + 4 <= HW; i += 4) { const d = f32x4.sub(v128.load(p + f4(i)), vmu); a = fma(d, d, a); }
+      let t = hsum(a);
+      for (; i < HW; i++) { const d = load<f32>(p + f4(i)) - mu; t += d * d; }
+      q += <f64>t;
+    }
+    const is = <f32>(1.0 / Math.sqrt(q / M + <f64>eps));
+    store<f32>(mean + f4(c), mu);
+    store<f32>(invstd + f4(c), is);
+    const a = load<f32>(gamma + f4(c)) * is;
+    const b = load<f32>(beta + f4(c)) - mu * a;
+    for (let n = 0; n < N; n++) {
+      const o = f4((n * C + c) * HW);
+      affineAct(x + o, y + o, HW, a, b, kind, slope);
+    }
+  }
+}
+
+function opAffine(ctrl: usize, tid: i32, nt: i32): void {
+  const N = ai(ctrl, 0), C = ai(ctrl, 1), HW = ai(ctrl, 2), x = ap(ctrl, 3), scale = ap(ctrl, 4), shift = ap(ctrl, 5);
+  const kind = ai(ctrl, 6), slope = af(ctrl, 7), y = ap(ctrl, 8);
+  const r0 = rangeLo(N * C, nt, tid), r1 = rangeLo(N * C, nt, tid + 1);
+  for (let r = r0; r < r1; r++) {
+    const c = r % C;
+    affineAct(x + f4(r * HW), y + f4(r * HW), HW, load<f32>(scale + f4(c)), load<f32>(shift + f4(c)), kind, slope);
+  }
+}
+
+function opBnBwd(ctrl: usize, tid: i32, nt: i32): void {
+  const N = ai(ctrl, 0), C = ai(ctrl, 1), HW = ai(ctrl, 2), x = ap(ctrl, 3), y = ap(ctrl, 4), dy = ap(ctrl, 5);
+  const gamma = ap(ctrl, 6), mean = ap(ctrl, 7), invstd = ap(ctrl, 8), kind = ai(ctrl, 9), slope = af(ctrl, 10);
+  const dx = ap(ctrl, 11), dgamma = ap(ctrl, 12), dbeta = ap(ctrl, 13);
+  const c0 = rangeLo(C, nt, tid), c1 = rangeLo(C, nt, tid + 1);
+  const vs = f32x4.splat(slope);
+  const M = <f64>N * <f64>HW;
+  for (let c = c0; c < c1; c++) {
+    const mu = load<f32>(mean + f4(c)), is = load<f32>(invstd + f4(c));
+    const vmu = f32x4.splat(mu);
+    let sdz: f64 = 0, sdzx: f64 = 0;
+    for (let n = 0; n < N; n++) {
+      const o = f4((n * C + c) * HW);
+      let a = f32x4.splat(0), b = a;
+      let i = 0;
+      for (; i + 4 <= HW; i += 4) {
+        const g = dyPreV(kind, v128.load(y + o + f4(i)), v128.load(dy + o + f4(i)), vs);
+        a = f32x4.add(a, g);
+        b = fma(g, f32x4.sub(v128.load(x + o + f4(i)), vmu), b);
+      }
+      let ta = hsum(a), tb = hsum(b);
+      for (; i < HW; i++) {
+        const g = dyPreS(kind, load<f32>(y + o + f4(i)), load<f32>(dy + o + f4(i)), slope);
+        ta += g; tb += g * (load<f32>(x + o + f4(i)) - mu);
+      }
+      sdz += <f64>ta; sdzx += <f64>tb;
+    }
+    sdzx *= <f64>is;
+    store<f32>(dbeta + f4(c), <f32>sdz);
+    store<f32>(dgamma + f4(c), <f32>sdzx);
+    const k = <f64>load<f32>(gamma + f4(c)) * <f64>is / M;
+    // dx = k*(M*g - sdz - (x-mu)*is*sdzx) = c1*g - c0 - (x-mu)*c2
+    const c1f = <f32>(k * M), c0f = <f32>(k * sdz), c2f = <f32>(k * <f64>is * sdzx);
+    const v1 = f32x4.splat(c1f), v0 = f32x4.splat(c0f), v2 = f32x4.splat(c2f);
+    for (let n = 0; n < N; n++) {
+      const o = f4((n * C + c) * HW);
+      let i = 0;
+      for (; i + 4 <= HW; i += 4) {
+        const g = dyPreV(kind, v128.load(y + o + f4(i)), v128.load(dy + o + f4(i)), vs);
+        const d = f32x4.sub(v128.load(x + o + f4(i)), vmu);
+        v128.store(dx + o + f4(i), f32x4.sub(f32x4.sub(f32x4.mul(v1, g), v0), f32x4.mul(d, v2)));
+      }
+      for (; i < HW; i++) {
+        const g = dyPreS(kind, load<f32>(y + o + f4(i)), load<f32>(dy + o + f4(i)), slope);
+        store<f32>(dx + o + f4(i), c1f * g - c0f - (load<f32>(x + o + f4(i)) - mu) * c2f);
+      }
+    }
+  }
+}
+
+// -------------------------------------------------------------------------------------------- dispatch
+
+export function run(ctrl: usize, tid: i32): void {
+  const op = load<i32>(ctrl, 8), nt = load<i32>(ctrl, 12);
+  if (tid >= nt) return;
+  const scratch = <usize>load<u32>(ctrl, 16) + <usize>tid * <usize>load<u32>(ctrl, 20);
+  switch (op) {
+    case OP_GEMM: opGemm(ctrl, tid, nt, scratch); break;
+    case OP_CONV_FWD: opConvFwd(ctrl, tid, nt, scratch); break;
+    case OP_CONV_BWD_DATA: opConvBwdData(ctrl, tid, nt, scratch); break;
+    case OP_CONV_BWD_W: opConvBwdW(ctrl, tid, nt, scratch); break;
+    case OP_REDUCE_DW: opReduceDw(ctrl, tid, nt, scratch); break;
+    case OP_BN_TRAIN: opBnTrain(ctrl, tid, nt); break;
+    case OP_AFFINE: opAffine(ctrl, tid, nt); break;
+    case OP_BN_BWD: opBnBwd(ctrl, tid, nt); break;
+    case OP_ACT: opAct(ctrl, tid, nt); break;
+    case OP_ACT_BWD: opActBwd(ctrl, tid, nt); break;
+    default: break;
+  }
+}

@@ -1,0 +1,248 @@
+import { execFileSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Act, Backend, ConvGeom } from '../src/engine/kernels/index.js';
+import { convOutSize } from '../src/engine/kernels/index.js';
+import { ReferenceBackend } from '../src/engine/kernels/reference.js';
+import type { WasmBackend } from '../src/engine/kernels/wasm/backend.js';
+
+const root = fileURLToPath(new URL('..', import.meta.url));
+const ref = new ReferenceBackend();
+
+function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    return s / 4294967296 * 2 - 1;
+  };
+}
+function rand(n: number, seed: number, scale = 1): Float32Array {
+  const r = rng(seed), a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = r() * scale;
+  return a;
+}
+function expectClose(ours: Float32Array, want: Float32Array, what: string): void {
+  expect(ours.length, what).toBe(want.length);
+  let maxRef = 0, maxErr = 0;
+  for (let i = 0; i < want.length; i++) {
+    maxRef = Math.max(maxRef, Math.abs(want[i]));
+    const d = Math.abs(ours[i] - want[i]);
+    maxErr = Number.isNaN(d) ? Infinity : Math.max(maxErr, d);
+  }
+  const tol = 1e-4 * Math.max(1, maxRef);
+  if (!(maxErr <= tol)) throw new Error(`${what}: max|ours-ref| = ${maxErr} > ${tol}`);
+}
+
+function geom(N: number, C: number, H: number, W: number, K: number, R: number, S: number,
+              sh: number, sw: number, ph: number, pw: number): ConvGeom {
+  return { N, C, H, W, K, R, S, strideH: sh, strideW: sw, padH: ph, padW: pw,
+    OH: convOutSize(H, R, sh, ph), OW: convOutSize(W, S, sw, pw) };
+}
+
+const CONV_SHAPES: [string, ConvGeom][] = [
+  ['model L1 1->32 28x28 s1 p1', geom(2, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1)],
+  ['model L2 32->64 28->14 s2', geom(2, 32, 28, 28, 64, 3, 3, 2, 2, 1, 1)],
+  ['model L3 64->64 14->7 s2', geom(3, 64, 14, 14, 64, 3, 3, 2, 2, 1, 1)],
+  ['odd 3->5 7x9 r3s2 s(2,1) p(1,0)', geom(3, 3, 7, 9, 5, 3, 2, 2, 1, 1, 0)],
+  ['5x5 p2 single image', geom(1, 2, 5, 5, 3, 5, 5, 1, 1, 2, 2)],
+  ['1x1 stride 3', geom(5, 4, 11, 10, 7, 1, 1, 3, 3, 0, 0)],
+  ['k4 s2 p1', geom(2, 3, 6, 6, 6, 4, 4, 2, 2, 1, 1)],
+  ['odd channels 13->9 stride 2 13x13', geom(4, 13, 13, 13, 9, 3, 3, 2, 2, 1, 1)],
+];
+
+const GEMM_SHAPES: [number, number, number][] = [
+  [1, 1, 1], [5, 7, 3], [16, 16, 16], [33, 17, 65], [64, 100, 30], [7, 300, 9], [130, 9, 5], [4, 8, 0],
+];
+
+const ACTS: Act[] = [
+  { kind: 'none', slope: 0 }, { kind: 'relu', slope: 0 }, { kind: 'leaky', slope: 0.2 },
+  { kind: 'tanh', slope: 0 }, { kind: 'sigmoid', slope: 0 },
+];
+
+let createWasmBackend: typeof import('../src/engine/kernels/wasm/node.js').createWasmBackend;
+
+beforeAll(async () => {
+  if (!existsSync(`${root}/build/wasm/kernels.wasm`) || !existsSync(`${root}/build/wasm/kernels-relaxed.wasm`))
+    execFileSync(process.execPath, [`${root}/tools/build-wasm.mjs`], { stdio: 'inherit' });
+  ({ createWasmBackend } = await import('../src/engine/kernels/wasm/node.js'));
+});
+
+/** Copies `src` into an array of `b` (in wasm memory) or a plain Float32Array. */
+function put(b: Backend, src: Float32Array, inMem: boolean): Float32Array {
+  if (!inMem) return src.slice();
+  const a = b.alloc(src.length);
+  a.set(src);
+  return a;
+}
+
+for (const cfg of [
+  { threads: 1, relaxed: true }, { threads: 2, relaxed: true },
+  { threads: 1, relaxed: false }, { threads: 2, relaxed: false },
+]) {
+  describe(`wasm backend, ${cfg.threads} thread(s), ${cfg.relaxed ? 'relaxed' : 'plain'} SIMD`, () => {
+    let b: WasmBackend;
+    beforeAll(async () => {
+      b = await createWasmBackend({ threads: cfg.threads, noRelaxed: !cfg.relaxed });
+    });
+    afterAll(() => b?.dispose());
+
+    it('loads the requested build and thread count', () => {
+      expect(b.name).toBe('wasm');
+      expect(b.threads).toBe(cfg.threads);
+      if (!cfg.relaxed) expect(b.relaxed).toBe(false);
+      else expect(b.relaxed).toBe(WebAssembly.validate !== undefined && b.relaxed); // relaxed where V8 supports it
+    });
+
+    for (const inMem of [true, false]) {
+      const where = inMem ? 'wasm memory' : 'plain arrays';
+
+      it(`gemm matches the reference (${where})`, () => {
+        let seed = 1;
+        for (const [M, N, K] of GEMM_SHAPES)
+          for (const tA of [false, true]) for (const tB of [false, true])
+            for (const [alpha, beta] of [[1, 0], [0.5, 1], [-2, 0.25]]) {
+              const A = rand(M * K, seed++), B = rand(K * N, seed++), C0 = rand(M * N, seed++);
+              const want = C0.slice();
+              ref.gemm(tA, tB, M, N, K, alpha, A, B, beta, want);
+              const a = put(b, A, inMem), bb = put(b, B, inMem), c = put(b, C0, inMem);
+              b.gemm(tA, tB, M, N, K, alpha, a, bb, beta, c);
+              expectClose(c, want, `gemm ${M}x${N}x${K} tA=${tA} tB=${tB} a=${alpha} b=${beta}`);
+              if (inMem) { b.free(a); b.free(bb); b.free(c); }
+            }
+      });
+
+      for (const [name, g] of CONV_SHAPES) {
+        it(`conv2d / backward data / backward weight: ${name} (${where})`, () => {
+          const { N, C, H, W, K, R, S, OH, OW } = g;
+          const xs = rand(N * C * H * W, 11), ws = rand(K * C * R * S, 12, 0.3), bs = rand(K, 13);
+          const dys = rand(N * K * OH * OW, 14);
+          // forward
+          const yWant = new Float32Array(N * K * OH * OW);
+          ref.conv2d(g, xs, ws, bs, yWant);
+          const x = put(b, xs, inMem), w = put(b, ws, inMem), bias = put(b, bs, inMem);
+          const y = put(b, rand(yWant.length, 99), inMem);
+          b.conv2d(g, x, w, bias, y);
+          expectClose(y, yWant, `conv2d ${name}`);
+          const yNoBias = new Float32Array(yWant.length);
+          ref.conv2d(g, xs, ws, null, yNoBias);
+          b.conv2d(g, x, w, null, y);
+          expectClose(y, yNoBias, `conv2d no bias ${name}`);
+          // backward data
+          const dxWant = new Float32Array(N * C * H * W);
+          ref.conv2dBackwardData(g, dys, ws, dxWant);
+          const dy = put(b, dys, inMem), dx = put(b, rand(dxWant.length, 98), inMem);
+          b.conv2dBackwardData(g, dy, w, dx);
+          expectClose(dx, dxWant, `conv2dBackwardData ${name}`);
+          // backward weight
+          const dwWant = new Float32Array(K * C * R * S), dbWant = new Float32Array(K);
+          ref.conv2dBackwardWeight(g, xs, dys, dwWant, dbWant);
+          const dw = put(b, rand(dwWant.length, 97), inMem), db = put(b, rand(K, 96), inMem);
+          b.conv2dBackwardWeight(g, x, dy, dw, db);
+          expectClose(dw, dwWant, `conv2dBackwardWeight dw ${name}`);
+          expectClose(db, dbWant, `conv2dBackwardWeight db ${name}`);
+          b.conv2dBackwardWeight(g, x, dy, dw, null);
+          expectClose(dw, dwWant, `conv2dBackwardWeight (no db) ${name}`);
+          if (inMem) for (const a of [x, w, bias, y, dy, dx, dw, db]) b.free(a);
+        });
+      }
+
+      it(`batch norm (train, backward) and channel affine with fused activations (${where})`, () => {
+        let seed = 100;
+        for (const [N, C, HW] of [[4, 5, 49], [2, 3, 7], [8, 32, 196], [3, 2, 1], [16, 64, 49]])
+          for (const act of ACTS) {
+            const n = N * C * HW;
+            const xs = rand(n, seed++, 2), gs = rand(C, seed++), bs = rand(C, seed++), dys = rand(n, seed++);
+            for (let i = 0; i < n; i++) xs[i] += 0.5; // non-zero mean
+            const yW = new Float32Array(n), mW = new Float32Array(C), iW = new Float32Array(C);
+            ref.batchNormTrain(N, C, HW, xs, gs, bs, 1e-5, act, yW, mW, iW);
+            const x = put(b, xs, inMem), g = put(b, gs, inMem), be = put(b, bs, inMem);
+            const y = put(b, new Float32Array(n), inMem), m = put(b, new Float32Array(C), inMem), is = put(b, new Float32Array(C), inMem);
+            b.batchNormTrain(N, C, HW, x, g, be, 1e-5, act, y, m, is);
+            const tag = `${N}x${C}x${HW} ${act.kind}`;
+            expectClose(y, yW, `batchNormTrain y ${tag}`);
+            expectClose(m, mW, `batchNormTrain mean ${tag}`);
+            expectClose(is, iW, `batchNormTrain invstd ${tag}`);
+
+            const dxW = new Float32Array(n), dgW = new Float32Array(C), dbW = new Float32Array(C);
+            ref.batchNormBackward(N, C, HW, xs, yW, dys, gs, mW, iW, act, dxW, dgW, dbW);
+            const dy = put(b, dys, inMem), dx = put(b, new Float32Array(n), inMem);
+            const dg = put(b, new Float32Array(C), inMem), db = put(b, new Float32Array(C), inMem);
+            // use the reference's y/mean/invstd so that only the backward is compared
+            const yr = put(b, yW, inMem), mr = put(b, mW, inMem), ir = put(b, iW, inMem);
+            b.batchNormBackward(N, C, HW, x, yr, dy, g, mr, ir, act, dx, dg, db);
+            expectClose(dx, dxW, `batchNormBackward dx ${tag}`);
+            expectClose(dg, dgW, `batchNormBackward dgamma ${tag}`);
+            expectClose(db, dbW, `batchNormBackward dbeta ${tag}`);
+
+            const afW = new Float32Array(n);
+            ref.channelAffine(N, C, HW, xs, gs, bs, act, afW);
+            const af = put(b, new Float32Array(n), inMem);
+            b.channelAffine(N, C, HW, x, g, be, act, af);
+            expectClose(af, afW, `channelAffine ${tag}`);
+            if (inMem) for (const a of [x, g, be, y, m, is, dy, dx, dg, db, yr, mr, ir, af]) b.free(a);
+          }
+      });
+
+      it(`activation and its backward, in place too (${where})`, () => {
+        let seed = 500;
+        for (const n of [1, 7, 1000, 70001])
+          for (const act of ACTS) {
+            const xs = rand(n, seed++, 3), dys = rand(n, seed++);
+            const yW = new Float32Array(n);
+            ref.activation(act, n, xs, yW);
+            const x = put(b, xs, inMem), y = put(b, new Float32Array(n), inMem);
+            b.activation(act, n, x, y);
+            expectClose(y, yW, `activation ${act.kind} n=${n}`);
+            const dxW = new Float32Array(n);
+            ref.activationBackward(act, n, xs, yW, dys, dxW);
+            const dy = put(b, dys, inMem), dx = put(b, new Float32Array(n), inMem);
+            b.activationBackward(act, n, x, y, dy, dx);
+            expectClose(dx, dxW, `activationBackward ${act.kind} n=${n}`);
+            // in place: dx = dy, y = x
+            b.activationBackward(act, n, x, y, dy, dy);
+            expectClose(dy, dxW, `activationBackward in place ${act.kind} n=${n}`);
+            b.activation(act, n, x, x);
+            expectClose(x, yW, `activation in place ${act.kind} n=${n}`);
+            if (inMem) for (const a of [x, y, dy, dx]) b.free(a);
+          }
+      });
+    }
+
+    it('alloc returns zero-filled views in wasm memory that survive memory growth', () => {
+      const a = b.alloc(1000);
+      expect(a.every(v => v === 0)).toBe(true);
+      expect(b.owns(a)).toBe(true);
+      for (let i = 0; i < a.length; i++) a[i] = i;
+      const before = b.memory.buffer.byteLength;
+      const big = b.alloc(16 * 1024 * 1024); // 64 MiB forces a grow
+      expect(b.memory.buffer.byteLength).toBeGreaterThan(before);
+      expect(a.length).toBe(1000);
+      expect(a[999]).toBe(999);
+      a[5] = 42;
+      big[big.length - 1] = 7;
+      // a kernel still works on the old view
+      const out = b.alloc(1000);
+      b.activation({ kind: 'relu', slope: 0 }, 1000, a, out);
+      expect(out[5]).toBe(42);
+      expect(out[999]).toBe(999);
+      b.free(big); b.free(a); b.free(out);
+      const again = b.alloc(1000);
+      expect(again.every(v => v === 0)).toBe(true);
+      b.free(again);
+      expect(() => b.free(new Float32Array(4))).toThrow();
+    });
+  });
+}
+
+describe('wasm backend registration', () => {
+  it('registers as "wasm" in select.ts', async () => {
+    const { createBackend } = await import('../src/engine/kernels/select.js');
+    await import('../src/engine/kernels/wasm/node.js');
+    const b = await createBackend('wasm', { threads: 2 });
+    try {
+      expect(b.name).toBe('wasm');
+      expect(b.threads).toBe(2);
+    } finally { b.dispose?.(); }
+  });
+});
