@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { mkdtempSync, mkdirSync, readdirSync, rmSync, symlinkSync, writeFileSync, existsSync, unlinkSync } from 'node:fs';
+import { mkdtempSync, mkdirSync, readFileSync, readdirSync, rmSync, symlinkSync, writeFileSync, existsSync, unlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -316,6 +316,11 @@ describe('download', () => {
       if (kind === 'good') {
         res.writeHead(200, { 'Content-Length': tiny.gz[key].length, 'Content-Type': 'application/octet-stream' });
         res.end(tiny.gz[key]);
+      } else if (kind === 'real') {
+        // the real MNIST files, so that the built-in descriptor's MD5s match
+        const body = readFileSync(path.join(MNIST_DIR, file!));
+        res.writeHead(200, { 'Content-Length': body.length });
+        res.end(body);
       } else if (kind === 'corrupt') {
         res.writeHead(200, { 'Content-Length': corrupt.gz[key].length });
         res.end(corrupt.gz[key]);
@@ -424,14 +429,23 @@ describe('download', () => {
     const { main } = await import('../src/cli/main.js');
     const out: string[] = [];
     const spyOut = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => { out.push(String(s)); return true; });
-    const spyErr = vi.spyOn(process.stderr, 'write').mockImplementation(() => true);
+    const spyErr = vi.spyOn(process.stderr, 'write').mockImplementation((() => true) as never);
     try {
       const dir = freshDir('cli');
-      // the built-in datasets are MNIST-sized: serve tiny's files under MNIST's names is not possible
-      // (MD5s differ), so check the failure path and then info on the real MNIST
-      let code = await main(['node', 'latentlab', 'data', 'download', '--dataset', 'mnist', '--data-dir', dir, '--mirrors', `${base}/good/`]);
+      // all mirrors failing: exit code 1, one line on stderr, nothing left in the folder
+      let code = await main(['node', 'latentlab', 'data', 'download', '--dataset', 'mnist', '--data-dir', dir, '--mirrors', `${base}/missing/,${base}/good/`]);
       expect(code).toBe(1);
-      expect(existsSync(path.join(dir, 'mnist', 'train-images-idx3-ubyte.gz'))).toBe(false);
+      const lastErr = String(spyErr.mock.calls.at(-1)?.[0]);
+      expect(lastErr).toMatch(/^latentlab: train-images-idx3-ubyte\.gz: download failed from every mirror: .*HTTP 404.*checksum mismatch.*\n$/);
+      expect(readdirSync(path.join(dir, 'mnist'))).toEqual([]);
+      // a real download (the real files served locally) into DIR/mnist/
+      out.length = 0;
+      code = await main(['node', 'latentlab', 'data', 'download', '--dataset', 'mnist', '--data-dir', dir, '--mirrors', `${base}/missing/,${base}/real/`]);
+      expect(code).toBe(0);
+      expect(out.join('')).toBe(`mnist: ${path.join(dir, 'mnist')} (data-dir)\n`);
+      const loc = locateDataset('mnist', { dataDir: dir })!;
+      expect(loc.dir).toBe(path.join(dir, 'mnist'));
+      expect(() => verifyDataset(loc)).not.toThrow();
       out.length = 0;
       code = await main(['node', 'latentlab', 'data', 'info', '--dataset', 'mnist', '--data-dir', MNIST_DIR]);
       expect(code).toBe(0);

@@ -1,7 +1,7 @@
 /**
  * `latentlab data download` and `latentlab data info`.
  */
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import type { Command } from 'commander';
 import cliProgress from 'cli-progress';
 import {
@@ -75,7 +75,7 @@ async function downloadCommand(o: DownloadCliOptions): Promise<void> {
       let how: string;
       if (o.dataDir !== undefined) {
         // One subfolder per dataset: MNIST and Fashion-MNIST have the same file names.
-        dir = join(o.dataDir, d.name);
+        dir = resolve(o.dataDir, d.name);
         await downloadDataset(d, dir, { ...rep.opts, mirrors });
         how = 'data-dir';
       } else if (o.force) {
