@@ -5,11 +5,14 @@
  *   Adam:  if weightDecay != 0: g = g + weightDecay * p          (L2 penalty, coupled)
  *   AdamW: p = p * (1 - lr * weightDecay)                        (decoupled, before the moments)
  *   m = m * beta1 + (1 - beta1) * g
- *   v = v * beta2 + (1 - beta2) * g * g
+ *   v = v * beta2 + (1 - beta2) * g * g   (addcmul: the last multiply-add is fused, one rounding, as in
+ *                                         PyTorch's FMA-contracted CPU kernel; products of two float32s
+ *                                         are exact in float64, so fround(a + b*c) emulates fma)
  *   bc1 = 1 - beta1^step, bc2 = 1 - beta2^step                  (float64, like Python)
  *   amsgrad: vmax = max(vmax, v), used instead of v below
  *   denom = sqrt(v) / sqrt(bc2) + eps
  *   p = p + (-lr / bc1) * m / denom
+ * Against the PyTorch 1.13 fixtures every parameter value is bit-identical (test/optim.test.ts).
  * State per parameter: `step` (number), `expAvg`, `expAvgSq`, and `maxExpAvgSq` when amsgrad.
  */
 import { checkNumber, fr, Optimizer, type ParamGroup, type ParamsInput } from './optimizer.js';
@@ -92,7 +95,7 @@ export class Adam extends Optimizer<AdamGroup> {
           if (useWd) data[i] = fr(data[i] * decay);
         } else if (useWd) d = fr(d + wd * data[i]);
         const mi = (m[i] = fr(fr(m[i] * b1) + omb1 * d));
-        let vi = (v[i] = fr(fr(v[i] * b2) + fr(fr(omb2 * d) * d)));
+        let vi = (v[i] = fr(fr(v[i] * b2) + fr(omb2 * d) * d));
         if (vmax) vi = vmax[i] = Math.max(vmax[i], vi);
         const denom = fr(fr(fr(Math.sqrt(vi)) / bc2Sqrt) + eps);
         data[i] = fr(data[i] + fr(fr(negStepSize * mi) / denom));
