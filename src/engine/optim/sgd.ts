@@ -6,6 +6,10 @@
  *                         g = nesterov ? g + momentum * buf : buf
  *   p = p - lr * g
  * The momentum buffer starts as a copy of the gradient (no dampening on the first step).
+ * Multiply-adds with a scalar (`add(x, alpha=a)`) round once, like PyTorch's fused CPU kernel;
+ * results are bit-identical to the PyTorch 1.13 fixtures.
+ * PyTorch 2.x: recent releases give `lr` a default (1e-3) where 1.13 requires it; we follow 1.13
+ * (lr must be given, in the options or in every group). The update rule is unchanged.
  */
 import { checkNumber, fr, Optimizer, type ParamGroup, type ParamsInput } from './optimizer.js';
 
