@@ -1,7 +1,10 @@
 /** The list of CLI commands; each module registers itself on the program. */
 import type { Command } from 'commander';
 import { register as registerData } from './data.js';
+import { register as registerTrain } from './train.js';
+import { register as registerEval } from './eval.js';
+import { register as registerSummary } from './summary.js';
 
 export type Register = (program: Command) => void;
 
-export const COMMANDS: Register[] = [registerData];
+export const COMMANDS: Register[] = [registerTrain, registerEval, registerSummary, registerData];

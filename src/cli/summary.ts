@@ -1,0 +1,31 @@
+/** `latentlab summary [--model M --latent L | RUN]`: the study's model table. */
+import type { Command } from 'commander';
+import { AutoEncoder, parseLatent } from '../lab/models/autoencoder.js';
+import { readJson } from '../lab/io.js';
+import { formatSummary, summarize } from '../lab/summary.js';
+import { oneOf } from './options.js';
+import path from 'node:path';
+import { existsSync } from 'node:fs';
+import type { TrainConfig } from '../lab/config.js';
+
+export function register(program: Command): void {
+  program.command('summary [run]')
+    .description("the model's layer table (Layer, Type, Output Shape, Param #) as in the study")
+    .option('--model <variant>', 'bn or simple', oneOf('--model', ['bn', 'simple'] as const))
+    .option('--latent <n|conv>', "latent size or 'conv'", parseLatent)
+    .option('--activation <a>', 'leaky or relu', oneOf('--activation', ['leaky', 'relu'] as const))
+    .option('--latent-activation <a>', 'leaky or none', oneOf('--latent-activation', ['leaky', 'none'] as const))
+    .option('--json', 'machine-readable output')
+    .action((run: string | undefined, o: Record<string, unknown>) => {
+      let cfg: Partial<TrainConfig> = {};
+      if (run) {
+        const f = path.join(run, 'config.json');
+        if (!existsSync(f)) throw new Error(`${run}: not a run folder (no config.json)`);
+        cfg = readJson<TrainConfig>(f, "a run's settings");
+      }
+      for (const k of ['model', 'latent', 'activation', 'latentActivation'] as const) if (o[k] !== undefined) (cfg as Record<string, unknown>)[k] = o[k];
+      const model = new AutoEncoder({ model: cfg.model, latent: cfg.latent, activation: cfg.activation, latentActivation: cfg.latentActivation });
+      const s = summarize(model);
+      process.stdout.write(o.json ? `${JSON.stringify(s)}\n` : `${formatSummary(s)}\n`);
+    });
+}

@@ -1,0 +1,119 @@
+/** `latentlab train`: flags -> TrainConfig -> lab.train(), with a progress bar, then the run's pictures. */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import type { Command } from 'commander';
+import { OPTIMIZERS, SCHEDULERS, STUDY_LATENT_MAP, checkLatentMap, type TrainConfig } from '../lab/config.js';
+import { parseLatent } from '../lab/models/autoencoder.js';
+import { readJson } from '../lab/io.js';
+import { train } from '../lab/train.js';
+import { int, num, numList, oneOf } from './options.js';
+import { progress, type Progress } from './progress.js';
+import { renderRunPictures } from './pictures.js';
+import '../node-backends.js';
+
+/** Reads a --supervised value: a JSON file path, or empty for the study's map. */
+export function readLatentMap(v: string | true): TrainConfig['supervised'] {
+  if (v === true || v === '' || v === 'study') return STUDY_LATENT_MAP;
+  return checkLatentMap(readJson(v, 'a latent map: JSON mapping the digits 0-9 to [x, y]'), v);
+}
+
+export function register(program: Command): void {
+  program.command('train')
+    .description("train the study's autoencoder (defaults: bn, z=2, SGD momentum 0.9 + CyclicLR 1e-4..1e-2, batch 64, MSE)")
+    .option('--config <file>', 'JSON file with the same keys as the flags (camelCase), overridden by flags')
+    .option('--out <dir>', 'run folder (default runs/<time>)')
+    .option('--resume <dir>', 'continue a stopped run from its last checkpoint')
+    .option('--dataset <name>', 'mnist or fashion-mnist', oneOf('--dataset', ['mnist', 'fashion-mnist'] as const))
+    .option('--data-dir <dir>', 'folder with the IDX files (else $LATENTLAB_DATA, the cache, /usr/share/datasets, download)')
+    .option('--model <variant>', 'bn (the study) or simple (no BatchNorm, no Tanh)', oneOf('--model', ['bn', 'simple'] as const))
+    .option('--latent <n|conv>', "latent size (2, 10, any n >= 1) or 'conv' for (2,7,7)", parseLatent)
+    .option('--activation <a>', 'leaky or relu', oneOf('--activation', ['leaky', 'relu'] as const))
+    .option('--latent-activation <a>', 'after the latent: leaky (the study) or none', oneOf('--latent-activation', ['leaky', 'none'] as const))
+    .option('--optimizer <name>', OPTIMIZERS.join(' | '), oneOf('--optimizer', OPTIMIZERS))
+    .option('--lr <x>', 'learning rate (cyclic/onecycle set it from --base-lr/--max-lr)', num('--lr'))
+    .option('--momentum <x>', 'SGD momentum', num('--momentum'))
+    .option('--weight-decay <x>', 'weight decay', num('--weight-decay'))
+    .option('--nesterov', 'Nesterov momentum')
+    .option('--betas <b1,b2>', 'Adam betas', numList('--betas', 2))
+    .option('--scheduler <name>', SCHEDULERS.join(' | '), oneOf('--scheduler', SCHEDULERS))
+    .option('--base-lr <x>', 'CyclicLR base_lr', num('--base-lr'))
+    .option('--max-lr <x>', 'CyclicLR / OneCycleLR max_lr', num('--max-lr'))
+    .option('--step-size-up <n>', 'CyclicLR step_size_up (batches)', int('--step-size-up'))
+    .option('--step-size-down <n>', 'CyclicLR step_size_down (batches)', int('--step-size-down'))
+    .option('--mode <m>', 'CyclicLR mode: triangular | triangular2 | exp_range', oneOf('--mode', ['triangular', 'triangular2', 'exp_range'] as const))
+    .option('--gamma <x>', 'exp_range / StepLR / MultiStepLR / ExponentialLR gamma', num('--gamma'))
+    .option('--no-cycle-momentum', 'do not cycle the momentum with the LR')
+    .option('--pct-start <x>', 'OneCycleLR pct_start', num('--pct-start'))
+    .option('--anneal-strategy <s>', 'OneCycleLR cos | linear', oneOf('--anneal-strategy', ['cos', 'linear'] as const))
+    .option('--three-phase', 'OneCycleLR three_phase')
+    .option('--step-size <n>', 'StepLR step_size (batches)', int('--step-size'))
+    .option('--milestones <a,b,...>', 'MultiStepLR milestones (batches)', numList('--milestones'))
+    .option('--t-max <n>', 'CosineAnnealingLR T_max (batches; default the whole run)', int('--t-max'))
+    .option('--eta-min <x>', 'CosineAnnealingLR eta_min', num('--eta-min'))
+    .option('--factor <x>', 'ReduceLROnPlateau factor', num('--factor'))
+    .option('--patience <n>', 'ReduceLROnPlateau patience (epochs)', int('--patience'))
+    .option('--epochs <n>', 'epochs', int('--epochs'))
+    .option('--max-steps <n>', 'stop after n batches', int('--max-steps'))
+    .option('--batch-size <n>', 'batch size', int('--batch-size'))
+    .option('--seed <n>', 'seed of initialisation, shuffling and sampling', int('--seed'))
+    .option('--threads <n>', 'compute threads (default all cores)', int('--threads'))
+    .option('--backend <b>', 'auto | native | wasm | reference (or $LATENTLAB_BACKEND)', oneOf('--backend', ['auto', 'native', 'wasm', 'reference'] as const))
+    .option('--precision <p>', 'fp32 or bf16 (native backend)', oneOf('--precision', ['fp32', 'bf16'] as const))
+    .option('--loss <l>', 'mse or bce', oneOf('--loss', ['mse', 'bce'] as const))
+    .option('--checkpoint-every <n>', 'checkpoint every n steps', int('--checkpoint-every'))
+    .option('--snapshot-every <n>', 'record the latent space every n steps for training.gif (0: off)', int('--snapshot-every'))
+    .option('--log-every <n>', 'a metrics line every n steps', int('--log-every'))
+    .option('--supervised [map.json]', "pin each digit to a point of the latent plane (default: the study's map)")
+    .option('--latent-weight <w>', 'weight of the latent-map term', num('--latent-weight'))
+    .option('--test-limit <n>', 'evaluate on the first n test images only', int('--test-limit'))
+    .option('--no-pictures', 'do not draw the pictures at the end')
+    .action(async (o: Record<string, unknown>) => {
+      await runTrain(o);
+    });
+}
+
+const FLAG_KEYS = ['dataset', 'dataDir', 'model', 'latent', 'activation', 'latentActivation', 'optimizer', 'lr', 'momentum', 'weightDecay',
+  'nesterov', 'betas', 'scheduler', 'baseLr', 'maxLr', 'stepSizeUp', 'stepSizeDown', 'mode', 'gamma', 'pctStart', 'annealStrategy',
+  'threePhase', 'stepSize', 'milestones', 'tMax', 'etaMin', 'factor', 'patience', 'epochs', 'maxSteps', 'batchSize', 'seed', 'threads',
+  'backend', 'precision', 'loss', 'checkpointEvery', 'snapshotEvery', 'logEvery', 'latentWeight'] as const;
+
+export async function runTrain(o: Record<string, unknown>): Promise<void> {
+  const flags: Partial<TrainConfig> = {};
+  for (const k of FLAG_KEYS) if (o[k] !== undefined) (flags as Record<string, unknown>)[k] = o[k];
+  if (o.cycleMomentum === false) flags.cycleMomentum = false;
+  if (o.supervised !== undefined) flags.supervised = readLatentMap(o.supervised as string | true);
+  let fromFile: Partial<TrainConfig> = {};
+  if (o.config) {
+    fromFile = readJson<Partial<TrainConfig>>(o.config as string, 'a JSON object of training settings');
+    if (!fromFile || typeof fromFile !== 'object' || Array.isArray(fromFile)) throw new Error(`${o.config}: expected a JSON object of training settings`);
+    if (fromFile.latent !== undefined) fromFile.latent = parseLatent(fromFile.latent as string | number);
+  }
+  const resume = o.resume as string | undefined;
+  if (resume && !existsSync(path.join(resume, 'checkpoint.safetensors')))
+    throw new Error(`--resume: ${path.join(resume, 'checkpoint.safetensors')} not found (expected a run folder with a checkpoint)`);
+  const out = resume ?? (o.out as string | undefined) ?? path.join('runs', new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19));
+  let bar: Progress | null = null;
+  const lines: string[] = [];
+  const result = await train({ ...fromFile, ...flags }, {
+    out, resume: !!resume, testLimit: o.testLimit as number | undefined,
+    callbacks: {
+      onLog: (l) => (bar ? bar.log(l) : lines.push(l)),
+      onStep: (s) => {
+        if (!bar) {
+          bar = progress(s.totalSteps, 'train');
+          for (const l of lines) bar.log(l);
+        }
+        bar.update(s.step, {
+          epoch: `${s.epoch + 1}`, loss: s.loss.toFixed(4), lr: s.lr.toExponential(2), 'samples/s': s.samplesPerSec.toFixed(0),
+        });
+      },
+    },
+  });
+  (bar as Progress | null)?.stop();
+  for (const l of lines) process.stderr.write(`${l}\n`);
+  const wrote = [path.join(out, 'model.safetensors'), path.join(out, 'metrics.jsonl'), path.join(out, 'latents.safetensors')];
+  if (o.pictures !== false) wrote.push(...await renderRunPictures(out));
+  process.stdout.write(`test MSE ${result.testMse.toFixed(4)} on [-1, 1] after ${result.steps} steps; training throughput ${Math.round(result.samplesPerSec)} samples/s\n`);
+  for (const f of wrote) process.stdout.write(`wrote ${f}\n`);
+  void readFileSync;
+}
