@@ -19,6 +19,9 @@ const OP_BN_BWD: i32 = 8;
 const OP_ACT: i32 = 9;
 const OP_ACT_BWD: i32 = 10;
 
+/** Rows of the GEMM micro-kernel tile (4 or 6). */
+const MR: i32 = 4;
+
 const ACT_NONE: i32 = 0;
 const ACT_RELU: i32 = 1;
 const ACT_LEAKY: i32 = 2;
@@ -153,11 +156,80 @@ function mk4x8(a: usize, b: usize, ldb: usize, kc: i32, c: usize, ldc: usize, mr
   }
 }
 
+function mk6x8(a: usize, b: usize, ldb: usize, kc: i32, c: usize, ldc: usize, mr: i32, nr: i32,
+               alpha: f32, beta: f32, bias: usize, tile: usize): void {
+  let c00 = f32x4.splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+      c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  for (let k = 0; k < kc; k++) {
+    const b0 = v128.load(b), b1 = v128.load(b, 16);
+    let x = v128.load32_splat(a);
+    c00 = fma(x, b0, c00); c01 = fma(x, b1, c01);
+    x = v128.load32_splat(a, 4);
+    c10 = fma(x, b0, c10); c11 = fma(x, b1, c11);
+    x = v128.load32_splat(a, 8);
+    c20 = fma(x, b0, c20); c21 = fma(x, b1, c21);
+    x = v128.load32_splat(a, 12);
+    c30 = fma(x, b0, c30); c31 = fma(x, b1, c31);
+    x = v128.load32_splat(a, 16);
+    c40 = fma(x, b0, c40); c41 = fma(x, b1, c41);
+    x = v128.load32_splat(a, 20);
+    c50 = fma(x, b0, c50); c51 = fma(x, b1, c51);
+    b += ldb;
+    a += 24;
+  }
+  if (alpha != 1) {
+    const al = f32x4.splat(alpha);
+    c00 = f32x4.mul(c00, al); c01 = f32x4.mul(c01, al); c10 = f32x4.mul(c10, al); c11 = f32x4.mul(c11, al);
+    c20 = f32x4.mul(c20, al); c21 = f32x4.mul(c21, al); c30 = f32x4.mul(c30, al); c31 = f32x4.mul(c31, al);
+    c40 = f32x4.mul(c40, al); c41 = f32x4.mul(c41, al); c50 = f32x4.mul(c50, al); c51 = f32x4.mul(c51, al);
+  }
+  if (bias) {
+    let bv = v128.load32_splat(bias);
+    c00 = f32x4.add(c00, bv); c01 = f32x4.add(c01, bv);
+    bv = v128.load32_splat(bias, 4); c10 = f32x4.add(c10, bv); c11 = f32x4.add(c11, bv);
+    bv = v128.load32_splat(bias, 8); c20 = f32x4.add(c20, bv); c21 = f32x4.add(c21, bv);
+    bv = v128.load32_splat(bias, 12); c30 = f32x4.add(c30, bv); c31 = f32x4.add(c31, bv);
+    bv = v128.load32_splat(bias, 16); c40 = f32x4.add(c40, bv); c41 = f32x4.add(c41, bv);
+    bv = v128.load32_splat(bias, 20); c50 = f32x4.add(c50, bv); c51 = f32x4.add(c51, bv);
+  }
+  if (mr == 6 && nr == 8 && beta == 0) {
+    v128.store(c, c00); v128.store(c, c01, 16);
+    v128.store(c + ldc, c10); v128.store(c + ldc, c11, 16);
+    v128.store(c + 2 * ldc, c20); v128.store(c + 2 * ldc, c21, 16);
+    v128.store(c + 3 * ldc, c30); v128.store(c + 3 * ldc, c31, 16);
+    v128.store(c + 4 * ldc, c40); v128.store(c + 4 * ldc, c41, 16);
+    v128.store(c + 5 * ldc, c50); v128.store(c + 5 * ldc, c51, 16);
+  } else {
+    v128.store(tile, c00); v128.store(tile, c01, 16);
+    v128.store(tile, c10, 32); v128.store(tile, c11, 48);
+    v128.store(tile, c20, 64); v128.store(tile, c21, 80);
+    v128.store(tile, c30, 96); v128.store(tile, c31, 112);
+    v128.store(tile, c40, 128); v128.store(tile, c41, 144);
+    v128.store(tile, c50, 160); v128.store(tile, c51, 176);
+    storeTile(tile, c, ldc, mr, nr, beta);
+  }
+}
+
+function storeTile(tile: usize, c: usize, ldc: usize, mr: i32, nr: i32, beta: f32): void {
+  for (let r = 0; r < mr; r++) {
+    const cr = c + <usize>r * ldc, tr = tile + (<usize>r << 5);
+    if (nr == 8 && beta == 0) {
+      v128.store(cr, v128.load(tr)); v128.store(cr, v128.load(tr, 16), 16);
+      continue;
+    }
+    for (let j = 0; j < nr; j++) {
+      let v = load<f32>(tr + f4(j));
+      if (beta != 0) v += beta * load<f32>(cr + f4(j));
+      store<f32>(cr + f4(j), v);
+    }
+  }
+}
+
 /** Packs rows [0,M) of A(i,k) = src[i*rs + k*cs] (element strides) into 4-row panels [M/4][K][4], zero-padded. */
 function packA(src: usize, rs: i32, cs: i32, M: i32, K: i32, dst: usize): void {
-  for (let m = 0; m < M; m += 4) {
-    const rows = imin(4, M - m);
-    if (rows == 4 && rs == 1) {
+  for (let m = 0; m < M; m += MR) {
+    const rows = imin(MR, M - m);
+    if (MR == 4 && rows == 4 && rs == 1) {
       // the 4 values of one k are contiguous in the source
       for (let k = 0; k < K; k++) {
         v128.store(dst, v128.load(src + f4(m + k * cs)));
@@ -165,9 +237,9 @@ function packA(src: usize, rs: i32, cs: i32, M: i32, K: i32, dst: usize): void {
       }
     } else {
       for (let k = 0; k < K; k++) {
-        for (let r = 0; r < 4; r++)
+        for (let r = 0; r < MR; r++)
           store<f32>(dst + f4(r), r < rows ? load<f32>(src + f4((m + r) * rs + k * cs)) : 0);
-        dst += 16;
+        dst += MR * 4;
       }
     }
   }
@@ -178,8 +250,10 @@ function gemmBlock(apk: usize, M: i32, b: usize, ldb: usize, N: i32, K: i32, c: 
                    alpha: f32, beta: f32, bias: usize, tile: usize): void {
   for (let n = 0; n < N; n += 8) {
     const nr = imin(8, N - n);
-    for (let m = 0; m < M; m += 4) {
-      mk4x8(apk + f4(m * K), b + f4(n), ldb, K, c + <usize>m * ldc + f4(n), ldc, imin(4, M - m), nr,
+    for (let m = 0; m < M; m += MR) {
+      if (MR == 6) mk6x8(apk + f4(m * K), b + f4(n), ldb, K, c + <usize>m * ldc + f4(n), ldc, imin(MR, M - m), nr,
+            alpha, beta, bias ? bias + f4(m) : 0, tile);
+      else mk4x8(apk + f4(m * K), b + f4(n), ldb, K, c + <usize>m * ldc + f4(n), ldc, imin(MR, M - m), nr,
             alpha, beta, bias ? bias + f4(m) : 0, tile);
     }
   }
@@ -188,18 +262,18 @@ function gemmBlock(apk: usize, M: i32, b: usize, ldb: usize, N: i32, K: i32, c: 
 function opGemm(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const transA = ai(ctrl, 0), transB = ai(ctrl, 1), M = ai(ctrl, 2), N = ai(ctrl, 3), K = ai(ctrl, 4);
   const alpha = af(ctrl, 5), A = ap(ctrl, 6), B = ap(ctrl, 7), beta = af(ctrl, 8), C = ap(ctrl, 9);
-  const nTiles = (N + 7) >> 3, mBlocks = (M + 3) >> 2;
+  const nTiles = (N + 7) >> 3, mBlocks = (M + MR - 1) / MR;
   let m0 = 0, m1 = M, n0 = 0, n1 = N;
   if (nTiles >= mBlocks || nTiles >= 2 * nt) {
     n0 = rangeLo(nTiles, nt, tid) * 8; n1 = imin(N, rangeLo(nTiles, nt, tid + 1) * 8);
   } else {
-    m0 = rangeLo(mBlocks, nt, tid) * 4; m1 = imin(M, rangeLo(mBlocks, nt, tid + 1) * 4);
+    m0 = rangeLo(mBlocks, nt, tid) * MR; m1 = imin(M, rangeLo(mBlocks, nt, tid + 1) * MR);
   }
   if (m0 >= m1 || n0 >= n1) return;
   const rows = m1 - m0, cols = n1 - n0;
   const tile = scratch;
-  const apk = scratch + 128;
-  const bpk = align64(apk + f4(up(rows, 4) * K));
+  const apk = scratch + 256;
+  const bpk = align64(apk + f4(up(rows, MR) * K));
   if (K == 0) {
     // C = beta * C
     for (let i = m0; i < m1; i++) for (let j = n0; j < n1; j++) {
@@ -318,8 +392,8 @@ function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   if (n0 >= n1) return;
   const P = OH * OW, CRS = C * R * S, Ppad = up(P, 8);
   const tile = scratch;
-  const apk = scratch + 128;
-  const col = align64(apk + f4(up(K, 4) * CRS));
+  const apk = scratch + 256;
+  const col = align64(apk + f4(up(K, MR) * CRS));
   packA(w, CRS, 1, K, CRS, apk);
   for (let n = n0; n < n1; n++) {
     im2col(x + f4(n * C * H * W), C, H, W, R, S, sh, sw, ph, pw, OH, OW, col, Ppad);
@@ -335,8 +409,8 @@ function opConvBwdData(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   if (n0 >= n1) return;
   const P = OH * OW, CRS = C * R * S, Ppad = up(P, 8);
   const tile = scratch;
-  const apk = scratch + 128;
-  const col = align64(apk + f4(up(CRS, 4) * K));
+  const apk = scratch + 256;
+  const col = align64(apk + f4(up(CRS, MR) * K));
   // A = W^T [CRS, K]: A(i,k) = w[k*CRS + i]
   packA(w, 1, CRS, CRS, K, apk);
   for (let n = n0; n < n1; n++) {

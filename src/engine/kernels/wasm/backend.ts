@@ -293,18 +293,18 @@ export class WasmBackend implements Backend {
        A: Float32Array, B: Float32Array, beta: number, C: Float32Array): void {
     if (M === 0 || N === 0) return;
     const up = (x: number, m: number) => Math.ceil(x / m) * m;
-    this.scratch(128 + 64 + 4 * up(M, 4) * K + 64 + (transB ? 4 * K * up(N, 8) : 0) + 64);
+    this.scratch(256 + 64 + 4 * (M + 8) * K + 64 + (transB ? 4 * K * up(N, 8) : 0) + 64);
     this.setI(0, transA ? 1 : 0); this.setI(1, transB ? 1 : 0);
     this.setI(2, M); this.setI(3, N); this.setI(4, K); this.setF(5, alpha);
     this.setI(6, this.in(A, M * K)); this.setI(7, this.in(B, K * N));
     this.setF(8, beta); this.setI(9, this.out(C, M * N, beta !== 0));
-    this.exec(OP_GEMM, this.nt(M * N * K, Math.max(Math.ceil(N / 8), Math.ceil(M / 4))));
+    this.exec(OP_GEMM, this.nt(M * N * K, Math.max(Math.ceil(N / 8), Math.ceil(M / 6))));
   }
 
   conv2d(g: ConvGeom, x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array): void {
     const { N, C, H, W, K, R, S, OH, OW } = g;
     const CRS = C * R * S, P = OH * OW, Ppad = Math.ceil(P / 8) * 8;
-    this.scratch(128 + 64 + 4 * Math.ceil(K / 4) * 4 * CRS + 64 + 4 * CRS * Ppad + 64);
+    this.scratch(256 + 64 + 4 * (K + 8) * CRS + 64 + 4 * CRS * Ppad + 64);
     this.geom(g);
     this.setI(13, this.in(x, N * C * H * W)); this.setI(14, this.in(w, K * CRS));
     this.setI(15, bias ? this.in(bias, K) : 0); this.setI(16, this.out(y, N * K * P));
@@ -314,7 +314,7 @@ export class WasmBackend implements Backend {
   conv2dBackwardData(g: ConvGeom, dy: Float32Array, w: Float32Array, dx: Float32Array): void {
     const { N, C, H, W, K, R, S, OH, OW } = g;
     const CRS = C * R * S, P = OH * OW, Ppad = Math.ceil(P / 8) * 8;
-    this.scratch(128 + 64 + 4 * Math.ceil(CRS / 4) * 4 * K + 64 + 4 * CRS * Ppad + 64);
+    this.scratch(256 + 64 + 4 * (CRS + 8) * K + 64 + 4 * CRS * Ppad + 64);
     this.geom(g);
     this.setI(13, this.in(dy, N * K * P)); this.setI(14, this.in(w, K * CRS)); this.setI(15, this.out(dx, N * C * H * W));
     this.exec(OP_CONV_BWD_DATA, this.nt(N * K * P * CRS, N));

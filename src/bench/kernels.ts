@@ -1,0 +1,130 @@
+/**
+ * Micro benchmark of the wasm conv kernels on the model's shapes (batch 64): forward, backward-data and
+ * backward-weight, on 1 and 2 threads, median of several runs. `node dist/bench/kernels.js [--runs N]
+ * [--threads 1,2] [--batch 64] [--plain]`.
+ */
+import type { Backend, ConvGeom } from '../engine/kernels/index.js';
+import { convOutSize } from '../engine/kernels/index.js';
+import { createWasmBackend } from '../engine/kernels/wasm/node.js';
+
+export interface KernelBenchOptions {
+  threads?: number[];
+  runs?: number;
+  batch?: number;
+  /** Use the plain SIMD128 build instead of relaxed SIMD. */
+  plain?: boolean;
+  log?: (line: string) => void;
+}
+
+export interface KernelBenchRow {
+  threads: number;
+  shape: string;
+  kernel: 'fwd' | 'bwdData' | 'bwdWeight';
+  /** Median wall time, ms. */
+  ms: number;
+  gflops: number;
+  /** Median process CPU time per thread, ms (workers spin-wait, so this over-counts slightly with threads > 1). */
+  cpuMs: number;
+  cpuGflops: number;
+}
+
+export interface KernelBenchResult {
+  relaxed: boolean;
+  rows: KernelBenchRow[];
+  /** Estimated convolution time of one training step (encoder + mirrored decoder), per thread count. */
+  stepConvMs: Record<number, number>;
+}
+
+function geom(N: number, C: number, H: number, K: number, stride: number): ConvGeom {
+  const OH = convOutSize(H, 3, stride, 1);
+  return { N, C, H, W: H, K, R: 3, S: 3, strideH: stride, strideW: stride, padH: 1, padW: 1, OH, OW: OH };
+}
+
+export const MODEL_SHAPES = (N: number): [string, ConvGeom][] => [
+  ['1->32 28x28 s1', geom(N, 1, 28, 32, 1)],
+  ['32->64 28->14 s2', geom(N, 32, 28, 64, 2)],
+  ['64->64 14->7 s2', geom(N, 64, 14, 64, 2)],
+];
+
+function median(a: number[]): number {
+  const s = [...a].sort((x, y) => x - y);
+  return s[s.length >> 1];
+}
+
+function fill(a: Float32Array, seed: number): Float32Array {
+  let s = seed;
+  for (let i = 0; i < a.length; i++) { s = (s * 1664525 + 1013904223) >>> 0; a[i] = s / 2 ** 32 - 0.5; }
+  return a;
+}
+
+/** Median wall time (ms) of `runs` calls, and the median process CPU time per call divided by `threads`
+ * (on a machine shared with other work, the CPU time shows what the kernel costs when it gets the cores). */
+function time(f: () => void, runs: number, threads: number): { wall: number; cpu: number } {
+  f(); f(); // warm-up
+  const t: number[] = [], c: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const c0 = process.cpuUsage();
+    const t0 = performance.now();
+    f();
+    t.push(performance.now() - t0);
+    const d = process.cpuUsage(c0);
+    c.push((d.user + d.system) / 1000 / threads);
+  }
+  return { wall: median(t), cpu: median(c) };
+}
+
+export async function benchKernels(opts: KernelBenchOptions = {}): Promise<KernelBenchResult> {
+  const threadsList = opts.threads ?? [1, 2];
+  const runs = opts.runs ?? 7, N = opts.batch ?? 64;
+  const log = opts.log ?? (() => {});
+  const rows: KernelBenchRow[] = [];
+  const stepConvMs: Record<number, number> = {};
+  let relaxed = false;
+  for (const threads of threadsList) {
+    const b: Backend & { relaxed?: boolean } = await createWasmBackend({ threads, noRelaxed: opts.plain });
+    relaxed = !!b.relaxed;
+    let step = 0;
+    try {
+      for (const [i, [name, g]] of MODEL_SHAPES(N).entries()) {
+        const { C, H, W, K, R, S, OH, OW } = g;
+        const x = fill(b.alloc(N * C * H * W), 1), w = fill(b.alloc(K * C * R * S), 2), bias = fill(b.alloc(K), 3);
+        const y = b.alloc(N * K * OH * OW), dy = fill(b.alloc(N * K * OH * OW), 4), dx = b.alloc(N * C * H * W);
+        const dw = b.alloc(K * C * R * S), db = b.alloc(K);
+        const flop = 2 * N * K * OH * OW * C * R * S;
+        const t = {
+          fwd: time(() => b.conv2d(g, x, w, bias, y), runs, threads),
+          bwdData: time(() => b.conv2dBackwardData(g, dy, w, dx), runs, threads),
+          bwdWeight: time(() => b.conv2dBackwardWeight(g, x, dy, dw, db), runs, threads),
+        };
+        const ms = { fwd: t.fwd.wall, bwdData: t.bwdData.wall, bwdWeight: t.bwdWeight.wall };
+        for (const k of ['fwd', 'bwdData', 'bwdWeight'] as const) {
+          const row: KernelBenchRow = { threads, shape: name, kernel: k, ms: ms[k], gflops: flop / ms[k] / 1e6,
+            cpuMs: t[k].cpu, cpuGflops: flop / t[k].cpu / 1e6 };
+          rows.push(row);
+          log(`${threads} thr  ${name.padEnd(18)} ${k.padEnd(9)} ${ms[k].toFixed(2).padStart(7)} ms ${row.gflops.toFixed(1).padStart(6)} GFLOP/s` +
+              `  | cpu/thread ${row.cpuMs.toFixed(2).padStart(7)} ms ${row.cpuGflops.toFixed(1).padStart(6)} GFLOP/s`);
+        }
+        // encoder + decoder mirror use each geometry for all three kernels, except the encoder's first
+        // layer needs no input gradient
+        step += 2 * (ms.fwd + ms.bwdData + ms.bwdWeight) - (i === 0 ? ms.bwdData : 0);
+        for (const a of [x, w, bias, y, dy, dx, dw, db]) b.free(a);
+      }
+    } finally { b.dispose?.(); }
+    stepConvMs[threads] = step;
+    log(`${threads} thr  estimated conv time per step (batch ${N}): ${step.toFixed(1)} ms -> ${(N / step * 1000).toFixed(0)} samples/s (conv only)`);
+  }
+  return { relaxed, rows, stepConvMs };
+}
+
+function argValue(name: string): string | undefined {
+  const i = process.argv.indexOf(name);
+  return i >= 0 ? process.argv[i + 1] : undefined;
+}
+
+if (process.argv[1] && import.meta.url === new URL(`file://${process.argv[1]}`).href) {
+  const threads = argValue('--threads')?.split(',').map(Number);
+  const runs = argValue('--runs') ? Number(argValue('--runs')) : undefined;
+  const batch = argValue('--batch') ? Number(argValue('--batch')) : undefined;
+  const r = await benchKernels({ threads, runs, batch, plain: process.argv.includes('--plain'), log: l => console.log(l) });
+  console.log(`relaxed SIMD: ${r.relaxed}`);
+}
