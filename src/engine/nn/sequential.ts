@@ -9,7 +9,14 @@ import { Activation } from './activation.js';
 import { BatchNorm2d } from './batchnorm.js';
 import { Module } from './module.js';
 
+/** Time spent per layer (milliseconds), filled when `Sequential.profiler` is set. */
+export interface LayerTimes { forward: number; backward: number; calls: number }
+
 export class Sequential extends Module {
+  /** When set, every Sequential adds each child's forward and backward time under `<prefix>.<index> <Type>`. */
+  static profiler: Map<string, LayerTimes> | null = null;
+  /** Name used in profiles. */
+  profileName = '';
   readonly layers: Module[];
   /** Set false to run every layer on its own (for testing the fusion). */
   fuse = true;
@@ -29,6 +36,8 @@ export class Sequential extends Module {
     const L = this.layers;
     for (let i = 0; i < L.length; i++) {
       const m = L[i], next = L[i + 1];
+      const t0 = Sequential.profiler ? performance.now() : 0;
+      const at = i;
       if (this.fuse && m instanceof BatchNorm2d && next instanceof Activation && next.fusable) {
         m.fusedAct = next.act;
         x = m.forward(x);
@@ -38,6 +47,7 @@ export class Sequential extends Module {
       } else {
         x = m.forward(x);
       }
+      if (Sequential.profiler) this.record(at, performance.now() - t0, 'forward');
     }
     return x;
   }
@@ -45,8 +55,21 @@ export class Sequential extends Module {
   backward(dy: Tensor): Tensor {
     for (let i = this.layers.length - 1; i >= 0; i--) {
       if (this.fusedAt.has(i)) continue;
+      const t0 = Sequential.profiler ? performance.now() : 0;
       dy = this.layers[i].backward(dy);
+      if (Sequential.profiler) this.record(i, performance.now() - t0, 'backward');
     }
     return dy;
+  }
+
+  private record(i: number, ms: number, pass: 'forward' | 'backward'): void {
+    const m = this.layers[i];
+    const fused = this.fusedAt.has(i + 1) ? `+${this.layers[i + 1].typeName}` : '';
+    const key = `${this.profileName}.${i} ${m.typeName}${fused}`;
+    const p = Sequential.profiler!;
+    const e = p.get(key) ?? { forward: 0, backward: 0, calls: 0 };
+    e[pass] += ms;
+    if (pass === 'forward') e.calls++;
+    p.set(key, e);
   }
 }

@@ -91,6 +91,8 @@ export class AutoEncoder extends Module {
     (enc[0] as Conv2d).needsInputGrad = false;
     this.encoder = this.registerModule('encoder', new Sequential(...enc));
     this.decoder = this.registerModule('decoder', new Sequential(...dec));
+    this.encoder.profileName = 'encoder';
+    this.decoder.profileName = 'decoder';
   }
 
   override get typeName(): string { return 'AutoEncoder'; }

@@ -1,0 +1,13 @@
+// `npm run demo`: a short real training run that writes its run folder and pictures to runs/demo.
+// Data is found as latentlab always finds it; beside a checkout that has ../shared/data/mnist (as in
+// this project's CI) that folder is used when $LATENTLAB_DATA is not set.
+import { existsSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+
+const env = { ...process.env };
+const shared = path.resolve('../shared/data/mnist');
+if (!env.LATENTLAB_DATA && existsSync(shared)) env.LATENTLAB_DATA = shared;
+const args = ['dist/cli/main.js', 'train', '--max-steps', '300', '--snapshot-every', '50', '--out', 'runs/demo', ...process.argv.slice(2)];
+const r = spawnSync(process.execPath, args, { stdio: 'inherit', env });
+process.exit(r.status ?? 1);
