@@ -64,12 +64,52 @@ double F64(const Napi::Value& v) { return v.As<Napi::Number>().DoubleValue(); }
 
 enum { A_NONE = 0, A_RELU = 1, A_LEAKY = 2, A_TANH = 3, A_SIGMOID = 4 };
 
+// exp, tanh and the logistic function written so that loops over them vectorize (libm calls do not):
+// Cephes' single-precision algorithms, a few ulp from the correctly rounded result.
+LL_INLINE float expV(float x) {
+  x = x < -87.f ? -87.f : x;
+  x = x > 88.f ? 88.f : x;
+  float fx = x * 1.44269504088896341f;
+  fx = fx + (fx >= 0.f ? 0.5f : -0.5f);
+  int32_t n = int32_t(fx);  // round half away from zero
+  float fn = float(n);
+  float z = x - fn * 0.693359375f;
+  z = z - fn * -2.12194440e-4f;
+  float p = 1.9875691500e-4f;
+  p = p * z + 1.3981999507e-3f;
+  p = p * z + 8.3334519073e-3f;
+  p = p * z + 4.1665795894e-2f;
+  p = p * z + 1.6666665459e-1f;
+  p = p * z + 5.0000001201e-1f;
+  float y = p * z * z + z + 1.f;
+  int32_t bits = (n + 127) << 23;
+  float scale;
+  std::memcpy(&scale, &bits, sizeof scale);
+  return y * scale;
+}
+LL_INLINE float tanhV(float x) {
+  float ax = x < 0.f ? -x : x;
+  // |x| < 0.625: odd polynomial; else 1 - 2 / (exp(2|x|) + 1) with the sign of x
+  float z = x * x;
+  float p = -5.70498872745e-3f;
+  p = p * z + 2.06390887954e-2f;
+  p = p * z - 5.37397155531e-2f;
+  p = p * z + 1.33314422036e-1f;
+  p = p * z - 3.33332819422e-1f;
+  float small = p * z * x + x;
+  float e = expV(2.f * ax);
+  float big = 1.f - 2.f / (e + 1.f);
+  big = x < 0.f ? -big : big;
+  return ax < 0.625f ? small : big;
+}
+LL_INLINE float sigmoidV(float x) { return 1.f / (1.f + expV(-x)); }
+
 template <int K>
 LL_INLINE float actF(float v, float slope) {
   if (K == A_RELU) return v > 0.f ? v : 0.f;
   if (K == A_LEAKY) return v > 0.f ? v : v * slope;
-  if (K == A_TANH) return std::tanh(v);
-  if (K == A_SIGMOID) return 1.f / (1.f + std::exp(-v));
+  if (K == A_TANH) return tanhV(v);
+  if (K == A_SIGMOID) return sigmoidV(v);
   return v;
 }
 /** d act / dx from input x and output y (activationBackward). */
@@ -263,7 +303,9 @@ class Context : public Napi::ObjectWrap<Context> {
   }
 
   // new Context(threads, bf16, layout)  layout: 0 = oneDNN's choice (format any + cached reorders),
-  // 1 = plain NCHW activations (weights still any), 2 = per shape, the faster of the two (measured once).
+  // 1 = plain NCHW activations (weights still any), 2 = per shape, the faster of the two (timed on first
+  // use: unreliable on a loaded machine), 3 = per shape by a fixed rule (measured: blocked layouts win
+  // except for backward-data into very few channels, e.g. the 32->1 ConvTranspose2d's forward).
   explicit Context(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Context>(info) {
     Napi::Env env = info.Env();
     threads_ = info.Length() > 0 ? I32(info[0]) : omp_get_max_threads();
@@ -455,6 +497,8 @@ class Context : public Napi::ObjectWrap<Context> {
         }
       e = best[1] < best[0] ? std::move(c1) : std::move(c0);
       // the caller runs the chosen primitive once more, so the outputs come from it
+    } else if (layout_ == 3) {
+      e.reset(Create(kind, g, bias, kind == CONV_BWD_DATA && g.C < 8 ? 1 : 0));
     } else {
       e.reset(Create(kind, g, bias, layout_));
     }
@@ -564,7 +608,7 @@ class Context : public Napi::ObjectWrap<Context> {
     float* mean = F32(env, info[10], C, "mean");
     float* invstd = F32(env, info[11], C, "invstd");
     const double M = double(N) * HW;
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 32768)
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
     for (long c = 0; c < C; c++) {
       double s = 0, q = 0;
       for (long b = 0; b < N; b++) sumRow(x + (b * C + c) * HW, HW, &s);
@@ -597,7 +641,7 @@ class Context : public Napi::ObjectWrap<Context> {
     float slope = float(F64(info[7]));
     float* y = F32(env, info[8], n, "y");
     long rows = N * C;
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 32768)
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n * (kind >= A_TANH ? 4 : 1) >= 262144)
     for (long r = 0; r < rows; r++) {
       long c = r % C;
       affineAct(x + r * HW, y + r * HW, HW, 0.f, scale[c], shift[c], kind, slope);
@@ -622,7 +666,7 @@ class Context : public Napi::ObjectWrap<Context> {
     float* dgamma = F32(env, info[12], C, "dgamma");
     float* dbeta = F32(env, info[13], C, "dbeta");
     const double M = double(N) * HW;
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 32768)
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
     for (long c = 0; c < C; c++) {
       float mu = mean[c], is = invstd[c];
       double sg = 0, sgx = 0;
@@ -651,7 +695,8 @@ class Context : public Napi::ObjectWrap<Context> {
     float* y = F32(env, info[4], n, "y");
     const long chunk = 16384;
     long chunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) num_threads(threads_) if (chunks > 1)
+    // a parallel region costs more than ~100k cheap elements (and much more on a loaded machine)
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n * (kind >= A_TANH ? 4 : 1) >= 262144)
     for (long i = 0; i < chunks; i++) {
       long o = i * chunk, m = n - o < chunk ? n - o : chunk;
       affineAct(x + o, y + o, m, 0.f, 1.f, 0.f, kind, slope);
@@ -671,7 +716,7 @@ class Context : public Napi::ObjectWrap<Context> {
     float* dx = F32(env, info[6], n, "dx");
     const long chunk = 16384;
     long chunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) num_threads(threads_) if (chunks > 1)
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 262144)
     for (long i = 0; i < chunks; i++) {
       long o = i * chunk, m = n - o < chunk ? n - o : chunk;
       actBwd(x + o, y + o, dy + o, dx + o, m, kind, slope);

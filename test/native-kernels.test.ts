@@ -198,7 +198,7 @@ suite('native backend: gemm', () => {
   });
 });
 
-for (const layout of ['any', 'plain', 'auto'] as NativeLayout[]) {
+for (const layout of ['any', 'plain', 'tuned', 'auto'] as NativeLayout[]) {
   suite(`native backend: fp32 convolutions, layout ${layout}`, () => {
     it('conv2d / backward-data / backward-weight match the reference', async () => {
       const be = await createNativeBackend({ threads: 2, layout });
@@ -209,7 +209,7 @@ for (const layout of ['any', 'plain', 'auto'] as NativeLayout[]) {
 }
 
 suite('native backend: bf16 convolutions', () => {
-  for (const layout of ['any', 'auto'] as NativeLayout[])
+  for (const layout of ['any', 'plain', 'auto'] as NativeLayout[])
     it(`match the reference within ${BF16} relative (layout ${layout})`, async () => {
       const be = await createNativeBackend({ threads: 2, precision: 'bf16', layout });
       checkConvs(be, BF16);

@@ -52,7 +52,8 @@ export interface NativeContext {
 
 export interface NativeAddon {
   /** new Context(threads, bf16, layout): layout 0 = oneDNN's blocked layouts with cached reorders,
-   * 1 = plain NCHW activations, 2 = the faster of the two per shape (timed on first use). */
+   * 1 = plain NCHW activations, 2 = the faster of the two per shape (timed on first use),
+   * 3 = per shape by a fixed rule. */
   Context: new (threads: number, bf16: boolean, layout: number) => NativeContext;
   info(): NativeInfo;
   /** A zero-filled Float32Array over 64-byte aligned native memory. */

@@ -14,12 +14,14 @@ import { loadNativeAddon, type NativeContext, type NativeInfo } from './addon.js
 export { loadNativeAddon, nativeAvailable, nativeAddonPath, NATIVE_HINT } from './addon.js';
 export type { NativeAddon, NativeContext, NativeInfo } from './addon.js';
 
-export type NativeLayout = 'any' | 'plain' | 'auto';
+export type NativeLayout = 'any' | 'plain' | 'tuned' | 'auto';
 
 export interface NativeBackendOptions extends BackendOptions {
   /**
    * Memory layout of the convolutions: 'any' lets oneDNN choose blocked layouts (with cached reorders
-   * from and to NCHW), 'plain' keeps activations NCHW, 'auto' (default) times both once per shape.
+   * from and to NCHW), 'plain' keeps activations NCHW, 'tuned' times both on the first call of each
+   * shape and keeps the faster, 'auto' (default) picks per shape by a fixed rule from measurements
+   * (blocked, except backward-data into fewer than 8 channels).
    */
   layout?: NativeLayout;
   /** Allocate with 64-byte aligned native memory instead of `new Float32Array` (default false). */
@@ -27,7 +29,7 @@ export interface NativeBackendOptions extends BackendOptions {
 }
 
 const ACT_CODE: Record<ActKind, number> = { none: 0, relu: 1, leaky: 2, tanh: 3, sigmoid: 4 };
-const LAYOUT_CODE: Record<NativeLayout, number> = { any: 0, plain: 1, auto: 2 };
+const LAYOUT_CODE: Record<NativeLayout, number> = { any: 0, plain: 1, tuned: 2, auto: 3 };
 
 function actCode(act: Act): number {
   const k = ACT_CODE[act.kind];
