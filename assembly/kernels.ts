@@ -381,8 +381,116 @@ function col2im(col: usize, ld: i32, C: i32, H: i32, W: i32, R: i32, S: i32, sh:
   }
 }
 
+
+// ------------------------------------------------------------------------------- dot-product ("NT") GEMM
+// C[i][j] = A[i,:] . B[j,:] with both operands contiguous along the reduction (length L, a multiple of 4;
+// the lanes past the true length must be zero in both). On CPUs whose broadcast loads compete with the FP
+// pipes this is faster than the broadcast outer-product kernel.
+
+/** [hsum a, hsum b, hsum c, hsum d] */
+@inline function hsum4(a: v128, b: v128, c: v128, d: v128): v128 {
+  const u0 = f32x4.add(i32x4.shuffle(a, b, 0, 4, 1, 5), i32x4.shuffle(a, b, 2, 6, 3, 7));
+  const u1 = f32x4.add(i32x4.shuffle(c, d, 0, 4, 1, 5), i32x4.shuffle(c, d, 2, 6, 3, 7));
+  return f32x4.add(i32x4.shuffle(u0, u1, 0, 1, 4, 5), i32x4.shuffle(u0, u1, 2, 3, 6, 7));
+}
+
+/** A 2x4 tile: C[0..mr][0..nr] (+)= A[2 rows] . B[4 rows] (+ bias[row]). Rows past mr/nr are read, not stored. */
+function dot2x4(a: usize, lda: usize, b: usize, ldb: usize, L: i32, c: usize, ldc: usize, mr: i32, nr: i32,
+                accumulate: bool, bias: usize): void {
+  let s00 = f32x4.splat(0), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00, s12 = s00, s13 = s00;
+  const a1 = a + lda, b1 = b + ldb, b2 = b + 2 * ldb, b3 = b + 3 * ldb;
+  for (let p: usize = 0, e = f4(L); p < e; p += 16) {
+    const x0 = v128.load(a + p), x1 = v128.load(a1 + p);
+    let y = v128.load(b + p);
+    s00 = fma(x0, y, s00); s10 = fma(x1, y, s10);
+    y = v128.load(b1 + p);
+    s01 = fma(x0, y, s01); s11 = fma(x1, y, s11);
+    y = v128.load(b2 + p);
+    s02 = fma(x0, y, s02); s12 = fma(x1, y, s12);
+    y = v128.load(b3 + p);
+    s03 = fma(x0, y, s03); s13 = fma(x1, y, s13);
+  }
+  let r0 = hsum4(s00, s01, s02, s03);
+  let r1 = hsum4(s10, s11, s12, s13);
+  if (bias) {
+    r0 = f32x4.add(r0, v128.load32_splat(bias));
+    if (mr > 1) r1 = f32x4.add(r1, v128.load32_splat(bias, 4));
+  }
+  if (nr == 4) {
+    if (accumulate) r0 = f32x4.add(r0, v128.load(c));
+    v128.store(c, r0);
+    if (mr > 1) {
+      if (accumulate) r1 = f32x4.add(r1, v128.load(c + ldc));
+      v128.store(c + ldc, r1);
+    }
+  } else {
+    storeLanes(c, r0, nr, accumulate);
+    if (mr > 1) storeLanes(c + ldc, r1, nr, accumulate);
+  }
+}
+
+function storeLanes(c: usize, v: v128, nr: i32, accumulate: bool): void {
+  const v0 = f32x4.extract_lane(v, 0), v1 = f32x4.extract_lane(v, 1), v2 = f32x4.extract_lane(v, 2);
+  store<f32>(c, accumulate ? load<f32>(c) + v0 : v0);
+  if (nr > 1) store<f32>(c + 4, accumulate ? load<f32>(c + 4) + v1 : v1);
+  if (nr > 2) store<f32>(c + 8, accumulate ? load<f32>(c + 8) + v2 : v2);
+}
+
+/** C[M,N] (row stride ldc bytes) (+)= A[M,L] . B[N,L]^T, rows of A/B with strides lda/ldb bytes. */
+function dotGemm(a: usize, lda: usize, M: i32, b: usize, ldb: usize, N: i32, L: i32, c: usize, ldc: usize,
+                 accumulate: bool, bias: usize): void {
+  // a block of A rows (about 16 KB) stays in L1 while the B rows stream past it, 4 at a time
+  const MB = imax(2, <i32>(16384 / <u32>lda) & ~1);
+  for (let i0 = 0; i0 < M; i0 += MB) {
+    const i1 = imin(M, i0 + MB);
+    for (let j = 0; j < N; j += 4) {
+      const nr = imin(4, N - j);
+      const bj = b + <usize>j * ldb, cj = c + f4(j);
+      for (let i = i0; i < i1; i += 2) {
+        dot2x4(a + <usize>i * lda, lda, bj, ldb, L, cj + <usize>i * ldc, ldc, imin(2, i1 - i), nr, accumulate,
+               bias ? bias + f4(i) : 0);
+      }
+    }
+  }
+}
+
+/** dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols (element strides). */
+function transpose(src: usize, lds: i32, rows: i32, cols: i32, dst: usize, ldd: i32): void {
+  let i = 0;
+  for (; i + 4 <= rows; i += 4) {
+    const s0 = src + f4(i * lds), s1 = s0 + f4(lds), s2 = s1 + f4(lds), s3 = s2 + f4(lds);
+    let j = 0;
+    for (; j + 4 <= cols; j += 4) {
+      const r0 = v128.load(s0 + f4(j)), r1 = v128.load(s1 + f4(j)), r2 = v128.load(s2 + f4(j)), r3 = v128.load(s3 + f4(j));
+      const t0 = i32x4.shuffle(r0, r1, 0, 4, 1, 5), t1 = i32x4.shuffle(r0, r1, 2, 6, 3, 7);
+      const t2 = i32x4.shuffle(r2, r3, 0, 4, 1, 5), t3 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
+      const d = dst + f4(j * ldd + i);
+      v128.store(d, i32x4.shuffle(t0, t2, 0, 1, 4, 5));
+      v128.store(d + f4(ldd), i32x4.shuffle(t0, t2, 2, 3, 6, 7));
+      v128.store(d + f4(2 * ldd), i32x4.shuffle(t1, t3, 0, 1, 4, 5));
+      v128.store(d + f4(3 * ldd), i32x4.shuffle(t1, t3, 2, 3, 6, 7));
+    }
+    for (; j < cols; j++) {
+      const d = dst + f4(j * ldd + i);
+      store<f32>(d, load<f32>(s0 + f4(j))); store<f32>(d, load<f32>(s1 + f4(j)), 4);
+      store<f32>(d, load<f32>(s2 + f4(j)), 8); store<f32>(d, load<f32>(s3 + f4(j)), 12);
+    }
+  }
+  for (; i < rows; i++)
+    for (let j = 0; j < cols; j++) store<f32>(dst + f4(j * ldd + i), load<f32>(src + f4(i * lds + j)));
+}
+
 // ---------------------------------------------------------------------------------------- convolutions
 // Arguments 0..12: N C H W K R S sh sw ph pw OH OW, then pointers.
+
+/** Row stride (floats) for a reduction of length L: avoid strides that are multiples of 256 bytes. */
+@inline function rowStride(L: i32): i32 { return (L & 63) == 0 ? L + 4 : L; }
+
+/** The backward-data takes the dot-product path from this K on. */
+const DOT_MIN_K: i32 = 16;
+
+/** The forward takes the dot-product path (padded NHWC image, patch-major columns) from this C*R*S on. */
+const DOT_MIN_CRS: i32 = 32;
 
 function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const N = ai(ctrl, 0), C = ai(ctrl, 1), H = ai(ctrl, 2), W = ai(ctrl, 3), K = ai(ctrl, 4), R = ai(ctrl, 5), S = ai(ctrl, 6);
@@ -392,12 +500,51 @@ function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   if (n0 >= n1) return;
   const P = OH * OW, CRS = C * R * S, Ppad = up(P, 8);
   const tile = scratch;
-  const apk = scratch + 256;
-  const col = align64(apk + f4(up(K, MR) * CRS));
-  packA(w, CRS, 1, K, CRS, apk);
+  if (CRS < DOT_MIN_CRS) {
+    const apk = scratch + 256;
+    const col = align64(apk + f4(up(K, MR) * CRS));
+    packA(w, CRS, 1, K, CRS, apk);
+    for (let n = n0; n < n1; n++) {
+      im2col(x + f4(n * C * H * W), C, H, W, R, S, sh, sw, ph, pw, OH, OW, col, Ppad);
+      gemmBlock(apk, K, col, f4(Ppad), P, CRS, y + f4(n * K * P), f4(P), 1, 0, bias, tile);
+    }
+    return;
+  }
+  // W'[k][(r*S + s)*C + c] = w[k][c][r][s], rows of L floats (zero tail)
+  const L = up(CRS, 4), ld = rowStride(L);
+  const wr = scratch + 256;
+  const Hp = H + 2 * ph, Wp = W + 2 * pw;
+  const xp = align64(wr + f4(up(K, 2) * ld));
+  const colT = align64(xp + f4(Hp * Wp * C));
+  for (let k = 0; k < K; k++) {
+    const drow = wr + f4(k * ld);
+    for (let c = 0; c < C; c++) for (let r = 0; r < R; r++) for (let s2 = 0; s2 < S; s2++)
+      store<f32>(drow + f4((r * S + s2) * C + c), load<f32>(w + f4(((k * C + c) * R + r) * S + s2)));
+    zeroF(drow + f4(CRS), L - CRS);
+  }
+  // zero the padding of the NHWC image once (the interior is overwritten per image)
+  zeroF(xp, ph * Wp * C);
+  zeroF(xp + f4((ph + H) * Wp * C), (Hp - ph - H) * Wp * C);
+  for (let ih = 0; ih < H; ih++) {
+    const row = xp + f4((ih + ph) * Wp * C);
+    zeroF(row, pw * C);
+    zeroF(row + f4((pw + W) * C), (Wp - pw - W) * C);
+  }
+  const SC = S * C;
   for (let n = n0; n < n1; n++) {
-    im2col(x + f4(n * C * H * W), C, H, W, R, S, sh, sw, ph, pw, OH, OW, col, Ppad);
-    gemmBlock(apk, K, col, f4(Ppad), P, CRS, y + f4(n * K * P), f4(P), 1, 0, bias, tile);
+    const xn = x + f4(n * C * H * W);
+    for (let ih = 0; ih < H; ih++) transpose(xn + f4(ih * W), H * W, C, W, xp + f4(((ih + ph) * Wp + pw) * C), C);
+    // patch-major columns: colT[p][(r*S + s)*C + c]
+    let dst = colT;
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const src = xp + f4(((oh * sh) * Wp + ow * sw) * C);
+        for (let r = 0; r < R; r++) copyF(dst + f4(r * SC), src + f4(r * Wp * C), SC);
+        if (L > CRS) zeroF(dst + f4(CRS), L - CRS);
+        dst += f4(ld);
+      }
+    }
+    dotGemm(wr, f4(ld), K, colT, f4(ld), P, L, y + f4(n * K * P), f4(P), false, bias);
   }
 }
 
@@ -409,13 +556,29 @@ function opConvBwdData(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   if (n0 >= n1) return;
   const P = OH * OW, CRS = C * R * S, Ppad = up(P, 8);
   const tile = scratch;
-  const apk = scratch + 256;
-  const col = align64(apk + f4(up(CRS, MR) * K));
-  // A = W^T [CRS, K]: A(i,k) = w[k*CRS + i]
-  packA(w, 1, CRS, CRS, K, apk);
+  if (K < DOT_MIN_K) {
+    const apk = scratch + 256;
+    const col = align64(apk + f4(up(CRS, MR) * K));
+    // A = W^T [CRS, K]: A(i,k) = w[k*CRS + i]
+    packA(w, 1, CRS, CRS, K, apk);
+    for (let n = n0; n < n1; n++) {
+      if (K == 0) { zeroF(dx + f4(n * C * H * W), C * H * W); continue; }
+      gemmBlock(apk, CRS, dy + f4(n * K * P), f4(P), Ppad, K, col, f4(Ppad), 1, 0, 0, tile);
+      col2im(col, Ppad, C, H, W, R, S, sh, sw, ph, pw, OH, OW, dx + f4(n * C * H * W));
+    }
+    return;
+  }
+  // col[crs][p] = W^T[crs,:] . dy^T[p,:] (reduction over K, both rows contiguous)
+  const L = up(K, 4), ld = rowStride(L);
+  const wt = scratch + 256;
+  const dyT = align64(wt + f4(up(CRS, 2) * ld));
+  const col = align64(dyT + f4((P + 4) * ld));
+  transpose(w, CRS, K, CRS, wt, ld);
+  if (L > K) for (let i = 0; i < CRS; i++) zeroF(wt + f4(i * ld + K), L - K);
   for (let n = n0; n < n1; n++) {
-    if (K == 0) { zeroF(dx + f4(n * C * H * W), C * H * W); continue; }
-    gemmBlock(apk, CRS, dy + f4(n * K * P), f4(P), Ppad, K, col, f4(Ppad), 1, 0, 0, tile);
+    transpose(dy + f4(n * K * P), P, K, P, dyT, ld);
+    if (L > K) for (let p = 0; p < P; p++) zeroF(dyT + f4(p * ld + K), L - K);
+    dotGemm(wt, f4(ld), CRS, dyT, f4(ld), P, L, col, f4(Ppad), false, 0);
     col2im(col, Ppad, C, H, W, R, S, sh, sw, ph, pw, OH, OW, dx + f4(n * C * H * W));
   }
 }

@@ -303,8 +303,9 @@ export class WasmBackend implements Backend {
 
   conv2d(g: ConvGeom, x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array): void {
     const { N, C, H, W, K, R, S, OH, OW } = g;
-    const CRS = C * R * S, P = OH * OW, Ppad = Math.ceil(P / 8) * 8;
-    this.scratch(256 + 64 + 4 * (K + 8) * CRS + 64 + 4 * CRS * Ppad + 64);
+    const CRS = C * R * S, P = OH * OW, Ppad = Math.ceil(P / 8) * 8, L = Math.ceil(CRS / 4) * 4 + 4;
+    const xp = (H + 2 * g.padH) * (W + 2 * g.padW) * C;
+    this.scratch(256 + 64 + 4 * (K + 8) * L + 64 + 4 * xp + 64 + 4 * Math.max((P + 4) * L, CRS * Ppad) + 64);
     this.geom(g);
     this.setI(13, this.in(x, N * C * H * W)); this.setI(14, this.in(w, K * CRS));
     this.setI(15, bias ? this.in(bias, K) : 0); this.setI(16, this.out(y, N * K * P));
@@ -314,7 +315,7 @@ export class WasmBackend implements Backend {
   conv2dBackwardData(g: ConvGeom, dy: Float32Array, w: Float32Array, dx: Float32Array): void {
     const { N, C, H, W, K, R, S, OH, OW } = g;
     const CRS = C * R * S, P = OH * OW, Ppad = Math.ceil(P / 8) * 8;
-    this.scratch(256 + 64 + 4 * (CRS + 8) * K + 64 + 4 * CRS * Ppad + 64);
+    this.scratch(256 + 64 + 4 * (CRS + 8) * (K + 8) + 64 + 4 * (P + 4) * (K + 8) + 64 + 4 * CRS * Ppad + 64);
     this.geom(g);
     this.setI(13, this.in(dy, N * K * P)); this.setI(14, this.in(w, K * CRS)); this.setI(15, this.out(dx, N * C * H * W));
     this.exec(OP_CONV_BWD_DATA, this.nt(N * K * P * CRS, N));
