@@ -1,0 +1,49 @@
+/**
+ * `models` of the public API: the study's AutoEncoder and its configurations, model summaries,
+ * and loading a state dict (ours or PyTorch's) from safetensors bytes. Browser-safe.
+ */
+import type { Backend } from '../engine/kernels/index.js';
+import { loadSafetensors, type StateDict } from '../engine/state.js';
+import { AutoEncoder, type ModelConfig } from '../lab/models/autoencoder.js';
+
+export {
+  AutoEncoder, DEFAULT_MODEL, checkModelConfig, parseLatent,
+  type ModelConfig, type Variant, type LatentSpec,
+} from '../lab/models/autoencoder.js';
+export {
+  DEFAULT_TRAIN, STUDY_LATENT_MAP, OPTIMIZERS, SCHEDULERS, checkTrainConfig, resolveTrainConfig, checkLatentMap,
+  type TrainConfig, type LatentMap, type OptimizerName, type SchedulerName,
+} from '../lab/config.js';
+export { makeOptimizer, makeScheduler, type AnyOpt, type Schedule } from '../lab/optim.js';
+export { summarize, formatSummary, type ModelSummary, type SummaryRow } from '../lab/summary.js';
+
+export interface FromSafetensorsOptions {
+  /** Put the model on this backend (default: the default backend, reference unless set). */
+  backend?: Backend;
+  /** Require exactly the model's keys (default true, like PyTorch's load_state_dict(strict=True)). */
+  strict?: boolean;
+  /** A name for error messages (a file name or URL). */
+  name?: string;
+}
+
+/**
+ * A model of the given configuration with the weights of a state dict in safetensors bytes: one
+ * saved by PyTorch (`safetensors.torch.save_file(model.state_dict(), ...)`, the study's key names
+ * `encoder.0.weight` ...), a `model.safetensors` of a run, or a checkpoint whose keys are prefixed
+ * `model.`. Returned in eval mode. Throws one line naming the input when the keys or shapes do not fit.
+ */
+export function modelFromSafetensors(bytes: Uint8Array, config: Partial<ModelConfig> = {}, opts: FromSafetensorsOptions = {}): AutoEncoder {
+  const name = opts.name ?? 'safetensors';
+  const { tensors } = loadSafetensors(bytes, name);
+  let sd: StateDict = tensors;
+  if ([...tensors.keys()].some((k) => k.startsWith('model.')))
+    sd = new Map([...tensors].filter(([k]) => k.startsWith('model.')).map(([k, v]) => [k.slice(6), v]));
+  const model = new AutoEncoder(config);
+  if (opts.backend) model.to(opts.backend);
+  try {
+    model.loadStateDict(sd, opts.strict ?? true);
+  } catch (e) {
+    throw new Error(`${name}: does not fit --model ${model.config.model} --latent ${model.config.latent} (${(e as Error).message.split('\n')[0]!.slice(0, 300)})`);
+  }
+  return model.eval();
+}

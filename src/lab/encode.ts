@@ -1,0 +1,168 @@
+/**
+ * Encoding your own pictures of digits with a trained run (Node): PNG or JPEG files of any size
+ * are decoded with @napi-rs/canvas, preprocessed MNIST-style (./preprocess.ts), encoded to latent
+ * points and decoded back. `latentlab encode` and `encodeImages` of `latentlab/node`.
+ */
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { createCanvas, loadImage } from '@napi-rs/canvas';
+import { mnistPixelsFromPixels, normalizeMnist } from './preprocess.js';
+import { openRun, type Run } from './run.js';
+import { PCA } from './projection.js';
+import { dataRange } from '../viz/axes.js';
+import { latentFigure, latentFigureSize, type LatentFigureOptions } from '../viz/figures.js';
+import { labelNamer } from '../viz/palette.js';
+import type { ScatterMark } from '../viz/scatter.js';
+import { renderPng, writeFileAtomic } from '../viz/node.js';
+
+export interface EncodedImage {
+  /** The file as given. */
+  file: string;
+  /** The preprocessed 28x28 input as bytes (0 background, 255 ink). */
+  pixels: Uint8Array;
+  /** The model's input, 784 values in [-1, 1]. */
+  input: Float32Array;
+  /** The latent point (the model's latent size; 98 values for a 'conv' latent). */
+  z: Float32Array;
+  /** The reconstruction, 784 values in [-1, 1] (or the 'simple' model's raw outputs). */
+  recon: Float32Array;
+}
+
+/** RGBA pixels of a PNG or JPEG file (any size); throws one line naming the file. */
+export async function readImagePixels(file: string): Promise<{ width: number; height: number; data: Uint8ClampedArray }> {
+  let bytes: Buffer;
+  try {
+    bytes = await readFile(file);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(`${file}: cannot read (${code === 'ENOENT' ? 'no such file' : code ?? (e as Error).message})`);
+  }
+  let img: Awaited<ReturnType<typeof loadImage>>;
+  try {
+    img = await loadImage(bytes);
+  } catch (e) {
+    throw new Error(`${file}: not a PNG or JPEG image (${String((e as Error).message ?? e).split('\n')[0]})`);
+  }
+  if (!(img.width > 0 && img.height > 0)) throw new Error(`${file}: not a PNG or JPEG image (no pixels)`);
+  const canvas = createCanvas(img.width, img.height);
+  const ctx = canvas.getContext('2d');
+  ctx.drawImage(img, 0, 0);
+  const d = ctx.getImageData(0, 0, img.width, img.height);
+  return { width: img.width, height: img.height, data: new Uint8ClampedArray(d.data.buffer, d.data.byteOffset, d.data.byteLength) };
+}
+
+/** Reads and preprocesses one picture file into MNIST bytes (28x28); errors name the file. */
+export async function readDigitImage(file: string): Promise<Uint8Array> {
+  const img = await readImagePixels(file);
+  return mnistPixelsFromPixels(img.data, img.width, img.height, 4, { name: file });
+}
+
+/**
+ * Encodes picture files with a run's model: each is read, preprocessed MNIST-style, encoded and
+ * reconstructed. `run` is an open run or a run folder. Throws one line naming the first bad file.
+ */
+export async function encodeImages(run: Run | string, files: readonly string[]): Promise<EncodedImage[]> {
+  if (files.length === 0) throw new Error('encode: expected at least one image file');
+  const r = typeof run === 'string' ? await openRun(run) : run;
+  const pixels: Uint8Array[] = [];
+  for (const f of files) pixels.push(await readDigitImage(f));
+  const n = files.length;
+  const x = new Float32Array(n * 784);
+  pixels.forEach((p, i) => x.set(normalizeMnist(p), i * 784));
+  const model = r.model;
+  model.eval();
+  const dim = model.latentDim;
+  const z = model.encode(x, n);
+  const recon = model.decode(z, n);
+  return files.map((file, i) => ({
+    file,
+    pixels: pixels[i]!,
+    input: x.slice(i * 784, (i + 1) * 784),
+    z: z.slice(i * dim, (i + 1) * dim),
+    recon: recon.slice(i * 784, (i + 1) * 784),
+  }));
+}
+
+/** One line for a latent point: `file: (0.123, -4.56)`. */
+export function formatLatent(e: EncodedImage, digits = 4): string {
+  const vals = [...e.z].map((v) => v.toFixed(digits));
+  return `${e.file}: (${vals.join(', ')})`;
+}
+
+/** A 28x28 greyscale PNG of 784 values in [-1, 1] drawn pixel by pixel (no layout involved). */
+export async function imagePng(values: Float32Array): Promise<Buffer> {
+  return renderPng(28, 28, (ctx) => {
+    const img = ctx.createImageData(28, 28);
+    for (let i = 0; i < 784; i++) {
+      const g = Math.round(Math.min(1, Math.max(0, (values[i]! + 1) / 2)) * 255);
+      img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = g;
+      img.data[4 * i + 3] = 255;
+    }
+    ctx.putImageData(img, 0, 0);
+  });
+}
+
+/** The file stem used for the outputs of an input file: `dir/seven.jpg` -> `seven`. */
+export function outputStem(file: string): string {
+  return path.basename(file).replace(/\.[^.]+$/, '') || 'image';
+}
+
+export interface EncodeOutputs { inputs: string[]; recons: string[]; plot?: string }
+
+/**
+ * Writes, for each encoded picture, `<stem>-input.png` (the preprocessed 28x28 input) and
+ * `<stem>-recon.png` (the reconstruction) into `outDir`, atomically; with `plot`, also
+ * `encode-latent.png`: the run's test latents with the pictures' points marked (PCA for
+ * latents of more than 2 dimensions).
+ */
+export async function writeEncodeOutputs(run: Run, encoded: EncodedImage[], outDir: string, opts: { plot?: boolean } = {}): Promise<EncodeOutputs> {
+  const seen = new Map<string, number>();
+  const out: EncodeOutputs = { inputs: [], recons: [] };
+  for (const e of encoded) {
+    let stem = outputStem(e.file);
+    const k = seen.get(stem) ?? 0;
+    seen.set(stem, k + 1);
+    if (k > 0) stem = `${stem}-${k + 1}`;
+    const fi = path.join(outDir, `${stem}-input.png`);
+    const fr = path.join(outDir, `${stem}-recon.png`);
+    await writeFileAtomic(fi, await imagePng(e.input));
+    await writeFileAtomic(fr, await imagePng(e.recon));
+    out.inputs.push(fi);
+    out.recons.push(fr);
+  }
+  if (opts.plot) {
+    const file = path.join(outDir, 'encode-latent.png');
+    await writeFileAtomic(file, await encodePlotPng(run, encoded));
+    out.plot = file;
+  }
+  return out;
+}
+
+/** The latent scatter of the run's test set with the encoded pictures marked (PNG bytes). */
+export async function encodePlotPng(run: Run, encoded: EncodedImage[]): Promise<Buffer> {
+  const lat = run.testLatents;
+  const dim = lat.dim;
+  const pts = new Float32Array(encoded.length * dim);
+  encoded.forEach((e, i) => pts.set(e.z, i * dim));
+  let x: Float32Array, y: Float32Array, mx: Float32Array, my: Float32Array;
+  let xLabel = 'z₁', yLabel = 'z₂', caption: string | undefined;
+  if (dim <= 2) {
+    const col = (a: Float32Array, n: number, j: number) => Float32Array.from({ length: n }, (_, i) => (j < dim ? a[i * dim + j]! : 0));
+    x = col(lat.z, lat.n, 0); y = col(lat.z, lat.n, 1);
+    mx = col(pts, encoded.length, 0); my = col(pts, encoded.length, 1);
+  } else {
+    const pca = PCA.fit(lat.z, lat.n, dim, 2);
+    const a = pca.transform(lat.z, lat.n), b = pca.transform(pts, encoded.length);
+    x = Float32Array.from({ length: lat.n }, (_, i) => a[2 * i]!); y = Float32Array.from({ length: lat.n }, (_, i) => a[2 * i + 1]!);
+    mx = Float32Array.from({ length: encoded.length }, (_, i) => b[2 * i]!); my = Float32Array.from({ length: encoded.length }, (_, i) => b[2 * i + 1]!);
+    xLabel = 'PC 1'; yLabel = 'PC 2'; caption = `PCA of the ${dim}-D latents`;
+  }
+  const marks: ScatterMark[] = encoded.map((e, i) => ({ x: mx[i]!, y: my[i]!, label: outputStem(e.file) }));
+  const all = (a: Float32Array, b: Float32Array) => { const c = new Float32Array(a.length + b.length); c.set(a); c.set(b, a.length); return c; };
+  const opts: LatentFigureOptions = {
+    x, y, labels: lat.labels, xRange: dataRange(all(x, mx)), yRange: dataRange(all(y, my)), xLabel, yLabel,
+    labelName: labelNamer(run.config.dataset), title: `Your digits in the latent space of ${run.name}`, marks, caption,
+  };
+  const size = latentFigureSize(opts);
+  return renderPng(size.width, size.height, (ctx) => latentFigure(ctx, opts));
+}
