@@ -328,8 +328,8 @@ function im2col(x: usize, C: i32, H: i32, W: i32, R: i32, S: i32, sh: i32, sw: i
               copyF(dst, src, n);
             } else if (sw == 2) {
               let i = 0;
-              for (; i + 4 <= n - 1; i += 4) {
-                // need src elements 0,2,4,6 (+8i); load 8 floats (last one unused)
+              for (; i + 4 <= n; i += 4) {
+                // need src elements 0,2,4,6 (+8i); load 8 floats (the last one is not used)
                 const v0 = v128.load(src + f4(2 * i)), v1 = v128.load(src + f4(2 * i), 16);
                 v128.store(dst + f4(i), i32x4.shuffle(v0, v1, 0, 2, 4, 6));
               }
@@ -369,7 +369,21 @@ function col2im(col: usize, ld: i32, C: i32, H: i32, W: i32, R: i32, S: i32, sh:
             const dst = xc + f4(ih * W + lo * sw - pw + s);
             const src = row + f4(lo);
             if (sw == 1) addF(dst, src, n);
-            else for (let i = 0; i < n; i++) {
+            else if (sw == 2) {
+              let i = 0;
+              const z = f32x4.splat(0);
+              // dst[2i] += src[i]; the odd elements in between get +0 (all within this row's valid range)
+              for (; i + 4 <= n - 1; i += 4) {
+                const v = v128.load(src + f4(i));
+                const d = dst + f4(2 * i);
+                v128.store(d, f32x4.add(v128.load(d), i32x4.shuffle(v, z, 0, 4, 1, 5)));
+                v128.store(d, f32x4.add(v128.load(d, 16), i32x4.shuffle(v, z, 2, 6, 3, 7)), 16);
+              }
+              for (; i < n; i++) {
+                const p = dst + f4(2 * i);
+                store<f32>(p, load<f32>(p) + load<f32>(src + f4(i)));
+              }
+            } else for (let i = 0; i < n; i++) {
               const p = dst + f4(i * sw);
               store<f32>(p, load<f32>(p) + load<f32>(src + f4(i)));
             }
@@ -627,7 +641,7 @@ function opConvBwdW(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   if (n0 >= n1) return;
   const G = bwGroup(P), L = up(G * P, 4);
   const colG = align64(part + f4(K * CRS));
-  const dyG = align64(colG + f4(up(CRS, 2) * L));
+  const dyG = align64(colG + f4(up(CRS, 4) * L));
   for (let n = n0; n < n1; n += G) {
     const g = imin(G, n1 - n);
     for (let gi = 0; gi < g; gi++)
@@ -639,12 +653,7 @@ function opConvBwdW(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
       for (let gi = 0; gi < g; gi++) copyF(drow + f4(gi * P), dy + f4(((n + gi) * K + k) * P), P);
       if (used < L) zeroF(drow + f4(used), L - used);
     }
-    for (let j = 0; j < CRS; j += 2) {
-      const nr = imin(2, CRS - j);
-      for (let k = 0; k < K; k += 4) {
-        dot4x2(dyG + f4(k * L), f4(L), colG + f4(j * L), f4(L), L, part + f4(k * CRS + j), f4(CRS), imin(4, K - k), nr);
-      }
-    }
+    dotGemm(dyG, f4(L), K, colG, f4(L), CRS, L, part, f4(CRS), true, 0);
   }
 }
 

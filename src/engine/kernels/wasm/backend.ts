@@ -325,7 +325,7 @@ export class WasmBackend implements Backend {
     const { N, C, H, W, K, R, S, OH, OW } = g;
     const CRS = C * R * S, P = OH * OW;
     const G = Math.max(1, Math.min(8, Math.ceil(192 / P))), L = Math.ceil(G * P / 4) * 4;
-    this.scratch(4 * K * CRS + 64 + 4 * Math.ceil(CRS / 2) * 2 * L + 64 + 4 * Math.ceil(K / 4) * 4 * L + 64);
+    this.scratch(4 * K * CRS + 64 + 4 * Math.ceil(CRS / 4) * 4 * L + 64 + 4 * Math.ceil(K / 4) * 4 * L + 64);
     this.geom(g);
     const px = this.in(x, N * C * H * W), pdy = this.in(dy, N * K * P);
     this.setI(13, px); this.setI(14, pdy);
