@@ -16,7 +16,7 @@ function stats(p: Uint8Array) {
   for (let y = 0; y < 28; y++) for (let x = 0; x < 28; x++) {
     const v = p[y * 28 + x]!;
     if (v > 0) { x0 = Math.min(x0, x); x1 = Math.max(x1, x); y0 = Math.min(y0, y); y1 = Math.max(y1, y); }
-    m += v; mx += v * (x + 0.5); my += v * (y + 0.5);
+    m += v; mx += v * x; my += v * y;
   }
   return { w: x1 - x0 + 1, h: y1 - y0 + 1, cx: mx / m, cy: my / m };
 }

@@ -9,8 +9,9 @@
  *   4. crop to the bounding box of the ink (values above `threshold`),
  *   5. scale so that the larger side is 20 px, keeping the aspect ratio (area averaging when
  *      shrinking, bilinear when enlarging),
- *   6. place into 28x28 so that the centre of mass is at the centre (14, 14), by an integer shift
- *      (as MNIST did), kept inside the frame,
+ *   6. place into 28x28 so that the centre of mass is at the centre (14, 14) in pixel indices (as
+ *      in MNIST, whose digits' centres of mass lie at 14 +- 0.5), by an integer shift, kept inside
+ *      the frame,
  *   7. quantise to bytes like the dataset, and map x -> x / 127.5 - 1 (the training normalisation).
  *
  * Browser-safe: no Node imports.
@@ -184,16 +185,16 @@ export function mnistPixelsFromPixels(
   const nh = Math.max(1, Math.min(MNIST_BOX, Math.round(ch * s)));
   const small = resize(crop, cw, ch, nw, nh);
 
-  // 6. centre of mass (pixel centres at i + 0.5) to (14, 14) by an integer shift, inside the frame
+  // 6. centre of mass (in pixel indices, as MNIST: its digits' mean is 14.0) to (14, 14) by an integer shift, inside the frame
   let m = 0, mx = 0, my = 0;
   for (let y = 0; y < nh; y++) {
     for (let x = 0; x < nw; x++) {
       const v = small[y * nw + x]!;
-      m += v; mx += v * (x + 0.5); my += v * (y + 0.5);
+      m += v; mx += v * x; my += v * y;
     }
   }
-  const comX = m > 0 ? mx / m : nw / 2;
-  const comY = m > 0 ? my / m : nh / 2;
+  const comX = m > 0 ? mx / m : (nw - 1) / 2;
+  const comY = m > 0 ? my / m : (nh - 1) / 2;
   const clamp = (v: number, lo: number, hi: number): number => Math.min(Math.max(v, lo), hi);
   const ox = clamp(Math.round(MNIST_SIDE / 2 - comX), 0, MNIST_SIDE - nw);
   const oy = clamp(Math.round(MNIST_SIDE / 2 - comY), 0, MNIST_SIDE - nh);
