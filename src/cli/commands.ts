@@ -4,7 +4,8 @@ import { register as registerData } from './data.js';
 import { register as registerTrain } from './train.js';
 import { register as registerEval } from './eval.js';
 import { register as registerSummary } from './summary.js';
+import { register as registerEncode } from './encode.js';
 
 export type Register = (program: Command) => void;
 
-export const COMMANDS: Register[] = [registerTrain, registerEval, registerSummary, registerData];
+export const COMMANDS: Register[] = [registerTrain, registerEval, registerSummary, registerData, registerEncode];

@@ -1,0 +1,139 @@
+/**
+ * `latentlab encode` and `encodeImages`: real MNIST test digits drawn large, dark on light, as PNG
+ * and JPEG files, come back through the preprocessing close to the originals; their latent
+ * points are the model's; the outputs are written; bad files give one line naming the file.
+ */
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createCanvas } from '@napi-rs/canvas';
+import '../src/node-backends.js';
+import { main } from '../src/cli/main.js';
+import { train } from '../src/lab/train.js';
+import { loadDataset, type LoadedDataset } from '../src/lab/data/index.js';
+import { openRun, type Run } from '../src/lab/run.js';
+import { encodeImages } from '../src/lab/encode.js';
+import { decodePng } from '../src/viz/node.js';
+import { latentFigureSize } from '../src/viz/figures.js';
+import { MNIST_DIR } from './helpers.js';
+
+const haveData = existsSync(MNIST_DIR);
+
+async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '', err = '';
+  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => { out += String(s); return true; });
+  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => { err += String(s); return true; });
+  try {
+    return { code: await main(['node', 'latentlab', ...args]), out, err };
+  } finally {
+    o.mockRestore();
+    e.mockRestore();
+  }
+}
+
+/** Test image i drawn at `scale`x, black ink on white paper, off-centre on a wider page. */
+function drawDigit(images: Uint8Array, i: number, scale: number, format: 'png' | 'jpeg'): Buffer {
+  const w = 28 * scale + 60, h = 28 * scale + 20;
+  const canvas = createCanvas(w, h);
+  const ctx = canvas.getContext('2d');
+  ctx.fillStyle = '#ffffff';
+  ctx.fillRect(0, 0, w, h);
+  const img = ctx.createImageData(28, 28);
+  for (let k = 0; k < 784; k++) {
+    const g = 255 - images[i * 784 + k]!;
+    img.data[4 * k] = img.data[4 * k + 1] = img.data[4 * k + 2] = g;
+    img.data[4 * k + 3] = 255;
+  }
+  const small = createCanvas(28, 28);
+  small.getContext('2d').putImageData(img, 0, 0);
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(small, 40, 10, 28 * scale, 28 * scale);
+  return format === 'png' ? canvas.toBuffer('image/png') : canvas.toBuffer('image/jpeg', 95);
+}
+
+function correlation(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const n = a.length;
+  let ma = 0, mb = 0;
+  for (let i = 0; i < n; i++) { ma += a[i]! / n; mb += b[i]! / n; }
+  let sab = 0, saa = 0, sbb = 0;
+  for (let i = 0; i < n; i++) { const x = a[i]! - ma, y = b[i]! - mb; sab += x * y; saa += x * x; sbb += y * y; }
+  return sab / Math.sqrt(saa * sbb);
+}
+
+describe.skipIf(!haveData)('encode', () => {
+  let tmp = '', runDir = '', run: Run;
+  let data: LoadedDataset;
+  const files: string[] = [];
+
+  beforeAll(async () => {
+    tmp = mkdtempSync(path.join(os.tmpdir(), 'latentlab-encode-'));
+    data = await loadDataset('mnist', { dataDir: MNIST_DIR });
+    runDir = path.join(tmp, 'run');
+    await train({ batchSize: 32, backend: 'wasm', threads: 2, dataDir: MNIST_DIR, maxSteps: 3 }, { out: runDir, data, testLimit: 200, trainLatents: 200 });
+    run = await openRun(runDir, { backendName: 'wasm', threads: 2 });
+    for (const [i, fmt, scale] of [[0, 'png', 10], [1, 'jpeg', 6], [2, 'png', 3]] as const) {
+      const f = path.join(tmp, `digit${i}.${fmt === 'png' ? 'png' : 'jpg'}`);
+      writeFileSync(f, drawDigit(data.test.images, i, scale, fmt));
+      files.push(f);
+    }
+  });
+
+  afterAll(() => { if (tmp) rmSync(tmp, { recursive: true, force: true }); });
+
+  it('encodeImages: the preprocessed pictures match the MNIST originals; z is the model encoding', async () => {
+    const enc = await encodeImages(run, files);
+    expect(enc.length).toBe(3);
+    for (const [i, e] of enc.entries()) {
+      const orig = data.test.images.subarray(i * 784, (i + 1) * 784);
+      expect(correlation(e.pixels, orig), e.file).toBeGreaterThan(0.9);
+      expect(e.input.length).toBe(784);
+      expect(e.z.length).toBe(2);
+      const z = run.model.encode(e.input, 1);
+      expect([...e.z]).toEqual([...z]);
+      expect(e.recon.length).toBe(784);
+    }
+  });
+
+  it('latentlab encode prints the points and writes inputs, reconstructions and the plot', async () => {
+    const out = path.join(tmp, 'out');
+    const r = await cli('encode', runDir, ...files, '--plot', '--out', out);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.out.trim().split('\n');
+    for (const f of files) expect(lines.some((l) => l.startsWith(`${f}: (`) && /\(-?\d+\.\d+, -?\d+\.\d+\)$/.test(l))).toBe(true);
+    for (const s of ['digit0', 'digit1', 'digit2']) {
+      for (const k of ['input', 'recon']) {
+        const img = await decodePng(path.join(out, `${s}-${k}.png`));
+        expect([img.width, img.height]).toEqual([28, 28]);
+      }
+    }
+    const plot = await decodePng(path.join(out, 'encode-latent.png'));
+    const size = latentFigureSize();
+    expect([plot.width, plot.height]).toEqual([size.width, size.height]);
+  });
+
+  it('bad files: one line naming the file', async () => {
+    const missing = path.join(tmp, 'nope.png');
+    let r = await cli('encode', runDir, missing);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`latentlab: ${missing}: cannot read (no such file)\n`);
+
+    const junk = path.join(tmp, 'junk.png');
+    writeFileSync(junk, 'not an image');
+    r = await cli('encode', runDir, junk);
+    expect(r.code).toBe(1);
+    expect(r.err.split('\n').length).toBe(2);
+    expect(r.err).toContain(`${junk}: not a PNG or JPEG image`);
+
+    const blank = path.join(tmp, 'blank.png');
+    const c = createCanvas(50, 50);
+    const ctx = c.getContext('2d');
+    ctx.fillStyle = '#fff';
+    ctx.fillRect(0, 0, 50, 50);
+    writeFileSync(blank, c.toBuffer('image/png'));
+    r = await cli('encode', runDir, files[0]!, blank);
+    expect(r.code).toBe(1);
+    expect(r.err).toBe(`latentlab: ${blank}: no ink found (blank image)\n`);
+  });
+});
