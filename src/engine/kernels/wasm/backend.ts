@@ -26,6 +26,8 @@ export interface WorkerPort {
   onMessage(cb: (m: unknown) => void): void;
   onError(cb: (e: unknown) => void): void;
   terminate(): void;
+  /** Called once the worker is running: lets the host exit while the worker waits (Node's unref). */
+  unref?(): void;
 }
 export type WorkerFactory = (code: string) => WorkerPort;
 
@@ -151,6 +153,7 @@ export class WasmBackend implements Backend {
       w.postMessage({ module: this.module, memory: this.memory, ctrl: this.ctrlOff, tid: t, spin: this.spin });
     }
     try { await Promise.all(ready); } catch (e) { this.dispose(); throw e; }
+    for (const w of this.workers) w.unref?.();
   }
 
   // ------------------------------------------------------------------------------------------ memory
@@ -262,7 +265,7 @@ export class WasmBackend implements Backend {
         for (;;) {
           const p = Atomics.load(c, 1);
           if (p === 0) break;
-          if (++n > 200000 && this.canBlock) Atomics.wait(c, 1, p, 50);
+          if (++n > this.spin && this.canBlock) Atomics.wait(c, 1, p, 20);
         }
         if (err) throw err;
         if (c[ERR]) throw new Error('wasm backend: a worker failed');

@@ -25,12 +25,18 @@ function enableRelaxedSimd(): void {
 
 export function nodeWorker(code: string): WorkerPort {
   const w = new Worker(code, { eval: true });
-  w.unref();
+  const listeners: [string, (...a: any[]) => void][] = [];
   return {
     postMessage: m => w.postMessage(m),
-    onMessage: cb => { w.on('message', cb); },
-    onError: cb => { w.on('error', cb); },
+    onMessage: cb => { listeners.push(['message', cb]); w.on('message', cb); },
+    onError: cb => { listeners.push(['error', cb]); w.on('error', cb); },
     terminate: () => { void w.terminate(); },
+    // the message listeners would keep the process alive: drop them once the worker is ready
+    unref: () => {
+      for (const [ev, cb] of listeners) w.off(ev, cb);
+      w.on('error', () => { /* a worker error surfaces as a failed kernel call */ });
+      w.unref();
+    },
   };
 }
 
