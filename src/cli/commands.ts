@@ -5,7 +5,8 @@ import { register as registerTrain } from './train.js';
 import { register as registerEval } from './eval.js';
 import { register as registerSummary } from './summary.js';
 import { register as registerEncode } from './encode.js';
+import { register as registerServe } from './serve.js';
 
 export type Register = (program: Command) => void;
 
-export const COMMANDS: Register[] = [registerTrain, registerEval, registerSummary, registerData, registerEncode];
+export const COMMANDS: Register[] = [registerTrain, registerEval, registerSummary, registerData, registerEncode, registerServe];
