@@ -4,6 +4,7 @@ import { register as registerData } from './data.js';
 import { register as registerTrain } from './train.js';
 import { register as registerEval } from './eval.js';
 import { register as registerSummary } from './summary.js';
+import { register as registerStudy } from './study.js';
 import { register as registerEncode } from './encode.js';
 import { register as registerServe } from './serve.js';
 

@@ -1,0 +1,161 @@
+/**
+ * One run of `latentlab study`, in its own process (spawned by src/cli/study.ts with an IPC
+ * channel): train (or resume from the checkpoint, or skip when finished), evaluate (test MSE,
+ * k-NN, confused pairs, target accuracy, latent units), draw the run's pictures, write
+ * study-eval.json. When the parent goes away (killed or Ctrl-C) or sends SIGTERM, it writes a
+ * checkpoint at the current step and exits, so the next `latentlab study` continues from there.
+ *
+ *   node dist/cli/study-worker.js '<job JSON>'
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { createBackend } from '../engine/kernels/select.js';
+import { Rng } from '../engine/rng.js';
+import type { TrainConfig } from '../lab/config.js';
+import { loadDataset } from '../lab/data/datasets.js';
+import { evaluate } from '../lab/eval.js';
+import { digitLatents } from '../lab/generate.js';
+import { writeJsonAtomic } from '../lab/io.js';
+import { openRun } from '../lab/run.js';
+import { latentUnitStats, STUDY_PLANE, ZOOM_459, type RunFigures } from '../lab/study.js';
+import { train } from '../lab/train.js';
+import { sheetFigure, sheetFigureSize } from '../viz/figures.js';
+import { renderPng } from '../viz/node.js';
+import { gifPicture, latentPicture, samplePicture, writeOut } from './pictures.js';
+import '../node-backends.js';
+
+export interface StudyJob {
+  name: string;
+  dir: string;
+  config: Partial<TrainConfig>;
+  totalSteps: number;
+  testLimit?: number;
+  trainLatents: number;
+  dataDir?: string;
+}
+
+export type WorkerMessage =
+  | { type: 'progress'; step: number; totalSteps: number; loss: number; samplesPerSec: number }
+  | { type: 'log'; line: string }
+  | { type: 'phase'; phase: 'train' | 'resume' | 'evaluate' | 'pictures'; step?: number }
+  | { type: 'done'; figures: RunFigures };
+
+const send = (m: WorkerMessage): void => { if (process.connected) process.send?.(m); };
+
+let stopRequested = false;
+let training = false;
+function requestStop(): void {
+  stopRequested = true;
+  // outside the training loop there is nothing worth keeping: the next study redoes it
+  if (!training) process.exit(130);
+}
+
+function finished(dir: string, totalSteps: number): boolean {
+  const f = path.join(dir, 'result.json');
+  if (!existsSync(f) || !existsSync(path.join(dir, 'model.safetensors'))) return false;
+  try {
+    const r = JSON.parse(readFileSync(f, 'utf8')) as { steps?: number; stopped?: boolean };
+    return !r.stopped && (r.steps ?? 0) >= totalSteps;
+  } catch { return false; }
+}
+
+export async function runJob(job: StudyJob): Promise<RunFigures> {
+  const c = job.config;
+  const backend = await createBackend(c.backend ?? 'auto', { threads: c.threads, onNotice: (l) => send({ type: 'log', line: l }) });
+  const data = await loadDataset(c.dataset ?? 'mnist', { dataDir: c.dataDir ?? job.dataDir });
+  const dir = job.dir;
+  if (!finished(dir, job.totalSteps)) {
+    const resume = existsSync(path.join(dir, 'checkpoint.safetensors')) && existsSync(path.join(dir, 'config.json'));
+    send({ type: 'phase', phase: resume ? 'resume' : 'train' });
+    let lastSend = 0;
+    training = true;
+    await train(c, {
+      out: dir, resume, data, backend, testLimit: job.testLimit, trainLatents: job.trainLatents,
+      callbacks: {
+        onLog: (line) => send({ type: 'log', line }),
+        onStep: (s, trainer) => {
+          const now = Date.now();
+          if (now - lastSend > 500 || s.step === s.totalSteps) {
+            lastSend = now;
+            send({ type: 'progress', step: s.step, totalSteps: s.totalSteps, loss: s.loss, samplesPerSec: s.samplesPerSec });
+          }
+          if (stopRequested && s.step < s.totalSteps) {
+            trainer.checkpoint(s.epoch);
+            process.stderr.write(`stopped at step ${s.step}: checkpoint written\n`);
+            process.exit(130);
+          }
+        },
+      },
+    });
+    training = false;
+  }
+  if (stopRequested) process.exit(130);
+
+  send({ type: 'phase', phase: 'evaluate' });
+  const run = await openRun(dir, { backend });
+  const cfg = run.config;
+  const ev = evaluate(run.model, data.test, { limit: job.testLimit, reference: run.trainLatents, supervised: cfg.supervised });
+  const units = latentUnitStats(run.testLatents.z, run.testLatents.dim);
+  const result = (run.result ?? {}) as Record<string, unknown>;
+
+  send({ type: 'phase', phase: 'pictures' });
+  const pictures: Record<string, string> = {};
+  const put = async (key: string, file: string, bytes: Uint8Array) => {
+    await writeOut(path.join(dir, file), bytes, true);
+    pictures[key] = file;
+  };
+  await put('latent', 'latent.png', (await latentPicture(run, 'pca')).bytes);
+  if (cfg.supervised) {
+    await put('sample', 'sample.png', (await samplePicture(run, { box: STUDY_PLANE, gridN: 16 })).bytes);
+    await put('zoom', 'zoom-459.png', (await samplePicture(run, { box: ZOOM_459, gridN: 12 })).bytes);
+  } else {
+    await put('sample', 'sample.png', (await samplePicture(run, { gridN: 12 })).bytes);
+  }
+  if (cfg.supervised || run.testLatents.dim === 2) {
+    // generated digits 0-9: 10 per digit near its target (supervised) or its centroid
+    const per = 10, rng = new Rng(cfg.seed ?? 0);
+    const z = new Float32Array(10 * per * run.testLatents.dim);
+    for (let d = 0; d < 10; d++) z.set(digitLatents(run, d, per, cfg.supervised ? 0.5 : 0.5, rng), d * per * run.testLatents.dim);
+    const images = run.model.decode(z, 10 * per);
+    const sheet = {
+      images, rows: 10, cols: per, rowLabels: Array.from({ length: 10 }, (_, d) => String(d)),
+      title: `Generated digits of ${run.name}`,
+      caption: cfg.supervised ? 'decoded near each digit\'s target point (noise σ = 0.5)' : 'decoded near each digit\'s centroid (noise 0.5 × its spread)',
+    };
+    const size = sheetFigureSize(10, per, 28, 28, sheet);
+    await put('digits', 'digits.png', await renderPng(size.width, size.height, (ctx) => sheetFigure(ctx, sheet)));
+  }
+  if (run.snapshotSteps().length) await put('gif', 'training.gif', (await gifPicture(run)).bytes);
+
+  const figures: RunFigures = {
+    name: job.name,
+    steps: Number(result.steps ?? 0), totalSteps: job.totalSteps,
+    testMse: ev.mse, psnr: ev.psnr, testImages: ev.n,
+    knnAccuracy: ev.knn?.accuracy ?? null, references: ev.knn?.references ?? 0, confused: ev.knn?.confused ?? [],
+    ...(ev.supervised ? {
+      targetAccuracy: ev.supervised.nearestTargetAccuracy, targetPerDigit: ev.supervised.perDigit, meanTargetDistance: ev.supervised.meanDistance,
+    } : {}),
+    ...units, latentDim: run.testLatents.dim,
+    finalLoss: Number(result.finalLoss ?? NaN), seconds: Number(result.seconds ?? 0), samplesPerSec: Number(result.samplesPerSec ?? 0),
+    backend: String(result.backend ?? backend.name), threads: Number(result.threads ?? backend.threads),
+    pictures,
+  };
+  writeJsonAtomic(path.join(dir, 'study-eval.json'), figures);
+  backend.dispose?.();
+  return figures;
+}
+
+const invokedDirectly = process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]));
+if (invokedDirectly) {
+  process.on('disconnect', requestStop);
+  process.on('SIGTERM', requestStop);
+  process.on('SIGINT', requestStop);
+  const job = JSON.parse(process.argv[2] ?? '{}') as StudyJob;
+  runJob(job).then((figures) => {
+    if (process.connected && process.send) process.send({ type: 'done', figures } satisfies WorkerMessage, () => process.exit(0));
+    else process.exit(0);
+  }, (e: unknown) => {
+    process.stderr.write(`${job.name}: ${e instanceof Error ? (process.env.LATENTLAB_DEBUG ? e.stack : e.message) : String(e)}\n`);
+    process.exit(1);
+  });
+}

@@ -1,0 +1,394 @@
+/**
+ * The study's experiments (../shared/seed/study-autoencoder-mnist.txt) as a list of training runs,
+ * and what each run reports back (`RunFigures`, written by the study worker as study-eval.json in
+ * the run folder). Browser-safe: plain data, no Node modules.
+ *
+ *   1. unsup-s<k>     unsupervised 2-D, bn, SGD + CyclicLR (the study's recipe), one per seed
+ *   2. sup-leaky      supervised 2-D with the study's latent map, LeakyReLU after the latent (the study)
+ *      sup-linear     the same with no activation after the latent
+ *   3. z10-adam       10-D latent, Adam 1e-3, no scheduler
+ *   4. conv-adam      (2,7,7) conv latent, Adam 1e-3, no scheduler
+ *   5. relu           ReLU instead of LeakyReLU (compared with unsup-s0)
+ *   6. opt-*          optimiser/scheduler comparison on 2-D (SGD + CyclicLR is unsup-s0)
+ */
+import { STUDY_LATENT_MAP, type TrainConfig } from './config.js';
+import type { Block, ReportDoc } from './report.js';
+
+export type Section = 'unsup' | 'sup' | 'z10' | 'conv' | 'act' | 'optim';
+
+export interface StudyRun {
+  /** Folder name under <study>/runs/. */
+  name: string;
+  section: Section;
+  /** A short description for tables and legends. */
+  title: string;
+  /** Settings on top of the defaults (the study's recipe). */
+  config: Partial<TrainConfig>;
+}
+
+export interface StudyOptions {
+  /** A few hundred steps per experiment instead of whole epochs (tests, CI). */
+  quick?: boolean;
+  /** Epochs per experiment (full study; default 1). */
+  epochs?: number;
+  /** Steps per experiment (overrides the quick/epoch length). */
+  steps?: number;
+  /** Seeds of the unsupervised 2-D experiment (default 3). */
+  seeds?: number;
+  /** Runs to keep (by name; default all). */
+  only?: string[];
+}
+
+/** Batches in one MNIST epoch at batch 64 (drop_last). */
+export const MNIST_STEPS_PER_EPOCH = Math.floor(60000 / 64);
+
+/** Steps per experiment of a quick study. */
+export const QUICK_STEPS = 60;
+
+/** How a study's runs are sized: steps, evaluation size, snapshots. */
+export interface StudyScale {
+  quick: boolean;
+  epochs: number;
+  /** Steps per run (maxSteps; undefined: epochs × batches per epoch). */
+  maxSteps?: number;
+  /** Steps one run makes. */
+  totalSteps: number;
+  /** Test images evaluated (undefined: all 10,000). */
+  testLimit?: number;
+  /** Train images encoded for k-NN and centroids. */
+  trainLatents: number;
+  snapshotEvery: number;
+  snapshotPoints: number;
+  checkpointEvery: number;
+  logEvery: number;
+}
+
+export function studyScale(o: StudyOptions = {}): StudyScale {
+  const quick = !!o.quick;
+  const epochs = quick ? 1 : (o.epochs ?? 1);
+  const totalSteps = o.steps ?? (quick ? QUICK_STEPS : epochs * MNIST_STEPS_PER_EPOCH);
+  const maxSteps = o.steps ?? (quick ? QUICK_STEPS : undefined);
+  return {
+    quick, epochs, maxSteps, totalSteps,
+    testLimit: quick ? 1000 : undefined,
+    trainLatents: quick ? 2000 : 10000,
+    // about 12 frames (quick) or 24 frames (full) per run
+    snapshotEvery: Math.max(1, Math.round(totalSteps / (quick ? 12 : 24))),
+    snapshotPoints: quick ? 500 : 2000,
+    checkpointEvery: Math.max(1, Math.min(200, Math.round(totalSteps / 6))),
+    logEvery: quick ? 2 : 5,
+  };
+}
+
+/** The experiment list. */
+export function studyRuns(o: StudyOptions = {}): StudyRun[] {
+  const s = studyScale(o);
+  const seeds = o.seeds ?? 3;
+  if (!Number.isInteger(seeds) || seeds < 1) throw new Error(`--seeds: expected a positive integer, got ${seeds}`);
+  const snap = { snapshotEvery: s.snapshotEvery, snapshotPoints: s.snapshotPoints };
+  const adam = { optimizer: 'adam', lr: 1e-3, scheduler: 'none' } as const;
+  const runs: StudyRun[] = [];
+  for (let k = 0; k < seeds; k++)
+    runs.push({ name: `unsup-s${k}`, section: 'unsup', title: `2-D, SGD + CyclicLR, seed ${k}`, config: { seed: k, ...snap } });
+  runs.push(
+    { name: 'sup-leaky', section: 'sup', title: '2-D supervised, LeakyReLU after the latent (the study)', config: { supervised: STUDY_LATENT_MAP, latentWeight: 1, ...snap } },
+    { name: 'sup-linear', section: 'sup', title: '2-D supervised, no activation after the latent', config: { supervised: STUDY_LATENT_MAP, latentWeight: 1, latentActivation: 'none', ...snap } },
+    { name: 'z10-adam', section: 'z10', title: '10-D, Adam 1e-3', config: { latent: 10, ...adam } },
+    { name: 'conv-adam', section: 'conv', title: '(2,7,7) conv latent, Adam 1e-3', config: { latent: 'conv', ...adam } },
+    { name: 'relu', section: 'act', title: '2-D, ReLU hidden activations, SGD + CyclicLR, seed 0', config: { activation: 'relu', seed: 0, ...snap } },
+    { name: 'opt-onecycle', section: 'optim', title: '2-D, SGD + OneCycleLR (max 1e-2)', config: { scheduler: 'onecycle', maxLr: 1e-2, ...snap } },
+    { name: 'opt-step', section: 'optim', title: `2-D, SGD 1e-2 + StepLR (×0.1 every ${Math.max(1, Math.ceil(s.totalSteps / 3))} steps)`,
+      config: { scheduler: 'step', lr: 1e-2, stepSize: Math.max(1, Math.ceil(s.totalSteps / 3)), gamma: 0.1, ...snap } },
+    { name: 'opt-adam', section: 'optim', title: '2-D, Adam 1e-3', config: { ...adam, ...snap } },
+    { name: 'opt-adam-cosine', section: 'optim', title: '2-D, Adam 1e-3 + CosineAnnealingLR', config: { optimizer: 'adam', lr: 1e-3, scheduler: 'cosine', ...snap } },
+  );
+  for (const r of runs) {
+    r.config = {
+      ...r.config, epochs: s.epochs, checkpointEvery: s.checkpointEvery, logEvery: s.logEvery,
+      ...(s.maxSteps !== undefined ? { maxSteps: s.maxSteps } : {}),
+    };
+  }
+  if (o.only?.length) {
+    const names = new Set(runs.map((r) => r.name));
+    for (const n of o.only) if (!names.has(n)) throw new Error(`--only: no run named '${n}' (runs: ${[...names].join(', ')})`);
+    return runs.filter((r) => o.only!.includes(r.name));
+  }
+  return runs;
+}
+
+/** The region of digits 4, 5 and 9 in the study's latent map (targets (6,2), (2,4), (2,-2)). */
+export const ZOOM_459: [number, number, number, number] = [0.5, -3.5, 7.5, 5.5];
+
+/** Whole-plane box of the study's latent map (all targets with a margin). */
+export const STUDY_PLANE: [number, number, number, number] = [-8, -8, 8, 8];
+
+/** What a finished run reports (study-eval.json in its folder). */
+export interface RunFigures {
+  name: string;
+  steps: number;
+  totalSteps: number;
+  /** Test MSE on [-1, 1] over `testImages` images. */
+  testMse: number;
+  psnr: number;
+  testImages: number;
+  /** k-NN (k = 5) accuracy of the test latents against `references` train latents. */
+  knnAccuracy: number | null;
+  references: number;
+  /** The most confused digit pairs under k-NN. */
+  confused: { a: number; b: number; count: number }[];
+  /** Supervised runs: the share of test latents nearest to their own digit's target. */
+  targetAccuracy?: number;
+  targetPerDigit?: number[];
+  meanTargetDistance?: number;
+  /** Share of test latents with a negative coordinate, per dimension (first two) and any. */
+  negativeShare: number;
+  /** Latent units that are <= 0 for every test image (a ReLU there would output 0 for all: dead). */
+  nonPositiveUnits: number;
+  /** Latent units that are exactly 0 for every test image. */
+  zeroUnits: number;
+  latentDim: number;
+  finalLoss: number;
+  seconds: number;
+  samplesPerSec: number;
+  backend: string;
+  threads: number;
+  /** Picture files in the run folder. */
+  pictures: Record<string, string>;
+}
+
+/** Per-dimension latent statistics for dead-unit counting. */
+export function latentUnitStats(z: ArrayLike<number>, dim: number): { nonPositiveUnits: number; zeroUnits: number; negativeShare: number } {
+  const n = Math.floor(z.length / dim);
+  let nonPos = 0, zero = 0, neg = 0;
+  for (let j = 0; j < dim; j++) {
+    let max = -Infinity, maxAbs = 0;
+    for (let i = 0; i < n; i++) { const v = z[i * dim + j]; if (v > max) max = v; if (Math.abs(v) > maxAbs) maxAbs = Math.abs(v); }
+    if (max <= 0) nonPos++;
+    if (maxAbs === 0) zero++;
+  }
+  for (let i = 0; i < n; i++) {
+    for (let j = 0; j < dim; j++) if (z[i * dim + j] < 0) { neg++; break; }
+  }
+  return { nonPositiveUnits: nonPos, zeroUnits: zero, negativeShare: n ? neg / n : 0 };
+}
+
+/** Digits whose target in a latent map has a negative coordinate (unreachable when z >= 0). */
+export function negativeTargets(map: Record<string, readonly number[]> = STUDY_LATENT_MAP): number[] {
+  return Object.entries(map).filter(([, p]) => p[0] < 0 || p[1] < 0).map(([d]) => Number(d)).sort((a, b) => a - b);
+}
+
+// ---------------------------------------------------------------------------------------------
+// the report
+
+
+export interface StudyReportInput {
+  runs: StudyRun[];
+  /** Figures of finished runs (by name); absent: not finished or failed. */
+  figures: Map<string, RunFigures>;
+  /** Resolved settings of each run (its config.json), by name. */
+  configs: Map<string, Record<string, unknown>>;
+  scale: StudyScale;
+  /** Folder of the run folders, relative to the report. */
+  runsDir: string;
+  /** Combined pictures (relative to the report) that exist. */
+  combined: { lossModels?: string; lossOptim?: string };
+  jobs: number;
+  threads: number;
+  backend: string;
+  /** Wall time of this invocation (seconds) and how many runs it trained. */
+  wallSeconds: number;
+  trainedNow: number;
+  command: string;
+  failures: { name: string; message: string }[];
+}
+
+const f4 = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(4));
+const pct = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '–' : `${(100 * v).toFixed(1)} %`);
+const acc = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(3));
+
+function optLabel(c: Record<string, unknown>): string {
+  const o = String(c.optimizer ?? 'sgd');
+  const s = String(c.scheduler ?? 'none');
+  const sched: Record<string, string> = { none: '', cyclic: ' + CyclicLR', onecycle: ' + OneCycleLR', step: ' + StepLR', cosine: ' + CosineAnnealingLR', multistep: ' + MultiStepLR', exp: ' + ExponentialLR', plateau: ' + ReduceLROnPlateau' };
+  const name = o === 'sgd' ? `SGD m${c.momentum ?? 0.9}` : o === 'adam' ? 'Adam' : 'AdamW';
+  const lr = s === 'cyclic' ? ` ${c.baseLr}..${c.maxLr}` : s === 'onecycle' ? ` max ${c.maxLr}` : ` ${c.lr}`;
+  return `${name}${lr}${sched[s] ?? ` + ${s}`}`;
+}
+
+/** Mean over digits of the per-digit target accuracy. */
+function meanOf(v: number[], digits: number[]): number {
+  const xs = digits.map((d) => v[d]).filter(Number.isFinite);
+  return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
+}
+
+export function buildStudyReport(inp: StudyReportInput): ReportDoc {
+  const { figures: F, scale: s } = inp;
+  const B: Block[] = [];
+  const runLink = (name: string): string => `[${name}](${inp.runsDir}/${name}/)`;
+  const pic = (name: string, key: string): string | null => {
+    const f = F.get(name)?.pictures[key];
+    return f ? `${inp.runsDir}/${name}/${f}` : null;
+  };
+  const figs = (items: { name: string; key: string; caption: string }[]): void => {
+    const list = items.map((i) => ({ src: pic(i.name, i.key), alt: `${i.key} of ${i.name}`, caption: i.caption })).filter((i): i is { src: string; alt: string; caption: string } => !!i.src);
+    if (list.length) B.push({ kind: 'figures', items: list });
+  };
+  const of = (section: Section) => inp.runs.filter((r) => r.section === section);
+  const has = (name: string) => inp.runs.some((r) => r.name === name);
+
+  B.push({ kind: 'p', text: 'A reproduction of the blog study of a convolutional autoencoder on MNIST (`../shared/seed/study-autoencoder-mnist.txt`): '
+    + 'the study\'s model (BatchNorm, LeakyReLU, Tanh output) trained by latentlab, one training run per experiment, each in its own folder under '
+    + `[${inp.runsDir}/](${inp.runsDir}/). Test MSE is on pixels scaled to [-1, 1] (the study's normalisation); k-NN is 5-nearest-neighbour accuracy of the test latents against ${s.trainLatents.toLocaleString('en')} training latents.` });
+  if (s.quick) {
+    B.push({ kind: 'note', text: `**This is a quick run** (\`--quick\`): ${s.totalSteps} steps per experiment instead of the ${MNIST_STEPS_PER_EPOCH} of one epoch, evaluated on the first ${s.testLimit} test images, `
+      + 'so the numbers show that the pipeline works, not what the study found. Run `latentlab study --epochs 1` for the real figures.' });
+  } else {
+    B.push({ kind: 'p', text: `Each experiment trains ${s.maxSteps ?? s.epochs * MNIST_STEPS_PER_EPOCH} steps (${s.epochs} epoch${s.epochs > 1 ? 's' : ''} of batch 64) and is evaluated on all 10,000 test images.` });
+  }
+  if (inp.failures.length)
+    B.push({ kind: 'note', text: `Not finished: ${inp.failures.map((f) => `**${f.name}** (${f.message})`).join('; ')}. Run the same command again to continue.` });
+
+  // ---- every run
+  B.push({ kind: 'h', level: 1, text: 'All runs' });
+  B.push({ kind: 'table', head: ['run', 'experiment', 'latent', 'activation / after latent', 'optimiser', 'seed', 'steps', 'test MSE', 'PSNR dB', 'k-NN acc', 'target acc', 'time s', 'samples/s'],
+    align: ['l', 'l', 'l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+    rows: inp.runs.map((r) => {
+      const c = { ...r.config, ...(inp.configs.get(r.name) ?? {}) } as Record<string, unknown>;
+      const f = F.get(r.name);
+      return [runLink(r.name), r.title, `${c.latent ?? 2}${c.supervised ? ' (latent map)' : ''}`, `${c.activation ?? 'leaky'} / ${c.latentActivation ?? 'leaky'}`,
+        optLabel(c), String(c.seed ?? 0), f ? String(f.steps) : 'not finished', f4(f?.testMse), f ? f.psnr.toFixed(2) : '–', acc(f?.knnAccuracy),
+        acc(f?.targetAccuracy), f ? f.seconds.toFixed(0) : '–', f ? String(f.samplesPerSec) : '–'];
+    }) });
+
+  // ---- 1. unsupervised 2-D, seeds
+  const unsup = of('unsup').filter((r) => F.has(r.name));
+  if (of('unsup').length) {
+    B.push({ kind: 'h', level: 1, text: '1. Unsupervised 2-D latent, SGD + CyclicLR, several seeds' });
+    B.push({ kind: 'p', text: 'The study found SGD (momentum 0.9) with CyclicLR (1e-4 to 1e-2, 400 steps up) the best recipe for a 2-D latent and ran it several times: '
+      + 'the clusters come out differently every time — sometimes well separated, sometimes a "failed model" where only 0 and 1 are clear.' });
+    if (unsup.length) {
+      const sorted = [...unsup].sort((a, b) => F.get(a.name)!.testMse - F.get(b.name)!.testMse);
+      const best = sorted[0], worst = sorted[sorted.length - 1];
+      const mses = sorted.map((r) => F.get(r.name)!.testMse);
+      B.push({ kind: 'table', head: ['run', 'seed', 'test MSE', 'k-NN acc', 'most confused pairs'], align: ['l', 'r', 'r', 'r', 'l'],
+        rows: of('unsup').map((r) => { const f = F.get(r.name); return [runLink(r.name), String(r.config.seed), f4(f?.testMse), acc(f?.knnAccuracy), f ? f.confused.slice(0, 3).map((p) => `${p.a}/${p.b}`).join(', ') : '–']; }) });
+      if (unsup.length > 1)
+        B.push({ kind: 'p', text: `Across ${unsup.length} seeds the test MSE ranges from ${f4(mses[0])} (**${best.name}**) to ${f4(mses[mses.length - 1])} (**${worst.name}**), `
+          + `k-NN accuracy from ${acc(Math.min(...unsup.map((r) => F.get(r.name)!.knnAccuracy ?? NaN)))} to ${acc(Math.max(...unsup.map((r) => F.get(r.name)!.knnAccuracy ?? NaN)))}: the seed alone changes the picture.` });
+      figs(of('unsup').map((r) => ({ name: r.name, key: 'latent', caption: `${r.name}: test MSE ${f4(F.get(r.name)?.testMse)}` })));
+      B.push({ kind: 'p', text: 'Sampling the plane: images decoded at evenly spaced points of the box around the latents (the black frame), for the best and the worst seed. Where several digits overlap the decoded images are ambiguous, as in the study.' });
+      figs([{ name: best.name, key: 'sample', caption: `best: ${best.name} (test MSE ${f4(F.get(best.name)!.testMse)})` },
+        ...(worst !== best ? [{ name: worst.name, key: 'sample', caption: `worst: ${worst.name} (test MSE ${f4(F.get(worst.name)!.testMse)})` }] : [])]);
+    }
+  }
+
+  // ---- 2. supervised
+  if (of('sup').length) {
+    const neg = negativeTargets();
+    const pos = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].filter((d) => !neg.includes(d));
+    B.push({ kind: 'h', level: 1, text: '2. Supervised 2-D latent: the study\'s latent map' });
+    B.push({ kind: 'p', text: 'The study pinned every digit to a point of the plane (0: (-2, 6), 1: (-2, -6), 2: (-6, 2), 3: (-3, 4), 4: (6, 2), 5: (2, 4), 6: (0, 2), 7: (0, -2), 8: (-2, 0), 9: (2, -2)) '
+      + 'by adding the MSE between z and the digit\'s target to the loss (weight 1). We train it twice: with the study\'s LeakyReLU after the latent, and with no activation there. '
+      + '"Target accuracy" is the share of test images whose latent is nearer to their own digit\'s target than to any other.' });
+    B.push({ kind: 'table', head: ['run', 'after the latent', 'target acc', `mean acc, digits ${neg.join(', ')} (a negative target coordinate)`, `mean acc, digits ${pos.join(', ')}`, 'latents with a negative coordinate', 'mean distance to target', 'test MSE'],
+      align: ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r'],
+      rows: of('sup').map((r) => {
+        const f = F.get(r.name);
+        const pd = f?.targetPerDigit ?? [];
+        return [runLink(r.name), r.config.latentActivation === 'none' ? 'nothing (linear)' : 'LeakyReLU (the study)', acc(f?.targetAccuracy),
+          acc(f ? meanOf(pd, neg) : NaN), acc(f ? meanOf(pd, pos) : NaN), pct(f?.negativeShare), f ? (f.meanTargetDistance ?? NaN).toFixed(2) : '–', f4(f?.testMse)];
+      }) });
+    const a = F.get('sup-leaky')?.targetAccuracy, b = F.get('sup-linear')?.targetAccuracy;
+    B.push({ kind: 'p', text: `**Why the LeakyReLU hurts here:** LeakyReLU(0.01) after the latent maps every negative pre-activation to a hundredth of itself, so z can hardly be negative: `
+      + `reaching -2 needs a pre-activation of -200. Seven of the ten targets (digits ${neg.join(', ')}) have a negative coordinate and are out of reach; their latents pile up near the axes and get mistaken for the digits whose targets are there. `
+      + `Without the activation the encoder's last Linear layer can place z anywhere. `
+      + (a !== undefined && b !== undefined ? `Here: target accuracy **${acc(a)}** with LeakyReLU vs **${acc(b)}** without. ` : '')
+      + 'In PyTorch after one epoch: 0.53 vs 0.89.' });
+    figs(of('sup').map((r) => ({ name: r.name, key: 'latent', caption: `${r.name}: target acc ${acc(F.get(r.name)?.targetAccuracy)}` })));
+    B.push({ kind: 'p', text: 'The whole plane (-8..8 on both axes) sampled on a 16 × 16 grid:' });
+    figs(of('sup').map((r) => ({ name: r.name, key: 'sample', caption: `${r.name}: whole plane` })));
+    B.push({ kind: 'p', text: `A zoom on the region of 4, 5 and 9 (x ${ZOOM_459[0]}..${ZOOM_459[2]}, y ${ZOOM_459[1]}..${ZOOM_459[3]}), as in the study:` });
+    figs(of('sup').map((r) => ({ name: r.name, key: 'zoom', caption: `${r.name}: region of 4, 5, 9` })));
+    B.push({ kind: 'p', text: 'Generated digits 0-9: latents drawn around each digit\'s target (σ = 0.5) and decoded.' });
+    figs(of('sup').map((r) => ({ name: r.name, key: 'digits', caption: `${r.name}: generated digits` })));
+  }
+
+  // ---- 3. 10-D
+  if (has('z10-adam')) {
+    const f = F.get('z10-adam');
+    const study = [[5, 6], [3, 8], [4, 9]];
+    B.push({ kind: 'h', level: 1, text: '3. 10-D latent (Adam 1e-3)' });
+    if (f) {
+      const top = f.confused.slice(0, 5);
+      const seen = study.filter(([x, y]) => top.some((p) => (p.a === x && p.b === y) || (p.a === y && p.b === x)));
+      B.push({ kind: 'p', text: `Test MSE **${f4(f.testMse)}** (PSNR ${f.psnr.toFixed(2)} dB), k-NN accuracy **${acc(f.knnAccuracy)}**. `
+        + `The most confused digit pairs under k-NN: ${top.map((p) => `${p.a}/${p.b} (${p.count})`).join(', ') || 'none'}. `
+        + `The study saw the model struggle with 5/6, 3/8 and 4/9; ${seen.length ? `of those, ${seen.map((p) => p.join('/')).join(', ')} ${seen.length > 1 ? 'are' : 'is'} among the five most confused here` : 'none of those is among the five most confused here'}.` });
+    }
+    B.push({ kind: 'p', text: 'The 10-D latents on their first two principal components, and images decoded along that plane (the other components at their mean):' });
+    figs([{ name: 'z10-adam', key: 'latent', caption: 'z10-adam: PCA of the test latents' }, { name: 'z10-adam', key: 'sample', caption: 'z10-adam: decoded over the PCA plane' }]);
+  }
+
+  // ---- 4. conv latent
+  if (has('conv-adam')) {
+    const f = F.get('conv-adam');
+    B.push({ kind: 'h', level: 1, text: '4. Keeping the convolution: a (2, 7, 7) latent (Adam 1e-3)' });
+    const cmp = ['opt-adam', 'z10-adam', 'conv-adam'].filter((n) => F.has(n));
+    B.push({ kind: 'p', text: 'The study kept the latent as a (2, 7, 7) feature map (98 numbers) and found training much faster and more accurate, in steps, within one epoch. '
+      + `Test MSE: ${cmp.map((n) => `${n} **${f4(F.get(n)!.testMse)}**`).join(', ')}${f ? '' : ' (conv-adam not finished)'}. `
+      + 'All three use Adam 1e-3 without a scheduler, so the curves differ by the latent only.' });
+    if (inp.combined.lossModels) B.push({ kind: 'figures', items: [{ src: inp.combined.lossModels, alt: 'loss of the 2-D, 10-D and conv runs', caption: 'Training loss (solid) and test loss (dashed) against step: 2-D, 10-D and (2,7,7) latents' }] });
+  }
+
+  // ---- 5. LeakyReLU vs ReLU
+  if (has('relu')) {
+    B.push({ kind: 'h', level: 1, text: '5. LeakyReLU vs ReLU' });
+    B.push({ kind: 'p', text: 'The study: "LeakyReLU gave better results than ReLU. With so few latent units, if even one goes to 0 learning stops there; negative values can be meaningful weights and biases." '
+      + 'A unit is dead when it is 0 (≤ 0 before a ReLU) for every test image: it passes no gradient and carries no information.' });
+    const pair = ['unsup-s0', 'relu'].filter(has);
+    B.push({ kind: 'table', head: ['run', 'hidden activation', 'test MSE', 'k-NN acc', 'latent units ≤ 0 for every test image', 'latent units exactly 0', 'latents with a negative coordinate'],
+      align: ['l', 'l', 'r', 'r', 'r', 'r', 'r'],
+      rows: pair.map((n) => {
+        const f = F.get(n);
+        return [runLink(n), n === 'relu' ? 'ReLU' : 'LeakyReLU', f4(f?.testMse), acc(f?.knnAccuracy), f ? `${f.nonPositiveUnits} of ${f.latentDim}` : '–', f ? `${f.zeroUnits} of ${f.latentDim}` : '–', pct(f?.negativeShare)];
+      }) });
+    B.push({ kind: 'note', text: 'latentlab\'s model offers `latentActivation` leaky or none, not ReLU, so the `relu` run has ReLU in every hidden layer and the study\'s LeakyReLU after the latent. '
+      + 'The "≤ 0" column counts the latent units a ReLU after the latent would silence for every image (the dead units of the study\'s all-ReLU model).' });
+    figs(pair.map((n) => ({ name: n, key: 'latent', caption: `${n}: test MSE ${f4(F.get(n)?.testMse)}` })));
+  }
+
+  // ---- 6. optimisers
+  const optRuns = ['unsup-s0', ...of('optim').map((r) => r.name)].filter(has);
+  if (of('optim').length) {
+    B.push({ kind: 'h', level: 1, text: '6. Optimisers and LR schedulers on the 2-D latent' });
+    B.push({ kind: 'p', text: 'The study tried several optimisers and schedulers and kept SGD + CyclicLR; "depending on the LR scheduler the course of training was very different". Same model, data order and seed 0 for all:' });
+    B.push({ kind: 'table', head: ['run', 'optimiser + scheduler', 'test MSE', 'k-NN acc', 'final train loss'], align: ['l', 'l', 'r', 'r', 'r'],
+      rows: optRuns.map((n) => {
+        const r = inp.runs.find((x) => x.name === n)!;
+        const c = { ...r.config, ...(inp.configs.get(n) ?? {}) } as Record<string, unknown>;
+        const f = F.get(n);
+        return [runLink(n), optLabel(c), f4(f?.testMse), acc(f?.knnAccuracy), f4(f?.finalLoss)];
+      }) });
+    const done = optRuns.filter((n) => F.has(n)).sort((a, b) => F.get(a)!.testMse - F.get(b)!.testMse);
+    if (done.length > 1) B.push({ kind: 'p', text: `Lowest test MSE: **${done[0]}** (${f4(F.get(done[0])!.testMse)}); highest: **${done[done.length - 1]}** (${f4(F.get(done[done.length - 1])!.testMse)}).` });
+    if (inp.combined.lossOptim) B.push({ kind: 'figures', items: [{ src: inp.combined.lossOptim, alt: 'loss curves of the optimisers', caption: 'Training loss against step, one colour per optimiser/scheduler' }] });
+  }
+
+  // ---- 7. GIFs
+  const gifs = inp.runs.filter((r) => pic(r.name, 'gif'));
+  if (gifs.length) {
+    B.push({ kind: 'h', level: 1, text: '7. Training films' });
+    B.push({ kind: 'p', text: `The latent space of the test set (${s.snapshotPoints} images) and images decoded from its box, every ${s.snapshotEvery} steps of training (open the GIFs; they are not inlined to keep this page small):` });
+    B.push({ kind: 'list', items: gifs.map((r) => `[${r.name}/training.gif](${pic(r.name, 'gif')}): ${r.title}`) });
+  }
+
+  // ---- how it was run
+  B.push({ kind: 'h', level: 1, text: 'How this was run' });
+  B.push({ kind: 'list', items: [
+    `Command: \`${inp.command}\``,
+    `${inp.runs.length} runs, ${inp.jobs} at a time with ${inp.threads} thread${inp.threads > 1 ? 's' : ''} each, backend ${inp.backend}; this invocation trained ${inp.trainedNow} of them in ${inp.wallSeconds.toFixed(0)} s wall time.`,
+    `Defaults (the study's recipe): bn model, LeakyReLU(0.01), batch 64, MSE loss, SGD momentum 0.9 + CyclicLR 1e-4..1e-2 (400 steps up); each run's full settings are in its \`config.json\`.`,
+    'Interrupted studies continue where they stopped: finished runs are skipped, the others resume from their checkpoint.',
+  ] });
+  return { title: s.quick ? 'Autoencoder on MNIST: the study, reproduced (quick run)' : 'Autoencoder on MNIST: the study, reproduced', blocks: B };
+}

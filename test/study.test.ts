@@ -1,0 +1,172 @@
+/**
+ * `latentlab study --quick` on real MNIST, through the built CLI (npm test builds first): every
+ * experiment runs, report.md and a self-contained report.html are written; a second invocation
+ * skips the finished runs; an interrupted study resumes from the checkpoints. Plus the pure parts
+ * (experiment list, report rendering) without training.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { latentUnitStats, negativeTargets, studyRuns, studyScale, type RunFigures } from '../src/lab/study.js';
+import { inlineHtml, toHtml, toMarkdown } from '../src/lab/report.js';
+
+const DATA = process.env.LATENTLAB_MNIST ?? path.resolve('../shared/data/mnist');
+const CLI = path.resolve('dist/cli/main.js');
+const canRun = existsSync(DATA) && existsSync(CLI) && existsSync(path.resolve('dist/cli/study-worker.js'));
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'latentlab-study-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+interface CliRun { code: number | null; stdout: string; stderr: string; ms: number }
+
+function cli(args: string[], onStart?: (all: string, kill: () => void, child: ChildProcess) => void): Promise<CliRun> {
+  return new Promise((resolve) => {
+    const t0 = Date.now();
+    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LATENTLAB_PLAIN_PROGRESS: '1' } });
+    let stdout = '', stderr = '';
+    child.stdout.on('data', (b: Buffer) => { stdout += b; });
+    child.stderr.on('data', (b: Buffer) => { stderr += b; });
+    onStart?.(stderr, () => child.kill('SIGKILL'), child);
+    child.on('exit', (code) => resolve({ code, stdout, stderr, ms: Date.now() - t0 }));
+  });
+}
+
+describe('study plan and report (no training)', () => {
+  it('lists every experiment of the study', () => {
+    const runs = studyRuns({ quick: true });
+    expect(runs.map((r) => r.name)).toEqual(['unsup-s0', 'unsup-s1', 'unsup-s2', 'sup-leaky', 'sup-linear', 'z10-adam', 'conv-adam', 'relu',
+      'opt-onecycle', 'opt-step', 'opt-adam', 'opt-adam-cosine']);
+    expect(runs.find((r) => r.name === 'sup-linear')!.config).toMatchObject({ latentActivation: 'none', latentWeight: 1 });
+    expect(runs.find((r) => r.name === 'conv-adam')!.config).toMatchObject({ latent: 'conv', optimizer: 'adam', lr: 1e-3, scheduler: 'none' });
+    for (const r of runs) expect(r.config.maxSteps).toBe(studyScale({ quick: true }).totalSteps);
+    expect(studyRuns({ seeds: 5 }).filter((r) => r.section === 'unsup')).toHaveLength(5);
+    expect(studyRuns({}).every((r) => r.config.maxSteps === undefined && r.config.epochs === 1)).toBe(true);
+    expect(() => studyRuns({ only: ['nope'] })).toThrow(/--only: no run named 'nope'/);
+    expect(negativeTargets()).toEqual([0, 1, 2, 3, 7, 8, 9]);
+  });
+
+  it('counts latent units that are never positive', () => {
+    // unit 0 always <= 0, unit 1 positive once, unit 2 always exactly 0
+    const z = Float32Array.from([-1, 2, 0, -0.5, -1, 0, 0, -3, 0]);
+    expect(latentUnitStats(z, 3)).toEqual({ nonPositiveUnits: 2, zeroUnits: 1, negativeShare: 1 });
+  });
+
+  it('renders Markdown and a self-contained HTML page', () => {
+    const png = Uint8Array.from([0x89, 0x50, 0x4e, 0x47]);
+    const doc = { title: 'T <1>', blocks: [
+      { kind: 'p' as const, text: 'a **b** `c` [run](runs/x/) <script>' },
+      { kind: 'table' as const, head: ['a', 'b'], rows: [['1', '2|3']] },
+      { kind: 'figures' as const, items: [{ src: 'runs/x/latent.png', alt: 'l', caption: 'cap' }, { src: 'y.png', alt: 'y' }] },
+    ] };
+    const md = toMarkdown(doc);
+    expect(md).toContain('![l](runs/x/latent.png)');
+    expect(md).toContain('| 1 | 2\\|3 |');
+    const html = toHtml(doc, () => png);
+    expect(html).not.toContain('<script>');
+    expect(html.match(/src="data:image\/png;base64,iVBORw=="/g)).toHaveLength(2);
+    expect(html).toContain('<a href="runs/x/">run</a>');
+    expect(inlineHtml('**x** & `y`')).toBe('<strong>x</strong> &amp; <code>y</code>');
+  });
+});
+
+describe.skipIf(!canRun)('latentlab study --quick on real MNIST', () => {
+  const out = path.join(tmp, 'quick');
+  const args = ['study', '--quick', '--out', out, '--data-dir', DATA, '--backend', 'wasm'];
+  let first: CliRun;
+
+  it('runs every experiment and writes report.md and a self-contained report.html', async () => {
+    first = await cli(args);
+    expect(first.code, first.stderr).toBe(0);
+    const runs = studyRuns({ quick: true });
+    for (const r of runs) expect(first.stderr).toMatch(new RegExp(`done +${r.name}: test MSE`));
+    const md = readFileSync(path.join(out, 'report.md'), 'utf8');
+    const html = readFileSync(path.join(out, 'report.html'), 'utf8');
+    expect(md).toMatch(/quick run/);
+    // the table of every run, with links to the run folders
+    for (const r of runs) {
+      expect(md).toContain(`[${r.name}](runs/${r.name}/)`);
+      expect(html).toContain(`<a href="runs/${r.name}/">${r.name}</a>`);
+    }
+    // no external resources: every src= is a data: URI, no http(s) anywhere
+    expect(html).not.toMatch(/https?:/);
+    const srcs = [...html.matchAll(/src="([^"]*)"/g)].map((m) => m[1]);
+    expect(srcs.length).toBeGreaterThanOrEqual(15);
+    for (const s of srcs) expect(s).toMatch(/^data:image\/(png|gif);base64,[A-Za-z0-9+/=]+$/);
+    expect(html).not.toMatch(/<link|<script|url\(/);
+    // the pictures the Markdown names exist
+    for (const m of md.matchAll(/!\[[^\]]*\]\(([^)]+)\)/g)) expect(existsSync(path.join(out, decodeURIComponent(m[1]))), m[1]).toBe(true);
+    // supervised accuracies are numbers in [0, 1], and the report states them
+    for (const name of ['sup-leaky', 'sup-linear']) {
+      const f = JSON.parse(readFileSync(path.join(out, 'runs', name, 'study-eval.json'), 'utf8')) as RunFigures;
+      expect(f.targetAccuracy).toBeGreaterThanOrEqual(0);
+      expect(f.targetAccuracy).toBeLessThanOrEqual(1);
+      expect(md).toContain(f.targetAccuracy!.toFixed(3));
+      expect(f.pictures).toMatchObject({ latent: 'latent.png', sample: 'sample.png', zoom: 'zoom-459.png', digits: 'digits.png', gif: 'training.gif' });
+    }
+    const z10 = JSON.parse(readFileSync(path.join(out, 'runs', 'z10-adam', 'study-eval.json'), 'utf8')) as RunFigures;
+    expect(z10.latentDim).toBe(10);
+    expect(z10.confused.length).toBeGreaterThan(0);
+    expect(existsSync(path.join(out, 'loss-latents.png'))).toBe(true);
+    expect(existsSync(path.join(out, 'loss-optimisers.png'))).toBe(true);
+    expect(md).toMatch(/target accuracy \*\*0\.\d{3}\*\* with LeakyReLU vs \*\*0\.\d{3}\*\* without/);
+  }, 900_000);
+
+  it('skips the finished runs when run again', async () => {
+    expect(first?.code).toBe(0);
+    const again = await cli(args);
+    expect(again.code, again.stderr).toBe(0);
+    expect(again.stderr).toMatch(/12 runs \(12 finished, 0 to resume, 0 new\)/);
+    expect(again.stderr).not.toMatch(/^(start|resume) /m);
+    expect(again.stderr.match(/^skip +\S+: finished/gm)).toHaveLength(12);
+    expect(again.ms).toBeLessThan(Math.max(60_000, first.ms / 3));
+    expect(readFileSync(path.join(out, 'report.html'), 'utf8')).toContain('this invocation trained 0 of them');
+  }, 300_000);
+});
+
+describe.skipIf(!canRun)('an interrupted study resumes', () => {
+  it('continues the runs from their checkpoints after the study process is killed', async () => {
+    const out = path.join(tmp, 'interrupted');
+    const args = ['study', '--steps', '40', '--only', 'sup-linear,relu', '--out', out, '--data-dir', DATA, '--backend', 'wasm', '--jobs', '2', '--no-report'];
+    const names = ['sup-linear', 'relu'];
+    const has = (n: string, f: string) => existsSync(path.join(out, 'runs', n, f));
+    // kill the study (SIGKILL: no chance to clean up) once every run has a checkpoint and none has finished
+    let killedAt = -1;
+    const first = await cli(args, (_all, kill, child) => {
+      if (killedAt >= 0) return;
+      const timer = setInterval(() => {
+        if (child.exitCode !== null) { clearInterval(timer); return; }
+        if (names.every((n) => has(n, 'checkpoint.safetensors')) && !names.some((n) => has(n, 'result.json'))) {
+          killedAt = Date.now();
+          clearInterval(timer);
+          kill();
+        }
+      }, 100);
+    });
+    expect(killedAt, first.stderr).toBeGreaterThan(0);
+    expect(first.code).toBeNull();
+    // the orphaned workers notice the parent is gone, checkpoint and exit
+    const deadline = Date.now() + 60_000;
+    const stopped = () => names.every((n) => /stopped at step \d+/.test(readFileSync(path.join(out, 'runs', n, 'worker.log'), 'utf8')));
+    while (!stopped() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+    expect(stopped()).toBe(true);
+    for (const n of names) expect(has(n, 'result.json')).toBe(false);
+
+    const second = await cli(args);
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stderr).toMatch(/2 runs \(0 finished, 2 to resume, 0 new\)/);
+    for (const n of names) {
+      expect(second.stderr).toMatch(new RegExp(`^resume ${n}:`, 'm'));
+      const at = Number(new RegExp(`${n}: resumed at step (\\d+) of 40`).exec(second.stderr)?.[1]);
+      expect(at).toBeGreaterThan(0);
+      expect(at).toBeLessThan(40);
+      const result = JSON.parse(readFileSync(path.join(out, 'runs', n, 'result.json'), 'utf8')) as { steps: number; stopped: boolean };
+      expect(result).toMatchObject({ steps: 40, stopped: false });
+      // one metrics line per logged step, no step twice
+      const steps = readFileSync(path.join(out, 'runs', n, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as { step: number; loss?: number })
+        .filter((m) => m.loss !== undefined).map((m) => m.step);
+      expect(new Set(steps).size).toBe(steps.length);
+      expect(steps[steps.length - 1]).toBe(40);
+    }
+  }, 600_000);
+});
