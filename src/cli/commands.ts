@@ -10,4 +10,4 @@ import { register as registerServe } from './serve.js';
 
 export type Register = (program: Command) => void;
 
-export const COMMANDS: Register[] = [registerTrain, registerEval, registerSummary, registerData, registerEncode, registerServe];
+export const COMMANDS: Register[] = [registerTrain, registerEval, registerSummary, registerData, registerEncode, registerServe, registerStudy];
