@@ -302,7 +302,7 @@ class Context : public Napi::ObjectWrap<Context> {
                        });
   }
 
-  // new Context(threads, bf16, layout)  layout: 0 = oneDNN's choice (format any + cached reorders),
+  // new Context(threads, bf16, layout, bf16WeightGrad)  layout: 0 = oneDNN's choice (format any + cached reorders),
   // 1 = plain NCHW activations (weights still any), 2 = per shape, the faster of the two (timed on first
   // use: unreliable on a loaded machine), 3 = per shape by a fixed rule (measured: blocked layouts win
   // except for backward-data into very few channels, e.g. the 32->1 ConvTranspose2d's forward).
@@ -311,6 +311,7 @@ class Context : public Napi::ObjectWrap<Context> {
     threads_ = info.Length() > 0 ? I32(info[0]) : omp_get_max_threads();
     if (threads_ < 1) throw Napi::RangeError::New(env, "threads must be >= 1");
     bf16_ = info.Length() > 1 && info[1].ToBoolean().Value();
+    bf16Wgrad_ = bf16_ && (info.Length() > 3 ? info[3].ToBoolean().Value() : true);
     layout_ = info.Length() > 2 ? I32(info[2]) : 0;
     try {
       eng_ = dnnl::engine(dnnl::engine::kind::cpu, 0);
@@ -326,6 +327,7 @@ class Context : public Napi::ObjectWrap<Context> {
   dnnl::stream strm_;
   int threads_ = 1;
   bool bf16_ = false;
+  bool bf16Wgrad_ = false;  // backward-weights in bf16 too (else fp32: faster without AMX, and exact)
   int layout_ = 0;
   std::map<std::array<int, 16>, std::unique_ptr<ConvEntry>> convs_;
   void* scratch_ = nullptr;
@@ -368,13 +370,14 @@ class Context : public Napi::ObjectWrap<Context> {
     memory::dims strides{g.sh, g.sw}, padL{g.ph, g.pw};
     // Right padding so that the output size matches exactly (may be negative when the last rows are unused).
     memory::dims padR{(g.OH - 1) * g.sh + g.R - g.H - g.ph, (g.OW - 1) * g.sw + g.S - g.W - g.pw};
-    const dt lo = bf16_ ? dt::bf16 : dt::f32;
+    const bool b16 = kind == CONV_BWD_WEI ? bf16Wgrad_ : bf16_;
+    const dt lo = b16 ? dt::bf16 : dt::f32;
     const tag at = layout == 1 ? tag::nchw : tag::any;
     memory::desc srcU(srcD, dt::f32, tag::nchw), weiU(weiD, dt::f32, tag::oihw), dstU(dstD, dt::f32, tag::nchw),
         biasU(biasD, dt::f32, tag::x);
     memory::desc srcLo(srcD, lo, at), weiLo(weiD, lo, tag::any), dstLo(dstD, lo, at);
     // fp32 results: with bf16 inputs oneDNN can write f32 directly; fall back to bf16 + reorder.
-    std::vector<dt> outTypes = bf16_ ? std::vector<dt>{dt::f32, dt::bf16} : std::vector<dt>{dt::f32};
+    std::vector<dt> outTypes = b16 ? std::vector<dt>{dt::f32, dt::bf16} : std::vector<dt>{dt::f32};
 
     primitive_attr attr;
     attr.set_scratchpad_mode(scratchpad_mode::user);

@@ -216,6 +216,13 @@ suite('native backend: bf16 convolutions', () => {
       be.dispose();
     });
 
+  it('with bf16 weight gradients too', async () => {
+    const be = await createNativeBackend({ threads: 2, precision: 'bf16', bf16WeightGrad: true });
+    expect(be.bf16WeightGrad).toBe(true);
+    checkConvs(be, BF16);
+    be.dispose();
+  });
+
   it('single thread works too', async () => {
     const be = await createNativeBackend({ threads: 1, precision: 'bf16' });
     checkConvs(be, BF16);

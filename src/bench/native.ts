@@ -5,7 +5,9 @@
  * whole training step made of the backend's kernels (the model's forward, MSE loss, backward and an
  * Adam update), as samples/s.
  *
- *   npx tsc -p tsconfig.build.json && node dist/bench/native.js [--threads 2] [--reps 15] [--layout auto]
+ *   npx tsc -p tsconfig.build.json && node dist/bench/native.js [--threads 2] [--reps 15] [--batch 64]
+ *     [--layout auto|any|plain|tuned] [--precision fp32,bf16] [--bf16-wgrad] [--no-step]
+ * (LATENTLAB_BENCH_IMPL=1 also prints the oneDNN implementation of each convolution.)
  */
 import { pathToFileURL } from 'node:url';
 import type { Act, ConvGeom } from '../engine/kernels/index.js';
@@ -25,6 +27,8 @@ export interface BenchNativeOptions {
   precisions?: ('fp32' | 'bf16')[];
   /** Convolution layout of the backend (default 'auto'). */
   layout?: NativeLayout;
+  /** With bf16: weight gradients in bf16 too (default: the backend's choice, bf16 only on AMX). */
+  bf16WeightGrad?: boolean;
   /** Also time a whole training step of kernels (default true). */
   step?: boolean;
   /** Where the report lines go (default console.log; null for silence). */
@@ -64,6 +68,8 @@ export interface BenchNativeResult {
   info: NativeBackend['info'];
   convs: ConvResult[];
   steps: StepResult[];
+  /** Whether bf16 runs computed the weight gradients in bf16 (else fp32). */
+  bf16WeightGrad?: boolean;
 }
 
 function geom(N: number, C: number, H: number, K: number, stride: number): ConvGeom {
@@ -290,8 +296,11 @@ export async function benchNative(opts: BenchNativeOptions = {}): Promise<BenchN
   const log = opts.log === undefined ? (l: string) => console.log(l) : opts.log;
   const result: BenchNativeResult = { threads, batch: N, info: null as unknown as NativeBackend['info'], convs: [], steps: [] };
   for (const precision of precisions) {
-    const be = await createNativeBackend({ threads, precision, layout: opts.layout ?? 'auto' });
+    const be = await createNativeBackend({
+      threads, precision, layout: opts.layout ?? 'auto', bf16WeightGrad: opts.bf16WeightGrad,
+    });
     result.info = be.info;
+    if (precision === 'bf16') result.bf16WeightGrad = be.bf16WeightGrad;
     try {
       result.convs.push(...benchConvs(be, N, reps));
       if (opts.step ?? true) result.steps.push(benchStep(be, N, reps));
@@ -302,7 +311,8 @@ export async function benchNative(opts: BenchNativeOptions = {}): Promise<BenchN
   if (log) {
     const i = result.info;
     log(`native backend: oneDNN ${i.dnnl} (${i.cpuRuntime}, isa ${i.isa}), ${threads} threads, batch ${N}, ` +
-        `median of ${reps} runs, layout ${opts.layout ?? 'auto'}`);
+        `median of ${reps} runs, layout ${opts.layout ?? 'auto'}` +
+        (result.bf16WeightGrad === false ? '; bf16 runs compute weight gradients in fp32 (--bf16-wgrad for bf16)' : ''));
     log(`${pad('layer', 38)} ${pad('op', 10)} ${lpad('GFLOP', 6)} ` +
         precisions.map((p) => `${lpad(p + ' ms', 9)} ${lpad(p + ' GFLOP/s', 13)} ${lpad('(best)', 7)}`).join(' '));
     const keyed = new Map<string, ConvResult[]>();
@@ -349,6 +359,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     layout: argValue(argv, '--layout') as NativeLayout | undefined,
     precisions: prec ? (prec.split(',') as ('fp32' | 'bf16')[]) : undefined,
     step: !argv.includes('--no-step'),
+    bf16WeightGrad: argv.includes('--bf16-wgrad') ? true : undefined,
   }).catch((e: unknown) => {
     process.stderr.write(`bench native: ${(e as Error).message}\n`);
     process.exitCode = 1;

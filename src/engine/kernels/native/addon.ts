@@ -53,8 +53,8 @@ export interface NativeContext {
 export interface NativeAddon {
   /** new Context(threads, bf16, layout): layout 0 = oneDNN's blocked layouts with cached reorders,
    * 1 = plain NCHW activations, 2 = the faster of the two per shape (timed on first use),
-   * 3 = per shape by a fixed rule. */
-  Context: new (threads: number, bf16: boolean, layout: number) => NativeContext;
+   * 3 = per shape by a fixed rule. bf16WeightGrad: with bf16, backward-weights in bf16 too (else fp32). */
+  Context: new (threads: number, bf16: boolean, layout: number, bf16WeightGrad: boolean) => NativeContext;
   info(): NativeInfo;
   /** A zero-filled Float32Array over 64-byte aligned native memory. */
   allocAligned(n: number): Float32Array;
