@@ -250,11 +250,13 @@ struct Geom {
 };
 
 /** One tensor argument of a primitive: the user's fp32 NCHW/OIHW memory and, when the primitive wants
- * another layout or data type, its own buffer with the cached reorder between the two. */
+ * another layout or data type, its own buffer (in the context's shared workspace) with the cached reorder
+ * between the two. */
 struct Arg {
   memory user, prim;
   bool needsReorder = false;
   dnnl::reorder r;
+  size_t bytes = 0, offset = 0;  // of prim within the workspace, when needsReorder
 };
 
 struct ConvEntry {
@@ -264,8 +266,22 @@ struct ConvEntry {
   memory bias;  // FWD: bias; BWD_WEI: diff_bias (user memory, f32)
   bool hasBias = false;
   memory scratch;
-  size_t scratchBytes = 0;
+  size_t scratchBytes = 0, scratchOffset = 0;
+  size_t wsBytes = 0;  // workspace needed: the reordered arguments, then the scratchpad
   std::string impl;
+
+  void Layout() {
+    size_t off = 0;
+    auto take = [&off](size_t bytes) {
+      size_t o = off;
+      off += (bytes + 4095) & ~size_t(4095);
+      return o;
+    };
+    for (Arg& x : a)
+      if (x.needsReorder) x.offset = take(x.bytes);
+    scratchOffset = take(scratchBytes);
+    wsBytes = off;
+  }
 };
 
 Arg MakeArg(const memory::desc& user, const memory::desc& prim, const dnnl::engine& eng, bool input) {
@@ -274,7 +290,8 @@ Arg MakeArg(const memory::desc& user, const memory::desc& prim, const dnnl::engi
   if (user == prim) {
     a.prim = a.user;
   } else {
-    a.prim = memory(prim, eng);
+    a.prim = memory(prim, eng, DNNL_MEMORY_NONE);
+    a.bytes = prim.get_size();
     a.needsReorder = true;
     a.r = input ? dnnl::reorder(a.user, a.prim) : dnnl::reorder(a.prim, a.user);
   }
@@ -448,6 +465,7 @@ class Context : public Napi::ObjectWrap<Context> {
     }
     if (!e->prim) throw std::runtime_error(std::string("no oneDNN convolution ") + KindName(kind) + ": " + lastErr);
     if (bias) e->bias = memory(biasU, eng_, DNNL_MEMORY_NONE);
+    e->Layout();
     return e.release();
   }
 
@@ -456,7 +474,12 @@ class Context : public Napi::ObjectWrap<Context> {
     e.a[1].user.set_data_handle(p1);
     e.a[2].user.set_data_handle(p2);
     if (e.hasBias) e.bias.set_data_handle(pb);
-    e.scratch.set_data_handle(e.scratchBytes ? Scratch(e.scratchBytes) : nullptr);
+    // One workspace per context for every primitive's reordered arguments and scratchpad: calls run one
+    // at a time, so memory is the largest single call's, not the sum over the cached shapes.
+    char* ws = static_cast<char*>(e.wsBytes ? Scratch(e.wsBytes) : nullptr);
+    for (Arg& x : e.a)
+      if (x.needsReorder) x.prim.set_data_handle(ws + x.offset);
+    e.scratch.set_data_handle(e.scratchBytes ? ws + e.scratchOffset : nullptr);
     for (int i = 0; i < 2; i++)
       if (e.a[i].needsReorder) e.a[i].r.execute(strm_, e.a[i].user, e.a[i].prim);
     std::unordered_map<int, memory> args;
