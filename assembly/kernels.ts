@@ -648,6 +648,11 @@ function opConvBwdW(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
       im2col(x + f4((n + gi) * C * H * W), C, H, W, R, S, sh, sw, ph, pw, OH, OW, colG + f4(gi * P), L);
     const used = g * P;
     if (used < L) for (let i = 0; i < CRS; i++) zeroF(colG + f4(i * L + used), L - used);
+    if (G == 1 && L == P) {
+      // one image per group and rows of dy already a multiple of 4 long: use dy in place
+      dotGemm(dy + f4(n * K * P), f4(P), K, colG, f4(L), CRS, L, part, f4(CRS), true, 0);
+      continue;
+    }
     for (let k = 0; k < K; k++) {
       const drow = dyG + f4(k * L);
       for (let gi = 0; gi < g; gi++) copyF(drow + f4(gi * P), dy + f4(((n + gi) * K + k) * P), P);
