@@ -582,18 +582,34 @@ function opConvBwdData(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
     }
     return;
   }
-  // col[crs][p] = W^T[crs,:] . dy^T[p,:] (reduction over K, both rows contiguous)
+  // colT[p][(r*S + s)*C + c] = dy^T[p,:] . W'[(r,s,c),:] (reduction over K, both rows contiguous), then
+  // scatter-add the patches into a padded NHWC image (contiguous runs of S*C floats) and transpose to NCHW
   const L = up(K, 4), ld = rowStride(L);
+  const Hp = H + 2 * ph, Wp = W + 2 * pw;
   const wt = scratch + 256;
-  const dyT = align64(wt + f4(up(CRS, 2) * ld));
-  const col = align64(dyT + f4((P + 4) * ld));
-  transpose(w, CRS, K, CRS, wt, ld);
+  const dyT = align64(wt + f4(up(CRS, 4) * ld));
+  const colT = align64(dyT + f4((P + 2) * ld));
+  const xp = align64(colT + f4(P * CRS));
+  for (let k = 0; k < K; k++)
+    for (let c = 0; c < C; c++) for (let r = 0; r < R; r++) for (let s2 = 0; s2 < S; s2++)
+      store<f32>(wt + f4(((r * S + s2) * C + c) * ld + k), load<f32>(w + f4(((k * C + c) * R + r) * S + s2)));
   if (L > K) for (let i = 0; i < CRS; i++) zeroF(wt + f4(i * ld + K), L - K);
+  const SC = S * C;
   for (let n = n0; n < n1; n++) {
     transpose(dy + f4(n * K * P), P, K, P, dyT, ld);
     if (L > K) for (let p = 0; p < P; p++) zeroF(dyT + f4(p * ld + K), L - K);
-    dotGemm(wt, f4(ld), CRS, dyT, f4(ld), P, L, col, f4(Ppad), false, 0);
-    col2im(col, Ppad, C, H, W, R, S, sh, sw, ph, pw, OH, OW, dx + f4(n * C * H * W));
+    dotGemm(dyT, f4(ld), P, wt, f4(ld), CRS, L, colT, f4(CRS), false, 0);
+    zeroF(xp, Hp * Wp * C);
+    let src = colT;
+    for (let oh = 0; oh < OH; oh++) {
+      for (let ow = 0; ow < OW; ow++) {
+        const dst = xp + f4(((oh * sh) * Wp + ow * sw) * C);
+        for (let r = 0; r < R; r++) addF(dst + f4(r * Wp * C), src + f4(r * SC), SC);
+        src += f4(CRS);
+      }
+    }
+    const dxn = dx + f4(n * C * H * W);
+    for (let ih = 0; ih < H; ih++) transpose(xp + f4(((ih + ph) * Wp + pw) * C), C, W, C, dxn + f4(ih * W), H * W);
   }
 }
 

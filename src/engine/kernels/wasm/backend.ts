@@ -318,7 +318,8 @@ export class WasmBackend implements Backend {
   conv2dBackwardData(g: ConvGeom, dy: Float32Array, w: Float32Array, dx: Float32Array): void {
     const { N, C, H, W, K, R, S, OH, OW } = g;
     const CRS = C * R * S, P = OH * OW, Ppad = Math.ceil(P / 8) * 8;
-    this.scratch(256 + 64 + 4 * (CRS + 8) * (K + 8) + 64 + 4 * (P + 4) * (K + 8) + 64 + 4 * CRS * Ppad + 64);
+    const xp = (H + 2 * g.padH) * (W + 2 * g.padW) * C;
+    this.scratch(256 + 64 + 4 * (CRS + 8) * (K + 8) + 64 + 4 * (P + 4) * (K + 8) + 64 + 4 * CRS * Ppad + 64 + 4 * xp + 64);
     this.geom(g);
     this.setI(13, this.in(dy, N * K * P)); this.setI(14, this.in(w, K * CRS)); this.setI(15, this.out(dx, N * C * H * W));
     this.exec(OP_CONV_BWD_DATA, this.nt(N * K * P * CRS, N));
