@@ -720,17 +720,48 @@ function sumF(p: usize, n: i32): f32 {
   return <f32>(1.0 / (1.0 + Math.exp(-<f64>v)));
 }
 
+/** exp(x) on 4 lanes (Cephes expf polynomial, relative error ~2e-7; saturates outside [-87.3, 88.3]). */
+@inline function expV(x: v128): v128 {
+  x = f32x4.min(f32x4.max(x, f32x4.splat(-87.33654)), f32x4.splat(88.37626));
+  const fx = f32x4.nearest(f32x4.mul(x, f32x4.splat(1.44269504)));
+  let r = f32x4.sub(x, f32x4.mul(fx, f32x4.splat(0.693359375)));
+  r = f32x4.add(r, f32x4.mul(fx, f32x4.splat(2.12194440e-4)));
+  let p = f32x4.splat(1.9875691500e-4);
+  p = fma(p, r, f32x4.splat(1.3981999507e-3));
+  p = fma(p, r, f32x4.splat(8.3334519073e-3));
+  p = fma(p, r, f32x4.splat(4.1665795894e-2));
+  p = fma(p, r, f32x4.splat(1.6666665459e-1));
+  p = fma(p, r, f32x4.splat(5.0000001201e-1));
+  p = fma(p, f32x4.mul(r, r), f32x4.add(r, f32x4.splat(1)));
+  // * 2^fx
+  const e = i32x4.shl(i32x4.add(i32x4.trunc_sat_f32x4_s(fx), i32x4.splat(127)), 23);
+  return f32x4.mul(p, e);
+}
+@inline function sigmoidV(v: v128): v128 {
+  const one = f32x4.splat(1);
+  return f32x4.div(one, f32x4.add(one, expV(f32x4.neg(v))));
+}
+@inline function tanhV(v: v128): v128 {
+  // tanh(v) = sign(v) * (1 - 2 / (exp(2|v|) + 1)); near 0 use the series v - v^3/3 for relative accuracy
+  const a = f32x4.abs(v), one = f32x4.splat(1);
+  const t = f32x4.sub(one, f32x4.div(f32x4.splat(2), f32x4.add(expV(f32x4.add(a, a)), one)));
+  const v2 = f32x4.mul(v, v);
+  const series = f32x4.mul(v, fma(v2, fma(v2, f32x4.splat(0.13333334), f32x4.splat(-0.33333334)), one));
+  const signed = v128.or(t, v128.and(v, f32x4.splat(-0.0)));
+  return v128.bitselect(series, signed, f32x4.lt(a, f32x4.splat(0.004)));
+}
+
 /** y[i] = act(x[i] * a + b) for i < n (a=1, b=0 for a plain activation). */
 function affineAct(x: usize, y: usize, n: i32, a: f32, b: f32, kind: i32, slope: f32): void {
   const va = f32x4.splat(a), vb = f32x4.splat(b), vs = f32x4.splat(slope), z = f32x4.splat(0);
   let i = 0;
-  if (kind <= ACT_LEAKY) {
-    for (; i + 4 <= n; i += 4) {
-      let v = fma(v128.load(x + f4(i)), va, vb);
-      if (kind == ACT_RELU) v = f32x4.pmax(z, v);
-      else if (kind == ACT_LEAKY) v = v128.bitselect(v, f32x4.mul(v, vs), f32x4.gt(v, z));
-      v128.store(y + f4(i), v);
-    }
+  for (; i + 4 <= n; i += 4) {
+    let v = fma(v128.load(x + f4(i)), va, vb);
+    if (kind == ACT_RELU) v = f32x4.pmax(z, v);
+    else if (kind == ACT_LEAKY) v = v128.bitselect(v, f32x4.mul(v, vs), f32x4.gt(v, z));
+    else if (kind == ACT_SIGMOID) v = sigmoidV(v);
+    else if (kind == ACT_TANH) v = tanhV(v);
+    v128.store(y + f4(i), v);
   }
   for (; i < n; i++) store<f32>(y + f4(i), actScalar(kind, load<f32>(x + f4(i)) * a + b, slope));
 }
@@ -795,20 +826,29 @@ function opBnTrain(ctrl: usize, tid: i32, nt: i32): void {
   const c0 = rangeLo(C, nt, tid), c1 = rangeLo(C, nt, tid + 1);
   const M = <f64>N * <f64>HW;
   for (let c = c0; c < c1; c++) {
-    let s: f64 = 0;
-    for (let n = 0; n < N; n++) s += <f64>sumF(x + f4((n * C + c) * HW), HW);
-    const mu = <f32>(s / M);
-    const vmu = f32x4.splat(mu);
-    let q: f64 = 0;
+    // one pass over the channel: sums of d = x - shift and d^2 (shift = a sample of the channel keeps the
+    // cancellation small), f32 SIMD partials per image row, f64 totals
+    const shift = load<f32>(x + f4(c * HW));
+    const vsh = f32x4.splat(shift);
+    let s1: f64 = 0, s2: f64 = 0;
     for (let n = 0; n < N; n++) {
       const p = x + f4((n * C + c) * HW);
-      let a = f32x4.splat(0);
+      let a = f32x4.splat(0), b = a, a2 = a, b2 = a;
       let i = 0;
-      for (; i + 4 <= HW; i += 4) { const d = f32x4.sub(v128.load(p + f4(i)), vmu); a = fma(d, d, a); }
-      let t = hsum(a);
-      for (; i < HW; i++) { const d = load<f32>(p + f4(i)) - mu; t += d * d; }
-      q += <f64>t;
+      for (; i + 8 <= HW; i += 8) {
+        const d = f32x4.sub(v128.load(p + f4(i)), vsh), e = f32x4.sub(v128.load(p + f4(i), 16), vsh);
+        a = f32x4.add(a, d); a2 = fma(d, d, a2);
+        b = f32x4.add(b, e); b2 = fma(e, e, b2);
+      }
+      for (; i + 4 <= HW; i += 4) { const d = f32x4.sub(v128.load(p + f4(i)), vsh); a = f32x4.add(a, d); a2 = fma(d, d, a2); }
+      let t = hsum(f32x4.add(a, b)), t2 = hsum(f32x4.add(a2, b2));
+      for (; i < HW; i++) { const d = load<f32>(p + f4(i)) - shift; t += d; t2 += d * d; }
+      s1 += <f64>t; s2 += <f64>t2;
     }
+    const dm = s1 / M;
+    const mu = <f32>(<f64>shift + dm);
+    let q = s2 - s1 * dm;
+    if (q < 0) q = 0;
     const is = <f32>(1.0 / Math.sqrt(q / M + <f64>eps));
     store<f32>(mean + f4(c), mu);
     store<f32>(invstd + f4(c), is);
