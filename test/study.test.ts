@@ -48,8 +48,8 @@ describe('study plan and report (no training)', () => {
 
   it('counts latent units that are never positive', () => {
     // unit 0 always <= 0, unit 1 positive once, unit 2 always exactly 0
-    const z = Float32Array.from([-1, 2, 0, -0.5, -1, 0, 0, -3, 0]);
-    expect(latentUnitStats(z, 3)).toEqual({ nonPositiveUnits: 2, zeroUnits: 1, negativeShare: 1 });
+    const z = Float32Array.from([-1.5, 2, 0, -0.5, -1, 0, 0, -3, 0]);
+    expect(latentUnitStats(z, 3)).toEqual({ nonPositiveUnits: 2, zeroUnits: 1, negativeShare: 2 / 3 });
   });
 
   it('renders Markdown and a self-contained HTML page', () => {

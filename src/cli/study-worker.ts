@@ -7,7 +7,7 @@
  *
  *   node dist/cli/study-worker.js '<job JSON>'
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createBackend } from '../engine/kernels/select.js';
 import { Rng } from '../engine/rng.js';
@@ -81,7 +81,8 @@ export async function runJob(job: StudyJob): Promise<RunFigures> {
           }
           if (stopRequested && s.step < s.totalSteps) {
             trainer.checkpoint(s.epoch);
-            process.stderr.write(`stopped at step ${s.step}: checkpoint written\n`);
+            // into the log file directly: the parent that read our stderr may be gone
+            appendFileSync(path.join(dir, 'worker.log'), `stopped at step ${s.step}: checkpoint written\n`);
             process.exit(130);
           }
         },
@@ -147,6 +148,9 @@ export async function runJob(job: StudyJob): Promise<RunFigures> {
 
 const invokedDirectly = process.argv[1] && import.meta.url.endsWith(path.basename(process.argv[1]));
 if (invokedDirectly) {
+  // a parent killed outright closes our pipes: ignore write errors, notice the lost IPC channel
+  process.stdout.on('error', () => {});
+  process.stderr.on('error', () => {});
   process.on('disconnect', requestStop);
   process.on('SIGTERM', requestStop);
   process.on('SIGINT', requestStop);
