@@ -60,7 +60,8 @@ export class AutoEncoder extends Module {
 
   constructor(config: Partial<ModelConfig> = {}, rng?: Rng) {
     super();
-    const c = checkModelConfig({ ...DEFAULT_MODEL, ...config });
+    const given = Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) as Partial<ModelConfig>;
+    const c = checkModelConfig({ ...DEFAULT_MODEL, ...given });
     this.config = c;
     const bn = c.model === 'bn';
     const act = (): Module => (c.activation === 'relu' ? new ReLU() : new LeakyReLU());
