@@ -262,6 +262,16 @@ function gemmBlock(apk: usize, M: i32, b: usize, ldb: usize, N: i32, K: i32, c: 
 function opGemm(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const transA = ai(ctrl, 0), transB = ai(ctrl, 1), M = ai(ctrl, 2), N = ai(ctrl, 3), K = ai(ctrl, 4);
   const alpha = af(ctrl, 5), A = ap(ctrl, 6), B = ap(ctrl, 7), beta = af(ctrl, 8), C = ap(ctrl, 9);
+  if (!transA && transB && (K & 3) == 0 && (M & 1) == 0 && (N & 3) == 0 && alpha == 1 && (beta == 0 || beta == 1)) {
+    // C (+)= A . B^T with both operands' rows contiguous along K: the dot kernel, no packing
+    const quads = N >> 2, pairs = M >> 1;
+    let m0 = 0, m1 = M, n0 = 0, n1 = N;
+    if (quads >= pairs) { n0 = rangeLo(quads, nt, tid) << 2; n1 = rangeLo(quads, nt, tid + 1) << 2; }
+    else { m0 = rangeLo(pairs, nt, tid) << 1; m1 = rangeLo(pairs, nt, tid + 1) << 1; }
+    if (m0 < m1 && n0 < n1)
+      dotGemm(A + f4(m0 * K), f4(K), m1 - m0, B + f4(n0 * K), f4(K), n1 - n0, K, C + f4(m0 * N + n0), f4(N), beta == 1, 0);
+    return;
+  }
   const nTiles = (N + 7) >> 3, mBlocks = (M + MR - 1) / MR;
   let m0 = 0, m1 = M, n0 = 0, n1 = N;
   if (nTiles >= mBlocks || nTiles >= 2 * nt) {
@@ -454,7 +464,7 @@ function storeLanes(c: usize, v: v128, nr: i32, accumulate: bool): void {
 function dotGemm(a: usize, lda: usize, M: i32, b: usize, ldb: usize, N: i32, L: i32, c: usize, ldc: usize,
                  accumulate: bool, bias: usize): void {
   // a block of A rows (about 16 KB) stays in L1 while the B rows stream past it, 4 at a time
-  const MB = imax(2, <i32>(16384 / <u32>lda) & ~1);
+  const MB = lda == 0 ? imax(2, M + 1) : imax(2, <i32>(16384 / <u32>lda) & ~1);
   for (let i0 = 0; i0 < M; i0 += MB) {
     const i1 = imin(M, i0 + MB);
     for (let j = 0; j < N; j += 4) {
@@ -664,7 +674,7 @@ function opConvBwdW(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
       im2col(x + f4((n + gi) * C * H * W), C, H, W, R, S, sh, sw, ph, pw, OH, OW, colG + f4(gi * P), L);
     const used = g * P;
     if (used < L) for (let i = 0; i < CRS; i++) zeroF(colG + f4(i * L + used), L - used);
-    if (G == 1 && L == P) {
+    if (G == 1 && L == P && (K & 1) == 0) {
       // one image per group and rows of dy already a multiple of 4 long: use dy in place
       dotGemm(dy + f4(n * K * P), f4(P), K, colG, f4(L), CRS, L, part, f4(CRS), true, 0);
       continue;

@@ -53,6 +53,7 @@ const CONV_SHAPES: [string, ConvGeom][] = [
 
 const GEMM_SHAPES: [number, number, number][] = [
   [1, 1, 1], [5, 7, 3], [16, 16, 16], [33, 17, 65], [64, 100, 30], [7, 300, 9], [130, 9, 5], [4, 8, 0],
+  [64, 32, 256], [2, 4, 12], [10, 36, 8],
 ];
 
 const ACTS: Act[] = [
