@@ -516,6 +516,53 @@ const DOT_MIN_K: i32 = 16;
 /** The forward takes the dot-product path (padded NHWC image, patch-major columns) from this C*R*S on. */
 const DOT_MIN_CRS: i32 = 32;
 
+/** Direct 3x3 convolution of one-channel images (stride 1 along W): weights in registers, 8 outputs per step. */
+function convFwd1ch3x3(x: usize, w: usize, bias: usize, y: usize, n0: i32, n1: i32, H: i32, W: i32, K: i32,
+                       sh: i32, ph: i32, pw: i32, OH: i32, OW: i32, xp: usize): void {
+  const Hp = imax(H + 2 * ph, (OH - 1) * sh + 3), Wp = up(OW + 2 + 8, 4);
+  for (let n = n0; n < n1; n++) {
+    // zero-padded copy of the image, rows of Wp floats (slack on the right for the last vector)
+    zeroF(xp, Hp * Wp);
+    const xn = x + f4(n * H * W);
+    for (let ih = 0; ih < H; ih++) {
+      const dst = ih + ph;
+      if (dst < 0 || dst >= Hp) continue;
+      // columns iw -> iw + pw (only those inside the padded row)
+      const lo = imax(0, -pw), hi = imin(W, Wp - pw);
+      if (hi > lo) copyF(xp + f4(dst * Wp + lo + pw), xn + f4(ih * W + lo), hi - lo);
+    }
+    for (let k = 0; k < K; k++) {
+      const wk = w + f4(k * 9);
+      const w0 = v128.load32_splat(wk), w1 = v128.load32_splat(wk, 4), w2 = v128.load32_splat(wk, 8);
+      const w3 = v128.load32_splat(wk, 12), w4 = v128.load32_splat(wk, 16), w5 = v128.load32_splat(wk, 20);
+      const w6 = v128.load32_splat(wk, 24), w7 = v128.load32_splat(wk, 28), w8 = v128.load32_splat(wk, 32);
+      const bv = bias ? v128.load32_splat(bias + f4(k)) : f32x4.splat(0);
+      let yr = y + f4((n * K + k) * OH * OW);
+      for (let oh = 0; oh < OH; oh++) {
+        const r0 = xp + f4(oh * sh * Wp), r1 = r0 + f4(Wp), r2 = r1 + f4(Wp);
+        let ow = 0;
+        for (; ow < OW; ow += 8) {
+          const o = f4(ow);
+          let a = fma(w0, v128.load(r0 + o), bv), b = fma(w0, v128.load(r0 + o, 16), bv);
+          a = fma(w1, v128.load(r0 + o, 4), a); b = fma(w1, v128.load(r0 + o, 20), b);
+          a = fma(w2, v128.load(r0 + o, 8), a); b = fma(w2, v128.load(r0 + o, 24), b);
+          a = fma(w3, v128.load(r1 + o), a); b = fma(w3, v128.load(r1 + o, 16), b);
+          a = fma(w4, v128.load(r1 + o, 4), a); b = fma(w4, v128.load(r1 + o, 20), b);
+          a = fma(w5, v128.load(r1 + o, 8), a); b = fma(w5, v128.load(r1 + o, 24), b);
+          a = fma(w6, v128.load(r2 + o), a); b = fma(w6, v128.load(r2 + o, 16), b);
+          a = fma(w7, v128.load(r2 + o, 4), a); b = fma(w7, v128.load(r2 + o, 20), b);
+          a = fma(w8, v128.load(r2 + o, 8), a); b = fma(w8, v128.load(r2 + o, 24), b);
+          const left = OW - ow;
+          if (left >= 8) { v128.store(yr + o, a); v128.store(yr + o, b, 16); }
+          else if (left >= 4) { v128.store(yr + o, a); if (left > 4) storeLanes(yr + o + 16, b, left - 4, false); }
+          else storeLanes(yr + o, a, left, false);
+        }
+        yr += f4(OW);
+      }
+    }
+  }
+}
+
 function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const N = ai(ctrl, 0), C = ai(ctrl, 1), H = ai(ctrl, 2), W = ai(ctrl, 3), K = ai(ctrl, 4), R = ai(ctrl, 5), S = ai(ctrl, 6);
   const sh = ai(ctrl, 7), sw = ai(ctrl, 8), ph = ai(ctrl, 9), pw = ai(ctrl, 10), OH = ai(ctrl, 11), OW = ai(ctrl, 12);
@@ -524,6 +571,10 @@ function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   if (n0 >= n1) return;
   const P = OH * OW, CRS = C * R * S, Ppad = up(P, 8);
   const tile = scratch;
+  if (C == 1 && R == 3 && S == 3 && sw == 1) {
+    convFwd1ch3x3(x, w, bias, y, n0, n1, H, W, K, sh, ph, pw, OH, OW, scratch + 256);
+    return;
+  }
   if (CRS < DOT_MIN_CRS) {
     const apk = scratch + 256;
     const col = align64(apk + f4(up(K, MR) * CRS));

@@ -49,6 +49,8 @@ const CONV_SHAPES: [string, ConvGeom][] = [
   ['1x1 stride 3', geom(5, 4, 11, 10, 7, 1, 1, 3, 3, 0, 0)],
   ['k4 s2 p1', geom(2, 3, 6, 6, 6, 4, 4, 2, 2, 1, 1)],
   ['odd channels 13->9 stride 2 13x13', geom(4, 13, 13, 13, 9, 3, 3, 2, 2, 1, 1)],
+  ['1 channel 3x3 stride (2,1) 9x13', geom(2, 1, 9, 13, 5, 3, 3, 2, 1, 0, 1)],
+  ['1 channel 3x3 narrow 5x3', geom(1, 1, 5, 3, 4, 3, 3, 1, 1, 1, 1)],
 ];
 
 const GEMM_SHAPES: [number, number, number][] = [
