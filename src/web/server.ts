@@ -245,7 +245,8 @@ export async function startServer(opts: ServeOptions): Promise<WebServer> {
     const p = path.join(runsReal!, name);
     const real = realOrNull(p);
     if (!real) {
-      if (mustExist) throw new HttpError(404, `no run '${name}'`);
+      // a run this server has just started may not have its folder yet
+      if (mustExist && !jobs.has(name)) throw new HttpError(404, `no run '${name}'`);
       return p;
     }
     if (!inside(runsReal!, real) || real === runsReal) throw new HttpError(403, `run '${name}' leads outside the runs folder`);
@@ -482,7 +483,7 @@ export async function startServer(opts: ServeOptions): Promise<WebServer> {
     const seg = rawPath.split('/').slice(1).map((s) => {
       try { return decodeURIComponent(s); } catch { throw new HttpError(400, 'bad URL encoding'); }
     });
-    if (seg.some((s) => s === '..' || s === '.' || s.includes('\0') || s.includes('\\'))) throw new HttpError(400, 'bad path');
+    if (seg.some((s) => s === '..' || s === '.' || s.includes('\0') || s.includes('\\') || s.includes('/'))) throw new HttpError(400, 'bad path');
     const isGet = method === 'GET' || method === 'HEAD';
 
     if (isGet && (rawPath === '/' || rawPath === '/index.html')) return sendFile(req, res, path.join(appDir!, 'index.html'), 'no-cache');

@@ -149,6 +149,8 @@ const state = {
   lastSnap: -1,
   es: null as EventSource | null,
   mode: 'pan' as 'pan' | 'box',
+  /** The user zoomed or panned: new snapshots keep the view. */
+  userView: false,
 };
 
 const model = new ModelClient();
@@ -205,6 +207,7 @@ function setLatents(l: Latents | null, keepView = false): void {
 }
 
 function resetView(): void {
+  state.userView = false;
   const vis = (i: number): boolean => !!state.latents && !state.hidden.has(state.latents.labels[i]);
   state.view = { x: dataRange(state.px, 0.05, vis), y: dataRange(state.py, 0.05, vis) };
 }
@@ -449,12 +452,14 @@ async function decodeGrid(): Promise<void> {
   const { images, ms } = await model.decode(z, g * g);
   if (token !== state.token) return;
   const canvas = $<HTMLCanvasElement>('grid');
+  canvas.hidden = false;
   const { w, dpr } = fitCanvas(canvas);
   const ctx = canvas.getContext('2d')!;
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   const side = Math.round(w * dpr);
   drawImageGrid(ctx, images, g, g, 28, 28, { x: 0, y: 0, width: side, height: side }, { gap: Math.max(1, Math.round(dpr)) });
   canvas.dataset.cells = String(g * g);
+  canvas.hidden = false;
   $('grid-caption').textContent = `${g}×${g} decoded over x ${fmt(x0, 2)}…${fmt(x1, 2)}, y ${fmt(y0, 2)}…${fmt(y1, 2)} (${ms.toFixed(0)} ms)`;
 }
 
@@ -478,6 +483,7 @@ function zoom(factor: number, cx?: number, cy?: number): void {
   if (!v) return;
   const mx = cx ?? (v.x[0] + v.x[1]) / 2, my = cy ?? (v.y[0] + v.y[1]) / 2;
   state.view = { x: [mx + (v.x[0] - mx) * factor, mx + (v.x[1] - mx) * factor], y: [my + (v.y[0] - my) * factor, my + (v.y[1] - my) * factor] };
+  state.userView = true;
   drawPlane();
 }
 
@@ -486,6 +492,7 @@ function pan(fx: number, fy: number): void {
   if (!v) return;
   const dx = (v.x[1] - v.x[0]) * fx, dy = (v.y[1] - v.y[0]) * fy;
   state.view = { x: [v.x[0] + dx, v.x[1] + dx], y: [v.y[0] + dy, v.y[1] + dy] };
+  state.userView = true;
   drawPlane();
 }
 
@@ -511,6 +518,7 @@ overlay.addEventListener('pointermove', (e) => {
       const v = drag.view0;
       const dx = -(p.x - drag.x0) * (v.x[1] - v.x[0]) / T.plot.width, dy = (p.y - drag.y0) * (v.y[1] - v.y[0]) / T.plot.height;
       state.view = { x: [v.x[0] + dx, v.x[1] + dx], y: [v.y[0] + dy, v.y[1] + dy] };
+      state.userView = true;
       drawPlane();
     } else if (drag.kind === 'box') drawOverlay();
     return;
@@ -779,7 +787,8 @@ async function loadSnapshot(name: string, step: number, token: number): Promise<
   const z = tensors.get('z')!;
   const labels = Uint8Array.from(loadSafetensors(labB, 'snapshot labels').tensors.get('labels')!.data as Float32Array);
   const first = !state.latents;
-  setLatents({ z: z.data as Float32Array, n: z.shape[0], dim: z.shape[1], labels, source: `snapshot at step ${step}` }, !first);
+  // the latents move while training: follow them unless the user has zoomed or panned
+  setLatents({ z: z.data as Float32Array, n: z.shape[0], dim: z.shape[1], labels, source: `snapshot at step ${step}` }, !first && state.userView);
   if (first) renderLegend();
   state.lastSnap = step;
 }
@@ -842,6 +851,7 @@ async function openRun(name: string, keepView = false): Promise<void> {
     renderPins();
     $<HTMLCanvasElement>('grid').getContext('2d')!.clearRect(0, 0, 1e5, 1e5);
     delete $<HTMLCanvasElement>('grid').dataset.cells;
+    $<HTMLCanvasElement>('grid').hidden = true;
     $('grid-caption').textContent = 'Drag a box on the plane (Box mode or Shift-drag).';
   }
   document.body.dataset.run = name;
