@@ -6,6 +6,9 @@
  *
  * When the addon is not built the tests are skipped with a message, unless CI=true, where that fails.
  */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import type { Act, ConvGeom } from '../src/engine/kernels/index.js';
 import { convOutSize } from '../src/engine/kernels/index.js';
@@ -136,6 +139,35 @@ if (loadError && isCI) {
   });
 }
 
+describe('native backend: loading', () => {
+  it('says how to enable it when the addon is missing', () => {
+    expect(NATIVE_HINT).toContain('apt-get install libdnnl-dev, then npm run build:native');
+    expect(() => loadNativeAddon('/nonexistent/latentlab.node')).toThrow(NATIVE_HINT);
+  });
+
+  it('says how to enable it when the addon does not load (e.g. libdnnl missing)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'latentlab-native-'));
+    const bogus = join(dir, 'latentlab.node');
+    writeFileSync(bogus, 'not a shared object');
+    try {
+      expect(() => loadNativeAddon(bogus)).toThrow(/failed to load.*apt-get install libdnnl-dev, then npm run build:native/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('createBackend("native") rejects with that message when the addon is missing', async () => {
+    const saved = process.env.LATENTLAB_NATIVE_ADDON;
+    process.env.LATENTLAB_NATIVE_ADDON = '/nonexistent/latentlab.node';
+    try {
+      await expect(createBackend('native')).rejects.toThrow(NATIVE_HINT);
+    } finally {
+      if (saved === undefined) delete process.env.LATENTLAB_NATIVE_ADDON;
+      else process.env.LATENTLAB_NATIVE_ADDON = saved;
+    }
+  });
+});
+
 suite('native backend: setup', () => {
   it('loads and reports oneDNN', async () => {
     const be = await createNativeBackend({ threads: 2 });
@@ -153,11 +185,6 @@ suite('native backend: setup', () => {
     expect(be.name).toBe('native');
     expect((be as NativeBackend).precision).toBe('bf16');
     be.dispose?.();
-  });
-
-  it('says how to enable it when the addon is missing', () => {
-    expect(() => loadNativeAddon('/nonexistent/latentlab.node')).toThrow(NATIVE_HINT);
-    expect(NATIVE_HINT).toContain('apt-get install libdnnl-dev, then npm run build:native');
   });
 
   it('aligned allocation is zero-filled and 64-byte aligned', async () => {

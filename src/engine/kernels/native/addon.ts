@@ -60,25 +60,30 @@ export interface NativeAddon {
   allocAligned(n: number): Float32Array;
 }
 
-/** Where the addon is expected (the same relative path from src/ and from dist/). */
+/**
+ * Where the addon is expected: $LATENTLAB_NATIVE_ADDON when set, else native/build/Release/latentlab.node
+ * in the package (the same relative path from src/ and from dist/).
+ */
 export function nativeAddonPath(): string {
+  const env = process.env.LATENTLAB_NATIVE_ADDON;
+  if (env) return env;
   return fileURLToPath(new URL('../../../../native/build/Release/latentlab.node', import.meta.url));
 }
 
-let cached: NativeAddon | null = null;
+const loaded = new Map<string, NativeAddon>();
 
 /**
- * Loads the addon (once, from its default place unless `path` is given); throws an Error that says
- * how to enable it when it is missing or cannot load (e.g. libdnnl.so.2 is not installed).
+ * Loads the addon (once per path; by default from nativeAddonPath()); throws an Error that says how to
+ * enable it when it is missing or cannot load (e.g. libdnnl.so.2 is not installed).
  */
 export function loadNativeAddon(path = nativeAddonPath()): NativeAddon {
-  const isDefault = path === nativeAddonPath();
-  if (isDefault && cached) return cached;
+  const hit = loaded.get(path);
+  if (hit) return hit;
   if (!existsSync(path)) throw new Error(`native addon not built (${path} is missing); ${NATIVE_HINT}`);
   try {
     const require = createRequire(import.meta.url);
     const addon = require(path) as NativeAddon;
-    if (isDefault) cached = addon;
+    loaded.set(path, addon);
     return addon;
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
