@@ -31,8 +31,13 @@ export interface KernelBenchRow {
 export interface KernelBenchResult {
   relaxed: boolean;
   rows: KernelBenchRow[];
-  /** Estimated convolution time of one training step (encoder + mirrored decoder), per thread count. */
+  /** Estimated convolution time of one training step (encoder + mirrored decoder), per thread count (wall). */
   stepConvMs: Record<number, number>;
+  /** The same from CPU time per thread (what the step costs when the cores are not shared with other work). */
+  stepConvCpuMs: Record<number, number>;
+  /** Batch-norm + LeakyReLU forward and backward of one step (5 layers), wall and CPU per thread. */
+  stepBnMs: Record<number, number>;
+  stepBnCpuMs: Record<number, number>;
 }
 
 function geom(N: number, C: number, H: number, K: number, stride: number): ConvGeom {
@@ -78,12 +83,13 @@ export async function benchKernels(opts: KernelBenchOptions = {}): Promise<Kerne
   const runs = opts.runs ?? 7, N = opts.batch ?? 64;
   const log = opts.log ?? (() => {});
   const rows: KernelBenchRow[] = [];
-  const stepConvMs: Record<number, number> = {};
+  const stepConvMs: Record<number, number> = {}, stepConvCpuMs: Record<number, number> = {};
+  const stepBnMs: Record<number, number> = {}, stepBnCpuMs: Record<number, number> = {};
   let relaxed = false;
   for (const threads of threadsList) {
     const b: Backend & { relaxed?: boolean } = await createWasmBackend({ threads, noRelaxed: opts.plain });
     relaxed = !!b.relaxed;
-    let step = 0;
+    let step = 0, stepCpu = 0;
     try {
       for (const [i, [name, g]] of MODEL_SHAPES(N).entries()) {
         const { C, H, W, K, R, S, OH, OW } = g;
@@ -107,13 +113,32 @@ export async function benchKernels(opts: KernelBenchOptions = {}): Promise<Kerne
         // encoder + decoder mirror use each geometry for all three kernels, except the encoder's first
         // layer needs no input gradient
         step += 2 * (ms.fwd + ms.bwdData + ms.bwdWeight) - (i === 0 ? ms.bwdData : 0);
+        stepCpu += 2 * (t.fwd.cpu + t.bwdData.cpu + t.bwdWeight.cpu) - (i === 0 ? t.bwdData.cpu : 0);
         for (const a of [x, w, bias, y, dy, dx, dw, db]) b.free(a);
       }
+      // batch norm + LeakyReLU after each conv: encoder 32x28x28, 64x14x14, 64x7x7; decoder 64x14x14, 32x28x28
+      let bn = 0, bnCpu = 0;
+      const act = { kind: 'leaky' as const, slope: 0.2 };
+      for (const [C, HW, times] of [[32, 784, 2], [64, 196, 2], [64, 49, 1]]) {
+        const n = N * C * HW;
+        const x = fill(b.alloc(n), 5), y = b.alloc(n), dy = fill(b.alloc(n), 6), dx = b.alloc(n);
+        const g = b.alloc(C).fill(1), be = b.alloc(C), m = b.alloc(C), is = b.alloc(C), dg = b.alloc(C), db = b.alloc(C);
+        const f = time(() => b.batchNormTrain(N, C, HW, x, g, be, 1e-5, act, y, m, is), runs, threads);
+        const bw = time(() => b.batchNormBackward(N, C, HW, x, y, dy, g, m, is, act, dx, dg, db), runs, threads);
+        log(`${threads} thr  bn+leaky ${C}x${HW}`.padEnd(34) + ` fwd ${f.wall.toFixed(2)} ms (cpu ${f.cpu.toFixed(2)})` +
+            `  bwd ${bw.wall.toFixed(2)} ms (cpu ${bw.cpu.toFixed(2)})`);
+        bn += times * (f.wall + bw.wall); bnCpu += times * (f.cpu + bw.cpu);
+        for (const a of [x, y, dy, dx, g, be, m, is, dg, db]) b.free(a);
+      }
+      stepBnMs[threads] = bn; stepBnCpuMs[threads] = bnCpu;
     } finally { b.dispose?.(); }
-    stepConvMs[threads] = step;
-    log(`${threads} thr  estimated conv time per step (batch ${N}): ${step.toFixed(1)} ms -> ${(N / step * 1000).toFixed(0)} samples/s (conv only)`);
+    stepConvMs[threads] = step; stepConvCpuMs[threads] = stepCpu;
+    const tot = step + stepBnMs[threads], totCpu = stepCpu + stepBnCpuMs[threads];
+    log(`${threads} thr  step estimate (batch ${N}), conv + bn: wall ${step.toFixed(1)} + ${stepBnMs[threads].toFixed(1)} = ${tot.toFixed(1)} ms` +
+        ` -> ${(N / tot * 1000).toFixed(0)} samples/s; from CPU time/thread ${stepCpu.toFixed(1)} + ${stepBnCpuMs[threads].toFixed(1)} =` +
+        ` ${totCpu.toFixed(1)} ms -> ${(N / totCpu * 1000).toFixed(0)} samples/s`);
   }
-  return { relaxed, rows, stepConvMs };
+  return { relaxed, rows, stepConvMs, stepConvCpuMs, stepBnMs, stepBnCpuMs };
 }
 
 function argValue(name: string): string | undefined {

@@ -12,7 +12,7 @@ const PAGE = 65536;
 /** Below this the module's static data lives (AssemblyScript puts it at 1024). */
 const HEAP_BASE = 65536;
 /** Readable bytes kept past the end of the heap (kernels may read a few lanes past an array's end). */
-const SLACK = 4096;
+const SLACK = 65536;
 
 const OP_GEMM = 1, OP_CONV_FWD = 2, OP_CONV_BWD_DATA = 3, OP_CONV_BWD_W = 4, OP_REDUCE_DW = 5,
   OP_BN_TRAIN = 6, OP_AFFINE = 7, OP_BN_BWD = 8, OP_ACT = 9, OP_ACT_BWD = 10, OP_EXIT = -1;
@@ -308,7 +308,7 @@ export class WasmBackend implements Backend {
     const { N, C, H, W, K, R, S, OH, OW } = g;
     const CRS = C * R * S, P = OH * OW, Ppad = Math.ceil(P / 8) * 8, L = Math.ceil(CRS / 4) * 4 + 4;
     const xp = (H + 2 * g.padH) * (W + 2 * g.padW) * C;
-    this.scratch(256 + 64 + 4 * (K + 8) * L + 64 + 4 * Math.max(xp, (H + 2 * g.padH + 4) * (OW + 16)) + 64 + 4 * Math.max((P + 4) * L, CRS * Ppad) + 64);
+    this.scratch(256 + 64 + 4 * (K + 8) * L + 64 + 4 * Math.max(xp, (H + 2 * g.padH + 4) * (OW + 16)) + 64 + 4 * Math.max((P + 8) * L, CRS * Ppad) + 64);
     this.geom(g);
     this.setI(13, this.in(x, N * C * H * W)); this.setI(14, this.in(w, K * CRS));
     this.setI(15, bias ? this.in(bias, K) : 0); this.setI(16, this.out(y, N * K * P));
@@ -329,7 +329,7 @@ export class WasmBackend implements Backend {
     const { N, C, H, W, K, R, S, OH, OW } = g;
     const CRS = C * R * S, P = OH * OW;
     const G = Math.max(1, Math.min(8, Math.ceil(192 / P))), L = Math.ceil(G * P / 4) * 4;
-    this.scratch(4 * K * CRS + 64 + 4 * Math.ceil(CRS / 4) * 4 * L + 64 + 4 * Math.ceil(K / 4) * 4 * L + 64);
+    this.scratch(4 * K * CRS + 64 + 4 * (CRS + 8) * L + 64 + 4 * Math.ceil(K / 4) * 4 * L + 64);
     this.geom(g);
     const px = this.in(x, N * C * H * W), pdy = this.in(dy, N * K * P);
     this.setI(13, px); this.setI(14, pdy);
