@@ -631,7 +631,7 @@ function opConvBwdData(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   if (n0 >= n1) return;
   const P = OH * OW, CRS = C * R * S, Ppad = up(P, 8);
   const tile = scratch;
-  if (K < DOT_MIN_K) {
+  if (K < DOT_MIN_K || C < 4) {
     const apk = scratch + 256;
     const col = align64(apk + f4(up(CRS, MR) * K));
     // A = W^T [CRS, K]: A(i,k) = w[k*CRS + i]
