@@ -1,0 +1,67 @@
+/** `latentlab generate RUN --digit D`: new images of a digit, decoded from latents near where it lives. */
+import path from 'node:path';
+import type { Command } from 'commander';
+import { Rng } from '../engine/rng.js';
+import { digitLatents, type DigitLatentsInfo } from '../lab/generate.js';
+import { sheetFigure, sheetFigureSize } from '../viz/figures.js';
+import { toGrey } from '../viz/grid.js';
+import { labelNamer } from '../viz/palette.js';
+import { renderPng } from '../viz/node.js';
+import { int, num } from './options.js';
+import { intInRange, openRunForPictures, parseFlag, writeOut } from './pictures.js';
+
+interface GenerateOpts { digit: string; count?: string; spread?: string; seed?: string; out?: string }
+
+const fmt = (v: number) => String(Number(v.toPrecision(3)));
+
+/** One 28 × 28 greyscale PNG of an image with values in [-1, 1]. */
+export function imagePng(img: Float32Array, h = 28, w = 28): Promise<Buffer> {
+  return renderPng(w, h, (ctx) => {
+    const d = ctx.createImageData(w, h);
+    for (let i = 0; i < h * w; i++) {
+      const g = toGrey(img[i]);
+      d.data[4 * i] = g; d.data[4 * i + 1] = g; d.data[4 * i + 2] = g; d.data[4 * i + 3] = 255;
+    }
+    ctx.putImageData(d, 0, 0);
+  });
+}
+
+export function register(program: Command): void {
+  program.command('generate')
+    .description('decode new images of a digit from latent points near it (its centroid, or its target in a supervised run)')
+    .argument('<run>', 'run folder')
+    .requiredOption('--digit <d>', 'the digit, 0-9')
+    .option('--count <n>', 'how many images, 1-100 (default 10)')
+    .option('--spread <s>', 'noise: times the per-dimension std of the digit (std itself in a supervised run) (default 0.5)')
+    .option('--seed <n>', 'random seed (default 0)')
+    .option('--out <dir>', 'output folder (default RUN/generate)')
+    .action(async (dir: string, o: GenerateOpts) => {
+      const digit = parseFlag(intInRange('--digit', 0, 9), o.digit);
+      const count = o.count === undefined ? 10 : parseFlag(intInRange('--count', 1, 100), o.count);
+      const spread = o.spread === undefined ? 0.5 : parseFlag(num('--spread'), o.spread);
+      if (spread < 0) throw new Error(`--spread: expected a number >= 0, got '${o.spread}'`);
+      const seed = o.seed === undefined ? 0 : parseFlag(int('--seed'), o.seed);
+      const outDir = o.out ?? path.join(dir, 'generate');
+      const opened = await openRunForPictures(dir);
+      try {
+        const { run } = opened;
+        const info: Partial<DigitLatentsInfo> = {};
+        const z = digitLatents(run, digit, count, spread, new Rng(seed), info);
+        const images = run.model.decode(z, count);
+        const names = labelNamer(run.config.dataset);
+        for (let i = 0; i < count; i++)
+          await writeOut(path.join(outDir, `digit-${digit}-${String(i).padStart(2, '0')}.png`), await imagePng(images.subarray(i * 784, (i + 1) * 784)));
+        const cols = Math.min(count, 10), rows = Math.ceil(count / cols);
+        const where = info.source === 'supervised'
+          ? `around its target (${info.center!.map(fmt).join(', ')}) of the latent map, noise σ = ${fmt(spread)}`
+          : `around its centroid in the ${info.source} latents, noise ${fmt(spread)} × its per-dimension std`;
+        const caption = `${count} × ${names(digit)} ${where}, seed ${seed}`;
+        const sheet = { images, rows, cols, title: `Generated: ${names(digit)} (${run.name})`, caption };
+        const size = sheetFigureSize(rows, cols, 28, 28, sheet);
+        const bytes = await renderPng(size.width, size.height, (ctx) => sheetFigure(ctx, sheet));
+        await writeOut(path.join(outDir, `digit-${digit}-sheet.png`), bytes);
+      } finally {
+        opened.close();
+      }
+    });
+}

@@ -1,0 +1,351 @@
+/**
+ * The pictures of a run, shared by `latentlab train` (at the end) and the picture commands
+ * (plot, sample, generate, recon, gif). Each `xxxPicture` function returns encoded bytes plus
+ * what a caller (or a test) needs to read the picture: sizes, the data -> pixel transform, the
+ * decoded images.
+ */
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { InvalidArgumentError } from 'commander';
+import { createBackend } from '../engine/kernels/select.js';
+import type { Backend } from '../engine/kernels/index.js';
+import { openRun, readMetrics, type Latents, type MetricsLine, type Run } from '../lab/run.js';
+import { project, type ProjectionMethod, type Projected } from '../lab/projection.js';
+import { readJson } from '../lab/io.js';
+import { latentBox } from '../lab/train.js';
+import { type Ctx2D, type Rect, clearRect, text } from '../viz/ctx.js';
+import { type Range, type Transform, dataRange } from '../viz/axes.js';
+import { drawScatter, type ScatterOptions } from '../viz/scatter.js';
+import { drawCurves, type CurveSeries } from '../viz/curves.js';
+import { TAB10, labelNamer } from '../viz/palette.js';
+import {
+  boxGridPoints, latentFigure, latentFigureSize, lossFigureSize, sampleFigure, sampleFigureSize,
+  trainingFrame, trainingFrameSize, type LatentFigureOptions, type SampleFigureOptions,
+} from '../viz/figures.js';
+import { encodeGif } from '../viz/gif.js';
+import { renderPng, renderRgba, writeFileAtomic } from '../viz/node.js';
+import '../node-backends.js';
+
+export type Box = [number, number, number, number];
+
+// ---------------------------------------------------------------------------------------------
+// flags and runs
+
+/** Runs a flag parser from ./options.js, turning its error into a plain one-line Error. */
+export function parseFlag<T>(parser: (v: string) => T, value: string): T {
+  try {
+    return parser(value);
+  } catch (e) {
+    if (e instanceof InvalidArgumentError) throw new Error(e.message);
+    throw e;
+  }
+}
+
+/** An integer flag within [lo, hi]. */
+export function intInRange(flag: string, lo: number, hi: number) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (v.trim() === '' || !Number.isInteger(n) || n < lo || n > hi)
+      throw new Error(`${flag}: expected an integer from ${lo} to ${hi}, got '${v}'`);
+    return n;
+  };
+}
+
+/** An open run and the backend its model computes on; call close() when done. */
+export interface OpenedRun { run: Run; backend: Backend; close(): void }
+
+/** Opens a run folder for pictures (backend: $LATENTLAB_BACKEND or the fastest available). */
+export async function openRunForPictures(dir: string): Promise<OpenedRun> {
+  if (!existsSync(dir)) throw new Error(`${dir}: no such run folder`);
+  if (!existsSync(path.join(dir, 'config.json')))
+    throw new Error(`${dir}: not a run folder (no config.json; expected the --out folder of latentlab train)`);
+  const backend = await createBackend();
+  try {
+    const run = await openRun(dir, { backend });
+    return { run, backend, close: () => backend.dispose?.() };
+  } catch (e) {
+    backend.dispose?.();
+    throw e;
+  }
+}
+
+/** Writes bytes atomically and says so on stdout. */
+export async function writeOut(file: string, bytes: Uint8Array, quiet = false): Promise<string> {
+  await writeFileAtomic(file, bytes);
+  if (!quiet) process.stdout.write(`wrote ${file}\n`);
+  return file;
+}
+
+// ---------------------------------------------------------------------------------------------
+// shared pieces
+
+export interface Picture {
+  bytes: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/** A figure's scatter and the transform its 800 × 800 scatter panel at (0, 0) uses. */
+export interface ScatterPicture extends Picture {
+  transform: Transform;
+  caption: string;
+  projected: Projected;
+}
+
+const SCATTER_RECT: Rect = { x: 0, y: 0, width: 800, height: 800 };
+const UMAP_MAX_POINTS = 3000;
+
+function labelsOf(l: Latents, n = l.n): Uint8Array { return l.labels.subarray(0, n); }
+
+/** Pads the union of ranges. */
+function unionRange(ranges: Range[], pad = 0.05): Range {
+  let lo = Infinity, hi = -Infinity;
+  for (const [a, b] of ranges) { lo = Math.min(lo, a, b); hi = Math.max(hi, a, b); }
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) return [-1, 1];
+  if (lo === hi) return [lo - 1, hi + 1];
+  const d = (hi - lo) * pad;
+  return [lo - d, hi + d];
+}
+
+function minMax(v: ArrayLike<number>): Range {
+  let lo = Infinity, hi = -Infinity;
+  for (let i = 0; i < v.length; i++) { const a = v[i]; if (Number.isFinite(a)) { if (a < lo) lo = a; if (a > hi) hi = a; } }
+  return lo === Infinity ? [-1, 1] : [lo, hi];
+}
+
+/**
+ * The transform drawScatter will use for `opts` in `rect`: the same call with every label hidden
+ * (same legend, same margins), drawn first and then painted over by the real figure.
+ */
+function scatterTransform(ctx: Ctx2D, opts: ScatterOptions, rect: Rect): Transform {
+  const hidden = new Set<number>(Array.from(opts.labels as ArrayLike<number>));
+  for (let l = 0; l < 10; l++) hidden.add(l);
+  return drawScatter(ctx, { title: 'Latent space (test set)', ...opts, hidden, box: undefined, marks: undefined }, rect);
+}
+
+/** The test latents put on a plane (PCA/UMAP for more than two dimensions). */
+export function projectLatents(l: Latents, method: ProjectionMethod, seed = 0): { projected: Projected; labels: Uint8Array; note: string } {
+  if (method === 'umap' && l.n > UMAP_MAX_POINTS) {
+    const n = UMAP_MAX_POINTS;
+    return {
+      projected: project(l.z.subarray(0, n * l.dim), l.dim, 'umap', { seed }),
+      labels: labelsOf(l, n),
+      note: ` (first ${n} of ${l.n} test points)`,
+    };
+  }
+  return { projected: project(l.z.subarray(0, l.n * l.dim), l.dim, method, { seed }), labels: labelsOf(l), note: '' };
+}
+
+// ---------------------------------------------------------------------------------------------
+// latent.png
+
+export async function latentPicture(run: Run, method: ProjectionMethod = 'pca', seed = 0): Promise<ScatterPicture> {
+  const { projected, labels, note } = projectLatents(run.testLatents, method, seed);
+  const p = projected.projection;
+  const caption = p.caption ? `${p.caption}${note}` : '';
+  const opts: LatentFigureOptions = {
+    x: projected.x, y: projected.y, labels,
+    xRange: dataRange(projected.x), yRange: dataRange(projected.y),
+    xLabel: p.xLabel, yLabel: p.yLabel || undefined, labelName: labelNamer(run.config.dataset),
+    title: `Latent space of ${run.name} (test set)`, caption: caption || undefined,
+  };
+  const size = latentFigureSize(opts);
+  let transform!: Transform;
+  const bytes = await renderPng(size.width, size.height, (ctx) => {
+    transform = scatterTransform(ctx, opts, SCATTER_RECT);
+    latentFigure(ctx, opts);
+  });
+  return { bytes, ...size, transform, caption, projected };
+}
+
+// ---------------------------------------------------------------------------------------------
+// sample.png
+
+export interface SamplePicture extends ScatterPicture {
+  box: Box;
+  gridN: number;
+  /** The gridN² decoded images (boxGridPoints order: row 0 at the top). */
+  images: Float32Array;
+  /** The gridN² latent points decoded (gridN² × dim). */
+  latents: Float32Array;
+}
+
+/** Checks and orders a box: x0 < x1, y0 < y1, finite. */
+export function checkBox(box: number[], flag = '--box'): Box {
+  if (box.length !== 4 || !box.every(Number.isFinite)) throw new Error(`${flag}: expected 4 comma-separated numbers x0,y0,x1,y1, got '${box.join(',')}'`);
+  const [a, b, c, d] = box;
+  const out: Box = [Math.min(a, c), Math.min(b, d), Math.max(a, c), Math.max(b, d)];
+  if (out[0] === out[2] || out[1] === out[3]) throw new Error(`${flag}: expected a box of non-zero width and height (x0 != x1, y0 != y1), got '${box.join(',')}'`);
+  return out;
+}
+
+/**
+ * The latent scatter with a box, beside the gridN × gridN images decoded at evenly spaced points
+ * of the box. Without a box, the box spans the latents (1st-99th percentile, padded by 5%). For
+ * more than two dimensions the plane is the PCA plane and its points are mapped back with the
+ * PCA inverse (the other components at their mean).
+ */
+export async function samplePicture(run: Run, opts: { box?: Box; gridN?: number } = {}): Promise<SamplePicture> {
+  const gridN = opts.gridN ?? 10;
+  const l = run.testLatents;
+  const { projected, labels } = projectLatents(l, 'pca');
+  const p = projected.projection;
+  if (!p.inverse) throw new Error('sample: the projection has no inverse');
+  const box = opts.box ?? latentBox(projected.coords);
+  const pts = boxGridPoints(box, gridN);
+  const latents = p.inverse(pts, gridN * gridN);
+  const images = run.model.decode(latents, gridN * gridN);
+  const dim = l.dim;
+  const what = `${gridN}×${gridN} images decoded at evenly spaced points of the box${opts.box ? '' : ' (the 1st-99th percentile range of the latents)'}`;
+  const caption = p.method === 'pca'
+    ? `${p.caption}; ${what}, mapped back to ${dim}-D with the PCA inverse`
+    : p.caption ? `${p.caption}; ${what}` : what;
+  const fopts: SampleFigureOptions = {
+    x: projected.x, y: projected.y, labels, box, images, gridN,
+    xRange: unionRange([minMax(projected.x), [box[0], box[2]]]),
+    yRange: unionRange([minMax(projected.y), [box[1], box[3]]]),
+    xLabel: p.xLabel, yLabel: p.yLabel || undefined, labelName: labelNamer(run.config.dataset),
+    title: `Latent space of ${run.name} (test set)`, caption,
+  };
+  const size = sampleFigureSize(gridN);
+  let transform!: Transform;
+  const bytes = await renderPng(size.width, size.height, (ctx) => {
+    transform = scatterTransform(ctx, fopts, SCATTER_RECT);
+    sampleFigure(ctx, fopts);
+  });
+  return { bytes, ...size, transform, caption, projected, box, gridN, images, latents };
+}
+
+// ---------------------------------------------------------------------------------------------
+// loss.png
+
+export interface LossSource { name: string; metrics: MetricsLine[]; result: Record<string, unknown> | null }
+
+/** Reads the metrics of a run folder without loading its model. */
+export function readLossSource(dir: string): LossSource {
+  if (!existsSync(dir)) throw new Error(`${dir}: no such run folder`);
+  const f = path.join(dir, 'metrics.jsonl');
+  if (!existsSync(f)) throw new Error(`${f}: not found (expected a run folder made by latentlab train)`);
+  const resFile = path.join(dir, 'result.json');
+  return {
+    name: path.basename(path.resolve(dir)), metrics: readMetrics(dir),
+    result: existsSync(resFile) ? readJson<Record<string, unknown>>(resFile, "a run's result") : null,
+  };
+}
+
+/**
+ * Training loss (solid) and test loss (dashed, with dots) against step, one colour per run. The
+ * test loss is the per-epoch evaluation; a run that ended mid-epoch adds its final test MSE.
+ */
+export async function lossPicture(sources: LossSource[], opts: { log?: boolean } = {}): Promise<Picture & { series: CurveSeries[] }> {
+  const series: CurveSeries[] = [];
+  const dots: { color: string; steps: number[]; values: number[] }[] = [];
+  sources.forEach((s, k) => {
+    const color = TAB10[k % TAB10.length];
+    const tr = s.metrics.filter((m) => m.loss !== undefined && Number.isFinite(m.loss));
+    const te = s.metrics.filter((m) => m.testLoss !== undefined && Number.isFinite(m.testLoss));
+    const teSteps = te.map((m) => m.step), teValues = te.map((m) => m.testLoss as number);
+    const finalStep = Number(s.result?.steps), finalMse = Number(s.result?.testMse);
+    if (Number.isFinite(finalStep) && Number.isFinite(finalMse) && !teSteps.includes(finalStep)) { teSteps.push(finalStep); teValues.push(finalMse); }
+    series.push({ name: `${s.name} train`, steps: tr.map((m) => m.step), values: tr.map((m) => m.loss as number), color });
+    if (teSteps.length) {
+      series.push({ name: `${s.name} test`, steps: teSteps, values: teValues, color, dashed: true });
+      dots.push({ color, steps: teSteps, values: teValues });
+    }
+  });
+  const size = lossFigureSize();
+  const bytes = await renderPng(size.width, size.height, (ctx) => {
+    const t = drawCurves(ctx, series, { x: 0, y: 0, ...size }, {
+      title: sources.length === 1 ? `Loss of ${sources[0].name}` : 'Loss', logY: opts.log, yLabel: opts.log ? 'loss (log scale)' : 'loss',
+    });
+    for (const d of dots) {
+      ctx.save();
+      ctx.fillStyle = d.color;
+      for (let i = 0; i < d.steps.length; i++) {
+        if (opts.log && !(d.values[i] > 0)) continue;
+        ctx.beginPath();
+        ctx.arc(t.toPx(d.steps[i]), t.toPy(d.values[i]), 4, 0, Math.PI * 2);
+        ctx.fill();
+      }
+      ctx.restore();
+    }
+  });
+  return { bytes, ...size, series };
+}
+
+// ---------------------------------------------------------------------------------------------
+// training.gif
+
+export interface GifPicture extends Picture { frames: number; xRange: Range; yRange: Range }
+
+/**
+ * training.gif from the run's snapshots: each frame the snapshot's latents on axes fixed for the
+ * whole film (the union of every snapshot's range) beside its decoded grid, with step and loss.
+ * Latents of more than two dimensions go through one PCA, fitted on the last snapshot.
+ */
+export async function gifPicture(run: Run, opts: { fps?: number } = {}): Promise<GifPicture> {
+  const steps = run.snapshotSteps();
+  if (!steps.length) throw new Error(`${path.join(run.dir, 'snapshots')}: no snapshots (train with --snapshot-every N to record them)`);
+  const labels = run.snapshotLabels();
+  const snaps = steps.map((s) => run.snapshot(s));
+  const dim = snaps[0].dim;
+  const n = snaps[0].z.length / dim;
+  const lab = labels ?? new Uint8Array(n);
+  let toPlane: (z: Float32Array) => { x: Float32Array; y: Float32Array };
+  let xLabel = 'z₁', yLabel: string | undefined = dim > 1 ? 'z₂' : undefined;
+  if (dim <= 2) {
+    toPlane = (z) => project(z, dim, 'none');
+  } else {
+    const last = project(snaps[snaps.length - 1].z, dim, 'pca');
+    const pca = last.projection.pca!;
+    xLabel = 'PC1'; yLabel = 'PC2';
+    toPlane = (z) => {
+      const c = pca.transform(z, z.length / dim);
+      const m = c.length / 2, x = new Float32Array(m), y = new Float32Array(m);
+      for (let i = 0; i < m; i++) { x[i] = c[2 * i]; y[i] = c[2 * i + 1]; }
+      return { x, y };
+    };
+  }
+  const planes = snaps.map((s) => toPlane(s.z));
+  const xRange = unionRange([...planes.map((p) => minMax(p.x)), ...snaps.filter((s) => s.box && dim === 2).map((s) => [s.box![0], s.box![2]] as Range)]);
+  const yRange = unionRange([...planes.map((p) => minMax(p.y)), ...snaps.filter((s) => s.box && dim === 2).map((s) => [s.box![1], s.box![3]] as Range)]);
+  const size = trainingFrameSize();
+  const fps = opts.fps ?? 4;
+  const frames = snaps.map((s, k) => renderRgba(size.width, size.height, (ctx) => {
+    trainingFrame(ctx, {
+      x: planes[k].x, y: planes[k].y, labels: lab, xRange, yRange, xLabel, yLabel,
+      box: dim === 2 && s.box ? s.box : undefined, labelName: labelNamer(run.config.dataset),
+      images: s.grid, gridN: s.gridSize, step: s.step, loss: s.loss,
+      gridTitle: dim === 2 && s.box ? 'Decoded from the box' : 'Reconstructions (test images)',
+    });
+    if (!Number.isFinite(s.loss)) {
+      clearRect(ctx, { x: 0, y: 0, width: size.width, height: 40 });
+      text(ctx, `step ${s.step} · before training`, size.width / 2, 22, { size: 18, bold: true, align: 'center', baseline: 'middle' });
+    }
+  }));
+  const bytes = encodeGif(frames, size.width, size.height, { delay: Math.round(1000 / fps), lastFrameExtra: 1500 });
+  return { bytes, ...size, frames: frames.length, xRange, yRange };
+}
+
+// ---------------------------------------------------------------------------------------------
+// the end of `latentlab train`
+
+/**
+ * Draws a finished run's pictures into its folder: latent.png, sample.png, loss.png and, when it
+ * has snapshots, training.gif. Returns the paths written.
+ */
+export async function renderRunPictures(dir: string): Promise<string[]> {
+  const opened = await openRunForPictures(dir);
+  try {
+    const { run } = opened;
+    const wrote: string[] = [];
+    const put = async (name: string, bytes: Uint8Array) => { wrote.push(await writeOut(path.join(dir, name), bytes, true)); };
+    await put('latent.png', (await latentPicture(run, 'pca')).bytes);
+    await put('sample.png', (await samplePicture(run, { gridN: 10 })).bytes);
+    await put('loss.png', (await lossPicture([{ name: run.name, metrics: run.metrics(), result: run.result }])).bytes);
+    if (run.snapshotSteps().length) await put('training.gif', (await gifPicture(run)).bytes);
+    return wrote;
+  } finally {
+    opened.close();
+  }
+}
