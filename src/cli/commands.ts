@@ -7,6 +7,11 @@ import { register as registerSummary } from './summary.js';
 import { register as registerStudy } from './study.js';
 import { register as registerEncode } from './encode.js';
 import { register as registerServe } from './serve.js';
+import { register as registerPlot } from './plot.js';
+import { register as registerSample } from './sample.js';
+import { register as registerGenerate } from './generate.js';
+import { register as registerRecon } from './recon.js';
+import { register as registerGif } from './gif.js';
 
 export type Register = (program: Command) => void;
 
