@@ -15,4 +15,4 @@ import { register as registerGif } from './gif.js';
 
 export type Register = (program: Command) => void;
 
-export const COMMANDS: Register[] = [registerTrain, registerEval, registerSummary, registerData, registerEncode, registerServe, registerStudy];
+export const COMMANDS: Register[] = [registerTrain, registerEval, registerSummary, registerData, registerEncode, registerServe, registerStudy, registerPlot, registerSample, registerGenerate, registerRecon, registerGif];
