@@ -677,36 +677,6 @@ function opConvBwdData(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
 /** Images per group in the weight gradient, so that the reduction length is long enough. */
 @inline function bwGroup(P: i32): i32 { return imax(1, imin(8, (192 + P - 1) / P)); }
 
-// Dot-product micro-kernel: out[4][2] += A[4 rows, L] . B[2 rows, L] (L multiple of 4).
-function dot4x2(a: usize, lda: usize, b: usize, ldb: usize, L: i32, out: usize, ldo: usize, mr: i32, nr: i32): void {
-  let s00 = f32x4.splat(0), s01 = s00, s10 = s00, s11 = s00, s20 = s00, s21 = s00, s30 = s00, s31 = s00;
-  const a1 = a + lda, a2 = a + 2 * lda, a3 = a + 3 * lda, b1 = b + ldb;
-  for (let p: usize = 0, e = f4(L); p < e; p += 16) {
-    const x0 = v128.load(a + p), x1 = v128.load(a1 + p), x2 = v128.load(a2 + p), x3 = v128.load(a3 + p);
-    let y = v128.load(b + p);
-    s00 = fma(x0, y, s00); s10 = fma(x1, y, s10); s20 = fma(x2, y, s20); s30 = fma(x3, y, s30);
-    y = v128.load(b1 + p);
-    s01 = fma(x0, y, s01); s11 = fma(x1, y, s11); s21 = fma(x2, y, s21); s31 = fma(x3, y, s31);
-  }
-  if (mr == 4 && nr == 2) {
-    store<f32>(out, load<f32>(out) + hsum(s00)); store<f32>(out + 4, load<f32>(out + 4) + hsum(s01));
-    let o = out + ldo;
-    store<f32>(o, load<f32>(o) + hsum(s10)); store<f32>(o + 4, load<f32>(o + 4) + hsum(s11));
-    o += ldo;
-    store<f32>(o, load<f32>(o) + hsum(s20)); store<f32>(o + 4, load<f32>(o + 4) + hsum(s21));
-    o += ldo;
-    store<f32>(o, load<f32>(o) + hsum(s30)); store<f32>(o + 4, load<f32>(o + 4) + hsum(s31));
-  } else {
-    for (let r = 0; r < mr; r++) {
-      const o = out + <usize>r * ldo;
-      const v0 = r == 0 ? s00 : r == 1 ? s10 : r == 2 ? s20 : s30;
-      const v1 = r == 0 ? s01 : r == 1 ? s11 : r == 2 ? s21 : s31;
-      store<f32>(o, load<f32>(o) + hsum(v0));
-      if (nr > 1) store<f32>(o + 4, load<f32>(o + 4) + hsum(v1));
-    }
-  }
-}
-
 function opConvBwdW(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const N = ai(ctrl, 0), C = ai(ctrl, 1), H = ai(ctrl, 2), W = ai(ctrl, 3), K = ai(ctrl, 4), R = ai(ctrl, 5), S = ai(ctrl, 6);
   const sh = ai(ctrl, 7), sw = ai(ctrl, 8), ph = ai(ctrl, 9), pw = ai(ctrl, 10), OH = ai(ctrl, 11), OW = ai(ctrl, 12);
