@@ -478,6 +478,64 @@ function dotGemm(a: usize, lda: usize, M: i32, b: usize, ldb: usize, N: i32, L: 
   }
 }
 
+// Packed variant: A in panels of 2 rows [L/4][2][4], B in panels of 4 rows [L/4][4][4] (one pointer each).
+function dotP2x4(pa: usize, pb: usize, steps: i32, c: usize, ldc: usize, mr: i32, nr: i32, bias: usize): void {
+  let s00 = f32x4.splat(0), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00, s12 = s00, s13 = s00;
+  for (let i = 0; i < steps; i++) {
+    const x0 = v128.load(pa), x1 = v128.load(pa, 16);
+    let y = v128.load(pb);
+    s00 = fma(x0, y, s00); s10 = fma(x1, y, s10);
+    y = v128.load(pb, 16);
+    s01 = fma(x0, y, s01); s11 = fma(x1, y, s11);
+    y = v128.load(pb, 32);
+    s02 = fma(x0, y, s02); s12 = fma(x1, y, s12);
+    y = v128.load(pb, 48);
+    s03 = fma(x0, y, s03); s13 = fma(x1, y, s13);
+    pa += 32; pb += 64;
+  }
+  let r0 = hsum4(s00, s01, s02, s03);
+  let r1 = hsum4(s10, s11, s12, s13);
+  if (bias) {
+    r0 = f32x4.add(r0, v128.load32_splat(bias));
+    if (mr > 1) r1 = f32x4.add(r1, v128.load32_splat(bias, 4));
+  }
+  if (nr == 4) {
+    v128.store(c, r0);
+    if (mr > 1) v128.store(c + ldc, r1);
+  } else {
+    storeLanes(c, r0, nr, false);
+    if (mr > 1) storeLanes(c + ldc, r1, nr, false);
+  }
+}
+
+/** Packs rows [0,rows) of src (row stride ld floats, L floats used, L a multiple of 4) into panels of `pr` rows. */
+function packPanels(src: usize, ld: i32, rows: i32, L: i32, pr: i32, dst: usize): void {
+  for (let i0 = 0; i0 < rows; i0 += pr) {
+    for (let l = 0; l < L; l += 4) {
+      for (let r = 0; r < pr; r++) {
+        const i = i0 + r;
+        v128.store(dst, i < rows ? v128.load(src + f4(i * ld + l)) : f32x4.splat(0));
+        dst += 16;
+      }
+    }
+  }
+}
+
+function dotGemmP(pa: usize, M: i32, pb: usize, N: i32, L: i32, c: usize, ldc: usize, bias: usize): void {
+  const steps = L >> 2;
+  const pA = f4(L * 2), pB = f4(L * 4);
+  const MB = L == 0 ? imax(2, M + 1) : imax(2, <i32>(16384 / <u32>f4(L)) & ~1);
+  for (let i0 = 0; i0 < M; i0 += MB) {
+    const i1 = imin(M, i0 + MB);
+    for (let j = 0; j < N; j += 4) {
+      const nr = imin(4, N - j);
+      const bj = pb + <usize>(j >> 2) * pB, cj = c + f4(j);
+      for (let i = i0; i < i1; i += 2)
+        dotP2x4(pa + <usize>(i >> 1) * pA, bj, steps, cj + <usize>i * ldc, ldc, imin(2, i1 - i), nr, bias ? bias + f4(i) : 0);
+    }
+  }
+}
+
 /** dst[j*ldd + i] = src[i*lds + j] for i < rows, j < cols (element strides). */
 function transpose(src: usize, lds: i32, rows: i32, cols: i32, dst: usize, ldd: i32): void {
   let i = 0;
@@ -512,6 +570,9 @@ function transpose(src: usize, lds: i32, rows: i32, cols: i32, dst: usize, ldd: 
 
 /** The backward-data takes the dot-product path from this K on. */
 const DOT_MIN_K: i32 = 16;
+
+/** Forward with packed panels. */
+const PACKED: bool = true;
 
 /** The forward takes the dot-product path (padded NHWC image, patch-major columns) from this C*R*S on. */
 const DOT_MIN_CRS: i32 = 32;
@@ -597,6 +658,9 @@ function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
       store<f32>(drow + f4((r * S + s2) * C + c), load<f32>(w + f4(((k * C + c) * R + r) * S + s2)));
     zeroF(drow + f4(CRS), L - CRS);
   }
+  const wrP = align64(colT + f4((P + 8) * ld));
+  const colP = align64(wrP + f4(up(K, 2) * L));
+  if (PACKED) packPanels(wr, ld, K, L, 2, wrP);
   // zero the padding of the NHWC image once (the interior is overwritten per image)
   zeroF(xp, ph * Wp * C);
   zeroF(xp + f4((ph + H) * Wp * C), (Hp - ph - H) * Wp * C);
@@ -619,7 +683,10 @@ function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
         dst += f4(ld);
       }
     }
-    dotGemm(wr, f4(ld), K, colT, f4(ld), P, L, y + f4(n * K * P), f4(P), false, bias);
+    if (PACKED) {
+      packPanels(colT, ld, P, L, 4, colP);
+      dotGemmP(wrP, K, colP, P, L, y + f4(n * K * P), f4(P), bias);
+    } else dotGemm(wr, f4(ld), K, colT, f4(ld), P, L, y + f4(n * K * P), f4(P), false, bias);
   }
 }
 

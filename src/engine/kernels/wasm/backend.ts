@@ -308,7 +308,7 @@ export class WasmBackend implements Backend {
     const { N, C, H, W, K, R, S, OH, OW } = g;
     const CRS = C * R * S, P = OH * OW, Ppad = Math.ceil(P / 8) * 8, L = Math.ceil(CRS / 4) * 4 + 4;
     const xp = (H + 2 * g.padH) * (W + 2 * g.padW) * C;
-    this.scratch(256 + 64 + 4 * (K + 8) * L + 64 + 4 * Math.max(xp, (H + 2 * g.padH + 4) * (OW + 16)) + 64 + 4 * Math.max((P + 8) * L, CRS * Ppad) + 64);
+    this.scratch(256 + 64 + 4 * (K + 8) * L + 64 + 4 * Math.max(xp, (H + 2 * g.padH + 4) * (OW + 16)) + 64 + 4 * Math.max((P + 8) * L, CRS * Ppad) + 64 + 4 * (K + 8) * L + 64 + 4 * (P + 8) * L + 64);
     this.geom(g);
     this.setI(13, this.in(x, N * C * H * W)); this.setI(14, this.in(w, K * CRS));
     this.setI(15, bias ? this.in(bias, K) : 0); this.setI(16, this.out(y, N * K * P));
