@@ -479,7 +479,7 @@ function dotGemm(a: usize, lda: usize, M: i32, b: usize, ldb: usize, N: i32, L: 
 }
 
 // Packed variant: A in panels of 2 rows [L/4][2][4], B in panels of 4 rows [L/4][4][4] (one pointer each).
-function dotP2x4(pa: usize, pb: usize, steps: i32, c: usize, ldc: usize, mr: i32, nr: i32, bias: usize): void {
+function dotP2x4(pa: usize, pb: usize, steps: i32, c: usize, ldc: usize, mr: i32, nr: i32, accumulate: bool, bias: usize): void {
   let s00 = f32x4.splat(0), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00, s12 = s00, s13 = s00;
   for (let i = 0; i < steps; i++) {
     const x0 = v128.load(pa), x1 = v128.load(pa, 16);
@@ -500,11 +500,15 @@ function dotP2x4(pa: usize, pb: usize, steps: i32, c: usize, ldc: usize, mr: i32
     if (mr > 1) r1 = f32x4.add(r1, v128.load32_splat(bias, 4));
   }
   if (nr == 4) {
+    if (accumulate) r0 = f32x4.add(r0, v128.load(c));
     v128.store(c, r0);
-    if (mr > 1) v128.store(c + ldc, r1);
+    if (mr > 1) {
+      if (accumulate) r1 = f32x4.add(r1, v128.load(c + ldc));
+      v128.store(c + ldc, r1);
+    }
   } else {
-    storeLanes(c, r0, nr, false);
-    if (mr > 1) storeLanes(c + ldc, r1, nr, false);
+    storeLanes(c, r0, nr, accumulate);
+    if (mr > 1) storeLanes(c + ldc, r1, nr, accumulate);
   }
 }
 
@@ -521,7 +525,7 @@ function packPanels(src: usize, ld: i32, rows: i32, L: i32, pr: i32, dst: usize)
   }
 }
 
-function dotGemmP(pa: usize, M: i32, pb: usize, N: i32, L: i32, c: usize, ldc: usize, bias: usize): void {
+function dotGemmP(pa: usize, M: i32, pb: usize, N: i32, L: i32, c: usize, ldc: usize, accumulate: bool, bias: usize): void {
   const steps = L >> 2;
   const pA = f4(L * 2), pB = f4(L * 4);
   const MB = L == 0 ? imax(2, M + 1) : imax(2, <i32>(16384 / <u32>f4(L)) & ~1);
@@ -531,7 +535,7 @@ function dotGemmP(pa: usize, M: i32, pb: usize, N: i32, L: i32, c: usize, ldc: u
       const nr = imin(4, N - j);
       const bj = pb + <usize>(j >> 2) * pB, cj = c + f4(j);
       for (let i = i0; i < i1; i += 2)
-        dotP2x4(pa + <usize>(i >> 1) * pA, bj, steps, cj + <usize>i * ldc, ldc, imin(2, i1 - i), nr, bias ? bias + f4(i) : 0);
+        dotP2x4(pa + <usize>(i >> 1) * pA, bj, steps, cj + <usize>i * ldc, ldc, imin(2, i1 - i), nr, accumulate, bias ? bias + f4(i) : 0);
     }
   }
 }
@@ -685,7 +689,7 @@ function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
     }
     if (PACKED) {
       packPanels(colT, ld, P, L, 4, colP);
-      dotGemmP(wrP, K, colP, P, L, y + f4(n * K * P), f4(P), bias);
+      dotGemmP(wrP, K, colP, P, L, y + f4(n * K * P), f4(P), false, bias);
     } else dotGemm(wr, f4(ld), K, colT, f4(ld), P, L, y + f4(n * K * P), f4(P), false, bias);
   }
 }
@@ -718,15 +722,21 @@ function opConvBwdData(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const dyT = align64(wt + f4(up(CRS, 4) * ld));
   const colT = align64(dyT + f4((P + 2) * ld));
   const xp = align64(colT + f4(P * CRS));
+  const wtP = align64(xp + f4(Hp * Wp * C));
+  const dyP = align64(wtP + f4((CRS + 4) * L));
   for (let k = 0; k < K; k++)
     for (let c = 0; c < C; c++) for (let r = 0; r < R; r++) for (let s2 = 0; s2 < S; s2++)
       store<f32>(wt + f4(((r * S + s2) * C + c) * ld + k), load<f32>(w + f4(((k * C + c) * R + r) * S + s2)));
   if (L > K) for (let i = 0; i < CRS; i++) zeroF(wt + f4(i * ld + K), L - K);
+  if (PACKED) packPanels(wt, ld, CRS, L, 4, wtP);
   const SC = S * C;
   for (let n = n0; n < n1; n++) {
     transpose(dy + f4(n * K * P), P, K, P, dyT, ld);
     if (L > K) for (let p = 0; p < P; p++) zeroF(dyT + f4(p * ld + K), L - K);
-    dotGemm(dyT, f4(ld), P, wt, f4(ld), CRS, L, colT, f4(CRS), false, 0);
+    if (PACKED) {
+      packPanels(dyT, ld, P, L, 2, dyP);
+      dotGemmP(dyP, P, wtP, CRS, L, colT, f4(CRS), false, 0);
+    } else dotGemm(dyT, f4(ld), P, wt, f4(ld), CRS, L, colT, f4(CRS), false, 0);
     zeroF(xp, Hp * Wp * C);
     let src = colT;
     for (let oh = 0; oh < OH; oh++) {
@@ -756,15 +766,21 @@ function opConvBwdW(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const G = bwGroup(P), L = up(G * P, 4);
   const colG = align64(part + f4(K * CRS));
   const dyG = align64(colG + f4(up(CRS, 4) * L));
+  const colP = align64(dyG + f4(up(K, 4) * L));
+  const dyP = align64(colP + f4(up(CRS, 4) * L));
   for (let n = n0; n < n1; n += G) {
     const g = imin(G, n1 - n);
     for (let gi = 0; gi < g; gi++)
       im2col(x + f4((n + gi) * C * H * W), C, H, W, R, S, sh, sw, ph, pw, OH, OW, colG + f4(gi * P), L);
     const used = g * P;
     if (used < L) for (let i = 0; i < CRS; i++) zeroF(colG + f4(i * L + used), L - used);
+    if (PACKED) packPanels(colG, L, CRS, L, 4, colP);
     if (G == 1 && L == P && (K & 1) == 0) {
       // one image per group and rows of dy already a multiple of 4 long: use dy in place
-      dotGemm(dy + f4(n * K * P), f4(P), K, colG, f4(L), CRS, L, part, f4(CRS), true, 0);
+      if (PACKED) {
+        packPanels(dy + f4(n * K * P), P, K, L, 2, dyP);
+        dotGemmP(dyP, K, colP, CRS, L, part, f4(CRS), true, 0);
+      } else dotGemm(dy + f4(n * K * P), f4(P), K, colG, f4(L), CRS, L, part, f4(CRS), true, 0);
       continue;
     }
     for (let k = 0; k < K; k++) {
@@ -772,7 +788,10 @@ function opConvBwdW(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
       for (let gi = 0; gi < g; gi++) copyF(drow + f4(gi * P), dy + f4(((n + gi) * K + k) * P), P);
       if (used < L) zeroF(drow + f4(used), L - used);
     }
-    dotGemm(dyG, f4(L), K, colG, f4(L), CRS, L, part, f4(CRS), true, 0);
+    if (PACKED) {
+      packPanels(dyG, L, K, L, 2, dyP);
+      dotGemmP(dyP, K, colP, CRS, L, part, f4(CRS), true, 0);
+    } else dotGemm(dyG, f4(L), K, colG, f4(L), CRS, L, part, f4(CRS), true, 0);
   }
 }
 

@@ -319,7 +319,8 @@ export class WasmBackend implements Backend {
     const { N, C, H, W, K, R, S, OH, OW } = g;
     const CRS = C * R * S, P = OH * OW, Ppad = Math.ceil(P / 8) * 8;
     const xp = (H + 2 * g.padH) * (W + 2 * g.padW) * C;
-    this.scratch(256 + 64 + 4 * (CRS + 8) * (K + 8) + 64 + 4 * (P + 4) * (K + 8) + 64 + 4 * CRS * Ppad + 64 + 4 * xp + 64);
+    this.scratch(256 + 64 + 4 * (CRS + 8) * (K + 8) + 64 + 4 * (P + 4) * (K + 8) + 64 + 4 * CRS * Ppad + 64 + 4 * xp + 64 +
+      4 * (CRS + 8) * (K + 8) + 64 + 4 * (P + 8) * (K + 8) + 64);
     this.geom(g);
     this.setI(13, this.in(dy, N * K * P)); this.setI(14, this.in(w, K * CRS)); this.setI(15, this.out(dx, N * C * H * W));
     this.exec(OP_CONV_BWD_DATA, this.nt(N * K * P * CRS, N));
@@ -329,7 +330,7 @@ export class WasmBackend implements Backend {
     const { N, C, H, W, K, R, S, OH, OW } = g;
     const CRS = C * R * S, P = OH * OW;
     const G = Math.max(1, Math.min(8, Math.ceil(192 / P))), L = Math.ceil(G * P / 4) * 4;
-    this.scratch(4 * K * CRS + 64 + 4 * (CRS + 8) * L + 64 + 4 * Math.ceil(K / 4) * 4 * L + 64);
+    this.scratch(4 * K * CRS + 64 + 2 * (4 * (CRS + 8) * L + 64 + 4 * (K + 8) * L + 64));
     this.geom(g);
     const px = this.in(x, N * C * H * W), pdy = this.in(dy, N * K * P);
     this.setI(13, px); this.setI(14, pdy);
