@@ -40,7 +40,10 @@ export type WorkerMessage =
   | { type: 'phase'; phase: 'train' | 'resume' | 'evaluate' | 'pictures'; step?: number }
   | { type: 'done'; figures: RunFigures };
 
-const send = (m: WorkerMessage): void => { if (process.connected) process.send?.(m); };
+/** A message to the parent; a parent gone (send fails) means stop, like a lost channel. */
+const send = (m: WorkerMessage): void => {
+  if (process.connected) process.send?.(m, undefined, {}, (err) => { if (err) requestStop(); });
+};
 
 let stopRequested = false;
 let training = false;

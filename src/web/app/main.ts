@@ -704,6 +704,7 @@ function runMeta(r: RunSummary): string {
   if (res) {
     if (typeof res.steps === 'number') parts.push(`${res.steps} steps`);
     if (typeof res.testMse === 'number') parts.push(`MSE ${res.testMse.toFixed(4)}`);
+    if (res.stopped === true) parts.push('stopped early');
   } else if (typeof c.totalSteps === 'number') parts.push(`${c.totalSteps} steps planned`);
   return parts.join(' · ');
 }

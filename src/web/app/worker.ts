@@ -15,6 +15,7 @@ declare const self: DedicatedWorkerGlobalScope;
 
 let backend: Backend | null = null;
 let model: AutoEncoder | null = null;
+let modelKey = '';
 
 function reply(m: WorkerResponse, transfer: Transferable[] = []): void {
   self.postMessage(m, transfer);
@@ -47,11 +48,20 @@ async function load(req: Extract<WorkerRequest, { type: 'load' }>): Promise<Work
   let sd: StateDict = tensors;
   if ([...tensors.keys()].some((k) => k.startsWith('model.')))
     sd = new Map([...tensors].filter(([k]) => k.startsWith('model.')).map(([k, v]) => [k.slice(6), v]));
-  const m = new AutoEncoder(req.config);
-  m.to(backend);
+  const key = JSON.stringify(req.config);
+  let m: AutoEncoder;
+  if (model && modelKey === key) m = model; // the same shape (a run's newer checkpoint): reuse its memory
+  else {
+    // hand the old model's arrays back to the wasm heap (moving it to plain JS memory frees them there)
+    if (model) model.to(new ReferenceBackend());
+    model = null;
+    m = new AutoEncoder(req.config);
+    m.to(backend);
+  }
   m.loadStateDict(sd);
   m.eval();
   model = m;
+  modelKey = key;
   return { id: req.id, ok: true, type: 'load', latentDim: m.latentDim, latentShape: m.latentShape, ms: performance.now() - t0 };
 }
 
