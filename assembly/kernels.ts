@@ -677,6 +677,25 @@ function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   for (let n = n0; n < n1; n++) {
     const xn = x + f4(n * C * H * W);
     for (let ih = 0; ih < H; ih++) transpose(xn + f4(ih * W), H * W, C, W, xp + f4(((ih + ph) * Wp + pw) * C), C);
+    if (PACKED && (SC & 3) == 0) {
+      // patch-major columns written straight into 4-pixel panels [L/4][4][4]
+      const panel = f4(L * 4);
+      let p = 0;
+      for (let oh = 0; oh < OH; oh++) {
+        for (let ow = 0; ow < OW; ow++) {
+          const src = xp + f4(((oh * sh) * Wp + ow * sw) * C);
+          const base = colP + <usize>(p >> 2) * panel + (<usize>(p & 3) << 4);
+          for (let r = 0; r < R; r++) {
+            const sr = src + f4(r * Wp * C);
+            let d = base + (<usize>(r * SC) << 4);
+            for (let l = 0; l < SC; l += 4) { v128.store(d, v128.load(sr + f4(l))); d += 64; }
+          }
+          p++;
+        }
+      }
+      dotGemmP(wrP, K, colP, P, L, y + f4(n * K * P), f4(P), false, bias);
+      continue;
+    }
     // patch-major columns: colT[p][(r*S + s)*C + c]
     let dst = colT;
     for (let oh = 0; oh < OH; oh++) {
