@@ -54,12 +54,26 @@ export function intInRange(flag: string, lo: number, hi: number) {
 /** An open run and the backend its model computes on; call close() when done. */
 export interface OpenedRun { run: Run; backend: Backend; close(): void }
 
-/** Opens a run folder for pictures (backend: $LATENTLAB_BACKEND or the fastest available). */
+/**
+ * The backend pictures decode on: $LATENTLAB_BACKEND if set, else wasm (pictures decode a few
+ * hundred images at most, and wasm starts faster than the native backend's first-call warm-up),
+ * else whatever loads.
+ */
+async function picturesBackend(): Promise<Backend> {
+  if (process.env.LATENTLAB_BACKEND) return createBackend();
+  try {
+    return await createBackend('wasm');
+  } catch {
+    return createBackend('auto');
+  }
+}
+
+/** Opens a run folder for pictures (backend: see picturesBackend). */
 export async function openRunForPictures(dir: string): Promise<OpenedRun> {
   if (!existsSync(dir)) throw new Error(`${dir}: no such run folder`);
   if (!existsSync(path.join(dir, 'config.json')))
     throw new Error(`${dir}: not a run folder (no config.json; expected the --out folder of latentlab train)`);
-  const backend = await createBackend();
+  const backend = await picturesBackend();
   try {
     const run = await openRun(dir, { backend });
     return { run, backend, close: () => backend.dispose?.() };
