@@ -575,6 +575,9 @@ function transpose(src: usize, lds: i32, rows: i32, cols: i32, dst: usize, ldd: 
 /** The backward-data takes the dot-product path from this K on. */
 const DOT_MIN_K: i32 = 16;
 
+/** From this reduction length on, the weight gradient reads dy in place rather than packing it. */
+const BW_UNPACKED_L: i32 = 512;
+
 /** Forward with packed panels. */
 const PACKED: bool = true;
 
@@ -793,10 +796,11 @@ function opConvBwdW(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
       im2col(x + f4((n + gi) * C * H * W), C, H, W, R, S, sh, sw, ph, pw, OH, OW, colG + f4(gi * P), L);
     const used = g * P;
     if (used < L) for (let i = 0; i < CRS; i++) zeroF(colG + f4(i * L + used), L - used);
-    if (PACKED) packPanels(colG, L, CRS, L, 4, colP);
-    if (G == 1 && L == P && (K & 1) == 0) {
+    const inPlace = G == 1 && L == P && (K & 1) == 0;
+    if (PACKED && !(inPlace && L >= BW_UNPACKED_L)) packPanels(colG, L, CRS, L, 4, colP);
+    if (inPlace) {
       // one image per group and rows of dy already a multiple of 4 long: use dy in place
-      if (PACKED) {
+      if (PACKED && L < BW_UNPACKED_L) {
         packPanels(dy + f4(n * K * P), P, K, L, 2, dyP);
         dotGemmP(dyP, K, colP, CRS, L, part, f4(CRS), true, 0);
       } else dotGemm(dy + f4(n * K * P), f4(P), K, colG, f4(L), CRS, L, part, f4(CRS), true, 0);
