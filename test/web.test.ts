@@ -272,6 +272,9 @@ describe.skipIf(!HAVE_CHROMIUM)('browser (headless Chromium)', () => {
     expect(await page.textContent('#engine-status')).toMatch(/wasm backend/);
     expect(await page.locator('#run-list button[data-run]').count()).toBeGreaterThanOrEqual(3);
     expect(await page.getAttribute('#overlay', 'data-points')).toBe('500');
+    // zoom out with the keyboard, so that the corners are far apart in the latent space
+    await page.focus('#overlay');
+    for (let i = 0; i < 6; i++) await page.keyboard.press('-');
     const p = await plot();
     await page.mouse.move(p.x + p.w * 0.1, p.y + p.h * 0.1);
     await page.waitForFunction(() => Number(document.getElementById('decoded')!.dataset.count ?? 0) >= 1);
@@ -403,5 +406,14 @@ describe.skipIf(!HAVE_CHROMIUM)('browser (headless Chromium)', () => {
     await page.keyboard.press('Enter');
     await page.waitForFunction(() => Number(document.getElementById('pins')!.dataset.count) >= 1);
     expect(errors.filter((e) => !/favicon/.test(e))).toEqual([]);
+  }, 60_000);
+
+  it('falls back to the reference backend in the worker when asked (?backend=reference)', async () => {
+    await page.goto(`${srv.url}?run=plain&backend=reference`);
+    await page.waitForSelector('body[data-model="ready"][data-run="plain"]', { timeout: 60_000 });
+    expect(await page.getAttribute('body', 'data-backend')).toBe('reference');
+    const p = await plot();
+    await page.mouse.move(p.x + p.w * 0.5, p.y + p.h * 0.5);
+    await page.waitForFunction(() => Number(document.getElementById('decoded')!.dataset.count ?? 0) >= 1);
   }, 60_000);
 });

@@ -28,7 +28,14 @@ async function init(req: Extract<WorkerRequest, { type: 'init' }>): Promise<Work
       if (!(globalThis as { crossOriginIsolated?: boolean }).crossOriginIsolated) throw new Error('the page is not cross-origin isolated (no shared memory)');
       if (typeof SharedArrayBuffer === 'undefined') throw new Error('SharedArrayBuffer is missing');
       const threads = Math.max(1, Math.min(req.threads ?? navigator.hardwareConcurrency ?? 1, 4));
-      const b = await createWasmBackendFrom({ wasm: new URL(req.wasmUrl, self.location.href), relaxedWasm: req.relaxedUrl ? new URL(req.relaxedUrl, self.location.href) : undefined, threads, canBlock: true });
+      const pending = createWasmBackendFrom({ wasm: new URL(req.wasmUrl, self.location.href), relaxedWasm: req.relaxedUrl ? new URL(req.relaxedUrl, self.location.href) : undefined, threads, canBlock: true });
+      // a browser that cannot start the pool's nested workers may never answer: do not wait for ever
+      let timer = 0;
+      const timeout = new Promise<never>((_, reject) => { timer = self.setTimeout(() => reject(new Error('its worker threads did not start within 15 s')), 15_000); });
+      const b = await Promise.race([pending, timeout]).catch((e: unknown) => {
+        pending.then((late) => late.dispose(), () => {});
+        throw e;
+      }).finally(() => self.clearTimeout(timer));
       backend = b;
       return { id: req.id, ok: true, type: 'init', backend: b.name, threads: b.threads, relaxed: b.relaxed };
     } catch (e) {
