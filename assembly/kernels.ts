@@ -776,6 +776,69 @@ function opConvBwdData(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
 /** Images per group in the weight gradient, so that the reduction length is long enough. */
 @inline function bwGroup(P: i32): i32 { return imax(1, imin(8, (192 + P - 1) / P)); }
 
+/** Whether the weight gradient builds its columns from padded NHWC images, in (r,s,c) order. */
+@inline function bwNHWC(C: i32, S: i32): bool { return PACKED && ((S * C) & 3) == 0; }
+
+/**
+ * Weight gradient from padded NHWC copies of the G images of a group: the packed column panels (4 rows of
+ * (r,s,c) x L pixels) are filled by 4x4 transposes of 4 pixels' patches. part[k][(r*S + s)*C + c] += ...
+ */
+function bwNHWC4(x: usize, dy: usize, n0: i32, n1: i32, N: i32, C: i32, H: i32, W: i32, K: i32, R: i32, S: i32,
+                 sh: i32, sw: i32, ph: i32, pw: i32, OH: i32, OW: i32, G: i32, L: i32,
+                 part: usize, dyG: usize, colP: usize, dyP: usize): void {
+  const P = OH * OW, CRS = C * R * S, SC = S * C;
+  const Hp = H + 2 * ph, Wp = W + 2 * pw, img = Hp * Wp * C;
+  // G padded images then one all-zero image (the source of the pixels past the group's end)
+  const xps = align64(dyP + f4(up(K, 4) * L));
+  const zimg = xps + f4(G * img);
+  zeroF(xps, (G + 1) * img);
+  const panel = f4(L * 4);
+  for (let n = n0; n < n1; n += G) {
+    const g = imin(G, n1 - n);
+    for (let gi = 0; gi < g; gi++) {
+      const xn = x + f4((n + gi) * C * H * W), xp = xps + f4(gi * img);
+      for (let ih = 0; ih < H; ih++) transpose(xn + f4(ih * W), H * W, C, W, xp + f4(((ih + ph) * Wp + pw) * C), C);
+    }
+    const used = g * P;
+    for (let p4 = 0; p4 < L; p4 += 4) {
+      let s0: usize = zimg, s1: usize = zimg, s2: usize = zimg, s3: usize = zimg;
+      for (let q = 0; q < 4; q++) {
+        const pp = p4 + q;
+        if (pp >= used) break;
+        const gi = pp / P, pl = pp - gi * P, oh = pl / OW, ow = pl - oh * OW;
+        const src = xps + f4(gi * img + ((oh * sh) * Wp + ow * sw) * C);
+        if (q == 0) s0 = src; else if (q == 1) s1 = src; else if (q == 2) s2 = src; else s3 = src;
+      }
+      const pbase = colP + (<usize>(p4 >> 2) << 6);
+      for (let r = 0; r < R; r++) {
+        const ro = f4(r * Wp * C);
+        for (let l = 0; l < SC; l += 4) {
+          const o = ro + f4(l);
+          const r0 = v128.load(s0 + o), r1 = v128.load(s1 + o), r2 = v128.load(s2 + o), r3 = v128.load(s3 + o);
+          const t0 = i32x4.shuffle(r0, r1, 0, 4, 1, 5), t1 = i32x4.shuffle(r0, r1, 2, 6, 3, 7);
+          const t2 = i32x4.shuffle(r2, r3, 0, 4, 1, 5), t3 = i32x4.shuffle(r2, r3, 2, 6, 3, 7);
+          const d = pbase + <usize>((r * SC + l) >> 2) * panel;
+          v128.store(d, i32x4.shuffle(t0, t2, 0, 1, 4, 5));
+          v128.store(d, i32x4.shuffle(t0, t2, 2, 3, 6, 7), 16);
+          v128.store(d, i32x4.shuffle(t1, t3, 0, 1, 4, 5), 32);
+          v128.store(d, i32x4.shuffle(t1, t3, 2, 3, 6, 7), 48);
+        }
+      }
+    }
+    // dy rows of the group, concatenated and zero-padded to L, packed in 2-row panels
+    if (g == 1 && L == P) packPanels(dy + f4(n * K * P), P, K, L, 2, dyP);
+    else {
+      for (let k = 0; k < K; k++) {
+        const drow = dyG + f4(k * L);
+        for (let gi = 0; gi < g; gi++) copyF(drow + f4(gi * P), dy + f4(((n + gi) * K + k) * P), P);
+        if (used < L) zeroF(drow + f4(used), L - used);
+      }
+      packPanels(dyG, L, K, L, 2, dyP);
+    }
+    dotGemmP(dyP, K, colP, CRS, L, part, f4(CRS), true, 0);
+  }
+}
+
 function opConvBwdW(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const N = ai(ctrl, 0), C = ai(ctrl, 1), H = ai(ctrl, 2), W = ai(ctrl, 3), K = ai(ctrl, 4), R = ai(ctrl, 5), S = ai(ctrl, 6);
   const sh = ai(ctrl, 7), sw = ai(ctrl, 8), ph = ai(ctrl, 9), pw = ai(ctrl, 10), OH = ai(ctrl, 11), OW = ai(ctrl, 12);
@@ -790,6 +853,10 @@ function opConvBwdW(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const dyG = align64(colG + f4(up(CRS, 4) * L));
   const colP = align64(dyG + f4(up(K, 4) * L));
   const dyP = align64(colP + f4(up(CRS, 4) * L));
+  if (bwNHWC(C, S)) {
+    bwNHWC4(x, dy, n0, n1, N, C, H, W, K, R, S, sh, sw, ph, pw, OH, OW, G, L, part, dyG, colP, dyP);
+    return;
+  }
   for (let n = n0; n < n1; n += G) {
     const g = imin(G, n1 - n);
     for (let gi = 0; gi < g; gi++)
@@ -826,9 +893,22 @@ function opReduceDw(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const total = K * CRS;
   const e0 = rangeLo(total >> 2, nt, tid) << 2;
   const e1 = tid == nt - 1 ? total : rangeLo(total >> 2, nt, tid + 1) << 2;
+  const C = ai(ctrl, 8), R = ai(ctrl, 9), S = ai(ctrl, 10);
   if (e1 > e0) {
-    copyF(dw + f4(e0), base + f4(e0), e1 - e0);
-    for (let t = 1; t < parts; t++) addF(dw + f4(e0), base + <usize>t * stride + f4(e0), e1 - e0);
+    if (bwNHWC(C, S)) {
+      // partial sums are in [k][(r*S + s)*C + c] order
+      const RS = R * S;
+      for (let e = e0; e < e1; e++) {
+        const k = e / CRS, rem = e - k * CRS, c = rem / RS, rs = rem - c * RS;
+        const src = f4(k * CRS + rs * C + c);
+        let v = load<f32>(base + src);
+        for (let t = 1; t < parts; t++) v += load<f32>(base + <usize>t * stride + src);
+        store<f32>(dw + f4(e), v);
+      }
+    } else {
+      copyF(dw + f4(e0), base + f4(e0), e1 - e0);
+      for (let t = 1; t < parts; t++) addF(dw + f4(e0), base + <usize>t * stride + f4(e0), e1 - e0);
+    }
   }
   if (db) {
     const k0 = rangeLo(K, nt, tid), k1 = rangeLo(K, nt, tid + 1);

@@ -330,7 +330,8 @@ export class WasmBackend implements Backend {
     const { N, C, H, W, K, R, S, OH, OW } = g;
     const CRS = C * R * S, P = OH * OW;
     const G = Math.max(1, Math.min(8, Math.ceil(192 / P))), L = Math.ceil(G * P / 4) * 4;
-    this.scratch(4 * K * CRS + 64 + 2 * (4 * (CRS + 8) * L + 64 + 4 * (K + 8) * L + 64));
+    const img = (H + 2 * g.padH) * (W + 2 * g.padW) * C;
+    this.scratch(4 * K * CRS + 64 + 2 * (4 * (CRS + 8) * L + 64 + 4 * (K + 8) * L + 64) + 4 * (G + 1) * img + 64);
     this.geom(g);
     const px = this.in(x, N * C * H * W), pdy = this.in(dy, N * K * P);
     this.setI(13, px); this.setI(14, pdy);
@@ -340,7 +341,7 @@ export class WasmBackend implements Backend {
     try { this.exec(OP_CONV_BWD_W, nt); } catch (e) { this.hold = false; this.unstage(); throw e; }
     this.hold = false;
     this.setI(0, N); this.setI(1, K); this.setI(2, CRS); this.setI(3, P); this.setI(4, Math.min(nt, N));
-    this.setI(5, pdy); this.setI(6, pdw); this.setI(7, pdb);
+    this.setI(5, pdy); this.setI(6, pdw); this.setI(7, pdb); this.setI(8, C); this.setI(9, R); this.setI(10, S);
     this.exec(OP_REDUCE_DW, this.nt(K * CRS + N * K * P, Math.max(1, K)));
   }
 
