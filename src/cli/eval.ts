@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .option('--model <variant>', 'bn or simple (with --checkpoint)', oneOf('--model', ['bn', 'simple'] as const))
     .option('--latent <n|conv>', "latent size or 'conv' (with --checkpoint)", parseLatent)
     .option('--activation <a>', 'leaky or relu (with --checkpoint)', oneOf('--activation', ['leaky', 'relu'] as const))
-    .option('--latent-activation <a>', 'leaky or none (with --checkpoint)', oneOf('--latent-activation', ['leaky', 'none'] as const))
+    .option('--latent-activation <a>', 'leaky, relu or none (with --checkpoint)', oneOf('--latent-activation', ['leaky', 'relu', 'none'] as const))
     .option('--supervised <map.json>', 'the latent map a --checkpoint was trained with')
     .option('--dataset <name>', 'mnist or fashion-mnist', oneOf('--dataset', ['mnist', 'fashion-mnist'] as const))
     .option('--data-dir <dir>', 'folder with the IDX files')

@@ -14,7 +14,7 @@ export function register(program: Command): void {
     .option('--model <variant>', 'bn or simple', oneOf('--model', ['bn', 'simple'] as const))
     .option('--latent <n|conv>', "latent size or 'conv'", parseLatent)
     .option('--activation <a>', 'leaky or relu', oneOf('--activation', ['leaky', 'relu'] as const))
-    .option('--latent-activation <a>', 'leaky or none', oneOf('--latent-activation', ['leaky', 'none'] as const))
+    .option('--latent-activation <a>', 'leaky, relu or none', oneOf('--latent-activation', ['leaky', 'relu', 'none'] as const))
     .option('--json', 'machine-readable output')
     .action((run: string | undefined, o: Record<string, unknown>) => {
       let cfg: Partial<TrainConfig> = {};

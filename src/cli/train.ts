@@ -28,7 +28,7 @@ export function register(program: Command): void {
     .option('--model <variant>', 'bn (the study) or simple (no BatchNorm, no Tanh)', oneOf('--model', ['bn', 'simple'] as const))
     .option('--latent <n|conv>', "latent size (2, 10, any n >= 1) or 'conv' for (2,7,7)", parseLatent)
     .option('--activation <a>', 'leaky or relu', oneOf('--activation', ['leaky', 'relu'] as const))
-    .option('--latent-activation <a>', 'after the latent: leaky (the study) or none', oneOf('--latent-activation', ['leaky', 'none'] as const))
+    .option('--latent-activation <a>', 'after the latent: leaky (the study), relu or none', oneOf('--latent-activation', ['leaky', 'relu', 'none'] as const))
     .option('--optimizer <name>', OPTIMIZERS.join(' | '), oneOf('--optimizer', OPTIMIZERS))
     .option('--lr <x>', 'learning rate (cyclic/onecycle set it from --base-lr/--max-lr)', num('--lr'))
     .option('--momentum <x>', 'SGD momentum', num('--momentum'))

@@ -8,7 +8,7 @@
  *      sup-linear     the same with no activation after the latent
  *   3. z10-adam       10-D latent, Adam 1e-3, no scheduler
  *   4. conv-adam      (2,7,7) conv latent, Adam 1e-3, no scheduler
- *   5. relu           ReLU instead of LeakyReLU (compared with unsup-s0)
+ *   5. relu           ReLU instead of LeakyReLU everywhere, after the latent too (compared with unsup-s0)
  *   6. opt-*          optimiser/scheduler comparison on 2-D (SGD + CyclicLR is unsup-s0)
  */
 import { DEFAULT_TRAIN, STUDY_LATENT_MAP, type TrainConfig } from './config.js';
@@ -95,7 +95,7 @@ export function studyRuns(o: StudyOptions = {}): StudyRun[] {
     { name: 'sup-linear', section: 'sup', title: '2-D supervised, no activation after the latent', config: { supervised: STUDY_LATENT_MAP, latentWeight: 1, latentActivation: 'none', ...snap } },
     { name: 'z10-adam', section: 'z10', title: '10-D, Adam 1e-3', config: { latent: 10, ...adam } },
     { name: 'conv-adam', section: 'conv', title: '(2,7,7) conv latent, Adam 1e-3', config: { latent: 'conv', ...adam } },
-    { name: 'relu', section: 'act', title: '2-D, ReLU hidden activations, SGD + CyclicLR, seed 0', config: { activation: 'relu', seed: 0, ...snap } },
+    { name: 'relu', section: 'act', title: '2-D, ReLU everywhere (hidden layers and after the latent), SGD + CyclicLR, seed 0', config: { activation: 'relu', latentActivation: 'relu', seed: 0, ...snap } },
     { name: 'opt-onecycle', section: 'optim', title: '2-D, SGD + OneCycleLR (max 1e-2)', config: { scheduler: 'onecycle', maxLr: 1e-2, ...snap } },
     { name: 'opt-step', section: 'optim', title: `2-D, SGD 1e-2 + StepLR (×0.1 every ${Math.max(1, Math.ceil(s.totalSteps / 3))} steps)`,
       config: { scheduler: 'step', lr: 1e-2, stepSize: Math.max(1, Math.ceil(s.totalSteps / 3)), gamma: 0.1, ...snap } },
@@ -352,8 +352,8 @@ export function buildStudyReport(inp: StudyReportInput): ReportDoc {
         const f = F.get(n);
         return [runLink(n), n === 'relu' ? 'ReLU' : 'LeakyReLU', f4(f?.testMse), acc(f?.knnAccuracy), f ? `${f.nonPositiveUnits} of ${f.latentDim}` : '–', f ? `${f.zeroUnits} of ${f.latentDim}` : '–', pct(f?.negativeShare)];
       }) });
-    B.push({ kind: 'note', text: 'latentlab\'s model offers `latentActivation` leaky or none, not ReLU, so the `relu` run has ReLU in every hidden layer and the study\'s LeakyReLU after the latent. '
-      + 'The "≤ 0" column counts the latent units a ReLU after the latent would silence for every image (the dead units of the study\'s all-ReLU model).' });
+    B.push({ kind: 'note', text: 'The `relu` run has ReLU in every hidden layer and after the latent (`--activation relu --latent-activation relu`); '
+      + 'its "exactly 0" column counts the latent units that died. For the LeakyReLU run the "≤ 0" column counts the units a ReLU would have silenced.' });
     figs(pair.map((n) => ({ name: n, key: 'latent', caption: `${n}: test MSE ${f4(F.get(n)?.testMse)}` })));
   }
 

@@ -26,8 +26,8 @@ export interface ModelConfig {
   latent: LatentSpec;
   /** The hidden activation: 'leaky' (LeakyReLU(0.01), the study's) or 'relu'. */
   activation: 'leaky' | 'relu';
-  /** The activation after the encoder's last layer: 'leaky' (the study's) or 'none'. */
-  latentActivation: 'leaky' | 'none';
+  /** The activation after the encoder's last layer: 'leaky' (the study's), 'relu' or 'none'. */
+  latentActivation: 'leaky' | 'relu' | 'none';
 }
 
 export const DEFAULT_MODEL: ModelConfig = { model: 'bn', latent: 2, activation: 'leaky', latentActivation: 'leaky' };
@@ -38,8 +38,8 @@ export function checkModelConfig(c: ModelConfig): ModelConfig {
   if (c.latent !== 'conv' && !(Number.isInteger(c.latent) && c.latent >= 1))
     throw new Error(`--latent: expected a positive integer or 'conv', got '${c.latent}'`);
   if (c.activation !== 'leaky' && c.activation !== 'relu') throw new Error(`--activation: expected leaky or relu, got '${c.activation}'`);
-  if (c.latentActivation !== 'leaky' && c.latentActivation !== 'none')
-    throw new Error(`--latent-activation: expected leaky or none, got '${c.latentActivation}'`);
+  if (c.latentActivation !== 'leaky' && c.latentActivation !== 'relu' && c.latentActivation !== 'none')
+    throw new Error(`--latent-activation: expected leaky, relu or none, got '${c.latentActivation}'`);
   return c;
 }
 
@@ -83,6 +83,7 @@ export class AutoEncoder extends Module {
       this.latentShape = [c.latent];
     }
     if (c.latentActivation === 'leaky') enc.push(new LeakyReLU());
+    else if (c.latentActivation === 'relu') enc.push(new ReLU());
     dec.push(
       ...block(new ConvTranspose2d(64, 64, 3, { stride: 2, padding: 1, outputPadding: 1, ...o }), 64),
       ...block(new ConvTranspose2d(64, 32, 3, { stride: 2, padding: 1, outputPadding: 1, ...o }), 32),
