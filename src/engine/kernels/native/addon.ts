@@ -72,6 +72,9 @@ export function nativeAddonPath(): string {
 
 const loaded = new Map<string, NativeAddon>();
 
+/** libgomp's spin count before a waiting thread sleeps, unless the environment sets one. */
+export const GOMP_SPINCOUNT_DEFAULT = 10_000;
+
 /**
  * Loads the addon (once per path; by default from nativeAddonPath()); throws an Error that says how to
  * enable it when it is missing or cannot load (e.g. libdnnl.so.2 is not installed).
@@ -80,6 +83,14 @@ export function loadNativeAddon(path = nativeAddonPath()): NativeAddon {
   const hit = loaded.get(path);
   if (hit) return hit;
   if (!existsSync(path)) throw new Error(`native addon not built (${path} is missing); ${NATIVE_HINT}`);
+  // libgomp reads its spin policy from the environment once, when the addon pulls it in. Its default
+  // (spin ~300k iterations before sleeping) burns a core after every parallel region, which on a machine
+  // shared with other processes starves our own main thread: measured 5-10x slower steps under load.
+  // Unless the user chose (OMP_WAIT_POLICY / GOMP_SPINCOUNT), spin briefly; the variable is removed again
+  // afterwards so that child processes do not inherit it.
+  const env = process.env;
+  const setSpin = env.OMP_WAIT_POLICY === undefined && env.GOMP_SPINCOUNT === undefined;
+  if (setSpin) env.GOMP_SPINCOUNT = String(GOMP_SPINCOUNT_DEFAULT);
   try {
     const require = createRequire(import.meta.url);
     const addon = require(path) as NativeAddon;
@@ -88,6 +99,8 @@ export function loadNativeAddon(path = nativeAddonPath()): NativeAddon {
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
     throw new Error(`native addon failed to load (${msg}); ${NATIVE_HINT}`);
+  } finally {
+    if (setSpin) delete env.GOMP_SPINCOUNT;
   }
 }
 
