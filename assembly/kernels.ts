@@ -479,7 +479,7 @@ function dotGemm(a: usize, lda: usize, M: i32, b: usize, ldb: usize, N: i32, L: 
 }
 
 // Packed variant: A in panels of 2 rows [L/4][2][4], B in panels of 4 rows [L/4][4][4] (one pointer each).
-function dotP2x4(pa: usize, pb: usize, steps: i32, c: usize, ldc: usize, mr: i32, nr: i32, accumulate: bool, bias: usize): void {
+@inline function dotP2x4(pa: usize, pb: usize, steps: i32, c: usize, ldc: usize, mr: i32, nr: i32, accumulate: bool, bias: usize): void {
   let s00 = f32x4.splat(0), s01 = s00, s02 = s00, s03 = s00, s10 = s00, s11 = s00, s12 = s00, s13 = s00;
   for (let i = 0; i < steps; i++) {
     const x0 = v128.load(pa), x1 = v128.load(pa, 16);
