@@ -85,6 +85,19 @@ describe('train()', () => {
   });
 });
 
+const FASHION = '/usr/share/datasets/fashion-mnist';
+describe('datasets', () => {
+  if (!existsSync(FASHION) && process.env.CI === 'true') throw new Error(`CI installs dataset-fashion-mnist: ${FASHION} is missing`);
+  it.skipIf(!existsSync(FASHION))('trains on Fashion-MNIST (--dataset fashion-mnist), found in /usr/share/datasets', async () => {
+    const out = tmp();
+    const r = await train({ ...quick, dataDir: undefined, dataset: 'fashion-mnist', maxSteps: 10 }, { out, testLimit: 200, trainLatents: 100 });
+    expect(r.steps).toBe(10);
+    const cfg = JSON.parse(readFileSync(path.join(out, 'config.json'), 'utf8'));
+    expect(cfg.dataset).toBe('fashion-mnist');
+    expect(cfg.dataSource).toBe('system');
+  });
+});
+
 describe('latentlab train (CLI)', () => {
   const cli = (args: string[], env: Record<string, string> = {}) =>
     spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
