@@ -23,9 +23,12 @@ export interface KernelBenchRow {
   /** Median wall time, ms. */
   ms: number;
   gflops: number;
-  /** Median process CPU time per thread, ms (workers spin-wait, so this over-counts slightly with threads > 1). */
+  /** Median process CPU time (all threads), ms. */
   cpuMs: number;
-  cpuGflops: number;
+  /** cpuMs / ms: the cores the call really ran on (< threads when the machine is shared with other work). */
+  coresBusy: number;
+  /** GFLOP/s per core actually used (flop / CPU time). */
+  gflopsPerCore: number;
 }
 
 export interface KernelBenchResult {
@@ -33,7 +36,8 @@ export interface KernelBenchResult {
   rows: KernelBenchRow[];
   /** Estimated convolution time of one training step (encoder + mirrored decoder), per thread count (wall). */
   stepConvMs: Record<number, number>;
-  /** The same from CPU time per thread (what the step costs when the cores are not shared with other work). */
+  /** The same from process CPU time divided by the thread count: the step time if every thread had a free core
+   * (only meaningful when coresBusy is close to the thread count or for 1 thread). */
   stepConvCpuMs: Record<number, number>;
   /** Batch-norm + LeakyReLU forward and backward of one step (5 layers), wall and CPU per thread. */
   stepBnMs: Record<number, number>;
@@ -62,9 +66,9 @@ function fill(a: Float32Array, seed: number): Float32Array {
   return a;
 }
 
-/** Median wall time (ms) of `runs` calls, and the median process CPU time per call divided by `threads`
- * (on a machine shared with other work, the CPU time shows what the kernel costs when it gets the cores). */
-function time(f: () => void, runs: number, threads: number): { wall: number; cpu: number } {
+/** Median wall time (ms) of `runs` calls and the median (and least) process CPU time per call: on a machine
+ * shared with other work, CPU time / wall shows how many cores the kernel actually got. */
+function time(f: () => void, runs: number): { wall: number; cpu: number; cpuMin: number } {
   f(); f(); // warm-up
   const t: number[] = [], c: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -73,9 +77,9 @@ function time(f: () => void, runs: number, threads: number): { wall: number; cpu
     f();
     t.push(performance.now() - t0);
     const d = process.cpuUsage(c0);
-    c.push((d.user + d.system) / 1000 / threads);
+    c.push((d.user + d.system) / 1000);
   }
-  return { wall: median(t), cpu: median(c) };
+  return { wall: median(t), cpu: median(c), cpuMin: Math.min(...c) };
 }
 
 export async function benchKernels(opts: KernelBenchOptions = {}): Promise<KernelBenchResult> {
@@ -86,6 +90,7 @@ export async function benchKernels(opts: KernelBenchOptions = {}): Promise<Kerne
   const stepConvMs: Record<number, number> = {}, stepConvCpuMs: Record<number, number> = {};
   const stepBnMs: Record<number, number> = {}, stepBnCpuMs: Record<number, number> = {};
   let relaxed = false;
+  const busy: string[] = [];
   for (const threads of threadsList) {
     const b: Backend & { relaxed?: boolean } = await createWasmBackend({ threads, noRelaxed: opts.plain });
     relaxed = !!b.relaxed;
@@ -98,22 +103,22 @@ export async function benchKernels(opts: KernelBenchOptions = {}): Promise<Kerne
         const dw = b.alloc(K * C * R * S), db = b.alloc(K);
         const flop = 2 * N * K * OH * OW * C * R * S;
         const t = {
-          fwd: time(() => b.conv2d(g, x, w, bias, y), runs, threads),
-          bwdData: time(() => b.conv2dBackwardData(g, dy, w, dx), runs, threads),
-          bwdWeight: time(() => b.conv2dBackwardWeight(g, x, dy, dw, db), runs, threads),
+          fwd: time(() => b.conv2d(g, x, w, bias, y), runs),
+          bwdData: time(() => b.conv2dBackwardData(g, dy, w, dx), runs),
+          bwdWeight: time(() => b.conv2dBackwardWeight(g, x, dy, dw, db), runs),
         };
         const ms = { fwd: t.fwd.wall, bwdData: t.bwdData.wall, bwdWeight: t.bwdWeight.wall };
         for (const k of ['fwd', 'bwdData', 'bwdWeight'] as const) {
           const row: KernelBenchRow = { threads, shape: name, kernel: k, ms: ms[k], gflops: flop / ms[k] / 1e6,
-            cpuMs: t[k].cpu, cpuGflops: flop / t[k].cpu / 1e6 };
+            cpuMs: t[k].cpu, coresBusy: t[k].cpu / ms[k], gflopsPerCore: flop / t[k].cpuMin / 1e6 };
           rows.push(row);
           log(`${threads} thr  ${name.padEnd(18)} ${k.padEnd(9)} ${ms[k].toFixed(2).padStart(7)} ms ${row.gflops.toFixed(1).padStart(6)} GFLOP/s` +
-              `  | cpu/thread ${row.cpuMs.toFixed(2).padStart(7)} ms ${row.cpuGflops.toFixed(1).padStart(6)} GFLOP/s`);
+              `  | cores busy ${row.coresBusy.toFixed(2)}  ${row.gflopsPerCore.toFixed(1).padStart(6)} GFLOP/s per busy core`);
         }
         // encoder + decoder mirror use each geometry for all three kernels, except the encoder's first
         // layer needs no input gradient
         step += 2 * (ms.fwd + ms.bwdData + ms.bwdWeight) - (i === 0 ? ms.bwdData : 0);
-        stepCpu += 2 * (t.fwd.cpu + t.bwdData.cpu + t.bwdWeight.cpu) - (i === 0 ? t.bwdData.cpu : 0);
+        stepCpu += (2 * (t.fwd.cpu + t.bwdData.cpu + t.bwdWeight.cpu) - (i === 0 ? t.bwdData.cpu : 0)) / threads;
         for (const a of [x, w, bias, y, dy, dx, dw, db]) b.free(a);
       }
       // batch norm + LeakyReLU after each conv: encoder 32x28x28, 64x14x14, 64x7x7; decoder 64x14x14, 32x28x28
@@ -123,11 +128,11 @@ export async function benchKernels(opts: KernelBenchOptions = {}): Promise<Kerne
         const n = N * C * HW;
         const x = fill(b.alloc(n), 5), y = b.alloc(n), dy = fill(b.alloc(n), 6), dx = b.alloc(n);
         const g = b.alloc(C).fill(1), be = b.alloc(C), m = b.alloc(C), is = b.alloc(C), dg = b.alloc(C), db = b.alloc(C);
-        const f = time(() => b.batchNormTrain(N, C, HW, x, g, be, 1e-5, act, y, m, is), runs, threads);
-        const bw = time(() => b.batchNormBackward(N, C, HW, x, y, dy, g, m, is, act, dx, dg, db), runs, threads);
+        const f = time(() => b.batchNormTrain(N, C, HW, x, g, be, 1e-5, act, y, m, is), runs);
+        const bw = time(() => b.batchNormBackward(N, C, HW, x, y, dy, g, m, is, act, dx, dg, db), runs);
         log(`${threads} thr  bn+leaky ${C}x${HW}`.padEnd(34) + ` fwd ${f.wall.toFixed(2)} ms (cpu ${f.cpu.toFixed(2)})` +
             `  bwd ${bw.wall.toFixed(2)} ms (cpu ${bw.cpu.toFixed(2)})`);
-        bn += times * (f.wall + bw.wall); bnCpu += times * (f.cpu + bw.cpu);
+        bn += times * (f.wall + bw.wall); bnCpu += times * (f.cpu + bw.cpu) / threads;
         for (const a of [x, y, dy, dx, g, be, m, is, dg, db]) b.free(a);
       }
       stepBnMs[threads] = bn; stepBnCpuMs[threads] = bnCpu;
@@ -135,9 +140,11 @@ export async function benchKernels(opts: KernelBenchOptions = {}): Promise<Kerne
     stepConvMs[threads] = step; stepConvCpuMs[threads] = stepCpu;
     const tot = step + stepBnMs[threads], totCpu = stepCpu + stepBnCpuMs[threads];
     log(`${threads} thr  step estimate (batch ${N}), conv + bn: wall ${step.toFixed(1)} + ${stepBnMs[threads].toFixed(1)} = ${tot.toFixed(1)} ms` +
-        ` -> ${(N / tot * 1000).toFixed(0)} samples/s; from CPU time/thread ${stepCpu.toFixed(1)} + ${stepBnCpuMs[threads].toFixed(1)} =` +
+        ` -> ${(N / tot * 1000).toFixed(0)} samples/s; if each thread had a free core (CPU time / threads) ${stepCpu.toFixed(1)} + ${stepBnCpuMs[threads].toFixed(1)} =` +
         ` ${totCpu.toFixed(1)} ms -> ${(N / totCpu * 1000).toFixed(0)} samples/s`);
+    busy.push(`${threads} thr: ${(stepCpu * threads / step).toFixed(2)} cores busy on average`);
   }
+  log(`cores actually used during the conv runs: ${busy.join('; ')}`);
   return { relaxed, rows, stepConvMs, stepConvCpuMs, stepBnMs, stepBnCpuMs };
 }
 
