@@ -4,8 +4,7 @@
       "target_name": "latentlab",
       "sources": ["latentlab.cc"],
       "include_dirs": [
-        "<!(node -p \"require('node-addon-api').include_dir\")",
-        "/usr/include"
+        "<!(node -p \"require('node-addon-api').include_dir\")"
       ],
       "defines": ["NAPI_VERSION=8", "NAPI_CPP_EXCEPTIONS", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
