@@ -1,5 +1,5 @@
 /** `latentlab train`: flags -> TrainConfig -> lab.train(), with a progress bar, then the run's pictures. */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { OPTIMIZERS, SCHEDULERS, STUDY_LATENT_MAP, checkLatentMap, type TrainConfig } from '../lab/config.js';
@@ -115,5 +115,4 @@ export async function runTrain(o: Record<string, unknown>): Promise<void> {
   if (o.pictures !== false) wrote.push(...await renderRunPictures(out));
   process.stdout.write(`test MSE ${result.testMse.toFixed(4)} on [-1, 1] after ${result.steps} steps; training throughput ${Math.round(result.samplesPerSec)} samples/s\n`);
   for (const f of wrote) process.stdout.write(`wrote ${f}\n`);
-  void readFileSync;
 }
