@@ -3,5 +3,5 @@
  * resumable) and IDX parsing on bytes. Files, caches, verification and downloads are in
  * `latentlab/node`'s `data`.
  */
-export * from './idx.js';
+export * from '../lab/data/idx-format.js';
 export { DataLoader, toFloat, type Batch, type DataLoaderOptions, type LoaderData, type LoaderState } from '../lab/data/loader.js';

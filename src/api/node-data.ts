@@ -3,4 +3,3 @@
  * raw), dataset descriptors, locating/caching/verifying/downloading MNIST and Fashion-MNIST.
  */
 export * from '../lab/data/index.js';
-export { maybeGunzipAsync, splitFromBytes } from './idx.js';

@@ -1,26 +1,44 @@
 /**
- * Browser-safe IDX parsing (the MNIST format) on bytes, for the `latentlab` entry.
- *
- * A seam: `src/lab/data/idx.ts` holds the same parsers but also imports node:fs, node:zlib and
- * node:crypto at the top, so it cannot be bundled for the browser. These functions give the same
- * results and the same one-line errors on the same bytes; gunzipping is async here
- * (DecompressionStream, in browsers and Node >= 18). Node code should use `latentlab/node`'s
- * `data` (file reading, sync gunzip, verification, download).
+ * The IDX format (MNIST's) on bytes: parsing with checks of magic numbers, dimensions and counts,
+ * and encoding. Browser-safe (no node: imports); `idx.ts` adds files, sync gunzip and checksums.
  */
 
+/** Magic number of a uint8 IDX file with 3 dimensions (images). */
 export const IDX_IMAGES_MAGIC = 0x00000803;
+/** Magic number of a uint8 IDX file with 1 dimension (labels). */
 export const IDX_LABELS_MAGIC = 0x00000801;
 
-/** An error about the data; its message is one line. */
+/** An error about the data (missing/corrupt files, failed downloads); its message is one line. */
 export class DataError extends Error {
   override name = 'DataError';
 }
 
-export interface IdxImages { images: Uint8Array; n: number; rows: number; cols: number }
-export interface IdxLabels { labels: Uint8Array; n: number }
+export interface IdxImages {
+  /** N*rows*cols bytes, row-major, one image after another. */
+  images: Uint8Array;
+  n: number;
+  rows: number;
+  cols: number;
+}
+
+export interface IdxLabels {
+  labels: Uint8Array;
+  n: number;
+}
+
 /** One split (train or test): images and labels of the same count. */
-export interface Split { images: Uint8Array; labels: Uint8Array; n: number; rows: number; cols: number }
-export interface ImageShape { rows?: number; cols?: number }
+export interface Split {
+  images: Uint8Array;
+  labels: Uint8Array;
+  n: number;
+  rows: number;
+  cols: number;
+}
+
+export interface ImageShape {
+  rows?: number;
+  cols?: number;
+}
 
 /** True when the buffer starts with the gzip magic bytes 1f 8b. */
 export function isGzip(buf: Uint8Array): boolean {
@@ -44,43 +62,61 @@ function hex32(x: number): string {
 }
 
 function readU32BE(buf: Uint8Array, off: number): number {
-  return ((buf[off]! << 24) | (buf[off + 1]! << 16) | (buf[off + 2]! << 8) | buf[off + 3]!) >>> 0;
+  return ((buf[off] << 24) | (buf[off + 1] << 16) | (buf[off + 2] << 8) | buf[off + 3]) >>> 0;
 }
 
-/** Parses an uncompressed IDX images buffer (magic 0x00000803); the pixels are a view, not a copy. */
+/** Parses an uncompressed IDX images buffer (magic 0x00000803). */
 export function parseIdxImages(buf: Uint8Array, name = 'images', expect: ImageShape = {}): IdxImages {
   if (buf.length >= 4) {
     const magic = readU32BE(buf, 0);
-    if (magic !== IDX_IMAGES_MAGIC)
+    if (magic !== IDX_IMAGES_MAGIC) {
       throw new DataError(`${name}: expected IDX magic ${hex32(IDX_IMAGES_MAGIC)} (uint8 images), got ${hex32(magic)}`);
+    }
   }
-  if (buf.length < 16) throw new DataError(`${name}: expected an IDX images header of 16 bytes, got ${buf.length} bytes`);
+  if (buf.length < 16) {
+    throw new DataError(`${name}: expected an IDX images header of 16 bytes, got ${buf.length} bytes`);
+  }
   const n = readU32BE(buf, 4), rows = readU32BE(buf, 8), cols = readU32BE(buf, 12);
-  if (rows === 0 || cols === 0) throw new DataError(`${name}: expected non-zero image dimensions, got ${rows}x${cols}`);
-  if ((expect.rows !== undefined && rows !== expect.rows) || (expect.cols !== undefined && cols !== expect.cols))
+  if (rows === 0 || cols === 0) {
+    throw new DataError(`${name}: expected non-zero image dimensions, got ${rows}x${cols}`);
+  }
+  if ((expect.rows !== undefined && rows !== expect.rows) || (expect.cols !== undefined && cols !== expect.cols)) {
     throw new DataError(`${name}: expected ${expect.rows ?? rows}x${expect.cols ?? cols} images, got ${rows}x${cols}`);
+  }
   const want = 16 + n * rows * cols;
-  if (buf.length !== want) throw new DataError(`${name}: expected 16 + ${n}*${rows}*${cols} = ${want} bytes, got ${buf.length}`);
-  return { images: new Uint8Array(buf.buffer, buf.byteOffset + 16, n * rows * cols), n, rows, cols };
+  if (buf.length !== want) {
+    throw new DataError(`${name}: expected 16 + ${n}*${rows}*${cols} = ${want} bytes, got ${buf.length}`);
+  }
+  // A plain Uint8Array view (not a Buffer) over the pixel bytes, no copy.
+  const images = new Uint8Array(buf.buffer, buf.byteOffset + 16, n * rows * cols);
+  return { images, n, rows, cols };
 }
 
 /** Parses an uncompressed IDX labels buffer (magic 0x00000801). */
 export function parseIdxLabels(buf: Uint8Array, name = 'labels'): IdxLabels {
   if (buf.length >= 4) {
     const magic = readU32BE(buf, 0);
-    if (magic !== IDX_LABELS_MAGIC)
+    if (magic !== IDX_LABELS_MAGIC) {
       throw new DataError(`${name}: expected IDX magic ${hex32(IDX_LABELS_MAGIC)} (uint8 labels), got ${hex32(magic)}`);
+    }
   }
-  if (buf.length < 8) throw new DataError(`${name}: expected an IDX labels header of 8 bytes, got ${buf.length} bytes`);
+  if (buf.length < 8) {
+    throw new DataError(`${name}: expected an IDX labels header of 8 bytes, got ${buf.length} bytes`);
+  }
   const n = readU32BE(buf, 4);
-  if (buf.length !== 8 + n) throw new DataError(`${name}: expected 8 + ${n} = ${8 + n} bytes, got ${buf.length}`);
-  return { labels: new Uint8Array(buf.buffer, buf.byteOffset + 8, n), n };
+  const want = 8 + n;
+  if (buf.length !== want) {
+    throw new DataError(`${name}: expected 8 + ${n} = ${want} bytes, got ${buf.length}`);
+  }
+  const labels = new Uint8Array(buf.buffer, buf.byteOffset + 8, n);
+  return { labels, n };
 }
 
 /** Checks that images and labels agree in count; throws a one-line DataError otherwise. */
 export function checkSplit(images: IdxImages, labels: IdxLabels, imagesName = 'images', labelsName = 'labels'): Split {
-  if (images.n !== labels.n)
+  if (images.n !== labels.n) {
     throw new DataError(`${labelsName}: expected ${images.n} labels (the image count of ${imagesName}), got ${labels.n}`);
+  }
   return { images: images.images, labels: labels.labels, n: images.n, rows: images.rows, cols: images.cols };
 }
 
@@ -92,7 +128,7 @@ export async function splitFromBytes(imagesBytes: Uint8Array, labelsBytes: Uint8
   return checkSplit(images, labels, imagesName, labelsName);
 }
 
-/** Encodes uint8 images as an IDX buffer (uncompressed). */
+/** Encodes uint8 images as an IDX buffer (uncompressed); for tests and tools. */
 export function encodeIdxImages(images: Uint8Array, n: number, rows: number, cols: number): Uint8Array {
   if (images.length !== n * rows * cols) throw new DataError(`encodeIdxImages: expected ${n * rows * cols} bytes, got ${images.length}`);
   const out = new Uint8Array(16 + images.length);
@@ -102,11 +138,17 @@ export function encodeIdxImages(images: Uint8Array, n: number, rows: number, col
   return out;
 }
 
-/** Encodes uint8 labels as an IDX buffer (uncompressed). */
+/** Encodes uint8 labels as an IDX buffer (uncompressed); for tests and tools. */
 export function encodeIdxLabels(labels: Uint8Array): Uint8Array {
   const out = new Uint8Array(8 + labels.length);
   const dv = new DataView(out.buffer);
   dv.setUint32(0, IDX_LABELS_MAGIC); dv.setUint32(4, labels.length);
   out.set(labels, 8);
   return out;
+}
+
+/** First line of an error's message. */
+export function oneLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.split('\n')[0];
 }
