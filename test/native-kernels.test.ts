@@ -207,6 +207,23 @@ suite('native backend: setup', () => {
   });
 });
 
+suite('native backend: edge cases', () => {
+  it('empty batch and K = 0', async () => {
+    const be = await createNativeBackend({ threads: 2 });
+    const g = geom(0, 3, 5, 5, 4, 3, 3, 1, 1);
+    const dw = nans(4 * 3 * 9), db = nans(4);
+    be.conv2d(g, new Float32Array(0), rand(108), null, new Float32Array(0));
+    be.conv2dBackwardWeight(g, new Float32Array(0), new Float32Array(0), dw, db);
+    expect(maxAbs(dw)).toBe(0);
+    expect(maxAbs(db)).toBe(0);
+    const C = Float32Array.from([1, 2, 3, 4]);
+    be.gemm(false, false, 2, 2, 0, 1, new Float32Array(0), new Float32Array(0), 0.5, C);
+    expect(Array.from(C)).toEqual([0.5, 1, 1.5, 2]);
+    be.dispose();
+    expect(() => be.gemm(false, false, 1, 1, 1, 1, C, C, 0, C)).toThrow(/dispose/);
+  });
+});
+
 suite('native backend: gemm', () => {
   it('matches the reference for all transposes, alpha/beta and the model\'s Linear shapes', async () => {
     const be = await createNativeBackend({ threads: 2 });
