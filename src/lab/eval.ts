@@ -19,10 +19,10 @@ export interface EvalReport {
 }
 
 /** Reconstruction error over the first n images of a split; returns the test latents too. */
-export function reconstructionError(model: AutoEncoder, split: Split, n = split.n): { mse: number; z: Float32Array; labels: Uint8Array } {
+export function reconstructionError(model: AutoEncoder, split: Split, n = split.n, B = 64): { mse: number; z: Float32Array; labels: Uint8Array } {
   n = Math.min(n, split.n);
   const D = model.latentDim, z = new Float32Array(n * D);
-  const B = 500, x = new Float32Array(B * 784);
+  const x = new Float32Array(B * 784);
   let se = 0;
   for (let i = 0; i < n; i += B) {
     const b = Math.min(B, n - i);

@@ -21,6 +21,7 @@ import { loadDataset, type LoadedDataset } from './data/datasets.js';
 import type { Split } from './data/idx.js';
 import { writeFileAtomic, writeJsonAtomic } from './io.js';
 import { AutoEncoder } from './models/autoencoder.js';
+import { reconstructionError } from './eval.js';
 import { currentMomentum, makeOptimizer, makeScheduler, type AnyOpt, type Schedule } from './optim.js';
 
 export interface StepInfo {
@@ -164,20 +165,8 @@ export class Trainer {
 
   /** Test MSE on [-1, 1] (eval mode) and the test latents, over the first `limit` test images. */
   evaluate(limit = this.opts.testLimit): { mse: number; z: Float32Array; labels: Uint8Array } {
-    const t = this.data.test, n = Math.min(t.n, limit ?? t.n);
-    const D = this.model.latentDim, z = new Float32Array(n * D);
-    const x = floatImages(t, n);
-    let se = 0;
-    const B = 500;
-    for (let i = 0; i < n; i += B) {
-      const b = Math.min(B, n - i);
-      const xb = x.subarray(i * 784, (i + b) * 784);
-      const zb = this.model.encode(xb, b, B);
-      const yb = this.model.decode(zb, b, B);
-      z.set(zb, i * D);
-      se += mseLoss(yb, xb, b * 784) * b * 784;
-    }
-    return { mse: se / (n * 784), z, labels: t.labels.slice(0, n) };
+    // in batches of the training size, so that evaluation reuses the training buffers
+    return reconstructionError(this.model, this.data.test, limit ?? this.data.test.n, this.config.batchSize);
   }
 
   snapshot(loss: number): Snapshot {
@@ -187,7 +176,7 @@ export class Trainer {
       const src = this.snapIdx[i] * 784;
       for (let j = 0; j < 784; j++) x[i * 784 + j] = t.images[src + j] / 127.5 - 1;
     }
-    const z = this.model.encode(x, k);
+    const z = this.model.encode(x, k, this.config.batchSize);
     const labels = Uint8Array.from(this.snapIdx, (i) => t.labels[i]);
     const g = 8;
     let grid: Float32Array, box: [number, number, number, number] | undefined;
@@ -357,12 +346,17 @@ export class Trainer {
 
   /** Latents of a fixed subset of the training set (for centroids and k-NN). */
   trainLatents(count: number): { z: Float32Array; labels: Uint8Array } {
-    const tr = this.data.train, n = Math.min(count, tr.n);
+    const tr = this.data.train, n = Math.min(count, tr.n), D = this.model.latentDim, B = this.config.batchSize;
     const idx = new Rng(this.config.seed + 3).permutation(tr.n).slice(0, n);
-    const x = new Float32Array(n * 784);
-    for (let i = 0; i < n; i++) for (let j = 0; j < 784; j++) x[i * 784 + j] = tr.images[idx[i] * 784 + j] / 127.5 - 1;
-    return { z: this.model.encode(x, n), labels: Uint8Array.from(idx, (i) => tr.labels[i]) };
+    const z = new Float32Array(n * D), x = new Float32Array(B * 784);
+    for (let i = 0; i < n; i += B) {
+      const b = Math.min(B, n - i);
+      for (let k = 0; k < b; k++) for (let j = 0; j < 784; j++) x[k * 784 + j] = tr.images[idx[i + k] * 784 + j] / 127.5 - 1;
+      z.set(this.model.encode(x.subarray(0, b * 784), b, B), i * D);
+    }
+    return { z, labels: Uint8Array.from(idx, (i) => tr.labels[i]) };
   }
+
 }
 
 function round3(v: number): number { return Math.round(v * 1000) / 1000; }

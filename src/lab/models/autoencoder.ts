@@ -131,7 +131,7 @@ export class AutoEncoder extends Module {
   }
 
   /** Encodes n images (n*784 floats in [-1,1]) in eval mode; returns n*latentDim floats (a copy). */
-  encode(x: Float32Array, n: number, batchSize = 256): Float32Array {
+  encode(x: Float32Array, n: number, batchSize = 64): Float32Array {
     const D = this.latentDim, out = new Float32Array(n * D);
     this.withMode(false, () => {
       for (let i = 0; i < n; i += batchSize) {
@@ -144,7 +144,7 @@ export class AutoEncoder extends Module {
   }
 
   /** Decodes n latents (n*latentDim floats) in eval mode; returns n*784 floats in the output's range (a copy). */
-  decode(z: Float32Array, n: number, batchSize = 256): Float32Array {
+  decode(z: Float32Array, n: number, batchSize = 64): Float32Array {
     const D = this.latentDim, out = new Float32Array(n * 784);
     this.withMode(false, () => {
       for (let i = 0; i < n; i += batchSize) {
@@ -157,7 +157,7 @@ export class AutoEncoder extends Module {
   }
 
   /** Encodes then decodes n images; returns n*784 floats (a copy). */
-  reconstruct(x: Float32Array, n: number, batchSize = 256): Float32Array {
+  reconstruct(x: Float32Array, n: number, batchSize = 64): Float32Array {
     return this.decode(this.encode(x, n, batchSize), n, batchSize);
   }
 
