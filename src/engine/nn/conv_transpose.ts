@@ -10,7 +10,7 @@ import { NO_ACT, type ConvGeom } from '../kernels/index.js';
 import type { Rng } from '../rng.js';
 import { Tensor } from '../tensor.js';
 import { biasUniform, defaultRng, kaimingUniform } from './init.js';
-import { accumulate, EMPTY, Module, type Parameter } from './module.js';
+import { accumulate, addChannelSums, EMPTY, Module, type Parameter } from './module.js';
 
 export interface ConvTransposeOptions { stride?: number; padding?: number; outputPadding?: number; bias?: boolean; rng?: Rng }
 
@@ -78,16 +78,7 @@ export class ConvTranspose2d extends Module {
     const dw = this.scratch('dw', this.weight.size);
     this.backend.conv2dBackwardWeight(g, dy.data, x.data, dw, null);
     accumulate(this.weight.grad, dw);
-    if (this.bias) {
-      const HW = g.H * g.W, gb = this.bias.grad, d = dy.data;
-      for (let n = 0; n < g.N; n++)
-        for (let c = 0; c < g.C; c++) {
-          let s = 0;
-          const o = (n * g.C + c) * HW;
-          for (let i = 0; i < HW; i++) s += d[o + i];
-          gb[c] += s;
-        }
-    }
+    if (this.bias) addChannelSums(g.N, g.C, g.H * g.W, dy.data, this.bias.grad);
     if (!this.needsInputGrad) return EMPTY;
     const dx = this.scratch('dx', x.size);
     this.backend.conv2d(g, dy.data, this.weight.data, null, dx);

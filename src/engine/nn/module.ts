@@ -203,6 +203,21 @@ export function accumulate(grad: Float32Array, src: Float32Array): void {
   for (let i = 0; i < grad.length; i++) grad[i] += src[i];
 }
 
+/**
+ * out[c] += the sum of d over n and the HW positions of channel c, for d of shape [N, C, HW]
+ * (a bias gradient). Four partial sums break the add chain (about twice as fast in V8).
+ */
+export function addChannelSums(N: number, C: number, HW: number, d: Float32Array, out: Float32Array): void {
+  for (let n = 0; n < N; n++)
+    for (let c = 0; c < C; c++) {
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, i = 0;
+      const o = (n * C + c) * HW;
+      for (; i + 3 < HW; i += 4) { s0 += d[o + i]; s1 += d[o + i + 1]; s2 += d[o + i + 2]; s3 += d[o + i + 3]; }
+      for (; i < HW; i++) s0 += d[o + i];
+      out[c] += (s0 + s1) + (s2 + s3);
+    }
+}
+
 /** Returns t's data as an array of n elements (checks the size). */
 export function expectSize(t: Tensor, n: number, who: string): Float32Array {
   if (t.size !== n) throw new Error(`${who}: expected ${n} elements, got shape [${t.shape.join(', ')}]`);
