@@ -434,8 +434,11 @@ function dot2x4(a: usize, lda: usize, b: usize, ldb: usize, L: i32, c: usize, ld
     y = v128.load(b3 + p);
     s03 = fma(x0, y, s03); s13 = fma(x1, y, s13);
   }
-  let r0 = hsum4(s00, s01, s02, s03);
-  let r1 = hsum4(s10, s11, s12, s13);
+  store2x4(hsum4(s00, s01, s02, s03), hsum4(s10, s11, s12, s13), c, ldc, mr, nr, accumulate, bias);
+}
+
+/** The epilogue of the 2x4 dot kernels: adds the bias per row, then stores (or accumulates) mr rows of nr lanes. */
+@inline function store2x4(r0: v128, r1: v128, c: usize, ldc: usize, mr: i32, nr: i32, accumulate: bool, bias: usize): void {
   if (bias) {
     r0 = f32x4.add(r0, v128.load32_splat(bias));
     if (mr > 1) r1 = f32x4.add(r1, v128.load32_splat(bias, 4));
@@ -493,23 +496,7 @@ function dotGemm(a: usize, lda: usize, M: i32, b: usize, ldb: usize, N: i32, L: 
     s03 = fma(x0, y, s03); s13 = fma(x1, y, s13);
     pa += 32; pb += 64;
   }
-  let r0 = hsum4(s00, s01, s02, s03);
-  let r1 = hsum4(s10, s11, s12, s13);
-  if (bias) {
-    r0 = f32x4.add(r0, v128.load32_splat(bias));
-    if (mr > 1) r1 = f32x4.add(r1, v128.load32_splat(bias, 4));
-  }
-  if (nr == 4) {
-    if (accumulate) r0 = f32x4.add(r0, v128.load(c));
-    v128.store(c, r0);
-    if (mr > 1) {
-      if (accumulate) r1 = f32x4.add(r1, v128.load(c + ldc));
-      v128.store(c + ldc, r1);
-    }
-  } else {
-    storeLanes(c, r0, nr, accumulate);
-    if (mr > 1) storeLanes(c + ldc, r1, nr, accumulate);
-  }
+  store2x4(hsum4(s00, s01, s02, s03), hsum4(s10, s11, s12, s13), c, ldc, mr, nr, accumulate, bias);
 }
 
 /** Packs rows [0,rows) of src (row stride ld floats, L floats used, L a multiple of 4) into panels of `pr` rows. */
