@@ -2,7 +2,6 @@
 import { convOutSize, type ConvGeom } from '../kernels/index.js';
 import type { Rng } from '../rng.js';
 import { Tensor } from '../tensor.js';
-import { biasUniform, defaultRng, kaimingUniform } from './init.js';
 import { accumulate, EMPTY, Module, type Parameter } from './module.js';
 
 export interface ConvOptions { stride?: number; padding?: number; bias?: boolean; rng?: Rng }
@@ -22,11 +21,7 @@ export class Conv2d extends Module {
     this.stride = opts.stride ?? 1;
     this.padding = opts.padding ?? 0;
     const shape = [outChannels, inChannels, kernelSize, kernelSize];
-    this.weight = this.registerParameter('weight', shape);
-    this.bias = opts.bias === false ? null : this.registerParameter('bias', [outChannels]);
-    const rng = opts.rng ?? defaultRng();
-    kaimingUniform(rng, this.weight.data, shape);
-    if (this.bias) biasUniform(rng, this.bias.data, shape);
+    ({ weight: this.weight, bias: this.bias } = this.registerWeightAndBias(shape, outChannels, opts.bias !== false, opts.rng));
   }
 
   override extraRepr(): string {

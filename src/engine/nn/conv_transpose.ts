@@ -9,7 +9,6 @@
 import { NO_ACT, type ConvGeom } from '../kernels/index.js';
 import type { Rng } from '../rng.js';
 import { Tensor } from '../tensor.js';
-import { biasUniform, defaultRng, kaimingUniform } from './init.js';
 import { accumulate, addChannelSums, EMPTY, Module, type Parameter } from './module.js';
 
 export interface ConvTransposeOptions { stride?: number; padding?: number; outputPadding?: number; bias?: boolean; rng?: Rng }
@@ -32,11 +31,7 @@ export class ConvTranspose2d extends Module {
     this.outputPadding = opts.outputPadding ?? 0;
     if (this.outputPadding >= this.stride) throw new Error(`ConvTranspose2d: output_padding (${this.outputPadding}) must be smaller than stride (${this.stride})`);
     const shape = [inChannels, outChannels, kernelSize, kernelSize];
-    this.weight = this.registerParameter('weight', shape);
-    this.bias = opts.bias === false ? null : this.registerParameter('bias', [outChannels]);
-    const rng = opts.rng ?? defaultRng();
-    kaimingUniform(rng, this.weight.data, shape);
-    if (this.bias) biasUniform(rng, this.bias.data, shape);
+    ({ weight: this.weight, bias: this.bias } = this.registerWeightAndBias(shape, outChannels, opts.bias !== false, opts.rng));
   }
 
   override extraRepr(): string {

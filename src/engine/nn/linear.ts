@@ -1,7 +1,6 @@
 /** Linear, after torch.nn.Linear: y = x W^T + b, weight [out, in]. */
 import type { Rng } from '../rng.js';
 import { Tensor } from '../tensor.js';
-import { biasUniform, defaultRng, kaimingUniform } from './init.js';
 import { EMPTY, Module, type Parameter } from './module.js';
 
 export class Linear extends Module {
@@ -13,11 +12,7 @@ export class Linear extends Module {
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean; rng?: Rng } = {}) {
     super();
     const shape = [outFeatures, inFeatures];
-    this.weight = this.registerParameter('weight', shape);
-    this.bias = opts.bias === false ? null : this.registerParameter('bias', [outFeatures]);
-    const rng = opts.rng ?? defaultRng();
-    kaimingUniform(rng, this.weight.data, shape);
-    if (this.bias) biasUniform(rng, this.bias.data, shape);
+    ({ weight: this.weight, bias: this.bias } = this.registerWeightAndBias(shape, outFeatures, opts.bias !== false, opts.rng));
   }
 
   override extraRepr(): string {

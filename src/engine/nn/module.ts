@@ -10,6 +10,8 @@ import { ReferenceBackend } from '../kernels/reference.js';
 import { f32, i64, type StateDict } from '../state.js';
 import { Tensor } from '../tensor.js';
 import { Parameter } from './parameter.js';
+import type { Rng } from '../rng.js';
+import { biasUniform, defaultRng, kaimingUniform } from './init.js';
 
 export { Parameter };
 
@@ -52,6 +54,18 @@ export abstract class Module {
     const p = new Parameter(shape, this.backend.alloc(n), this.backend.alloc(n));
     this._params.push([name, p]);
     return p;
+  }
+
+  /**
+   * The weight (and bias) of Conv2d, ConvTranspose2d and Linear, initialised as their PyTorch
+   * reset_parameters() does: kaiming_uniform(a = sqrt(5)) and a bias uniform in +-1/sqrt(fan_in).
+   */
+  protected registerWeightAndBias(shape: number[], biasSize: number, bias: boolean, rng: Rng = defaultRng()): { weight: Parameter; bias: Parameter | null } {
+    const w = this.registerParameter('weight', shape);
+    const b = bias ? this.registerParameter('bias', [biasSize]) : null;
+    kaimingUniform(rng, w.data, shape);
+    if (b) biasUniform(rng, b.data, shape);
+    return { weight: w, bias: b };
   }
 
   protected registerBuffer(name: string, shape: number[], dtype: 'F32' | 'I64' = 'F32'): BufferEntry {
