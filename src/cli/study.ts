@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
+import { findDataset } from '../lab/data/datasets.js';
 import { readJson, writeFileAtomic, writeJsonAtomic } from '../lab/io.js';
 import { toHtml, toMarkdown } from '../lab/report.js';
 import { buildStudyReport, studyRuns, studyScale, type RunFigures, type StudyOptions, type StudyRun } from '../lab/study.js';
@@ -78,10 +79,14 @@ export async function runStudy(o: StudyFlags): Promise<number> {
     only: o.only ? o.only.split(',').map((s) => s.trim()).filter(Boolean) : undefined,
   };
   if (o.quick && o.epochs !== undefined) throw new Error('--epochs: not with --quick (a quick study runs a few steps; use --steps N)');
+  for (const k of ['epochs', 'steps', 'jobs', 'threads', 'seeds'] as const)
+    if (o[k] !== undefined && !(o[k]! >= 1)) throw new Error(`--${k}: expected a positive integer, got ${o[k]}`);
   const scale = studyScale(opts);
   const runs = studyRuns(opts);
   const out = o.out ?? path.join('studies', new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19));
   const runsDir = path.join(out, 'runs');
+  // find (or download) the data once, before any folder or worker: one clear error instead of one per run
+  await findDataset('mnist', { dataDir: o.dataDir });
   mkdirSync(runsDir, { recursive: true });
 
   // one kind of study per folder
