@@ -241,6 +241,92 @@ int ActKind(const Napi::Env& env, const Napi::Value& v) {
 }
 
 // ------------------------------------------------------------------------------------------------
+// The channel-blocked activation layout nChw16c (oneDNN's aBcd16b): [N][C/16][HW][16], C % 16 == 0.
+// Convolutions read and write it without reorders; these loops work on it directly, with the 16 channels
+// of a block in the 16 lanes of a vector.
+
+constexpr int kB = 16;
+
+LL_INLINE long BIdx(long n, long cb, long CB, long HW) { return (n * CB + cb) * HW * kB; }
+
+// Per-lane sums of x over the HW pixels of one (n, cb) block: float partials per pixel run, then double.
+LL_CLONES void blkSum(const float* x, long HW, double* s) {
+  float p[kB] = {0};
+  for (long i = 0; i < HW; i++) {
+#pragma omp simd
+    for (int l = 0; l < kB; l++) p[l] += x[i * kB + l];
+  }
+  for (int l = 0; l < kB; l++) s[l] += p[l];
+}
+LL_CLONES void blkSqDev(const float* x, long HW, const float* mu, double* s) {
+  float p[kB] = {0};
+  for (long i = 0; i < HW; i++) {
+#pragma omp simd
+    for (int l = 0; l < kB; l++) {
+      float d = x[i * kB + l] - mu[l];
+      p[l] += d * d;
+    }
+  }
+  for (int l = 0; l < kB; l++) s[l] += p[l];
+}
+template <int K>
+LL_INLINE void blkAffineActT(const float* x, float* y, long HW, const float* mu, const float* a, const float* b,
+                             float slope) {
+  for (long i = 0; i < HW; i++) {
+#pragma omp simd
+    for (int l = 0; l < kB; l++) y[i * kB + l] = actF<K>((x[i * kB + l] - mu[l]) * a[l] + b[l], slope);
+  }
+}
+LL_CLONES void blkAffineAct(const float* x, float* y, long HW, const float* mu, const float* a, const float* b,
+                            int kind, float slope) {
+#define CALL(K) blkAffineActT<K>(x, y, HW, mu, a, b, slope)
+  LL_DISPATCH(kind, CALL)
+#undef CALL
+}
+template <int K>
+LL_INLINE void blkBwdSumsT(const float* x, const float* y, const float* dy, long HW, const float* mu, const float* is,
+                           float slope, double* sg, double* sgx) {
+  float p1[kB] = {0}, p2[kB] = {0};
+  for (long i = 0; i < HW; i++) {
+#pragma omp simd
+    for (int l = 0; l < kB; l++) {
+      long j = i * kB + l;
+      float g = dyPre<K>(y[j], dy[j], slope);
+      p1[l] += g;
+      p2[l] += g * (x[j] - mu[l]) * is[l];
+    }
+  }
+  for (int l = 0; l < kB; l++) {
+    sg[l] += p1[l];
+    sgx[l] += p2[l];
+  }
+}
+LL_CLONES void blkBwdSums(const float* x, const float* y, const float* dy, long HW, const float* mu, const float* is,
+                          int kind, float slope, double* sg, double* sgx) {
+#define CALL(K) blkBwdSumsT<K>(x, y, dy, HW, mu, is, slope, sg, sgx)
+  LL_DISPATCH(kind, CALL)
+#undef CALL
+}
+template <int K>
+LL_INLINE void blkBwdDxT(const float* x, const float* y, const float* dy, float* dx, long HW, const float* mu,
+                         const float* is, float slope, const float* k2, const float* mdz, const float* mdzx) {
+  for (long i = 0; i < HW; i++) {
+#pragma omp simd
+    for (int l = 0; l < kB; l++) {
+      long j = i * kB + l;
+      float g = dyPre<K>(y[j], dy[j], slope);
+      dx[j] = k2[l] * (g - mdz[l] - (x[j] - mu[l]) * is[l] * mdzx[l]);
+    }
+  }
+}
+LL_CLONES void blkBwdDx(const float* x, const float* y, const float* dy, float* dx, long HW, const float* mu,
+                        const float* is, int kind, float slope, const float* k2, const float* mdz, const float* mdzx) {
+#define CALL(K) blkBwdDxT<K>(x, y, dy, dx, HW, mu, is, slope, k2, mdz, mdzx)
+  LL_DISPATCH(kind, CALL)
+#undef CALL
+}
+
+// ------------------------------------------------------------------------------------------------
 // oneDNN convolutions, cached per geometry.
 
 enum ConvKind { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_WEI = 2 };
@@ -314,6 +400,8 @@ class Context : public Napi::ObjectWrap<Context> {
                            InstanceMethod("batchNormBackward", &Context::BatchNormBackward),
                            InstanceMethod("activation", &Context::Activation),
                            InstanceMethod("activationBackward", &Context::ActivationBackward),
+                           InstanceMethod("reorderLayout", &Context::ReorderLayout),
+                           InstanceMethod("channelSums", &Context::ChannelSums),
                            InstanceMethod("convImpl", &Context::ConvImpl),
                            InstanceMethod("dispose", &Context::Dispose),
                        });
@@ -381,7 +469,8 @@ class Context : public Napi::ObjectWrap<Context> {
     return g;
   }
 
-  ConvEntry* Create(int kind, const Geom& g, bool bias, int layout) {
+  // xb / yb: the user's x / y (src / dst of the convolution) are in the blocked layout nChw16c.
+  ConvEntry* Create(int kind, const Geom& g, bool bias, int layout, bool xb, bool yb) {
     using namespace dnnl;
     memory::dims srcD{g.N, g.C, g.H, g.W}, weiD{g.K, g.C, g.R, g.S}, dstD{g.N, g.K, g.OH, g.OW}, biasD{g.K};
     memory::dims strides{g.sh, g.sw}, padL{g.ph, g.pw};
@@ -390,7 +479,8 @@ class Context : public Napi::ObjectWrap<Context> {
     const bool b16 = kind == CONV_BWD_WEI ? bf16Wgrad_ : bf16_;
     const dt lo = b16 ? dt::bf16 : dt::f32;
     const tag at = layout == 1 ? tag::nchw : tag::any;
-    memory::desc srcU(srcD, dt::f32, tag::nchw), weiU(weiD, dt::f32, tag::oihw), dstU(dstD, dt::f32, tag::nchw),
+    memory::desc srcU(srcD, dt::f32, xb ? tag::nChw16c : tag::nchw), weiU(weiD, dt::f32, tag::oihw),
+        dstU(dstD, dt::f32, yb ? tag::nChw16c : tag::nchw),
         biasU(biasD, dt::f32, tag::x);
     memory::desc srcLo(srcD, lo, at), weiLo(weiD, lo, tag::any), dstLo(dstD, lo, at);
     // fp32 results: with bf16 inputs oneDNN can write f32 directly; fall back to bf16 + reorder.
@@ -504,14 +594,15 @@ class Context : public Napi::ObjectWrap<Context> {
     strm_.wait();
   }
 
-  ConvEntry* Get(int kind, const Geom& g, bool bias, float* p0, float* p1, float* p2, float* pb) {
-    std::array<int, 16> key{kind, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw, g.ph, g.pw, g.OH, g.OW, bias, 0};
+  ConvEntry* Get(int kind, const Geom& g, bool bias, bool xb, bool yb, float* p0, float* p1, float* p2, float* pb) {
+    std::array<int, 16> key{kind, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw, g.ph, g.pw, g.OH, g.OW, bias,
+                            int(xb) | int(yb) << 1};
     auto it = convs_.find(key);
     if (it != convs_.end()) return it->second.get();
     std::unique_ptr<ConvEntry> e;
     if (layout_ == 2) {
       // Measure both layouts on this call's data (the outputs are overwritten by every run) and keep the faster.
-      std::unique_ptr<ConvEntry> c0(Create(kind, g, bias, 0)), c1(Create(kind, g, bias, 1));
+      std::unique_ptr<ConvEntry> c0(Create(kind, g, bias, 0, xb, yb)), c1(Create(kind, g, bias, 1, xb, yb));
       double best[2] = {1e30, 1e30};
       ConvEntry* cs[2] = {c0.get(), c1.get()};
       for (int rep = 0; rep < 3; rep++)
@@ -524,9 +615,9 @@ class Context : public Napi::ObjectWrap<Context> {
       e = best[1] < best[0] ? std::move(c1) : std::move(c0);
       // the caller runs the chosen primitive once more, so the outputs come from it
     } else if (layout_ == 3) {
-      e.reset(Create(kind, g, bias, kind == CONV_BWD_DATA && g.C < 8 ? 1 : 0));
+      e.reset(Create(kind, g, bias, kind == CONV_BWD_DATA && g.C < 8 ? 1 : 0, xb, yb));
     } else {
-      e.reset(Create(kind, g, bias, layout_));
+      e.reset(Create(kind, g, bias, layout_, xb, yb));
     }
     ConvEntry* raw = e.get();
     convs_.emplace(key, std::move(e));
@@ -537,6 +628,8 @@ class Context : public Napi::ObjectWrap<Context> {
     Napi::Env env = info.Env();
     if (info.Length() < 17) throw Napi::TypeError::New(env, "conv: expected 17 arguments");
     Geom g = ReadGeom(info);
+    // optional 18th and 19th: x and y in the blocked layout
+    const bool xb = Blocked(env, info, 17, g.C), yb = Blocked(env, info, 18, g.K);
     size_t xN = size_t(g.N) * g.C * g.H * g.W, wN = size_t(g.K) * g.C * g.R * g.S, yN = size_t(g.N) * g.K * g.OH * g.OW;
     float *p0, *p1, *p2, *pb;
     if (kind == CONV_FWD) {  // x, w, bias, y
@@ -564,7 +657,7 @@ class Context : public Napi::ObjectWrap<Context> {
     }
     UseThreads();
     try {
-      ConvEntry* e = Get(kind, g, pb != nullptr, p0, p1, p2, pb);
+      ConvEntry* e = Get(kind, g, pb != nullptr, xb, yb, p0, p1, p2, pb);
       Run(*e, kind, p0, p1, p2, pb);
     } catch (const dnnl::error& err) {
       throw Napi::Error::New(env, std::string("oneDNN ") + KindName(kind) + ": " + err.what());
@@ -585,6 +678,7 @@ class Context : public Napi::ObjectWrap<Context> {
     std::array<int, 16> key{kind};
     for (int i = 0; i < 13; i++) key[i + 1] = I32(info[i + 1]);
     key[14] = info[14].ToBoolean().Value();
+    key[15] = int(info.Length() > 15 && info[15].ToBoolean().Value()) | int(info.Length() > 16 && info[16].ToBoolean().Value()) << 1;
     auto it = convs_.find(key);
     if (it == convs_.end()) return env.Null();
     const ConvEntry& e = *it->second;
@@ -634,6 +728,30 @@ class Context : public Napi::ObjectWrap<Context> {
     float* mean = F32(env, info[10], C, "mean");
     float* invstd = F32(env, info[11], C, "invstd");
     const double M = double(N) * HW;
+    if (Blocked(env, info, 12, C)) {
+      const long CB = C / kB;
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
+      for (long cb = 0; cb < CB; cb++) {
+        double s[kB] = {0}, q[kB] = {0};
+        float mu[kB], a[kB];
+        for (long b = 0; b < N; b++) blkSum(x + BIdx(b, cb, CB, HW), HW, s);
+        for (int l = 0; l < kB; l++) mu[l] = float(s[l] / M);
+        for (long b = 0; b < N; b++) blkSqDev(x + BIdx(b, cb, CB, HW), HW, mu, q);
+        for (int l = 0; l < kB; l++) {
+          long c = cb * kB + l;
+          double dm = s[l] / M - double(mu[l]);
+          double var = q[l] / M - dm * dm;
+          if (var < 0) var = 0;
+          double is = 1.0 / std::sqrt(var + eps);
+          mean[c] = mu[l];
+          invstd[c] = float(is);
+          a[l] = float(double(gamma[c]) * is);
+        }
+        for (long b = 0; b < N; b++)
+          blkAffineAct(x + BIdx(b, cb, CB, HW), y + BIdx(b, cb, CB, HW), HW, mu, a, beta + cb * kB, kind, slope);
+      }
+      return env.Undefined();
+    }
 #pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
     for (long c = 0; c < C; c++) {
       double s = 0, q = 0;
@@ -666,6 +784,16 @@ class Context : public Napi::ObjectWrap<Context> {
     int kind = ActKind(env, info[6]);
     float slope = float(F64(info[7]));
     float* y = F32(env, info[8], n, "y");
+    if (Blocked(env, info, 9, C)) {
+      const long CB = C / kB;
+      static const float zero[kB] = {0};
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n * (kind >= A_TANH ? 4 : 1) >= 262144)
+      for (long r = 0; r < N * CB; r++) {
+        long cb = r % CB;
+        blkAffineAct(x + r * HW * kB, y + r * HW * kB, HW, zero, scale + cb * kB, shift + cb * kB, kind, slope);
+      }
+      return env.Undefined();
+    }
     long rows = N * C;
 #pragma omp parallel for schedule(static) num_threads(threads_) if (n * (kind >= A_TANH ? 4 : 1) >= 262144)
     for (long r = 0; r < rows; r++) {
@@ -692,6 +820,33 @@ class Context : public Napi::ObjectWrap<Context> {
     float* dgamma = F32(env, info[12], C, "dgamma");
     float* dbeta = F32(env, info[13], C, "dbeta");
     const double M = double(N) * HW;
+    if (Blocked(env, info, 14, C)) {
+      const long CB = C / kB;
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
+      for (long cb = 0; cb < CB; cb++) {
+        const float* mu = mean + cb * kB;
+        const float* is = invstd + cb * kB;
+        double sg[kB] = {0}, sgx[kB] = {0};
+        for (long b = 0; b < N; b++) {
+          long o = BIdx(b, cb, CB, HW);
+          blkBwdSums(x + o, y + o, dy + o, HW, mu, is, kind, slope, sg, sgx);
+        }
+        float k2[kB], mdz[kB], mdzx[kB];
+        for (int l = 0; l < kB; l++) {
+          long c = cb * kB + l;
+          dbeta[c] = float(sg[l]);
+          dgamma[c] = float(sgx[l]);
+          k2[l] = float(double(gamma[c]) * is[l]);
+          mdz[l] = float(sg[l] / M);
+          mdzx[l] = float(sgx[l] / M);
+        }
+        for (long b = 0; b < N; b++) {
+          long o = BIdx(b, cb, CB, HW);
+          blkBwdDx(x + o, y + o, dy + o, dx + o, HW, mu, is, kind, slope, k2, mdz, mdzx);
+        }
+      }
+      return env.Undefined();
+    }
 #pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
     for (long c = 0; c < C; c++) {
       float mu = mean[c], is = invstd[c];
@@ -707,6 +862,65 @@ class Context : public Napi::ObjectWrap<Context> {
         long o = (b * C + c) * HW;
         bnBwdDx(x + o, y + o, dy + o, dx + o, HW, mu, is, kind, slope, k2, mdz, mdzx);
       }
+    }
+    return env.Undefined();
+  }
+
+  // Whether argument i says the tensors are in the blocked layout (then C must be a multiple of 16).
+  static bool Blocked(const Napi::Env& env, const Napi::CallbackInfo& info, size_t i, long C) {
+    bool b = info.Length() > i && info[i].ToBoolean().Value();
+    if (b && C % kB != 0) throw Napi::RangeError::New(env, "blocked layout needs channels divisible by 16");
+    return b;
+  }
+
+  // reorderLayout(N, C, HW, src, dst, toBlocked): NCHW -> nChw16c (toBlocked) or back. dst != src.
+  Napi::Value ReorderLayout(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    long N = I32(info[0]), C = I32(info[1]), HW = I32(info[2]);
+    size_t n = size_t(N) * C * HW;
+    const float* src = F32(env, info[3], n, "src");
+    float* dst = F32(env, info[4], n, "dst");
+    bool toBlocked = Blocked(env, info, 5, C);
+    if (C % kB != 0) throw Napi::RangeError::New(env, "blocked layout needs channels divisible by 16");
+    const long CB = C / kB;
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 262144)
+    for (long r = 0; r < N * CB; r++) {
+      long b = r / CB, cb = r % CB;
+      float* blk = toBlocked ? dst + r * HW * kB : nullptr;
+      const float* cblk = toBlocked ? nullptr : src + r * HW * kB;
+      for (int l = 0; l < kB; l++) {
+        long plane = (b * C + cb * kB + l) * HW;
+        if (toBlocked)
+          for (long i = 0; i < HW; i++) blk[i * kB + l] = src[plane + i];
+        else
+          for (long i = 0; i < HW; i++) dst[plane + i] = cblk[i * kB + l];
+      }
+    }
+    return env.Undefined();
+  }
+
+  // channelSums(N, C, HW, x, out, blocked): out[c] = sum of channel c of x over N and HW (overwritten).
+  Napi::Value ChannelSums(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    long N = I32(info[0]), C = I32(info[1]), HW = I32(info[2]);
+    size_t n = size_t(N) * C * HW;
+    const float* x = F32(env, info[3], n, "x");
+    float* out = F32(env, info[4], C, "out");
+    if (Blocked(env, info, 5, C)) {
+      const long CB = C / kB;
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
+      for (long cb = 0; cb < CB; cb++) {
+        double s[kB] = {0};
+        for (long b = 0; b < N; b++) blkSum(x + BIdx(b, cb, CB, HW), HW, s);
+        for (int l = 0; l < kB; l++) out[cb * kB + l] = float(s[l]);
+      }
+      return env.Undefined();
+    }
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
+    for (long c = 0; c < C; c++) {
+      double s = 0;
+      for (long b = 0; b < N; b++) sumRow(x + (b * C + c) * HW, HW, &s);
+      out[c] = float(s);
     }
     return env.Undefined();
   }

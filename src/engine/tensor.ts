@@ -1,6 +1,13 @@
-/** A float32 NCHW tensor: a shape over a flat array (usually memory of the active backend). */
+import type { Layout } from './kernels/index.js';
+
+/**
+ * A float32 tensor: a shape over a flat array (usually memory of the active backend), NCHW unless
+ * `layout` says 'blocked' (an activation inside a Sequential on a backend with a channel-blocked
+ * layout; Sequential hands out NCHW tensors only).
+ */
 export class Tensor {
-  constructor(public readonly shape: readonly number[], public readonly data: Float32Array) {
+  constructor(public readonly shape: readonly number[], public readonly data: Float32Array,
+              public readonly layout: Layout = 'nchw') {
     const n = numel(shape);
     if (data.length < n) throw new Error(`Tensor: data has ${data.length} elements, shape [${shape.join(', ')}] needs ${n}`);
   }
@@ -15,12 +22,13 @@ export class Tensor {
       shape[inferred] = this.size / rest;
     }
     if (numel(shape) !== this.size) throw new Error(`view: cannot view [${this.shape.join(', ')}] as [${shape.join(', ')}]`);
+    if (this.layout !== 'nchw') throw new Error(`view: a tensor in the ${this.layout} layout has no views`);
     return new Tensor(shape, this.data);
   }
 
   /** A copy in ordinary JavaScript memory, safe to keep after the next forward pass. */
   clone(): Tensor {
-    return new Tensor([...this.shape], this.data.slice(0, this.size));
+    return new Tensor([...this.shape], this.data.slice(0, this.size), this.layout);
   }
 
   /** The elements as a plain array (for small tensors, printing and tests). */

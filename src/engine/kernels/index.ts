@@ -7,7 +7,18 @@
  *
  * All arrays are float32, row-major, NCHW. Kernels overwrite their outputs (they never
  * accumulate) unless a parameter says otherwise.
+ *
+ * One exception, opt-in: a backend that declares `channelBlock` (the native one) may also be handed
+ * activations in the channel-blocked layout it computes fastest in (see `Layout`); layers ask for it
+ * only inside a Sequential, and only from such a backend. Other backends never see it.
  */
+
+/**
+ * Memory layout of an activation [N, C, H, W]: 'nchw' (row-major), or 'blocked': nChw{B}c with
+ * B = the backend's `channelBlock`, i.e. [N][C/B][H][W][B] (C a multiple of B; the same number of
+ * elements). Weights, biases and everything that is not an activation are always plain.
+ */
+export type Layout = 'nchw' | 'blocked';
 
 /** Geometry of one 2-D convolution (groups = 1, dilation = 1). x: [N,C,H,W], w: [K,C,R,S], y: [N,K,OH,OW]. */
 export interface ConvGeom {
@@ -16,6 +27,8 @@ export interface ConvGeom {
   strideH: number; strideW: number;
   padH: number; padW: number;
   OH: number; OW: number;
+  /** Layouts of x and y (default 'nchw'); 'blocked' only for a backend with `channelBlock`. */
+  xLayout?: Layout; yLayout?: Layout;
 }
 
 export type ActKind = 'none' | 'relu' | 'leaky' | 'tanh' | 'sigmoid';
@@ -27,6 +40,16 @@ export interface Backend {
   readonly name: string;
   /** Threads the backend computes with. */
   readonly threads: number;
+  /**
+   * Set when the backend can keep activations in the blocked layout nChw{channelBlock}c between layers
+   * (its convolutions then skip two reorders per call). Such a backend also implements `reorderLayout`
+   * and `channelSums`, and takes the optional `layout` arguments below.
+   */
+  readonly channelBlock?: number;
+  /** Copies an activation [N, C, HW] from one layout into the other (src and dst distinct). */
+  reorderLayout?(N: number, C: number, HW: number, src: Float32Array, dst: Float32Array, to: Layout): void;
+  /** out[c] = sum of channel c of x [N, C, HW] (overwritten). */
+  channelSums?(N: number, C: number, HW: number, x: Float32Array, out: Float32Array, layout?: Layout): void;
 
   /** A zero-filled float32 array of n elements in this backend's memory. */
   alloc(n: number): Float32Array;
@@ -53,17 +76,17 @@ export interface Backend {
    * (biased variance) for the backward pass and the running statistics.
    */
   batchNormTrain(N: number, C: number, HW: number, x: Float32Array, gamma: Float32Array, beta: Float32Array,
-                 eps: number, act: Act, y: Float32Array, mean: Float32Array, invstd: Float32Array): void;
+                 eps: number, act: Act, y: Float32Array, mean: Float32Array, invstd: Float32Array, layout?: Layout): void;
   /** y = act(x * scale[c] + shift[c]) over [N,C,HW] (batch-norm in eval mode, folded). */
   channelAffine(N: number, C: number, HW: number, x: Float32Array, scale: Float32Array, shift: Float32Array,
-                act: Act, y: Float32Array): void;
+                act: Act, y: Float32Array, layout?: Layout): void;
   /**
    * Backward of batchNormTrain (with its activation): given x, the forward output y and dy, writes
    * dx, dgamma and dbeta (overwritten).
    */
   batchNormBackward(N: number, C: number, HW: number, x: Float32Array, y: Float32Array, dy: Float32Array,
                     gamma: Float32Array, mean: Float32Array, invstd: Float32Array, act: Act,
-                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array): void;
+                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, layout?: Layout): void;
 
   /** y = act(x), n elements (y may be x). */
   activation(act: Act, n: number, x: Float32Array, y: Float32Array): void;

@@ -5,6 +5,7 @@ import { Module } from './module.js';
 
 export abstract class Activation extends Module {
   abstract readonly act: Act;
+  override readonly blockedInput = 'keep' as const;
   private x: Tensor | null = null;
   private y: Tensor | null = null;
 
@@ -12,16 +13,17 @@ export abstract class Activation extends Module {
     const y = this.scratch('y', x.size);
     this.backend.activation(this.act, x.size, x.data, y);
     this.x = x;
-    this.y = new Tensor(x.shape, y);
+    this.y = new Tensor(x.shape, y, x.layout);
     return this.y;
   }
 
   backward(dy: Tensor): Tensor {
     const x = this.x, y = this.y;
     if (!x || !y) throw new Error(`${this.typeName}.backward called before forward`);
+    dy = this.toLayout(dy, x.layout, 'dyLayout');
     const dx = this.scratch('dx', x.size);
     this.backend.activationBackward(this.act, x.size, x.data, y.data, dy.data, dx);
-    return new Tensor(x.shape, dx);
+    return new Tensor(x.shape, dx, x.layout);
   }
 
   /** Whether a preceding BatchNorm2d may fuse this activation (its derivative is known from its output). */

@@ -21,6 +21,7 @@ export class BatchNorm2d extends Module {
   readonly momentum: number;
   /** The activation fused after the normalisation (set by Sequential for one forward/backward). */
   fusedAct: Act = NO_ACT;
+  override readonly blockedInput = 'keep' as const;
   private x: Tensor | null = null;
   private y: Tensor | null = null;
   private usedBatchStats = true;
@@ -59,7 +60,7 @@ export class BatchNorm2d extends Module {
       const M = N * HW;
       if (M < 2) throw new Error(`BatchNorm2d: expected more than 1 value per channel when training, got input [${x.shape.join(', ')}]`);
       const mean = this.scratch('mean', C), invstd = this.scratch('invstd', C);
-      this.backend.batchNormTrain(N, C, HW, x.data, this.weight.data, this.bias.data, this.eps, this.act, y, mean, invstd);
+      this.backend.batchNormTrain(N, C, HW, x.data, this.weight.data, this.bias.data, this.eps, this.act, y, mean, invstd, x.layout);
       const m = this.momentum, rm = this.runningMean.data, rv = this.runningVar.data;
       for (let c = 0; c < C; c++) {
         const biasedVar = 1 / (invstd[c] * invstd[c]) - this.eps;
@@ -69,10 +70,10 @@ export class BatchNorm2d extends Module {
       this.numBatchesTracked.data[0] += 1;
     } else {
       const { scale, shift } = this.evalAffine(C);
-      this.backend.channelAffine(N, C, HW, x.data, scale, shift, this.act, y);
+      this.backend.channelAffine(N, C, HW, x.data, scale, shift, this.act, y, x.layout);
     }
     this.x = x;
-    this.y = new Tensor(x.shape, y);
+    this.y = new Tensor(x.shape, y, x.layout);
     return this.y;
   }
 
@@ -91,31 +92,35 @@ export class BatchNorm2d extends Module {
     const x = this.x, y = this.y;
     if (!x || !y) throw new Error('BatchNorm2d.backward called before forward');
     const [N, C, HW] = this.dims(x);
+    dy = this.toLayout(dy, x.layout, 'dyLayout');
     const dx = this.scratch('dx', x.size);
     const dg = this.scratch('dgamma', C), db = this.scratch('dbeta', C);
     if (this.usedBatchStats) {
       this.backend.batchNormBackward(N, C, HW, x.data, y.data, dy.data, this.weight.data,
-        this.scratch('mean', C), this.scratch('invstd', C), this.act, dx, dg, db);
+        this.scratch('mean', C), this.scratch('invstd', C), this.act, dx, dg, db, x.layout);
     } else {
       // eval mode: y = act(x * scale + shift) with fixed statistics
       this.backend.activationBackward(this.act, x.size, y.data, y.data, dy.data, dx);
       const rm = this.runningMean.data, rv = this.runningVar.data;
       dg.fill(0); db.fill(0);
+      // element (n, c, i) is at n*C*HW + c*HW + i in NCHW, at n*C*HW + (c - c%B)*HW + i*B + c%B blocked
+      const B = x.layout === 'blocked' ? this.backend.channelBlock ?? 1 : 1;
       for (let c = 0; c < C; c++) {
         const is = 1 / Math.sqrt(rv[c] + this.eps), scale = this.weight.data[c] * is;
+        const l = c % B, cHW = (c - l) * HW;
         for (let n = 0; n < N; n++) {
-          const o = (n * C + c) * HW;
+          const o = n * C * HW + cHW + l;
           for (let i = 0; i < HW; i++) {
-            const g = dx[o + i];
+            const j = o + i * B, g = dx[j];
             db[c] += g;
-            dg[c] += g * (x.data[o + i] - rm[c]) * is;
-            dx[o + i] = g * scale;
+            dg[c] += g * (x.data[j] - rm[c]) * is;
+            dx[j] = g * scale;
           }
         }
       }
     }
     accumulate(this.weight.grad, dg);
     accumulate(this.bias.grad, db);
-    return new Tensor(x.shape, dx);
+    return new Tensor(x.shape, dx, x.layout);
   }
 }

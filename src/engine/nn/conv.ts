@@ -1,5 +1,5 @@
 /** Conv2d, after torch.nn.Conv2d (groups = 1, dilation = 1). Weight [out, in, kh, kw]. */
-import { convOutSize, type ConvGeom } from '../kernels/index.js';
+import { convOutSize, type ConvGeom, type Layout } from '../kernels/index.js';
 import type { Rng } from '../rng.js';
 import { Tensor } from '../tensor.js';
 import { accumulate, EMPTY, Module, type Parameter } from './module.js';
@@ -13,6 +13,9 @@ export class Conv2d extends Module {
   readonly padding: number;
   /** False for a first layer: its input needs no gradient, so the backward-data pass is skipped. */
   needsInputGrad = true;
+  override readonly blockedInput = 'any' as const;
+  /** Layout of the output (Sequential may choose 'blocked'; see Layout). */
+  outputLayout: Layout = 'nchw';
   private x: Tensor | null = null;
   private g: ConvGeom | null = null;
 
@@ -43,16 +46,17 @@ export class Conv2d extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const g = this.geometry(x.shape);
+    const g = { ...this.geometry(x.shape), xLayout: x.layout, yLayout: this.outputLayout };
     const y = this.scratch('y', g.N * g.K * g.OH * g.OW);
     this.backend.conv2d(g, x.data, this.weight.data, this.bias?.data ?? null, y);
     this.x = x; this.g = g;
-    return new Tensor([g.N, g.K, g.OH, g.OW], y);
+    return new Tensor([g.N, g.K, g.OH, g.OW], y, g.yLayout);
   }
 
   backward(dy: Tensor): Tensor {
     const g = this.g, x = this.x;
     if (!g || !x) throw new Error('Conv2d.backward called before forward');
+    dy = this.toLayout(dy, g.yLayout ?? 'nchw', 'dyLayout');
     const dw = this.scratch('dw', this.weight.size);
     const db = this.bias ? this.scratch('db', this.outChannels) : null;
     this.backend.conv2dBackwardWeight(g, x.data, dy.data, dw, db);
@@ -61,6 +65,6 @@ export class Conv2d extends Module {
     if (!this.needsInputGrad) return EMPTY;
     const dx = this.scratch('dx', g.N * g.C * g.H * g.W);
     this.backend.conv2dBackwardData(g, dy.data, this.weight.data, dx);
-    return new Tensor(x.shape, dx);
+    return new Tensor(x.shape, dx, x.layout);
   }
 }

@@ -6,10 +6,10 @@
  *   input gradient = conv2d
  *   weight grad    = conv2dBackwardWeight with x and dy exchanged
  */
-import { NO_ACT, type ConvGeom } from '../kernels/index.js';
+import { NO_ACT, type ConvGeom, type Layout } from '../kernels/index.js';
 import type { Rng } from '../rng.js';
 import { Tensor } from '../tensor.js';
-import { accumulate, addChannelSums, EMPTY, Module, type Parameter } from './module.js';
+import { accumulate, EMPTY, Module, type Parameter } from './module.js';
 
 export interface ConvTransposeOptions { stride?: number; padding?: number; outputPadding?: number; bias?: boolean; rng?: Rng }
 
@@ -20,6 +20,9 @@ export class ConvTranspose2d extends Module {
   readonly padding: number;
   readonly outputPadding: number;
   needsInputGrad = true;
+  override readonly blockedInput = 'any' as const;
+  /** Layout of the output (Sequential may choose 'blocked'; see Layout). */
+  outputLayout: Layout = 'nchw';
   private x: Tensor | null = null;
   private g: ConvGeom | null = null;
   private ones: Float32Array | null = null;
@@ -55,28 +58,30 @@ export class ConvTranspose2d extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const g = this.geometry(x.shape);
+    // the equivalent Conv2d's x is this layer's output, its y this layer's input
+    const g = { ...this.geometry(x.shape), xLayout: this.outputLayout, yLayout: x.layout };
     const HW = g.H * g.W;
     const y = this.scratch('y', g.N * g.C * HW);
     this.backend.conv2dBackwardData(g, x.data, this.weight.data, y);
     if (this.bias) {
       if (!this.ones || this.ones.length !== g.C) { this.ones = this.scratch('ones', g.C); this.ones.fill(1); }
-      this.backend.channelAffine(g.N, g.C, HW, y, this.ones, this.bias.data, NO_ACT, y);
+      this.backend.channelAffine(g.N, g.C, HW, y, this.ones, this.bias.data, NO_ACT, y, g.xLayout);
     }
     this.x = x; this.g = g;
-    return new Tensor([g.N, g.C, g.H, g.W], y);
+    return new Tensor([g.N, g.C, g.H, g.W], y, g.xLayout);
   }
 
   backward(dy: Tensor): Tensor {
     const g = this.g, x = this.x;
     if (!g || !x) throw new Error('ConvTranspose2d.backward called before forward');
+    dy = this.toLayout(dy, g.xLayout ?? 'nchw', 'dyLayout');
     const dw = this.scratch('dw', this.weight.size);
     this.backend.conv2dBackwardWeight(g, dy.data, x.data, dw, null);
     accumulate(this.weight.grad, dw);
-    if (this.bias) addChannelSums(g.N, g.C, g.H * g.W, dy.data, this.bias.grad);
+    if (this.bias) this.addChannelSumsOf(g.N, g.C, g.H * g.W, dy.data, dy.layout, this.bias.grad);
     if (!this.needsInputGrad) return EMPTY;
     const dx = this.scratch('dx', x.size);
     this.backend.conv2d(g, dy.data, this.weight.data, null, dx);
-    return new Tensor(x.shape, dx);
+    return new Tensor(x.shape, dx, x.layout);
   }
 }

@@ -20,6 +20,7 @@ export class Linear extends Module {
   }
 
   private rows(x: Tensor): number {
+    if (x.layout !== 'nchw') throw new Error('Linear: expected an input in the NCHW layout');
     const last = x.shape[x.shape.length - 1];
     if (last !== this.inFeatures) throw new Error(`Linear: expected input [..., ${this.inFeatures}], got [${x.shape.join(', ')}]`);
     return x.size / this.inFeatures;

@@ -5,7 +5,7 @@
  * the forward saved. A layer's output lives in a buffer it owns and reuses: it is valid until the
  * layer's next forward (clone() it to keep it).
  */
-import type { Backend } from '../kernels/index.js';
+import type { Backend, Layout } from '../kernels/index.js';
 import { ReferenceBackend } from '../kernels/reference.js';
 import { f32, i64, type StateDict } from '../state.js';
 import { Tensor } from '../tensor.js';
@@ -33,6 +33,13 @@ export abstract class Module {
   private readonly _params: [string, Parameter][] = [];
   private readonly _buffers: [string, BufferEntry][] = [];
   private readonly _scratch = new Map<string, Float32Array>();
+
+  /**
+   * How the layer takes an activation in the blocked layout: 'keep' (its output and input gradient are in
+   * the input's layout: BatchNorm2d, activations), 'any' (it accepts either: convolutions, Flatten), or
+   * undefined (NCHW only; Sequential never hands it a blocked tensor).
+   */
+  readonly blockedInput?: 'keep' | 'any';
 
   abstract forward(x: Tensor): Tensor;
   /** Given dL/d(output), accumulates parameter gradients and returns dL/d(input). */
@@ -207,6 +214,45 @@ export abstract class Module {
 
   /** Own parameters, for layers. */
   protected ownParams(): Parameter[] { return this._params.map(([, p]) => p); }
+
+  /**
+   * t in layout `to`: t itself when it already is, else a copy in this module's scratch `key`
+   * (an activation [N, C, ...]; only a backend with `channelBlock` has the blocked layout).
+   */
+  protected toLayout(t: Tensor, to: Layout, key: string): Tensor {
+    if (t.layout === to) return t;
+    const b = this.backend;
+    if (!b.channelBlock || !b.reorderLayout) throw new Error(`${this.typeName}: the ${b.name} backend has no blocked layout`);
+    const [N, C] = t.shape;
+    const out = this.scratch(key, t.size);
+    b.reorderLayout(N, C, t.size / (N * C), t.data, out, to);
+    return new Tensor(t.shape, out, to);
+  }
+
+  /**
+   * out[c] += the sum of channel c of d [N, C, HW] in `layout` (a bias gradient), on the backend when
+   * it has the kernel.
+   */
+  protected addChannelSumsOf(N: number, C: number, HW: number, d: Float32Array, layout: Layout, out: Float32Array): void {
+    if (this.backend.channelSums) {
+      const s = this.scratch('channelSums', C);
+      this.backend.channelSums(N, C, HW, d, s, layout);
+      accumulate(out, s);
+    } else {
+      if (layout !== 'nchw') throw new Error(`${this.typeName}: the ${this.backend.name} backend has no blocked layout`);
+      addChannelSums(N, C, HW, d, out);
+    }
+  }
+}
+
+/**
+ * A layer whose output layout its container may choose (Conv2d, ConvTranspose2d): Sequential sets
+ * `outputLayout` to 'blocked' when the backend keeps activations blocked and the next layers accept it.
+ */
+export interface LayoutChoosing { outputLayout: Layout; readonly outChannels: number }
+
+export function choosesLayout(m: Module): m is Module & LayoutChoosing {
+  return 'outputLayout' in m && typeof (m as { outChannels?: unknown }).outChannels === 'number';
 }
 
 /** What backward returns when the input needs no gradient (a first layer). */

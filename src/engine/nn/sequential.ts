@@ -7,7 +7,7 @@ import { NO_ACT } from '../kernels/index.js';
 import { Tensor } from '../tensor.js';
 import { Activation } from './activation.js';
 import { BatchNorm2d } from './batchnorm.js';
-import { Module } from './module.js';
+import { choosesLayout, Module } from './module.js';
 
 /** Time spent per layer (milliseconds), filled when `Sequential.profiler` is set. */
 export interface LayerTimes { forward: number; backward: number; calls: number }
@@ -20,7 +20,14 @@ export class Sequential extends Module {
   readonly layers: Module[];
   /** Set false to run every layer on its own (for testing the fusion). */
   fuse = true;
+  /**
+   * On a backend with a channel-blocked layout (native), let convolutions hand blocked activations to
+   * the layers after them (no reorders between layers). Inputs and outputs of the Sequential stay NCHW.
+   * Set false to keep every activation NCHW.
+   */
+  blockedLayouts = true;
   private fusedAt = new Set<number>();
+  private outLayout: Tensor['layout'] = 'nchw';
 
   constructor(...layers: Module[]) {
     super();
@@ -34,6 +41,16 @@ export class Sequential extends Module {
   forward(x: Tensor): Tensor {
     this.fusedAt.clear();
     const L = this.layers;
+    const block = this.blockedLayouts ? this.backend.channelBlock ?? 0 : 0;
+    L.forEach((m, i) => {
+      if (!choosesLayout(m)) return;
+      // blocked only if every layer that will see it takes it: layers that keep the layout, then one that
+      // accepts any layout (or the end of this Sequential, which converts back to NCHW)
+      let ok = block > 0 && m.outChannels % block === 0, j = i + 1;
+      while (ok && j < L.length && L[j].blockedInput === 'keep') j++;
+      ok &&= j === L.length || L[j].blockedInput === 'any';
+      m.outputLayout = ok ? 'blocked' : 'nchw';
+    });
     for (let i = 0; i < L.length; i++) {
       const m = L[i], next = L[i + 1];
       const t0 = Sequential.profiler ? performance.now() : 0;
@@ -49,10 +66,12 @@ export class Sequential extends Module {
       }
       if (Sequential.profiler) this.record(at, performance.now() - t0, 'forward');
     }
-    return x;
+    this.outLayout = x.layout;
+    return this.toLayout(x, 'nchw', 'out');
   }
 
   backward(dy: Tensor): Tensor {
+    dy = this.toLayout(dy, this.outLayout, 'dyLayout');
     for (let i = this.layers.length - 1; i >= 0; i--) {
       if (this.fusedAt.has(i)) continue;
       const t0 = Sequential.profiler ? performance.now() : 0;

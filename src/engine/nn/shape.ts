@@ -1,9 +1,15 @@
-/** Flatten and Unflatten, after torch.nn.Flatten and torch.nn.Unflatten: views, no copies. */
+/**
+ * Flatten and Unflatten, after torch.nn.Flatten and torch.nn.Unflatten: views, no copies (except that
+ * Flatten first brings a blocked activation back to NCHW, and its gradient back to blocked).
+ */
+import type { Layout } from '../kernels/index.js';
 import { Tensor } from '../tensor.js';
 import { Module } from './module.js';
 
 export class Flatten extends Module {
   private inShape: readonly number[] = [];
+  private inLayout: Layout = 'nchw';
+  override readonly blockedInput = 'any' as const;
   constructor(readonly startDim = 1, readonly endDim = -1) { super(); }
   override extraRepr(): string { return `start_dim=${this.startDim}, end_dim=${this.endDim}`; }
 
@@ -15,10 +21,13 @@ export class Flatten extends Module {
 
   forward(x: Tensor): Tensor {
     this.inShape = x.shape;
-    return new Tensor(this.outputShape(x.shape), x.data);
+    this.inLayout = x.layout;
+    return new Tensor(this.outputShape(x.shape), this.toLayout(x, 'nchw', 'plain').data);
   }
 
-  backward(dy: Tensor): Tensor { return new Tensor(this.inShape, dy.data); }
+  backward(dy: Tensor): Tensor {
+    return this.toLayout(new Tensor(this.inShape, dy.data), this.inLayout, 'dxLayout');
+  }
 }
 
 export class Unflatten extends Module {
@@ -33,6 +42,7 @@ export class Unflatten extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    if (x.layout !== 'nchw') throw new Error('Unflatten: expected an NCHW input');
     this.inShape = x.shape;
     return new Tensor(this.outputShape(x.shape), x.data);
   }

@@ -26,27 +26,31 @@ export interface NativeContext {
        A: Float32Array, B: Float32Array, beta: number, C: Float32Array): void;
   conv2d(N: number, C: number, H: number, W: number, K: number, R: number, S: number,
          sh: number, sw: number, ph: number, pw: number, OH: number, OW: number,
-         x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array): void;
+         x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array, xBlocked?: boolean, yBlocked?: boolean): void;
   conv2dBackwardData(N: number, C: number, H: number, W: number, K: number, R: number, S: number,
                      sh: number, sw: number, ph: number, pw: number, OH: number, OW: number,
-                     dy: Float32Array, w: Float32Array, unused: null, dx: Float32Array): void;
+                     dy: Float32Array, w: Float32Array, unused: null, dx: Float32Array, xBlocked?: boolean, yBlocked?: boolean): void;
   conv2dBackwardWeight(N: number, C: number, H: number, W: number, K: number, R: number, S: number,
                        sh: number, sw: number, ph: number, pw: number, OH: number, OW: number,
-                       x: Float32Array, dy: Float32Array, db: Float32Array | null, dw: Float32Array): void;
+                       x: Float32Array, dy: Float32Array, db: Float32Array | null, dw: Float32Array, xBlocked?: boolean, yBlocked?: boolean): void;
   batchNormTrain(N: number, C: number, HW: number, x: Float32Array, gamma: Float32Array, beta: Float32Array,
                  eps: number, actKind: number, slope: number, y: Float32Array, mean: Float32Array,
-                 invstd: Float32Array): void;
+                 invstd: Float32Array, blocked?: boolean): void;
   channelAffine(N: number, C: number, HW: number, x: Float32Array, scale: Float32Array, shift: Float32Array,
-                actKind: number, slope: number, y: Float32Array): void;
+                actKind: number, slope: number, y: Float32Array, blocked?: boolean): void;
   batchNormBackward(N: number, C: number, HW: number, x: Float32Array, y: Float32Array, dy: Float32Array,
                     gamma: Float32Array, mean: Float32Array, invstd: Float32Array, actKind: number, slope: number,
-                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array): void;
+                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, blocked?: boolean): void;
+  /** NCHW <-> nChw16c. */
+  reorderLayout(N: number, C: number, HW: number, src: Float32Array, dst: Float32Array, toBlocked: boolean): void;
+  channelSums(N: number, C: number, HW: number, x: Float32Array, out: Float32Array, blocked: boolean): void;
   activation(actKind: number, slope: number, n: number, x: Float32Array, y: Float32Array): void;
   activationBackward(actKind: number, slope: number, n: number, x: Float32Array, y: Float32Array,
                      dy: Float32Array, dx: Float32Array): void;
   /** The oneDNN implementation behind a cached convolution (kind 0 fwd, 1 bwd-data, 2 bwd-weights), or null. */
   convImpl(kind: number, N: number, C: number, H: number, W: number, K: number, R: number, S: number,
-           sh: number, sw: number, ph: number, pw: number, OH: number, OW: number, hasBias: boolean): string | null;
+           sh: number, sw: number, ph: number, pw: number, OH: number, OW: number, hasBias: boolean,
+           xBlocked?: boolean, yBlocked?: boolean): string | null;
   dispose(): void;
 }
 

@@ -7,7 +7,7 @@
  * activations and gradients stay fp32 in memory.
  */
 import { availableParallelism } from 'node:os';
-import type { Act, ActKind, Backend, ConvGeom } from '../index.js';
+import type { Act, ActKind, Backend, ConvGeom, Layout } from '../index.js';
 import type { BackendOptions } from '../select.js';
 import { loadNativeAddon, type NativeContext, type NativeInfo } from './addon.js';
 
@@ -45,6 +45,8 @@ function actCode(act: Act): number {
 export class NativeBackend implements Backend {
   readonly name = 'native';
   readonly threads: number;
+  /** Activations may stay in oneDNN's nChw16c layout between layers (see Layout). */
+  readonly channelBlock = 16;
   readonly precision: 'fp32' | 'bf16';
   readonly layout: NativeLayout;
   readonly info: NativeInfo;
@@ -83,33 +85,43 @@ export class NativeBackend implements Backend {
   }
 
   conv2d(g: ConvGeom, x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array): void {
-    this.c.conv2d(g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.strideH, g.strideW, g.padH, g.padW, g.OH, g.OW, x, w, bias, y);
+    this.c.conv2d(g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.strideH, g.strideW, g.padH, g.padW, g.OH, g.OW, x, w, bias, y,
+      g.xLayout === 'blocked', g.yLayout === 'blocked');
   }
 
   conv2dBackwardData(g: ConvGeom, dy: Float32Array, w: Float32Array, dx: Float32Array): void {
     this.c.conv2dBackwardData(g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.strideH, g.strideW, g.padH, g.padW, g.OH, g.OW,
-      dy, w, null, dx);
+      dy, w, null, dx, g.xLayout === 'blocked', g.yLayout === 'blocked');
   }
 
   conv2dBackwardWeight(g: ConvGeom, x: Float32Array, dy: Float32Array, dw: Float32Array, db: Float32Array | null): void {
     this.c.conv2dBackwardWeight(g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.strideH, g.strideW, g.padH, g.padW, g.OH, g.OW,
-      x, dy, db, dw);
+      x, dy, db, dw, g.xLayout === 'blocked', g.yLayout === 'blocked');
   }
 
   batchNormTrain(N: number, C: number, HW: number, x: Float32Array, gamma: Float32Array, beta: Float32Array,
-                 eps: number, act: Act, y: Float32Array, mean: Float32Array, invstd: Float32Array): void {
-    this.c.batchNormTrain(N, C, HW, x, gamma, beta, eps, actCode(act), act.slope, y, mean, invstd);
+                 eps: number, act: Act, y: Float32Array, mean: Float32Array, invstd: Float32Array, layout?: Layout): void {
+    this.c.batchNormTrain(N, C, HW, x, gamma, beta, eps, actCode(act), act.slope, y, mean, invstd, layout === 'blocked');
   }
 
   channelAffine(N: number, C: number, HW: number, x: Float32Array, scale: Float32Array, shift: Float32Array,
-                act: Act, y: Float32Array): void {
-    this.c.channelAffine(N, C, HW, x, scale, shift, actCode(act), act.slope, y);
+                act: Act, y: Float32Array, layout?: Layout): void {
+    this.c.channelAffine(N, C, HW, x, scale, shift, actCode(act), act.slope, y, layout === 'blocked');
   }
 
   batchNormBackward(N: number, C: number, HW: number, x: Float32Array, y: Float32Array, dy: Float32Array,
                     gamma: Float32Array, mean: Float32Array, invstd: Float32Array, act: Act,
-                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array): void {
-    this.c.batchNormBackward(N, C, HW, x, y, dy, gamma, mean, invstd, actCode(act), act.slope, dx, dgamma, dbeta);
+                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, layout?: Layout): void {
+    this.c.batchNormBackward(N, C, HW, x, y, dy, gamma, mean, invstd, actCode(act), act.slope, dx, dgamma, dbeta,
+      layout === 'blocked');
+  }
+
+  reorderLayout(N: number, C: number, HW: number, src: Float32Array, dst: Float32Array, to: Layout): void {
+    this.c.reorderLayout(N, C, HW, src, dst, to === 'blocked');
+  }
+
+  channelSums(N: number, C: number, HW: number, x: Float32Array, out: Float32Array, layout?: Layout): void {
+    this.c.channelSums(N, C, HW, x, out, layout === 'blocked');
   }
 
   activation(act: Act, n: number, x: Float32Array, y: Float32Array): void {
@@ -124,7 +136,7 @@ export class NativeBackend implements Backend {
   convImpl(kind: 'fwd' | 'bwd-data' | 'bwd-weight', g: ConvGeom, hasBias = false): string | null {
     const k = kind === 'fwd' ? 0 : kind === 'bwd-data' ? 1 : 2;
     return this.c.convImpl(k, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.strideH, g.strideW, g.padH, g.padW, g.OH, g.OW,
-      hasBias);
+      hasBias, g.xLayout === 'blocked', g.yLayout === 'blocked');
   }
 
   dispose(): void {

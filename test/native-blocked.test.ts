@@ -1,0 +1,207 @@
+/**
+ * The native backend's channel-blocked activation layout (nChw16c): its kernels on blocked data match
+ * the reference on NCHW data, and a Sequential that keeps activations blocked between layers computes
+ * the same outputs and gradients as one that keeps them NCHW, while handing layers that do not declare
+ * `blockedInput` only NCHW tensors.
+ */
+import { describe, expect, it } from 'vitest';
+import type { Act, ConvGeom, Layout } from '../src/engine/kernels/index.js';
+import { convOutSize } from '../src/engine/kernels/index.js';
+import { ReferenceBackend } from '../src/engine/kernels/reference.js';
+import { createNativeBackend, loadNativeAddon, type NativeBackend } from '../src/engine/kernels/native/index.js';
+import {
+  BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, LeakyReLU, Linear, Module, Sequential, Tanh, Unflatten,
+} from '../src/engine/nn/index.js';
+import { Rng } from '../src/engine/rng.js';
+import { Tensor } from '../src/engine/tensor.js';
+
+let loadError: string | null = null;
+try { loadNativeAddon(); } catch (e) { loadError = (e as Error).message; }
+const isCI = process.env.CI === 'true';
+const suite = loadError && !isCI ? describe.skip : describe;
+
+const ref = new ReferenceBackend();
+const rng = new Rng(99);
+const B = 16;
+
+function rand(n: number, lo = -1, hi = 1): Float32Array {
+  const a = new Float32Array(n);
+  for (let i = 0; i < n; i++) a[i] = lo + (hi - lo) * rng.random();
+  return a;
+}
+/** NCHW -> nChw16c, written out from the definition. */
+function toBlocked(N: number, C: number, HW: number, a: Float32Array): Float32Array {
+  const o = new Float32Array(a.length);
+  for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let i = 0; i < HW; i++)
+    o[((n * (C / B) + Math.floor(c / B)) * HW + i) * B + (c % B)] = a[(n * C + c) * HW + i];
+  return o;
+}
+function toPlain(N: number, C: number, HW: number, a: Float32Array): Float32Array {
+  const o = new Float32Array(a.length);
+  for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let i = 0; i < HW; i++)
+    o[(n * C + c) * HW + i] = a[((n * (C / B) + Math.floor(c / B)) * HW + i) * B + (c % B)];
+  return o;
+}
+function expectClose(got: Float32Array, want: Float32Array, rel: number, what: string): void {
+  expect(got.length, what).toBe(want.length);
+  let err = 0, m = 1;
+  for (let i = 0; i < got.length; i++) {
+    const d = Math.abs(got[i] - want[i]);
+    if (!(d <= err)) err = Number.isNaN(d) ? Infinity : d;
+    m = Math.max(m, Math.abs(want[i]));
+  }
+  if (!(err <= rel * m)) expect.fail(`${what}: max abs error ${err} > tolerance ${rel * m}`);
+}
+const FP32 = 1e-4;
+
+function geom(N: number, C: number, H: number, K: number, stride: number): ConvGeom {
+  const O = convOutSize(H, 3, stride, 1);
+  return { N, C, H, W: H, K, R: 3, S: 3, strideH: stride, strideW: stride, padH: 1, padW: 1, OH: O, OW: O };
+}
+
+suite('native backend: the blocked layout nChw16c', () => {
+  it('the addon is built (required in CI)', () => { expect(loadError).toBeNull(); });
+
+  it('reorderLayout is the nChw16c permutation, both ways', async () => {
+    const be = await createNativeBackend({ threads: 2 });
+    expect(be.channelBlock).toBe(16);
+    for (const [N, C, HW] of [[2, 16, 5], [3, 32, 49], [64, 64, 49]]) {
+      const x = rand(N * C * HW), b = new Float32Array(x.length), p = new Float32Array(x.length);
+      be.reorderLayout(N, C, HW, x, b, 'blocked');
+      expect(Array.from(b)).toEqual(Array.from(toBlocked(N, C, HW, x)));
+      be.reorderLayout(N, C, HW, b, p, 'nchw');
+      expect(Array.from(p)).toEqual(Array.from(x));
+    }
+    expect(() => be.reorderLayout(1, 8, 4, new Float32Array(32), new Float32Array(32), 'blocked')).toThrow(/divisible by 16/);
+    be.dispose();
+  });
+
+  it('batch-norm (train, backward), channelAffine and channelSums on blocked data match the reference', async () => {
+    const be = await createNativeBackend({ threads: 2 });
+    const acts: Act[] = [{ kind: 'none', slope: 0 }, { kind: 'leaky', slope: 0.01 }, { kind: 'relu', slope: 0 }, { kind: 'tanh', slope: 0 }];
+    for (const [N, C, HW] of [[4, 16, 9], [8, 32, 196], [64, 32, 784], [5, 64, 49]] as const) for (const act of acts) {
+      const n = N * C * HW, what = `[${N},${C},${HW}] ${act.kind}`;
+      const x = rand(n, -2, 3), gamma = rand(C, 0.5, 1.5), beta = rand(C, -0.5, 0.5), dy = rand(n);
+      const y = new Float32Array(n), mean = new Float32Array(C), invstd = new Float32Array(C);
+      ref.batchNormTrain(N, C, HW, x, gamma, beta, 1e-5, act, y, mean, invstd);
+      const by = new Float32Array(n), bm = new Float32Array(C), bi = new Float32Array(C);
+      const xb = toBlocked(N, C, HW, x);
+      be.batchNormTrain(N, C, HW, xb, gamma, beta, 1e-5, act, by, bm, bi, 'blocked');
+      expectClose(toPlain(N, C, HW, by), y, FP32, `batchNormTrain ${what} y`);
+      expectClose(bm, mean, FP32, `batchNormTrain ${what} mean`);
+      expectClose(bi, invstd, FP32, `batchNormTrain ${what} invstd`);
+
+      const dx = new Float32Array(n), dg = new Float32Array(C), db = new Float32Array(C);
+      ref.batchNormBackward(N, C, HW, x, y, dy, gamma, mean, invstd, act, dx, dg, db);
+      const bdx = new Float32Array(n), bdg = new Float32Array(C), bdb = new Float32Array(C);
+      be.batchNormBackward(N, C, HW, xb, toBlocked(N, C, HW, y), toBlocked(N, C, HW, dy), gamma, mean, invstd, act,
+        bdx, bdg, bdb, 'blocked');
+      expectClose(toPlain(N, C, HW, bdx), dx, FP32, `batchNormBackward ${what} dx`);
+      expectClose(bdg, dg, FP32, `batchNormBackward ${what} dgamma`);
+      expectClose(bdb, db, FP32, `batchNormBackward ${what} dbeta`);
+
+      const ay = new Float32Array(n), bay = new Float32Array(n);
+      ref.channelAffine(N, C, HW, x, gamma, beta, act, ay);
+      be.channelAffine(N, C, HW, xb, gamma, beta, act, bay, 'blocked');
+      expectClose(toPlain(N, C, HW, bay), ay, FP32, `channelAffine ${what}`);
+    }
+    for (const layout of ['nchw', 'blocked'] as Layout[]) {
+      const [N, C, HW] = [6, 32, 50];
+      const x = rand(N * C * HW), want = new Float64Array(C), got = new Float32Array(C);
+      for (let n = 0; n < N; n++) for (let c = 0; c < C; c++) for (let i = 0; i < HW; i++) want[c] += x[(n * C + c) * HW + i];
+      be.channelSums(N, C, HW, layout === 'blocked' ? toBlocked(N, C, HW, x) : x, got, layout);
+      expectClose(got, Float32Array.from(want), 1e-5, `channelSums ${layout}`);
+    }
+    be.dispose();
+  });
+
+  it('convolutions with blocked x and/or y match the reference', async () => {
+    const be = await createNativeBackend({ threads: 2 });
+    const cases: ConvGeom[] = [geom(4, 32, 28, 64, 2), geom(3, 64, 14, 64, 2), geom(2, 1, 28, 32, 1), geom(2, 32, 28, 1, 1),
+      geom(2, 16, 9, 16, 1)];
+    for (const g0 of cases) for (const xl of ['nchw', 'blocked'] as Layout[]) for (const yl of ['nchw', 'blocked'] as Layout[]) {
+      if ((xl === 'blocked' && g0.C % B) || (yl === 'blocked' && g0.K % B)) continue;
+      const g = { ...g0, xLayout: xl, yLayout: yl }, what = `conv ${g.C}->${g.K} ${g.H}x${g.W} s${g.strideH} x:${xl} y:${yl}`;
+      const HWx = g.H * g.W, HWy = g.OH * g.OW;
+      const X = (a: Float32Array) => (xl === 'blocked' ? toBlocked(g.N, g.C, HWx, a) : a);
+      const Y = (a: Float32Array) => (yl === 'blocked' ? toBlocked(g.N, g.K, HWy, a) : a);
+      const XP = (a: Float32Array) => (xl === 'blocked' ? toPlain(g.N, g.C, HWx, a) : a);
+      const YP = (a: Float32Array) => (yl === 'blocked' ? toPlain(g.N, g.K, HWy, a) : a);
+      const x = rand(g.N * g.C * HWx), w = rand(g.K * g.C * 9, -0.3, 0.3), bias = rand(g.K), dy = rand(g.N * g.K * HWy);
+      const y = new Float32Array(dy.length), dx = new Float32Array(x.length), dw = new Float32Array(w.length), db = new Float32Array(g.K);
+      ref.conv2d(g0, x, w, bias, y);
+      ref.conv2dBackwardData(g0, dy, w, dx);
+      ref.conv2dBackwardWeight(g0, x, dy, dw, db);
+      const gy = new Float32Array(y.length), gdx = new Float32Array(x.length), gdw = new Float32Array(w.length), gdb = new Float32Array(g.K);
+      be.conv2d(g, X(x), w, bias, gy);
+      expectClose(YP(gy), y, FP32, `${what} fwd`);
+      be.conv2dBackwardData(g, Y(dy), w, gdx);
+      expectClose(XP(gdx), dx, FP32, `${what} bwd-data`);
+      be.conv2dBackwardWeight(g, X(x), Y(dy), gdw, gdb);
+      expectClose(gdw, dw, FP32, `${what} bwd-weight`);
+      expectClose(gdb, db, FP32, `${what} bwd-bias`);
+    }
+    be.dispose();
+  });
+
+  /** The study's bn model as one Sequential, on a backend, with blocked layouts on or off. */
+  function model(be: NativeBackend, blocked: boolean): Sequential {
+    const r = new Rng(5);
+    const s = new Sequential(
+      new Conv2d(1, 32, 3, { padding: 1, rng: r }), new BatchNorm2d(32), new LeakyReLU(),
+      new Conv2d(32, 64, 3, { stride: 2, padding: 1, rng: r }), new BatchNorm2d(64), new LeakyReLU(),
+      new Flatten(), new Linear(64 * 14 * 14, 3, { rng: r }), new Linear(3, 64 * 7 * 7, { rng: r }), new Unflatten(1, [64, 7, 7]),
+      new LeakyReLU(),
+      new ConvTranspose2d(64, 32, 3, { stride: 2, padding: 1, outputPadding: 1, rng: r }), new BatchNorm2d(32), new LeakyReLU(),
+      new ConvTranspose2d(32, 16, 3, { stride: 2, padding: 1, outputPadding: 1, rng: r }), new LeakyReLU(),
+      new Conv2d(16, 16, 3, { stride: 2, padding: 1, rng: r }),
+    ).to(be);
+    s.blockedLayouts = blocked;
+    return s;
+  }
+
+  it('a Sequential computes the same outputs and gradients (within the engine tolerance 1e-4) with blocked layouts between layers, train and eval', async () => {
+    const be = await createNativeBackend({ threads: 2 });
+    const x = new Tensor([4, 1, 28, 28], rand(4 * 784)), dy = rand(4 * 16 * 14 * 14);
+    const [plain, blocked] = [model(be, false), model(be, true)];
+    for (const mode of ['train', 'eval'] as const) {
+      const outs = [plain, blocked].map((m) => {
+        m.train(mode === 'train');
+        m.zeroGrad();
+        const y = m.forward(x);
+        expect(y.layout).toBe('nchw');
+        const yc = y.data.slice();
+        const dx = m.backward(new Tensor(y.shape, dy));
+        return { y: yc, grads: m.parameters().map((p) => p.grad.slice()), dx: dx.data.slice(), dxLayout: dx.layout };
+      });
+      expectClose(outs[1].y, outs[0].y, FP32, `${mode}: output`);
+      expect(outs[1].dxLayout).toBe('nchw');
+      expectClose(outs[1].dx, outs[0].dx, FP32, `${mode}: input gradient`);
+      outs[0].grads.forEach((g, i) => expectClose(outs[1].grads[i], g, FP32, `${mode}: gradient of parameter ${i}`));
+    }
+    // the convolutions with 16k output channels did run blocked (the last one: its output is converted at the end)
+    expect(blocked.layers.filter((m) => m instanceof Conv2d || m instanceof ConvTranspose2d)
+      .map((m) => (m as Conv2d).outputLayout)).toEqual(['blocked', 'blocked', 'blocked', 'blocked', 'blocked']);
+    expect((plain.at(0) as Conv2d).outputLayout).toBe('nchw');
+    be.dispose();
+  });
+
+  it('layers that do not declare blockedInput only ever see NCHW tensors', async () => {
+    const be = await createNativeBackend({ threads: 2 });
+    const seen: string[] = [];
+    class Probe extends Module {
+      forward(x: Tensor): Tensor { seen.push(x.layout); return x; }
+      backward(dy: Tensor): Tensor { seen.push(dy.layout); return dy; }
+    }
+    const r = new Rng(1);
+    const s = new Sequential(new Conv2d(1, 16, 3, { padding: 1, rng: r }), new BatchNorm2d(16), new LeakyReLU(), new Probe(),
+      new Conv2d(16, 16, 3, { padding: 1, rng: r }), new Tanh()).to(be);
+    const y = s.forward(new Tensor([2, 1, 8, 8], rand(128)));
+    s.backward(new Tensor(y.shape, rand(y.size)));
+    expect(seen).toEqual(['nchw', 'nchw']);
+    expect((s.at(0) as Conv2d).outputLayout).toBe('nchw');
+    expect((s.at(4) as Conv2d).outputLayout).toBe('blocked');
+    expect(y.layout).toBe('nchw');
+    be.dispose();
+  });
+});
