@@ -258,16 +258,22 @@ LL_CLONES void blkSum(const float* x, long HW, double* s) {
   }
   for (int l = 0; l < kB; l++) s[l] += p[l];
 }
-LL_CLONES void blkSqDev(const float* x, long HW, const float* mu, double* s) {
-  float p[kB] = {0};
+// Shifted sums in one pass: s1 += sum(x - k), s2 += sum((x - k)^2) per lane (k near the mean keeps the
+// variance s2/M - (s1/M)^2 free of cancellation).
+LL_CLONES void blkShiftedSums(const float* x, long HW, const float* k, double* s1, double* s2) {
+  float p[kB] = {0}, q[kB] = {0};
   for (long i = 0; i < HW; i++) {
 #pragma omp simd
     for (int l = 0; l < kB; l++) {
-      float d = x[i * kB + l] - mu[l];
-      p[l] += d * d;
+      float d = x[i * kB + l] - k[l];
+      p[l] += d;
+      q[l] += d * d;
     }
   }
-  for (int l = 0; l < kB; l++) s[l] += p[l];
+  for (int l = 0; l < kB; l++) {
+    s1[l] += p[l];
+    s2[l] += q[l];
+  }
 }
 template <int K>
 LL_INLINE void blkAffineActT(const float* x, float* y, long HW, const float* mu, const float* a, const float* b,
@@ -732,14 +738,15 @@ class Context : public Napi::ObjectWrap<Context> {
       const long CB = C / kB;
 #pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
       for (long cb = 0; cb < CB; cb++) {
+        // one pass over x for both moments, shifted by the channel's first value
         double s[kB] = {0}, q[kB] = {0};
-        float mu[kB], a[kB];
-        for (long b = 0; b < N; b++) blkSum(x + BIdx(b, cb, CB, HW), HW, s);
-        for (int l = 0; l < kB; l++) mu[l] = float(s[l] / M);
-        for (long b = 0; b < N; b++) blkSqDev(x + BIdx(b, cb, CB, HW), HW, mu, q);
+        float k[kB], mu[kB], a[kB];
+        for (int l = 0; l < kB; l++) k[l] = x[BIdx(0, cb, CB, HW) + l];
+        for (long b = 0; b < N; b++) blkShiftedSums(x + BIdx(b, cb, CB, HW), HW, k, s, q);
         for (int l = 0; l < kB; l++) {
           long c = cb * kB + l;
-          double dm = s[l] / M - double(mu[l]);
+          double dm = s[l] / M;  // mean - k
+          mu[l] = float(double(k[l]) + dm);
           double var = q[l] / M - dm * dm;
           if (var < 0) var = 0;
           double is = 1.0 / std::sqrt(var + eps);
@@ -883,17 +890,16 @@ class Context : public Napi::ObjectWrap<Context> {
     bool toBlocked = Blocked(env, info, 5, C);
     if (C % kB != 0) throw Napi::RangeError::New(env, "blocked layout needs channels divisible by 16");
     const long CB = C / kB;
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 262144)
+    // block r = (b, cb) is the 16 planes starting at plane r * 16 of the NCHW tensor
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
     for (long r = 0; r < N * CB; r++) {
-      long b = r / CB, cb = r % CB;
-      float* blk = toBlocked ? dst + r * HW * kB : nullptr;
-      const float* cblk = toBlocked ? nullptr : src + r * HW * kB;
-      for (int l = 0; l < kB; l++) {
-        long plane = (b * C + cb * kB + l) * HW;
-        if (toBlocked)
-          for (long i = 0; i < HW; i++) blk[i * kB + l] = src[plane + i];
-        else
-          for (long i = 0; i < HW; i++) dst[plane + i] = cblk[i * kB + l];
+      const long o = r * HW * kB;
+      if (toBlocked) {
+        for (long i = 0; i < HW; i++)
+          for (int l = 0; l < kB; l++) dst[o + i * kB + l] = src[o + l * HW + i];
+      } else {
+        for (long i = 0; i < HW; i++)
+          for (int l = 0; l < kB; l++) dst[o + l * HW + i] = src[o + i * kB + l];
       }
     }
     return env.Undefined();

@@ -105,6 +105,18 @@ suite('native backend: the blocked layout nChw16c', () => {
       be.channelAffine(N, C, HW, xb, gamma, beta, act, bay, 'blocked');
       expectClose(toPlain(N, C, HW, bay), ay, FP32, `channelAffine ${what}`);
     }
+    {
+      // a large offset from zero (the one-pass moments are shifted by each channel's first value)
+      const [N, C, HW] = [4, 16, 100], n = N * C * HW, act: Act = { kind: 'leaky', slope: 0.01 };
+      const x = rand(n, 1000, 1001), gamma = rand(C, 0.5, 1.5), beta = rand(C);
+      const y = new Float32Array(n), mean = new Float32Array(C), invstd = new Float32Array(C);
+      const by = new Float32Array(n), bm = new Float32Array(C), bi = new Float32Array(C);
+      ref.batchNormTrain(N, C, HW, x, gamma, beta, 1e-5, act, y, mean, invstd);
+      be.batchNormTrain(N, C, HW, toBlocked(N, C, HW, x), gamma, beta, 1e-5, act, by, bm, bi, 'blocked');
+      expectClose(bm, mean, 1e-6, 'batchNormTrain offset 1000: mean');
+      expectClose(bi, invstd, 1e-3, 'batchNormTrain offset 1000: invstd');
+      expectClose(toPlain(N, C, HW, by), y, 1e-2, 'batchNormTrain offset 1000: y');
+    }
     for (const layout of ['nchw', 'blocked'] as Layout[]) {
       const [N, C, HW] = [6, 32, 50];
       const x = rand(N * C * HW), want = new Float64Array(C), got = new Float32Array(C);
@@ -118,7 +130,10 @@ suite('native backend: the blocked layout nChw16c', () => {
   it('convolutions with blocked x and/or y match the reference', async () => {
     const be = await createNativeBackend({ threads: 2 });
     const cases: ConvGeom[] = [geom(4, 32, 28, 64, 2), geom(3, 64, 14, 64, 2), geom(2, 1, 28, 32, 1), geom(2, 32, 28, 1, 1),
-      geom(2, 16, 9, 16, 1)];
+      geom(2, 16, 9, 16, 1), geom(3, 1, 9, 16, 2),
+      // one input channel with an odd kernel, strides and paddings (the direct C = 1 kernels)
+      { N: 2, C: 1, H: 11, W: 8, K: 32, R: 5, S: 3, strideH: 2, strideW: 1, padH: 2, padW: 0,
+        OH: convOutSize(11, 5, 2, 2), OW: convOutSize(8, 3, 1, 0) }];
     for (const g0 of cases) for (const xl of ['nchw', 'blocked'] as Layout[]) for (const yl of ['nchw', 'blocked'] as Layout[]) {
       if ((xl === 'blocked' && g0.C % B) || (yl === 'blocked' && g0.K % B)) continue;
       const g = { ...g0, xLayout: xl, yLayout: yl }, what = `conv ${g.C}->${g.K} ${g.H}x${g.W} s${g.strideH} x:${xl} y:${yl}`;
@@ -127,7 +142,7 @@ suite('native backend: the blocked layout nChw16c', () => {
       const Y = (a: Float32Array) => (yl === 'blocked' ? toBlocked(g.N, g.K, HWy, a) : a);
       const XP = (a: Float32Array) => (xl === 'blocked' ? toPlain(g.N, g.C, HWx, a) : a);
       const YP = (a: Float32Array) => (yl === 'blocked' ? toPlain(g.N, g.K, HWy, a) : a);
-      const x = rand(g.N * g.C * HWx), w = rand(g.K * g.C * 9, -0.3, 0.3), bias = rand(g.K), dy = rand(g.N * g.K * HWy);
+      const x = rand(g.N * g.C * HWx), w = rand(g.K * g.C * g.R * g.S, -0.3, 0.3), bias = rand(g.K), dy = rand(g.N * g.K * HWy);
       const y = new Float32Array(dy.length), dx = new Float32Array(x.length), dw = new Float32Array(w.length), db = new Float32Array(g.K);
       ref.conv2d(g0, x, w, bias, y);
       ref.conv2dBackwardData(g0, dy, w, dx);
@@ -182,6 +197,7 @@ suite('native backend: the blocked layout nChw16c', () => {
     // the convolutions with 16k output channels did run blocked (the last one: its output is converted at the end)
     expect(blocked.layers.filter((m) => m instanceof Conv2d || m instanceof ConvTranspose2d)
       .map((m) => (m as Conv2d).outputLayout)).toEqual(['blocked', 'blocked', 'blocked', 'blocked', 'blocked']);
+    expect((blocked.at(9) as Unflatten).outputLayout).toBe('blocked');
     expect((plain.at(0) as Conv2d).outputLayout).toBe('nchw');
     be.dispose();
   });

@@ -15,6 +15,12 @@ export class Linear extends Module {
     ({ weight: this.weight, bias: this.bias } = this.registerWeightAndBias(shape, outFeatures, opts.bias !== false, opts.rng));
   }
 
+  private ones(n: number): Float32Array {
+    const a = this.scratch('ones', n);
+    if (a[0] !== 1) a.fill(1);
+    return a;
+  }
+
   override extraRepr(): string {
     return `in_features=${this.inFeatures}, out_features=${this.outFeatures}, bias=${this.bias ? 'True' : 'False'}`;
   }
@@ -29,11 +35,9 @@ export class Linear extends Module {
   forward(x: Tensor): Tensor {
     const N = this.rows(x), O = this.outFeatures;
     const y = this.scratch('y', N * O);
-    this.backend.gemm(false, true, N, O, this.inFeatures, 1, x.data, this.weight.data, 0, y);
-    if (this.bias) {
-      const b = this.bias.data;
-      for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) y[n * O + o] += b[o];
-    }
+    // y = b (each row), then y += x W^T
+    if (this.bias) for (let n = 0; n < N; n++) y.set(this.bias.data, n * O);
+    this.backend.gemm(false, true, N, O, this.inFeatures, 1, x.data, this.weight.data, this.bias ? 1 : 0, y);
     this.x = x;
     return new Tensor([...x.shape.slice(0, -1), O], y);
   }
@@ -44,10 +48,8 @@ export class Linear extends Module {
     const N = this.rows(x), O = this.outFeatures, I = this.inFeatures;
     // dW += dy^T x
     this.backend.gemm(true, false, O, I, N, 1, dy.data, x.data, 1, this.weight.grad);
-    if (this.bias) {
-      const gb = this.bias.grad;
-      for (let n = 0; n < N; n++) for (let o = 0; o < O; o++) gb[o] += dy.data[n * O + o];
-    }
+    // db += 1^T dy (the column sums of dy)
+    if (this.bias) this.backend.gemm(false, false, 1, O, N, 1, this.ones(N), dy.data, 1, this.bias.grad);
     if (!this.needsInputGrad) return EMPTY;
     const dx = this.scratch('dx', N * I);
     this.backend.gemm(false, false, N, I, O, 1, dy.data, this.weight.data, 0, dx);

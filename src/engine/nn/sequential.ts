@@ -46,7 +46,7 @@ export class Sequential extends Module {
       if (!choosesLayout(m)) return;
       // blocked only if every layer that will see it takes it: layers that keep the layout, then one that
       // accepts any layout (or the end of this Sequential, which converts back to NCHW)
-      let ok = block > 0 && m.outChannels % block === 0, j = i + 1;
+      let ok = block > 0 && m.outChannels > 0 && m.outChannels % block === 0, j = i + 1;
       while (ok && j < L.length && L[j].blockedInput === 'keep') j++;
       ok &&= j === L.length || L[j].blockedInput === 'any';
       m.outputLayout = ok ? 'blocked' : 'nchw';

@@ -32,7 +32,11 @@ export class Flatten extends Module {
 
 export class Unflatten extends Module {
   private inShape: readonly number[] = [];
+  /** Layout of the output (Sequential may choose 'blocked' for an [N, C, H, W] output; see Layout). */
+  outputLayout: Layout = 'nchw';
   constructor(readonly dim: number, readonly sizes: readonly number[]) { super(); }
+  /** The channels of an [N, C, H, W] output (0 for other shapes, which stay NCHW). */
+  get outChannels(): number { return this.dim === 1 && this.sizes.length === 3 ? this.sizes[0] : 0; }
   override extraRepr(): string { return `dim=${this.dim}, unflattened_size=(${this.sizes.join(', ')})`; }
 
   outputShape(s: readonly number[]): number[] {
@@ -44,8 +48,8 @@ export class Unflatten extends Module {
   forward(x: Tensor): Tensor {
     if (x.layout !== 'nchw') throw new Error('Unflatten: expected an NCHW input');
     this.inShape = x.shape;
-    return new Tensor(this.outputShape(x.shape), x.data);
+    return this.toLayout(new Tensor(this.outputShape(x.shape), x.data), this.outputLayout, 'blocked');
   }
 
-  backward(dy: Tensor): Tensor { return new Tensor(this.inShape, dy.data); }
+  backward(dy: Tensor): Tensor { return new Tensor(this.inShape, this.toLayout(dy, 'nchw', 'dxPlain').data); }
 }
