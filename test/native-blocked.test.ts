@@ -159,6 +159,36 @@ suite('native backend: the blocked layout nChw16c', () => {
     be.dispose();
   });
 
+  it('bf16: activations already blocked are converted by the addon\'s own loop exactly as oneDNN\'s reorder does', async () => {
+    const be = await createNativeBackend({ threads: 2, precision: 'bf16' });
+    for (const g0 of [geom(4, 32, 28, 64, 2), geom(3, 64, 14, 64, 2)]) {
+      const HWx = g0.H * g0.W, HWy = g0.OH * g0.OW;
+      const x = rand(g0.N * g0.C * HWx), w = rand(g0.K * g0.C * 9, -0.3, 0.3), dy = rand(g0.N * g0.K * HWy);
+      // values that round differently: exact halfway cases (ties to even), NaN
+      x[0] = 1 + 2 ** -8; x[1] = 1 + 3 * 2 ** -8; x[2] = -(1 + 2 ** -8) - 2 ** -20;
+      const want = new Float32Array(dy.length);
+      ref.conv2d(g0, x, w, null, want);
+      // x NCHW: oneDNN's reorder converts (and blocks) it; x blocked: the addon's loop converts it
+      const viaReorder = new Float32Array(dy.length), viaOwn = new Float32Array(dy.length);
+      be.conv2d({ ...g0, xLayout: 'nchw', yLayout: 'blocked' }, x, w, null, viaReorder);
+      be.conv2d({ ...g0, xLayout: 'blocked', yLayout: 'blocked' }, toBlocked(g0.N, g0.C, HWx, x), w, null, viaOwn);
+      expect(be.convImpl('fwd', { ...g0, xLayout: 'blocked', yLayout: 'blocked' })).toMatch(/\+bf16\(in0\)/);
+      expect(be.convImpl('fwd', { ...g0, xLayout: 'nchw', yLayout: 'blocked' })).toMatch(/\+reorder\(in0\)/);
+      expect(Array.from(viaOwn)).toEqual(Array.from(viaReorder));
+      expectClose(toPlain(g0.N, g0.K, HWy, viaOwn), want, 2e-2, 'bf16 conv2d with blocked x');
+      const dxWant = new Float32Array(x.length), dxR = new Float32Array(x.length), dxO = new Float32Array(x.length);
+      ref.conv2dBackwardData(g0, dy, w, dxWant);
+      be.conv2dBackwardData({ ...g0, xLayout: 'blocked', yLayout: 'nchw' }, dy, w, dxR);
+      be.conv2dBackwardData({ ...g0, xLayout: 'blocked', yLayout: 'blocked' }, toBlocked(g0.N, g0.K, HWy, dy), w, dxO);
+      expect(Array.from(dxO)).toEqual(Array.from(dxR));
+      expectClose(toPlain(g0.N, g0.C, HWx, dxO), dxWant, 2e-2, 'bf16 conv2dBackwardData with blocked dy');
+      x[5] = NaN;
+      be.conv2d({ ...g0, xLayout: 'blocked', yLayout: 'blocked' }, toBlocked(g0.N, g0.C, HWx, x), w, null, viaOwn);
+      expect(viaOwn.some(Number.isNaN)).toBe(true);
+    }
+    be.dispose();
+  });
+
   /** The study's bn model as one Sequential, on a backend, with blocked layouts on or off. */
   function model(be: NativeBackend, blocked: boolean): Sequential {
     const r = new Rng(5);
