@@ -276,12 +276,15 @@ LL_CLONES void blkShiftedSums(const float* x, long HW, const float* k, double* s
     s2[l] += q[l];
   }
 }
+// The value before the activation, computed by the same expression in the forward and the backward pass.
+LL_INLINE float preAct(float x, float mu, float a, float b) { return (x - mu) * a + b; }
+
 template <int K>
 LL_INLINE void blkAffineActT(const float* x, float* y, long HW, const float* mu, const float* a, const float* b,
                              float slope) {
   for (long i = 0; i < HW; i++) {
 #pragma omp simd
-    for (int l = 0; l < kB; l++) y[i * kB + l] = actF<K>((x[i * kB + l] - mu[l]) * a[l] + b[l], slope);
+    for (int l = 0; l < kB; l++) y[i * kB + l] = actF<K>(preAct(x[i * kB + l], mu[l], a[l], b[l]), slope);
   }
 }
 LL_CLONES void blkAffineAct(const float* x, float* y, long HW, const float* mu, const float* a, const float* b,
@@ -290,15 +293,25 @@ LL_CLONES void blkAffineAct(const float* x, float* y, long HW, const float* mu, 
   LL_DISPATCH(kind, CALL)
 #undef CALL
 }
-template <int K>
+// Backward loops. For none / relu / leaky the activation's derivative needs only the sign of its input,
+// which (X = true) is recomputed from x with the forward's scale a and shift b instead of being read from
+// y: one array less to stream through (sign(pre) == sign(y) for these activations).
+template <int K, bool X>
+LL_INLINE float gradPre(const float* x, const float* y, const float* dy, long j, int l, const float* mu, const float* a,
+                        const float* b, float slope) {
+  if (X) return dyPre<K>(preAct(x[j], mu[l], a[l], b[l]), dy[j], slope);
+  return dyPre<K>(y[j], dy[j], slope);
+}
+
+template <int K, bool X>
 LL_INLINE void blkBwdSumsT(const float* x, const float* y, const float* dy, long HW, const float* mu, const float* is,
-                           float slope, double* sg, double* sgx) {
+                           const float* a, const float* b, float slope, double* sg, double* sgx) {
   float p1[kB] = {0}, p2[kB] = {0};
   for (long i = 0; i < HW; i++) {
 #pragma omp simd
     for (int l = 0; l < kB; l++) {
       long j = i * kB + l;
-      float g = dyPre<K>(y[j], dy[j], slope);
+      float g = gradPre<K, X>(x, y, dy, j, l, mu, a, b, slope);
       p1[l] += g;
       p2[l] += g * (x[j] - mu[l]) * is[l];
     }
@@ -309,28 +322,42 @@ LL_INLINE void blkBwdSumsT(const float* x, const float* y, const float* dy, long
   }
 }
 LL_CLONES void blkBwdSums(const float* x, const float* y, const float* dy, long HW, const float* mu, const float* is,
-                          int kind, float slope, double* sg, double* sgx) {
-#define CALL(K) blkBwdSumsT<K>(x, y, dy, HW, mu, is, slope, sg, sgx)
-  LL_DISPATCH(kind, CALL)
+                          const float* a, const float* b, int kind, float slope, double* sg, double* sgx) {
+  if (a && kind <= A_LEAKY) {
+#define CALL(K) blkBwdSumsT<K, true>(x, y, dy, HW, mu, is, a, b, slope, sg, sgx)
+    LL_DISPATCH(kind, CALL)
 #undef CALL
+  } else {
+#define CALL(K) blkBwdSumsT<K, false>(x, y, dy, HW, mu, is, a, b, slope, sg, sgx)
+    LL_DISPATCH(kind, CALL)
+#undef CALL
+  }
 }
-template <int K>
+template <int K, bool X>
 LL_INLINE void blkBwdDxT(const float* x, const float* y, const float* dy, float* dx, long HW, const float* mu,
-                         const float* is, float slope, const float* k2, const float* mdz, const float* mdzx) {
+                         const float* is, const float* a, const float* b, float slope, const float* k2,
+                         const float* mdz, const float* mdzx) {
   for (long i = 0; i < HW; i++) {
 #pragma omp simd
     for (int l = 0; l < kB; l++) {
       long j = i * kB + l;
-      float g = dyPre<K>(y[j], dy[j], slope);
+      float g = gradPre<K, X>(x, y, dy, j, l, mu, a, b, slope);
       dx[j] = k2[l] * (g - mdz[l] - (x[j] - mu[l]) * is[l] * mdzx[l]);
     }
   }
 }
 LL_CLONES void blkBwdDx(const float* x, const float* y, const float* dy, float* dx, long HW, const float* mu,
-                        const float* is, int kind, float slope, const float* k2, const float* mdz, const float* mdzx) {
-#define CALL(K) blkBwdDxT<K>(x, y, dy, dx, HW, mu, is, slope, k2, mdz, mdzx)
-  LL_DISPATCH(kind, CALL)
+                        const float* is, const float* a, const float* b, int kind, float slope, const float* k2,
+                        const float* mdz, const float* mdzx) {
+  if (a && kind <= A_LEAKY) {
+#define CALL(K) blkBwdDxT<K, true>(x, y, dy, dx, HW, mu, is, a, b, slope, k2, mdz, mdzx)
+    LL_DISPATCH(kind, CALL)
 #undef CALL
+  } else {
+#define CALL(K) blkBwdDxT<K, false>(x, y, dy, dx, HW, mu, is, a, b, slope, k2, mdz, mdzx)
+    LL_DISPATCH(kind, CALL)
+#undef CALL
+  }
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -784,7 +811,7 @@ class Context : public Napi::ObjectWrap<Context> {
           double is = 1.0 / std::sqrt(var + eps);
           mean[c] = mu[l];
           invstd[c] = float(is);
-          a[l] = float(double(gamma[c]) * is);
+          a[l] = gamma[c] * invstd[c];  // in float: the backward pass recomputes it exactly
         }
         for (long b = 0; b < N; b++)
           blkAffineAct(x + BIdx(b, cb, CB, HW), y + BIdx(b, cb, CB, HW), HW, mu, a, beta + cb * kB, kind, slope);
@@ -858,6 +885,8 @@ class Context : public Napi::ObjectWrap<Context> {
     float* dx = F32(env, info[11], n, "dx");
     float* dgamma = F32(env, info[12], C, "dgamma");
     float* dbeta = F32(env, info[13], C, "dbeta");
+    // optional 16th: the forward's beta (then the blocked path takes the activation's mask from x, not y)
+    const float* beta = info.Length() > 15 ? F32OrNull(env, info[15], C, "beta") : nullptr;
     const double M = double(N) * HW;
     if (Blocked(env, info, 14, C)) {
       const long CB = C / kB;
@@ -865,10 +894,14 @@ class Context : public Napi::ObjectWrap<Context> {
       for (long cb = 0; cb < CB; cb++) {
         const float* mu = mean + cb * kB;
         const float* is = invstd + cb * kB;
+        float a[kB];
+        for (int l = 0; l < kB; l++) a[l] = gamma[cb * kB + l] * is[l];
+        const float* pa = beta ? a : nullptr;
+        const float* pb = beta ? beta + cb * kB : nullptr;
         double sg[kB] = {0}, sgx[kB] = {0};
         for (long b = 0; b < N; b++) {
           long o = BIdx(b, cb, CB, HW);
-          blkBwdSums(x + o, y + o, dy + o, HW, mu, is, kind, slope, sg, sgx);
+          blkBwdSums(x + o, y + o, dy + o, HW, mu, is, pa, pb, kind, slope, sg, sgx);
         }
         float k2[kB], mdz[kB], mdzx[kB];
         for (int l = 0; l < kB; l++) {
@@ -881,7 +914,7 @@ class Context : public Napi::ObjectWrap<Context> {
         }
         for (long b = 0; b < N; b++) {
           long o = BIdx(b, cb, CB, HW);
-          blkBwdDx(x + o, y + o, dy + o, dx + o, HW, mu, is, kind, slope, k2, mdz, mdzx);
+          blkBwdDx(x + o, y + o, dy + o, dx + o, HW, mu, is, pa, pb, kind, slope, k2, mdz, mdzx);
         }
       }
       return env.Undefined();

@@ -99,6 +99,13 @@ suite('native backend: the blocked layout nChw16c', () => {
       expectClose(toPlain(N, C, HW, bdx), dx, FP32, `batchNormBackward ${what} dx`);
       expectClose(bdg, dg, FP32, `batchNormBackward ${what} dgamma`);
       expectClose(bdb, db, FP32, `batchNormBackward ${what} dbeta`);
+      // with beta, the activation's mask comes from x (y is not read: NaN there must not matter)
+      const xdx = new Float32Array(n), xdg = new Float32Array(C), xdb = new Float32Array(C);
+      const yIgnored = act.kind === 'tanh' ? toBlocked(N, C, HW, y) : new Float32Array(n).fill(NaN);
+      be.batchNormBackward(N, C, HW, xb, yIgnored, toBlocked(N, C, HW, dy), gamma, bm, bi, act, xdx, xdg, xdb, 'blocked', beta);
+      expectClose(toPlain(N, C, HW, xdx), dx, FP32, `batchNormBackward ${what} dx (mask from x)`);
+      expectClose(xdg, dg, FP32, `batchNormBackward ${what} dgamma (mask from x)`);
+      expectClose(xdb, db, FP32, `batchNormBackward ${what} dbeta (mask from x)`);
 
       const ay = new Float32Array(n), bay = new Float32Array(n);
       ref.channelAffine(N, C, HW, x, gamma, beta, act, ay);

@@ -82,11 +82,12 @@ export interface Backend {
                 act: Act, y: Float32Array, layout?: Layout): void;
   /**
    * Backward of batchNormTrain (with its activation): given x, the forward output y and dy, writes
-   * dx, dgamma and dbeta (overwritten).
+   * dx, dgamma and dbeta (overwritten). `beta`, the forward's shift, is optional: a backend may use it
+   * to recompute the activation's input from x instead of reading y.
    */
   batchNormBackward(N: number, C: number, HW: number, x: Float32Array, y: Float32Array, dy: Float32Array,
                     gamma: Float32Array, mean: Float32Array, invstd: Float32Array, act: Act,
-                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, layout?: Layout): void;
+                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, layout?: Layout, beta?: Float32Array): void;
 
   /** y = act(x), n elements (y may be x). */
   activation(act: Act, n: number, x: Float32Array, y: Float32Array): void;

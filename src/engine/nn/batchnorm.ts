@@ -97,7 +97,7 @@ export class BatchNorm2d extends Module {
     const dg = this.scratch('dgamma', C), db = this.scratch('dbeta', C);
     if (this.usedBatchStats) {
       this.backend.batchNormBackward(N, C, HW, x.data, y.data, dy.data, this.weight.data,
-        this.scratch('mean', C), this.scratch('invstd', C), this.act, dx, dg, db, x.layout);
+        this.scratch('mean', C), this.scratch('invstd', C), this.act, dx, dg, db, x.layout, this.bias.data);
     } else {
       // eval mode: y = act(x * scale + shift) with fixed statistics
       this.backend.activationBackward(this.act, x.size, y.data, y.data, dy.data, dx);

@@ -40,7 +40,8 @@ export interface NativeContext {
                 actKind: number, slope: number, y: Float32Array, blocked?: boolean): void;
   batchNormBackward(N: number, C: number, HW: number, x: Float32Array, y: Float32Array, dy: Float32Array,
                     gamma: Float32Array, mean: Float32Array, invstd: Float32Array, actKind: number, slope: number,
-                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, blocked?: boolean): void;
+                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, blocked?: boolean,
+                    beta?: Float32Array | null): void;
   /** NCHW <-> nChw16c. */
   reorderLayout(N: number, C: number, HW: number, src: Float32Array, dst: Float32Array, toBlocked: boolean): void;
   channelSums(N: number, C: number, HW: number, x: Float32Array, out: Float32Array, blocked: boolean): void;

@@ -111,9 +111,9 @@ export class NativeBackend implements Backend {
 
   batchNormBackward(N: number, C: number, HW: number, x: Float32Array, y: Float32Array, dy: Float32Array,
                     gamma: Float32Array, mean: Float32Array, invstd: Float32Array, act: Act,
-                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, layout?: Layout): void {
+                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, layout?: Layout, beta?: Float32Array): void {
     this.c.batchNormBackward(N, C, HW, x, y, dy, gamma, mean, invstd, actCode(act), act.slope, dx, dgamma, dbeta,
-      layout === 'blocked');
+      layout === 'blocked', beta ?? null);
   }
 
   reorderLayout(N: number, C: number, HW: number, src: Float32Array, dst: Float32Array, to: Layout): void {
