@@ -5,8 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { Tensor } from '../src/engine/tensor.js';
 import type { Backend } from '../src/engine/kernels/index.js';
 import {
-  BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, Linear, Module, ReLU, Sequential, Sigmoid, Tanh,
+  BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, LeakyReLU, Linear, Module, ReLU, Sequential, Sigmoid, Tanh,
 } from '../src/engine/nn/index.js';
+import { Rng } from '../src/engine/rng.js';
 import { bceLoss, mseLoss } from '../src/engine/loss.js';
 import type { StateDict } from '../src/engine/state.js';
 import { expectClose, f32of, fixture, FIXTURES, parityBackends } from './helpers.js';
@@ -104,4 +105,33 @@ describe('initialisation', () => {
       expect(f32of(t, `${name}.bias_absmax`)[0]).toBeLessThanOrEqual(bound);
     }
   });
+});
+
+describe('Sequential backward: element-wise layers write their gradient over the one they receive', () => {
+  for (const { name, backend: be } of backends) {
+    it(`gradients match layer-by-layer backward with own buffers, and the caller's dy is untouched (${name})`, () => {
+      const make = (): Sequential => {
+        const r = new Rng(3);
+        return new Sequential(new Conv2d(1, 16, 3, { padding: 1, rng: r }), new BatchNorm2d(16), new LeakyReLU(),
+          new Conv2d(16, 16, 3, { stride: 2, padding: 1, rng: r }), new BatchNorm2d(16), new Tanh(), new Flatten()).to(be);
+      };
+      const seq = make(), manual = make();
+      const xr = new Rng(4), n = 3 * 784, x = be.alloc(n);
+      for (let i = 0; i < n; i++) x[i] = xr.uniform(-1, 1);
+      const xt = new Tensor([3, 1, 28, 28], x);
+      const y = seq.forward(xt);
+      const dy = be.alloc(y.size);
+      for (let i = 0; i < dy.length; i++) dy[i] = xr.uniform(-1, 1);
+      const dyCopy = dy.slice();
+      seq.backward(new Tensor(y.shape, dy));
+      expect(Array.from(dy)).toEqual(Array.from(dyCopy));
+      // the same layers run one by one, unfused, each backward into its own buffer
+      let t: Tensor = xt;
+      for (const m of manual.layers) t = m.forward(t);
+      let g = new Tensor(t.shape, dyCopy.slice());
+      for (let i = manual.layers.length - 1; i >= 0; i--) g = manual.layers[i].backward(g);
+      const a = seq.parameters(), b = manual.parameters();
+      a.forEach((p, i) => expectClose(p.grad, b[i].grad, `gradient ${i}`));
+    });
+  }
 });

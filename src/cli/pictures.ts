@@ -10,6 +10,7 @@ import { InvalidArgumentError } from 'commander';
 import { createBackend } from '../engine/kernels/select.js';
 import type { Backend } from '../engine/kernels/index.js';
 import { openRun, readMetrics, type Latents, type MetricsLine, type Run } from '../lab/run.js';
+import type { AutoEncoder } from '../lab/models/autoencoder.js';
 import { project, type ProjectionMethod, type Projected } from '../lab/projection.js';
 import { readJson } from '../lab/io.js';
 import { latentBox } from '../lab/train.js';
@@ -346,10 +347,14 @@ export async function gifPicture(run: Run, opts: { fps?: number } = {}): Promise
 
 /**
  * Draws a finished run's pictures into its folder: latent.png, sample.png, loss.png and, when it
- * has snapshots, training.gif. Returns the paths written.
+ * has snapshots, training.gif. Returns the paths written. With `backend` (the one that trained the
+ * run), the pictures decode on it instead of starting another backend (whose memory and threads
+ * would add to the training run's peak).
  */
-export async function renderRunPictures(dir: string): Promise<string[]> {
-  const opened = await openRunForPictures(dir);
+export async function renderRunPictures(dir: string, trained?: AutoEncoder): Promise<string[]> {
+  const opened: OpenedRun = trained
+    ? { run: await openRun(dir, { model: trained }), backend: trained.device, close: () => {} }
+    : await openRunForPictures(dir);
   try {
     const { run } = opened;
     const wrote: string[] = [];

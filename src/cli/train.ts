@@ -112,7 +112,9 @@ export async function runTrain(o: Record<string, unknown>): Promise<void> {
   (bar as Progress | null)?.stop();
   for (const l of lines) process.stderr.write(`${l}\n`);
   const wrote = [path.join(out, 'model.safetensors'), path.join(out, 'metrics.jsonl'), path.join(out, 'latents.safetensors')];
-  if (o.pictures !== false) wrote.push(...await renderRunPictures(out));
+  // the pictures decode with the trained model, on its backend, without its training buffers
+  result.model.releaseScratch();
+  if (o.pictures !== false) wrote.push(...await renderRunPictures(out, result.model));
   process.stdout.write(`test MSE ${result.testMse.toFixed(4)} on [-1, 1] after ${result.steps} steps; training throughput ${Math.round(result.samplesPerSec)} samples/s\n`);
   for (const f of wrote) process.stdout.write(`wrote ${f}\n`);
 }

@@ -71,13 +71,14 @@ export function loadModel(file: string, cfg: Partial<ModelConfig>, backend?: Bac
 }
 
 /** Opens a run folder made by `latentlab train`. */
-export async function openRun(dir: string, opts: { backend?: Backend; backendName?: string; threads?: number } = {}): Promise<Run> {
+export async function openRun(dir: string, opts: { backend?: Backend; backendName?: string; threads?: number; model?: AutoEncoder } = {}): Promise<Run> {
   if (!existsSync(dir)) throw new Error(`${dir}: no such run folder`);
   const cfgFile = path.join(dir, 'config.json');
   if (!existsSync(cfgFile)) throw new Error(`${dir}: not a run folder (no config.json; expected the --out folder of latentlab train)`);
   const config = readJson<TrainConfig & Record<string, unknown>>(cfgFile, "a run's settings");
-  const backend = opts.backend ?? await createBackend(opts.backendName ?? 'auto', opts.threads ? { threads: opts.threads } : {});
-  const model = loadModel(path.join(dir, 'model.safetensors'), config, backend);
+  // opts.model: the model just trained into this folder (the same weights as its model.safetensors)
+  const model = opts.model ?? loadModel(path.join(dir, 'model.safetensors'), config,
+    opts.backend ?? await createBackend(opts.backendName ?? 'auto', opts.threads ? { threads: opts.threads } : {}));
   const latFile = path.join(dir, 'latents.safetensors');
   if (!existsSync(latFile)) throw new Error(`${latFile}: not found (the run has not finished; latents are written at the end)`);
   const testLatents = readLatents(latFile);

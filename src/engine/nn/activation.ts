@@ -21,7 +21,7 @@ export abstract class Activation extends Module {
     const x = this.x, y = this.y;
     if (!x || !y) throw new Error(`${this.typeName}.backward called before forward`);
     dy = this.toLayout(dy, x.layout, 'dyLayout');
-    const dx = this.scratch('dx', x.size);
+    const dx = this.gradInPlace ? dy.data.subarray(0, x.size) : this.scratch('dx', x.size);
     this.backend.activationBackward(this.act, x.size, x.data, y.data, dy.data, dx);
     return new Tensor(x.shape, dx, x.layout);
   }

@@ -93,7 +93,7 @@ export class BatchNorm2d extends Module {
     if (!x || !y) throw new Error('BatchNorm2d.backward called before forward');
     const [N, C, HW] = this.dims(x);
     dy = this.toLayout(dy, x.layout, 'dyLayout');
-    const dx = this.scratch('dx', x.size);
+    const dx = this.gradInPlace ? dy.data.subarray(0, x.size) : this.scratch('dx', x.size);
     const dg = this.scratch('dgamma', C), db = this.scratch('dbeta', C);
     if (this.usedBatchStats) {
       this.backend.batchNormBackward(N, C, HW, x.data, y.data, dy.data, this.weight.data,

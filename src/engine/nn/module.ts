@@ -40,6 +40,12 @@ export abstract class Module {
    * undefined (NCHW only; Sequential never hands it a blocked tensor).
    */
   readonly blockedInput?: 'keep' | 'any';
+  /**
+   * Set by a container (Sequential) while it runs this layer's backward: the dy it passes is a temporary
+   * of the layer after this one, so an element-wise backward (BatchNorm2d, activations) may write its
+   * input gradient over it instead of into a buffer of its own (less memory, fewer cache misses).
+   */
+  gradInPlace = false;
 
   abstract forward(x: Tensor): Tensor;
   /** Given dL/d(output), accumulates parameter gradients and returns dL/d(input). */
@@ -144,6 +150,17 @@ export abstract class Module {
       m.backend = backend;
     }
     return this;
+  }
+
+  /**
+   * Returns every scratch buffer (layer outputs, gradients) of this module and its children to the
+   * backend; they are allocated again when next needed. Frees a trained model's training buffers.
+   */
+  releaseScratch(): void {
+    for (const [, m] of this.namedModules()) {
+      for (const a of m._scratch.values()) m.backend.free(a);
+      m._scratch.clear();
+    }
   }
 
   /** The backend this module computes on. */

@@ -12,6 +12,11 @@ import { choosesLayout, Module } from './module.js';
 /** Time spent per layer (milliseconds), filled when `Sequential.profiler` is set. */
 export interface LayerTimes { forward: number; backward: number; calls: number }
 
+/** Whether two arrays share any memory. */
+function overlaps(a: Float32Array, b: Float32Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
 export class Sequential extends Module {
   /** When set, every Sequential adds each child's forward and backward time under `<prefix>.<index> <Type>`. */
   static profiler: Map<string, LayerTimes> | null = null;
@@ -71,11 +76,19 @@ export class Sequential extends Module {
   }
 
   backward(dy: Tensor): Tensor {
+    const given = dy;
     dy = this.toLayout(dy, this.outLayout, 'dyLayout');
     for (let i = this.layers.length - 1; i >= 0; i--) {
       if (this.fusedAt.has(i)) continue;
       const t0 = Sequential.profiler ? performance.now() : 0;
-      dy = this.layers[i].backward(dy);
+      const m = this.layers[i];
+      // the caller's dy is never overwritten; gradients made by the layers after this one may be
+      m.gradInPlace = !overlaps(dy.data, given.data);
+      try {
+        dy = m.backward(dy);
+      } finally {
+        m.gradInPlace = false;
+      }
       if (Sequential.profiler) this.record(i, performance.now() - t0, 'backward');
     }
     return dy;
