@@ -57,6 +57,11 @@ export class SGD extends Optimizer<SGDGroup> {
       let buf = state.momentumBuffer as Float32Array | undefined;
       const first = useMom && !buf;
       if (first) buf = state.momentumBuffer = new Float32Array(n);
+      if (useMom && !first && !useWd && !nesterov) {
+        // the common case (plain momentum) without per-element branches: the same arithmetic
+        momentumStep(data, grad, buf!, n, sign, mom, damp1, negLr);
+        continue;
+      }
       for (let i = 0; i < n; i++) {
         let d = sign * grad[i];
         if (useWd) d = fr(d + wd * data[i]);
@@ -70,5 +75,16 @@ export class SGD extends Optimizer<SGDGroup> {
         data[i] = fr(data[i] + negLr * d);
       }
     }
+  }
+}
+
+/** buf = fr(buf * mom) + damp1 * (sign * grad), rounded; p = p + negLr * buf, rounded. */
+function momentumStep(data: Float32Array, grad: Float32Array, buf: Float32Array, n: number, sign: number, mom: number,
+                      damp1: number, negLr: number): void {
+  const ds = damp1 * sign;  // exact: sign is +-1
+  for (let i = 0; i < n; i++) {
+    const b = fr(fr(buf[i] * mom) + ds * grad[i]);
+    buf[i] = b;
+    data[i] = fr(data[i] + negLr * b);
   }
 }
