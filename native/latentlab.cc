@@ -361,6 +361,50 @@ LL_CLONES void blkBwdDx(const float* x, const float* y, const float* dy, float* 
 }
 
 // ------------------------------------------------------------------------------------------------
+// Optimiser steps, element for element the float32 arithmetic of src/engine/optim (and PyTorch 1.13):
+// a float op where PyTorch rounds each op, and "x + a*b" evaluated in double and rounded once where
+// PyTorch's kernel fuses it (a*b of two floats is exact in double, so FMA contraction cannot change
+// the double result either).
+
+// Contraction into FMAs is off here: it would fuse a product that PyTorch rounds (e.g. AdamW's p * decay)
+// with the following add.
+#define LL_EXACT __attribute__((optimize("fp-contract=off")))
+
+LL_INLINE float addProd(float x, float a, float b) { return float(double(x) + double(a) * double(b)); }
+
+// SGD, momentum, no weight decay, not nesterov: buf = buf*mom (+) ds*g; p = p (+) negLr*buf
+LL_CLONES LL_EXACT void SgdMomentumLoop(float* p, const float* g, float* buf, long n, float mom, float ds, float negLr) {
+  for (long i = 0; i < n; i++) {
+    float b = addProd(buf[i] * mom, ds, g[i]);
+    buf[i] = b;
+    p[i] = addProd(p[i], negLr, b);
+  }
+}
+
+struct AdamScalars {
+  float sign, b1, omb1, b2, omb2, eps, wd, decay, negStepSize, bc2Sqrt;
+  bool useWd, decoupled;
+};
+
+LL_CLONES LL_EXACT void AdamLoop(float* p, const float* g, float* m, float* v, long n, const AdamScalars& k) {
+  for (long i = 0; i < n; i++) {
+    float d = k.sign * g[i];
+    float pi = p[i];
+    if (k.decoupled) {
+      if (k.useWd) pi = pi * k.decay;
+    } else if (k.useWd) {
+      d = addProd(d, k.wd, pi);
+    }
+    float mi = addProd(m[i] * k.b1, k.omb1, d);
+    float vi = addProd(v[i] * k.b2, k.omb2 * d, d);
+    m[i] = mi;
+    v[i] = vi;
+    float denom = std::sqrt(vi) / k.bc2Sqrt + k.eps;
+    p[i] = pi + (k.negStepSize * mi) / denom;
+  }
+}
+
+// ------------------------------------------------------------------------------------------------
 // oneDNN convolutions, cached per geometry.
 
 enum ConvKind { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_WEI = 2 };
@@ -457,6 +501,8 @@ class Context : public Napi::ObjectWrap<Context> {
                            InstanceMethod("activationBackward", &Context::ActivationBackward),
                            InstanceMethod("reorderLayout", &Context::ReorderLayout),
                            InstanceMethod("channelSums", &Context::ChannelSums),
+                           InstanceMethod("sgdMomentumStep", &Context::SgdMomentumStep),
+                           InstanceMethod("adamStep", &Context::AdamStep),
                            InstanceMethod("convImpl", &Context::ConvImpl),
                            InstanceMethod("dispose", &Context::Dispose),
                        });
@@ -995,6 +1041,40 @@ class Context : public Napi::ObjectWrap<Context> {
       for (long b = 0; b < N; b++) sumRow(x + (b * C + c) * HW, HW, &s);
       out[c] = float(s);
     }
+    return env.Undefined();
+  }
+
+  // sgdMomentumStep(n, data, grad, buf, momentum, gradScale, negLr)
+  Napi::Value SgdMomentumStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    long n = I32(info[0]);
+    float* p = F32(env, info[1], n, "data");
+    const float* g = F32(env, info[2], n, "grad");
+    float* buf = F32(env, info[3], n, "momentum buffer");
+    float mom = float(F64(info[4])), ds = float(F64(info[5])), negLr = float(F64(info[6]));
+    const long chunk = 16384;
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 262144)
+    for (long c = 0; c < (n + chunk - 1) / chunk; c++)
+      SgdMomentumLoop(p + c * chunk, g + c * chunk, buf + c * chunk, std::min(chunk, n - c * chunk), mom, ds, negLr);
+    return env.Undefined();
+  }
+
+  // adamStep(n, data, grad, expAvg, expAvgSq, [sign, b1, omb1, b2, omb2, eps, wd, decay, negStepSize, bc2Sqrt],
+  //          useWd, decoupled)
+  Napi::Value AdamStep(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    long n = I32(info[0]);
+    float* p = F32(env, info[1], n, "data");
+    const float* g = F32(env, info[2], n, "grad");
+    float* m = F32(env, info[3], n, "expAvg");
+    float* v = F32(env, info[4], n, "expAvgSq");
+    const float* sc = F32(env, info[5], 10, "scalars");
+    AdamScalars k{sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7], sc[8], sc[9],
+                  info[6].ToBoolean().Value(), info[7].ToBoolean().Value()};
+    const long chunk = 16384;
+#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 131072)
+    for (long c = 0; c < (n + chunk - 1) / chunk; c++)
+      AdamLoop(p + c * chunk, g + c * chunk, m + c * chunk, v + c * chunk, std::min(chunk, n - c * chunk), k);
     return env.Undefined();
   }
 

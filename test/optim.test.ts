@@ -1,5 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { Parameter } from '../src/engine/nn/parameter.js';
+import type { Backend } from '../src/engine/kernels/index.js';
+import { createBackend } from '../src/engine/kernels/select.js';
 import { loadSafetensors, saveSafetensors } from '../src/engine/state.js';
 import { Adam, AdamW, SGD, packOptimizerState, unpackOptimizerState, type Optimizer, type ParamGroup } from '../src/engine/optim/index.js';
 import { CyclicLR, OneCycleLR, type LRScheduler } from '../src/engine/lr_scheduler.js';
@@ -43,6 +45,39 @@ describe('optimisers match torch.optim (PyTorch 1.13 fixtures)', () => {
       expect(worst, `${name}: max relative error ${worst}`).toBeLessThanOrEqual(1e-4);
     });
   }
+});
+
+describe('optimiser kernels of the native backend are bit-identical to the TypeScript loops', async () => {
+  let native: Backend | null = null;
+  try {
+    await import('../src/engine/kernels/native/register.js');
+    native = await createBackend('native', { threads: 2 });
+  } catch (e) {
+    if (process.env.CI === 'true') throw e;
+  }
+  const all = cases(fx) as unknown as [string, OptCase][];
+  for (const [name, cfg] of all) {
+    it.skipIf(!native)(name, () => {
+      const run = (device: Backend | null) => {
+        const params = makeParams(cfg.shapes, (k) => tensor(fx, `${name}.init.p${k}`));
+        for (const p of params) p.device = device;
+        const opt = makeOptimizer(cfg, params);
+        const sched = cfg.scheduler ? (makeScheduler(opt, cfg.scheduler.class, cfg.scheduler.kwargs) as LRScheduler) : null;
+        for (let t = 0; t < cfg.steps; t++) {
+          opt.zeroGrad();
+          params.forEach((p, k) => p.grad.set(tensor(fx, `${name}.grad.${t}.p${k}`)));
+          opt.step();
+          sched?.step();
+        }
+        return params.map((p) => Array.from(p.data));
+      };
+      expect(run(native)).toEqual(run(null));
+    });
+  }
+  it.skipIf(!native)('the native backend has the kernels', () => {
+    expect(typeof native!.sgdMomentumStep).toBe('function');
+    expect(typeof native!.adamStep).toBe('function');
+  });
 });
 
 /** A fixed gradient sequence for the resume tests. */

@@ -94,8 +94,27 @@ export interface Backend {
   /** dx = dy * act'(x), where y = act(x) is the forward output (dx may be dy). */
   activationBackward(act: Act, n: number, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void;
 
+  /**
+   * Optional optimiser steps over one parameter, in exactly the float32 arithmetic of the TypeScript
+   * optimisers (src/engine/optim; bit-identical results), for backends that work on any Float32Array
+   * without copies (the optimisers call them for parameters whose `device` has them).
+   * SGD with momentum, no weight decay, not nesterov:
+   *   buf = fround(fround(buf * momentum) + gradScale * grad);  data = fround(data + negLr * buf)
+   */
+  sgdMomentumStep?(n: number, data: Float32Array, grad: Float32Array, buf: Float32Array, momentum: number,
+                   gradScale: number, negLr: number): void;
+  /** Adam / AdamW without amsgrad (see Adam.updateGroup for the arithmetic and the scalars). */
+  adamStep?(n: number, data: Float32Array, grad: Float32Array, expAvg: Float32Array, expAvgSq: Float32Array,
+            s: AdamStepScalars): void;
+
   /** Releases threads and memory. */
   dispose?(): void;
+}
+
+/** The per-step scalars of adamStep, each already a float32 value. */
+export interface AdamStepScalars {
+  sign: number; beta1: number; oneMinusBeta1: number; beta2: number; oneMinusBeta2: number; eps: number;
+  weightDecay: number; decay: number; negStepSize: number; bc2Sqrt: number; useWeightDecay: boolean; decoupled: boolean;
 }
 
 export function convOutSize(inSize: number, k: number, stride: number, pad: number): number {

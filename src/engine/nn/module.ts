@@ -65,6 +65,7 @@ export abstract class Module {
   protected registerParameter(name: string, shape: number[]): Parameter {
     const n = shape.reduce((a, b) => a * b, 1);
     const p = new Parameter(shape, this.backend.alloc(n), this.backend.alloc(n));
+    p.device = this.backend;
     this._params.push([name, p]);
     return p;
   }
@@ -143,7 +144,7 @@ export abstract class Module {
         old.free(a);
         return b;
       };
-      for (const [, p] of m._params) { p.data = move(p.data); p.grad = move(p.grad); }
+      for (const [, p] of m._params) { p.data = move(p.data); p.grad = move(p.grad); p.device = backend; }
       for (const [, b] of m._buffers) if (b.dtype === 'F32') b.data = move(b.data as Float32Array);
       for (const a of m._scratch.values()) old.free(a);
       m._scratch.clear();

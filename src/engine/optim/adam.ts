@@ -89,6 +89,13 @@ export class Adam extends Optimizer<AdamGroup> {
       const bc2 = 1 - beta2 ** step;
       const negStepSize = fr(-(g.lr / bc1));
       const bc2Sqrt = fr(Math.sqrt(bc2));
+      if (!vmax && p.device?.adamStep) {
+        p.device.adamStep(n, data, grad, m, v, {
+          sign, beta1: b1, oneMinusBeta1: omb1, beta2: b2, oneMinusBeta2: omb2, eps, weightDecay: wd, decay,
+          negStepSize, bc2Sqrt, useWeightDecay: useWd, decoupled: this.decoupled,
+        });
+        continue;
+      }
       for (let i = 0; i < n; i++) {
         let d = sign * grad[i];
         if (this.decoupled) {

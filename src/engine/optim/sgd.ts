@@ -59,7 +59,8 @@ export class SGD extends Optimizer<SGDGroup> {
       if (first) buf = state.momentumBuffer = new Float32Array(n);
       if (useMom && !first && !useWd && !nesterov) {
         // the common case (plain momentum) without per-element branches: the same arithmetic
-        momentumStep(data, grad, buf!, n, sign, mom, damp1, negLr);
+        if (p.device?.sgdMomentumStep) p.device.sgdMomentumStep(n, data, grad, buf!, mom, damp1 * sign, negLr);
+        else momentumStep(data, grad, buf!, n, sign, mom, damp1, negLr);
         continue;
       }
       for (let i = 0; i < n; i++) {

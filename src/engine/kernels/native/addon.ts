@@ -45,6 +45,11 @@ export interface NativeContext {
   /** NCHW <-> nChw16c. */
   reorderLayout(N: number, C: number, HW: number, src: Float32Array, dst: Float32Array, toBlocked: boolean): void;
   channelSums(N: number, C: number, HW: number, x: Float32Array, out: Float32Array, blocked: boolean): void;
+  sgdMomentumStep(n: number, data: Float32Array, grad: Float32Array, buf: Float32Array, momentum: number,
+                  gradScale: number, negLr: number): void;
+  /** scalars: sign, beta1, 1-beta1, beta2, 1-beta2, eps, weightDecay, decay, negStepSize, bc2Sqrt. */
+  adamStep(n: number, data: Float32Array, grad: Float32Array, expAvg: Float32Array, expAvgSq: Float32Array,
+           scalars: Float32Array, useWeightDecay: boolean, decoupled: boolean): void;
   activation(actKind: number, slope: number, n: number, x: Float32Array, y: Float32Array): void;
   activationBackward(actKind: number, slope: number, n: number, x: Float32Array, y: Float32Array,
                      dy: Float32Array, dx: Float32Array): void;

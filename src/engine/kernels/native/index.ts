@@ -7,7 +7,7 @@
  * activations and gradients stay fp32 in memory.
  */
 import { availableParallelism } from 'node:os';
-import type { Act, ActKind, Backend, ConvGeom, Layout } from '../index.js';
+import type { Act, ActKind, AdamStepScalars, Backend, ConvGeom, Layout } from '../index.js';
 import type { BackendOptions } from '../select.js';
 import { loadNativeAddon, type NativeContext, type NativeInfo } from './addon.js';
 
@@ -130,6 +130,20 @@ export class NativeBackend implements Backend {
 
   activationBackward(act: Act, n: number, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void {
     this.c.activationBackward(actCode(act), act.slope, n, x, y, dy, dx);
+  }
+
+  sgdMomentumStep(n: number, data: Float32Array, grad: Float32Array, buf: Float32Array, momentum: number,
+                  gradScale: number, negLr: number): void {
+    this.c.sgdMomentumStep(n, data, grad, buf, momentum, gradScale, negLr);
+  }
+
+  private readonly adamScalars = new Float32Array(10);
+  adamStep(n: number, data: Float32Array, grad: Float32Array, expAvg: Float32Array, expAvgSq: Float32Array,
+           s: AdamStepScalars): void {
+    const k = this.adamScalars;
+    k[0] = s.sign; k[1] = s.beta1; k[2] = s.oneMinusBeta1; k[3] = s.beta2; k[4] = s.oneMinusBeta2;
+    k[5] = s.eps; k[6] = s.weightDecay; k[7] = s.decay; k[8] = s.negStepSize; k[9] = s.bc2Sqrt;
+    this.c.adamStep(n, data, grad, expAvg, expAvgSq, k, s.useWeightDecay, s.decoupled);
   }
 
   /** The oneDNN implementation chosen for a convolution already run (for reports), or null. */
