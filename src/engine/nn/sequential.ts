@@ -31,6 +31,8 @@ export class Sequential extends Module {
    * Set false to keep every activation NCHW.
    */
   blockedLayouts = true;
+  /** The layout of each child's output in the last forward pass (for inspection and tests). */
+  readonly lastLayouts: Tensor['layout'][] = [];
   private fusedAt = new Set<number>();
   private outLayout: Tensor['layout'] = 'nchw';
 
@@ -69,8 +71,13 @@ export class Sequential extends Module {
       } else {
         x = m.forward(x);
       }
+      for (let k = at; k <= i; k++) this.lastLayouts[k] = x.layout;
       if (Sequential.profiler) this.record(at, performance.now() - t0, 'forward');
     }
+    // the choice holds for this pass only (the layers saved it for their backward): used on its own,
+    // a layer returns NCHW again
+    for (const m of L) if (choosesLayout(m)) m.outputLayout = 'nchw';
+    this.lastLayouts.length = L.length;
     this.outLayout = x.layout;
     return this.toLayout(x, 'nchw', 'out');
   }
