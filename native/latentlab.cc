@@ -485,6 +485,15 @@ LL_CLONES void ToBf16(const float* x, uint16_t* y, long n) {
 
 const char* KindName(int k) { return k == CONV_FWD ? "fwd" : k == CONV_BWD_DATA ? "bwd_data" : "bwd_weights"; }
 
+// f(offset, count) over n elements in chunks of 16k, on `threads` threads when n >= minParallel (a
+// parallel region costs more than ~100k cheap elements, and much more on a loaded machine).
+template <class F>
+void ForChunks(long n, long minParallel, int threads, F f) {
+  const long chunk = 16384, chunks = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) num_threads(threads) if (n >= minParallel)
+  for (long c = 0; c < chunks; c++) f(c * chunk, std::min(chunk, n - c * chunk));
+}
+
 class Context : public Napi::ObjectWrap<Context> {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -677,10 +686,7 @@ class Context : public Napi::ObjectWrap<Context> {
       if (e.a[i].toBf16) {
         const float* src = static_cast<const float*>(e.a[i].user.get_data_handle());
         uint16_t* dst = static_cast<uint16_t*>(e.a[i].prim.get_data_handle());
-        const long n = long(e.a[i].elems), chunk = 16384;
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
-        for (long c = 0; c < (n + chunk - 1) / chunk; c++)
-          ToBf16(src + c * chunk, dst + c * chunk, std::min(chunk, n - c * chunk));
+        ForChunks(long(e.a[i].elems), 65536, threads_, [&](long o, long m) { ToBf16(src + o, dst + o, m); });
       } else if (e.a[i].needsReorder) {
         e.a[i].r.execute(strm_, e.a[i].user, e.a[i].prim);
       }
@@ -1052,10 +1058,7 @@ class Context : public Napi::ObjectWrap<Context> {
     const float* g = F32(env, info[2], n, "grad");
     float* buf = F32(env, info[3], n, "momentum buffer");
     float mom = float(F64(info[4])), ds = float(F64(info[5])), negLr = float(F64(info[6]));
-    const long chunk = 16384;
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 262144)
-    for (long c = 0; c < (n + chunk - 1) / chunk; c++)
-      SgdMomentumLoop(p + c * chunk, g + c * chunk, buf + c * chunk, std::min(chunk, n - c * chunk), mom, ds, negLr);
+    ForChunks(n, 262144, threads_, [&](long o, long m) { SgdMomentumLoop(p + o, g + o, buf + o, m, mom, ds, negLr); });
     return env.Undefined();
   }
 
@@ -1071,10 +1074,7 @@ class Context : public Napi::ObjectWrap<Context> {
     const float* sc = F32(env, info[5], 10, "scalars");
     AdamScalars k{sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7], sc[8], sc[9],
                   info[6].ToBoolean().Value(), info[7].ToBoolean().Value()};
-    const long chunk = 16384;
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 131072)
-    for (long c = 0; c < (n + chunk - 1) / chunk; c++)
-      AdamLoop(p + c * chunk, g + c * chunk, m + c * chunk, v + c * chunk, std::min(chunk, n - c * chunk), k);
+    ForChunks(n, 131072, threads_, [&](long o, long cnt) { AdamLoop(p + o, g + o, m + o, v + o, cnt, k); });
     return env.Undefined();
   }
 
@@ -1086,14 +1086,9 @@ class Context : public Napi::ObjectWrap<Context> {
     long n = I32(info[2]);
     const float* x = F32(env, info[3], n, "x");
     float* y = F32(env, info[4], n, "y");
-    const long chunk = 16384;
-    long chunks = (n + chunk - 1) / chunk;
-    // a parallel region costs more than ~100k cheap elements (and much more on a loaded machine)
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n * (kind >= A_TANH ? 4 : 1) >= 262144)
-    for (long i = 0; i < chunks; i++) {
-      long o = i * chunk, m = n - o < chunk ? n - o : chunk;
-      affineAct(x + o, y + o, m, 0.f, 1.f, 0.f, kind, slope);
-    }
+    // tanh and sigmoid cost ~4x a cheap element
+    ForChunks(n, kind >= A_TANH ? 65536 : 262144, threads_,
+              [&](long o, long m) { affineAct(x + o, y + o, m, 0.f, 1.f, 0.f, kind, slope); });
     return env.Undefined();
   }
 
@@ -1107,13 +1102,7 @@ class Context : public Napi::ObjectWrap<Context> {
     const float* y = F32(env, info[4], n, "y");
     const float* dy = F32(env, info[5], n, "dy");
     float* dx = F32(env, info[6], n, "dx");
-    const long chunk = 16384;
-    long chunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 262144)
-    for (long i = 0; i < chunks; i++) {
-      long o = i * chunk, m = n - o < chunk ? n - o : chunk;
-      actBwd(x + o, y + o, dy + o, dx + o, m, kind, slope);
-    }
+    ForChunks(n, 262144, threads_, [&](long o, long m) { actBwd(x + o, y + o, dy + o, dx + o, m, kind, slope); });
     return env.Undefined();
   }
 
