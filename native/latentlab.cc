@@ -485,6 +485,24 @@ LL_CLONES void ToBf16(const float* x, uint16_t* y, long n) {
 
 const char* KindName(int k) { return k == CONV_FWD ? "fwd" : k == CONV_BWD_DATA ? "bwd_data" : "bwd_weights"; }
 
+// Batch-norm's per-channel coefficients, shared by the NCHW and the blocked loops.
+// 1/sqrt(var + eps), var from q = the sum of squared deviations from a point dm away from the mean.
+LL_INLINE double InvStd(double q, double dm, double M, double eps) {
+  double var = q / M - dm * dm;
+  if (var < 0) var = 0;
+  return 1.0 / std::sqrt(var + eps);
+}
+// The backward pass's sums sg = sum(g), sgx = sum(g * xhat) -> dbeta, dgamma and the coefficients of
+// dx = k2 * (g - mdz - xhat * mdzx).
+struct BnBwdCoef {
+  float k2, mdz, mdzx;
+};
+LL_INLINE BnBwdCoef BnBwdCoefs(double sg, double sgx, float gamma, float is, double M, float* dbeta, float* dgamma) {
+  *dbeta = float(sg);
+  *dgamma = float(sgx);
+  return {float(double(gamma) * is), float(sg / M), float(sgx / M)};
+}
+
 // f(offset, count) over n elements in chunks of 16k, on `threads` threads when n >= minParallel (a
 // parallel region costs more than ~100k cheap elements, and much more on a loaded machine).
 template <class F>
@@ -860,9 +878,7 @@ class Context : public Napi::ObjectWrap<Context> {
           long c = cb * kB + l;
           double dm = s[l] / M;  // mean - k
           mu[l] = float(double(k[l]) + dm);
-          double var = q[l] / M - dm * dm;
-          if (var < 0) var = 0;
-          double is = 1.0 / std::sqrt(var + eps);
+          double is = InvStd(q[l], dm, M, eps);
           mean[c] = mu[l];
           invstd[c] = float(is);
           a[l] = gamma[c] * invstd[c];  // in float: the backward pass recomputes it exactly
@@ -880,10 +896,7 @@ class Context : public Napi::ObjectWrap<Context> {
       float muf = float(mu);
       for (long b = 0; b < N; b++) sqDevRow(x + (b * C + c) * HW, HW, muf, &q);
       // the deviations were taken from the float mean; correct for the (tiny) rounding of mu
-      double dm = mu - double(muf);
-      double var = q / M - dm * dm;
-      if (var < 0) var = 0;
-      double is = 1.0 / std::sqrt(var + eps);
+      double is = InvStd(q, mu - double(muf), M, eps);
       mean[c] = muf;
       invstd[c] = float(is);
       float a = float(double(gamma[c]) * is);
@@ -960,11 +973,10 @@ class Context : public Napi::ObjectWrap<Context> {
         float k2[kB], mdz[kB], mdzx[kB];
         for (int l = 0; l < kB; l++) {
           long c = cb * kB + l;
-          dbeta[c] = float(sg[l]);
-          dgamma[c] = float(sgx[l]);
-          k2[l] = float(double(gamma[c]) * is[l]);
-          mdz[l] = float(sg[l] / M);
-          mdzx[l] = float(sgx[l] / M);
+          BnBwdCoef f = BnBwdCoefs(sg[l], sgx[l], gamma[c], is[l], M, dbeta + c, dgamma + c);
+          k2[l] = f.k2;
+          mdz[l] = f.mdz;
+          mdzx[l] = f.mdzx;
         }
         for (long b = 0; b < N; b++) {
           long o = BIdx(b, cb, CB, HW);
@@ -981,12 +993,10 @@ class Context : public Napi::ObjectWrap<Context> {
         long o = (b * C + c) * HW;
         bnBwdSums(x + o, y + o, dy + o, HW, mu, is, kind, slope, &sg, &sgx);
       }
-      dbeta[c] = float(sg);
-      dgamma[c] = float(sgx);
-      float k2 = float(double(gamma[c]) * is), mdz = float(sg / M), mdzx = float(sgx / M);
+      BnBwdCoef f = BnBwdCoefs(sg, sgx, gamma[c], is, M, dbeta + c, dgamma + c);
       for (long b = 0; b < N; b++) {
         long o = (b * C + c) * HW;
-        bnBwdDx(x + o, y + o, dy + o, dx + o, HW, mu, is, kind, slope, k2, mdz, mdzx);
+        bnBwdDx(x + o, y + o, dy + o, dx + o, HW, mu, is, kind, slope, f.k2, f.mdz, f.mdzx);
       }
     }
     return env.Undefined();
@@ -1006,7 +1016,7 @@ class Context : public Napi::ObjectWrap<Context> {
     size_t n = size_t(N) * C * HW;
     const float* src = F32(env, info[3], n, "src");
     float* dst = F32(env, info[4], n, "dst");
-    bool toBlocked = Blocked(env, info, 5, C);
+    bool toBlocked = info[5].ToBoolean().Value();
     if (C % kB != 0) throw Napi::RangeError::New(env, "blocked layout needs channels divisible by 16");
     const long CB = C / kB;
     // block r = (b, cb) is the 16 planes starting at plane r * 16 of the NCHW tensor
