@@ -161,10 +161,18 @@ describe('native backend: loading', () => {
     process.env.LATENTLAB_NATIVE_ADDON = '/nonexistent/latentlab.node';
     try {
       await expect(createBackend('native')).rejects.toThrow(NATIVE_HINT);
+      // bf16 exists on native only: auto does not fall back to an fp32 backend for it
+      await expect(createBackend('auto', { precision: 'bf16' })).rejects.toThrow(/backend 'native' did not load.*npm run build:native/);
     } finally {
       if (saved === undefined) delete process.env.LATENTLAB_NATIVE_ADDON;
       else process.env.LATENTLAB_NATIVE_ADDON = saved;
     }
+  });
+
+  it('a backend without bf16 refuses --precision bf16 instead of running fp32', async () => {
+    await expect(createBackend('reference', { precision: 'bf16' }))
+      .rejects.toThrow("--precision bf16: the reference backend computes in fp32 only; bf16 needs the native backend");
+    expect((await createBackend('reference', { precision: 'fp32' })).name).toBe('reference');
   });
 });
 

@@ -52,14 +52,15 @@ export async function createBackend(name?: string, opts: BackendOptions = {}): P
   if (chosen !== 'auto') {
     const f = factories.get(chosen);
     if (!f) throw new Error(`--backend: backend '${chosen}' is not available here (available: ${availableBackends().join(', ')})`);
-    return f(o);
+    return withPrecision(await f(o), o);
   }
   const reasons: string[] = [];
-  for (const n of autoOrder) {
+  // bf16 exists on the native backend only
+  for (const n of o.precision === 'bf16' ? ['native'] : autoOrder) {
     const f = factories.get(n);
     if (!f) continue;
     try {
-      return await f(o);
+      return withPrecision(await f(o), o);
     } catch (e) {
       const msg = `backend '${n}' did not load (${(e as Error).message})`;
       reasons.push(msg);
@@ -67,4 +68,13 @@ export async function createBackend(name?: string, opts: BackendOptions = {}): P
     }
   }
   throw new Error(`no backend could be loaded: ${reasons.join('; ')}`);
+}
+
+/** The backend, if it computes in the precision asked for; else it is disposed and an error says so. */
+function withPrecision(b: Backend, o: BackendOptions): Backend {
+  const has = (b as { precision?: string }).precision ?? 'fp32';
+  if ((o.precision ?? 'fp32') === has) return b;
+  b.dispose?.();
+  throw new Error(`--precision ${o.precision}: the ${b.name} backend computes in ${has} only; ` +
+    'bf16 needs the native backend (apt-get install libdnnl-dev, then npm run build:native)');
 }
