@@ -135,3 +135,23 @@ describe('Sequential backward: element-wise layers write their gradient over the
     });
   }
 });
+
+describe('Module.releaseScratch', () => {
+  for (const { name, backend: be } of backends) {
+    it(`a model computes the same after its buffers are released and their memory reused (${name})`, () => {
+      const r = new Rng(8);
+      const m = new Sequential(new ConvTranspose2d(16, 16, 3, { stride: 2, padding: 1, outputPadding: 1, rng: r }),
+        new BatchNorm2d(16), new LeakyReLU(), new Flatten(), new Linear(16 * 8 * 8, 5, { rng: r })).to(be);
+      m.eval();
+      const x = be.alloc(2 * 16 * 16);
+      for (let i = 0; i < x.length; i++) x[i] = r.uniform(-1, 1);
+      const run = (): number[] => Array.from(m.forward(new Tensor([2, 16, 4, 4], x)).data);
+      const before = run();
+      m.releaseScratch();
+      // whatever reuses the released memory next writes garbage into it
+      const others = Array.from({ length: 64 }, (_, i) => be.alloc(i % 2 ? 16 : 16 * 8 * 8 * 2).fill(123));
+      expect(run()).toEqual(before);
+      for (const o of others) be.free(o);
+    });
+  }
+});

@@ -347,9 +347,9 @@ export async function gifPicture(run: Run, opts: { fps?: number } = {}): Promise
 
 /**
  * Draws a finished run's pictures into its folder: latent.png, sample.png, loss.png and, when it
- * has snapshots, training.gif. Returns the paths written. With `backend` (the one that trained the
- * run), the pictures decode on it instead of starting another backend (whose memory and threads
- * would add to the training run's peak).
+ * has snapshots, training.gif. Returns the paths written. With `trained` (the model just trained into
+ * `dir`), the pictures decode with it on its backend instead of loading it again on another backend
+ * (whose memory and threads would add to the training run's peak).
  */
 export async function renderRunPictures(dir: string, trained?: AutoEncoder): Promise<string[]> {
   const opened: OpenedRun = trained

@@ -25,7 +25,6 @@ export class ConvTranspose2d extends Module {
   outputLayout: Layout = 'nchw';
   private x: Tensor | null = null;
   private g: ConvGeom | null = null;
-  private ones: Float32Array | null = null;
 
   constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, opts: ConvTransposeOptions = {}) {
     super();
@@ -64,8 +63,7 @@ export class ConvTranspose2d extends Module {
     const y = this.scratch('y', g.N * g.C * HW);
     this.backend.conv2dBackwardData(g, x.data, this.weight.data, y);
     if (this.bias) {
-      if (!this.ones || this.ones.length !== g.C) { this.ones = this.scratch('ones', g.C); this.ones.fill(1); }
-      this.backend.channelAffine(g.N, g.C, HW, y, this.ones, this.bias.data, NO_ACT, y, g.xLayout);
+      this.backend.channelAffine(g.N, g.C, HW, y, this.ones(g.C), this.bias.data, NO_ACT, y, g.xLayout);
     }
     this.x = x; this.g = g;
     return new Tensor([g.N, g.C, g.H, g.W], y, g.xLayout);

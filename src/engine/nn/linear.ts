@@ -15,12 +15,6 @@ export class Linear extends Module {
     ({ weight: this.weight, bias: this.bias } = this.registerWeightAndBias(shape, outFeatures, opts.bias !== false, opts.rng));
   }
 
-  private ones(n: number): Float32Array {
-    const a = this.scratch('ones', n);
-    if (a[0] !== 1) a.fill(1);
-    return a;
-  }
-
   override extraRepr(): string {
     return `in_features=${this.inFeatures}, out_features=${this.outFeatures}, bias=${this.bias ? 'True' : 'False'}`;
   }

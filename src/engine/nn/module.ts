@@ -89,6 +89,14 @@ export abstract class Module {
     return b;
   }
 
+  /**
+   * n ones in backend memory (refilled on every call: scratch memory may have been released and reused,
+   * see releaseScratch and to()).
+   */
+  protected ones(n: number): Float32Array {
+    return this.scratch('ones', n).fill(1);
+  }
+
   /** A reusable array of n floats in backend memory, kept between calls under `key`. */
   protected scratch(key: string, n: number): Float32Array {
     let a = this._scratch.get(key);
