@@ -37,11 +37,11 @@ export { manualSeed, getDefaultBackend, setDefaultBackend } from './engine/nn/in
 // the lab: models, data, evaluation, projection, preprocessing
 export * as models from './api/models.js';
 export * as data from './api/data.js';
-export * as metrics from './lab/eval.js';
-export * as projection from './lab/projection.js';
-export * as preprocess from './lab/preprocess.js';
-export { mnistFromPixels, mnistPixelsFromPixels, normalizeMnist, type PreprocessOptions } from './lab/preprocess.js';
-export { centroids, digitLatents, checkDigit, type Centroids, type LabelledLatents } from './lab/generate.js';
+export * as metrics from './lab/analysis/eval.js';
+export * as projection from './lab/analysis/projection.js';
+export * as preprocess from './lab/data/preprocess.js';
+export { mnistFromPixels, mnistPixelsFromPixels, normalizeMnist, type PreprocessOptions } from './lab/data/preprocess.js';
+export { centroids, digitLatents, checkDigit, type Centroids, type LabelledLatents } from './lab/analysis/generate.js';
 
 // drawing on any CanvasRenderingContext2D (figures, scatter, grids, curves, GIF encoding)
 export * as viz from './viz/index.js';

@@ -21,12 +21,12 @@ export * as data from './api/node-data.js';
 export {
   train, Trainer, TrainingError, floatImages, latentBox, gridPoints,
   type TrainOptions, type TrainResult, type TrainCallbacks, type StepInfo, type EpochInfo, type Snapshot,
-} from './lab/train.js';
+} from './lab/train/train.js';
 export {
   openRun, loadModel, readLatents, readMetrics, readSnapshot,
   type Run, type Latents, type MetricsLine, type SnapshotRecord,
-} from './lab/run.js';
-export { evaluate, type EvalReport, type EvaluateOptions } from './lab/eval.js';
+} from './lab/run/run.js';
+export { evaluate, type EvalReport, type EvaluateOptions } from './lab/analysis/eval.js';
 
 // files
 export { loadSafetensorsFile, saveSafetensorsFile, saveModel } from './api/files.js';
@@ -37,4 +37,4 @@ export { renderPng, renderRgba, decodePng, writeFileAtomic, type Draw, type Deco
 export {
   encodeImages, readImagePixels, readDigitImage, writeEncodeOutputs, encodePlotPng, imagePng, formatLatent,
   type EncodedImage, type EncodeOutputs,
-} from './lab/encode.js';
+} from './lab/analysis/encode.js';

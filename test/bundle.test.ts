@@ -20,7 +20,7 @@ describe('browser bundle of src/index.ts', () => {
     const nodeish = inputs.filter((f) => f.startsWith('node:') || /(^|\/)(fs|path|os|crypto|zlib|worker_threads)$/.test(f));
     expect(nodeish).toEqual([]);
     // none of the Node-only modules are reachable
-    for (const f of ['src/lab/data/idx.ts', 'src/lab/data/datasets.ts', 'src/lab/run.ts', 'src/lab/train.ts', 'src/viz/node.ts', 'src/node-backends.ts'])
+    for (const f of ['src/lab/data/idx.ts', 'src/lab/data/datasets.ts', 'src/lab/run/run.ts', 'src/lab/train/train.ts', 'src/viz/node.ts', 'src/node-backends.ts'])
       expect(inputs, f).not.toContain(f);
     const js = r.outputFiles[0]!.text;
     expect(js).not.toMatch(/from\s*["']node:/);

@@ -7,8 +7,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import '../src/node-backends.js';
 import { createBackend } from '../src/engine/kernels/select.js';
 import { f32, loadSafetensors, saveSafetensors } from '../src/engine/state.js';
-import { train } from '../src/lab/train.js';
-import { loadModel } from '../src/lab/run.js';
+import { train } from '../src/lab/train/train.js';
+import { loadModel } from '../src/lab/run/run.js';
 import { runEval, formatReport } from '../src/cli/eval.js';
 import { expectClose, f32of, FIXTURES, MNIST_DIR, ROOT } from './helpers.js';
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { mnistFromPixels, mnistPixelsFromPixels } from '../src/lab/preprocess.js';
+import { mnistFromPixels, mnistPixelsFromPixels } from '../src/lab/data/preprocess.js';
 
 /** An RGBA canvas of (w, h) filled with `bg`, with a filled rectangle of `fg`. */
 function rect(w: number, h: number, bg: [number, number, number, number], fg: [number, number, number, number], r: { x: number; y: number; w: number; h: number }): Uint8ClampedArray {

@@ -9,8 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { latentUnitStats, negativeTargets, studyRuns, studyScale, type RunFigures } from '../src/lab/study.js';
-import { inlineHtml, toHtml, toMarkdown } from '../src/lab/report.js';
+import { latentUnitStats, negativeTargets, studyRuns, studyScale, type RunFigures } from '../src/lab/study/study.js';
+import { inlineHtml, toHtml, toMarkdown } from '../src/lab/study/report.js';
 
 const DATA = process.env.LATENTLAB_MNIST ?? path.resolve('../shared/data/mnist');
 const CLI = path.resolve('dist/cli/main.js');

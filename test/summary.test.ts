@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { AutoEncoder } from '../src/lab/models/autoencoder.js';
-import { formatSummary, summarize } from '../src/lab/summary.js';
+import { formatSummary, summarize } from '../src/lab/models/summary.js';
 
 describe('summary', () => {
   it("gives the study's table for bn, z=2", () => {

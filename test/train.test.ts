@@ -9,9 +9,9 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import '../src/node-backends.js';
 import { loadSafetensors } from '../src/engine/state.js';
-import { train, TrainingError } from '../src/lab/train.js';
+import { train, TrainingError } from '../src/lab/train/train.js';
 import { loadDataset, type LoadedDataset } from '../src/lab/data/datasets.js';
-import { openRun } from '../src/lab/run.js';
+import { openRun } from '../src/lab/run/run.js';
 import { MNIST_DIR, ROOT } from './helpers.js';
 
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');

@@ -9,7 +9,7 @@ import {
   trainingFrameSize, type GridLayout, type Transform,
 } from '../src/viz/index.js';
 import { decodePng, renderPng, renderRgba, writeFileAtomic } from '../src/viz/node.js';
-import { PCA, project, symmetricEigen, umap2d } from '../src/lab/projection.js';
+import { PCA, project, symmetricEigen, umap2d } from '../src/lab/analysis/projection.js';
 import { Rng } from '../src/engine/rng.js';
 
 function pixel(img: { width: number; data: Uint8ClampedArray }, x: number, y: number): number[] {

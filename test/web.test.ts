@@ -12,9 +12,9 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import '../src/node-backends.js';
-import { STUDY_LATENT_MAP } from '../src/lab/config.js';
+import { STUDY_LATENT_MAP } from '../src/lab/run/config.js';
 import { loadDataset, type LoadedDataset } from '../src/lab/data/datasets.js';
-import { train } from '../src/lab/train.js';
+import { train } from '../src/lab/train/train.js';
 import { parseTrainRequest, startServer, type WebServer } from '../src/web/server.js';
 import { MNIST_DIR, ROOT } from './helpers.js';
 

@@ -13,9 +13,9 @@ export {
 export {
   DEFAULT_TRAIN, STUDY_LATENT_MAP, OPTIMIZERS, SCHEDULERS, checkTrainConfig, resolveTrainConfig, checkLatentMap,
   type TrainConfig, type LatentMap, type OptimizerName, type SchedulerName,
-} from '../lab/config.js';
-export { makeOptimizer, makeScheduler, type AnyOpt, type Schedule } from '../lab/optim.js';
-export { summarize, formatSummary, type ModelSummary, type SummaryRow } from '../lab/summary.js';
+} from '../lab/run/config.js';
+export { makeOptimizer, makeScheduler, type AnyOpt, type Schedule } from '../lab/train/optimizer.js';
+export { summarize, formatSummary, type ModelSummary, type SummaryRow } from '../lab/models/summary.js';
 
 export interface FromSafetensorsOptions {
   /** Put the model on this backend (default: the default backend, reference unless set). */

@@ -2,8 +2,8 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { createBackend } from '../engine/kernels/select.js';
-import { openRun } from '../lab/run.js';
-import { encodeImages, formatLatent, writeEncodeOutputs } from '../lab/encode.js';
+import { openRun } from '../lab/run/run.js';
+import { encodeImages, formatLatent, writeEncodeOutputs } from '../lab/analysis/encode.js';
 import '../node-backends.js';
 
 interface EncodeOpts { plot?: boolean; out?: string; json?: boolean }

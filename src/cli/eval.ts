@@ -3,12 +3,12 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import { createBackend } from '../engine/kernels/select.js';
-import { checkLatentMap, type TrainConfig } from '../lab/config.js';
+import { checkLatentMap, type TrainConfig } from '../lab/run/config.js';
 import { loadDataset } from '../lab/data/datasets.js';
-import { evaluate, type EvalReport } from '../lab/eval.js';
-import { readJson } from '../lab/io.js';
+import { evaluate, type EvalReport } from '../lab/analysis/eval.js';
+import { readJson } from '../lab/run/atomic.js';
 import { parseLatent } from '../lab/models/autoencoder.js';
-import { loadModel, readLatents } from '../lab/run.js';
+import { loadModel, readLatents } from '../lab/run/run.js';
 import { int, oneOf } from './options.js';
 import '../node-backends.js';
 

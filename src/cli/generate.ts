@@ -2,7 +2,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { Rng } from '../engine/rng.js';
-import { digitLatents, type DigitLatentsInfo } from '../lab/generate.js';
+import { digitLatents, type DigitLatentsInfo } from '../lab/analysis/generate.js';
 import { sheetFigure, sheetFigureSize } from '../viz/figures.js';
 import { toGrey } from '../viz/grid.js';
 import { labelNamer } from '../viz/palette.js';

@@ -1,7 +1,7 @@
 /** `latentlab plot latent RUN` and `latentlab plot loss RUN [RUN...]`. */
 import path from 'node:path';
 import type { Command } from 'commander';
-import type { ProjectionMethod } from '../lab/projection.js';
+import type { ProjectionMethod } from '../lab/analysis/projection.js';
 import { int, oneOf } from './options.js';
 import { latentPicture, lossPicture, openRunForPictures, parseFlag, readLossSource, writeOut } from './pictures.js';
 

@@ -2,7 +2,7 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import { loadDataset } from '../lab/data/index.js';
-import type { Run } from '../lab/run.js';
+import type { Run } from '../lab/run/run.js';
 import { reconFigure, reconFigureSize, type ReconFigureOptions } from '../viz/figures.js';
 import { labelNamer } from '../viz/palette.js';
 import { renderPng } from '../viz/node.js';

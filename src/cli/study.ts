@@ -1,5 +1,5 @@
 /**
- * `latentlab study`: runs the study's experiments (src/lab/study.ts), each as its own process
+ * `latentlab study`: runs the study's experiments (src/lab/study/study.ts), each as its own process
  * (src/cli/study-worker.ts), `--jobs` at a time, then writes report.md and a self-contained
  * report.html into the study folder. Interrupted studies resume: finished runs are skipped, the
  * others continue from their checkpoint.
@@ -17,9 +17,9 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { findDataset } from '../lab/data/datasets.js';
-import { readJson, writeFileAtomic, writeJsonAtomic } from '../lab/io.js';
-import { toHtml, toMarkdown } from '../lab/report.js';
-import { buildStudyReport, studyRuns, studyScale, type RunFigures, type StudyOptions, type StudyRun } from '../lab/study.js';
+import { readJson, writeFileAtomic, writeJsonAtomic } from '../lab/run/atomic.js';
+import { toHtml, toMarkdown } from '../lab/study/report.js';
+import { buildStudyReport, studyRuns, studyScale, type RunFigures, type StudyOptions, type StudyRun } from '../lab/study/study.js';
 import { int, oneOf } from './options.js';
 import { lossPicture, readLossSource } from './pictures.js';
 import { progress, type Progress } from './progress.js';

@@ -1,12 +1,12 @@
 /** `latentlab summary [--model M --latent L | RUN]`: the study's model table. */
 import type { Command } from 'commander';
 import { AutoEncoder, parseLatent } from '../lab/models/autoencoder.js';
-import { readJson } from '../lab/io.js';
-import { formatSummary, summarize } from '../lab/summary.js';
+import { readJson } from '../lab/run/atomic.js';
+import { formatSummary, summarize } from '../lab/models/summary.js';
 import { oneOf } from './options.js';
 import path from 'node:path';
 import { existsSync } from 'node:fs';
-import type { TrainConfig } from '../lab/config.js';
+import type { TrainConfig } from '../lab/run/config.js';
 
 export function register(program: Command): void {
   program.command('summary [run]')

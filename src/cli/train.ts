@@ -2,10 +2,10 @@
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { OPTIMIZERS, SCHEDULERS, STUDY_LATENT_MAP, checkLatentMap, type TrainConfig } from '../lab/config.js';
+import { OPTIMIZERS, SCHEDULERS, STUDY_LATENT_MAP, checkLatentMap, type TrainConfig } from '../lab/run/config.js';
 import { parseLatent } from '../lab/models/autoencoder.js';
-import { readJson } from '../lab/io.js';
-import { train } from '../lab/train.js';
+import { readJson } from '../lab/run/atomic.js';
+import { train } from '../lab/train/train.js';
 import { int, num, numList, oneOf } from './options.js';
 import { progress, type Progress } from './progress.js';
 import { renderRunPictures } from './pictures.js';

@@ -23,8 +23,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { DEFAULT_TRAIN, OPTIMIZERS, SCHEDULERS, STUDY_LATENT_MAP, flagOf, resolveTrainConfig, type TrainConfig } from '../lab/config.js';
-import { writeJsonAtomic } from '../lab/io.js';
+import { DEFAULT_TRAIN, OPTIMIZERS, SCHEDULERS, STUDY_LATENT_MAP, flagOf, resolveTrainConfig, type TrainConfig } from '../lab/run/config.js';
+import { writeJsonAtomic } from '../lab/run/atomic.js';
 import { parseLatent } from '../lab/models/autoencoder.js';
 import { VERSION } from '../version.js';
 

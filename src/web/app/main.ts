@@ -5,8 +5,8 @@
  * latentlab's engine; this file only draws and talks to the server and the worker.
  */
 import { loadSafetensors } from '../../engine/state.js';
-import { mnistFromPixels } from '../../lab/preprocess.js';
-import { PCA } from '../../lab/projection.js';
+import { mnistFromPixels } from '../../lab/data/preprocess.js';
+import { PCA } from '../../lab/analysis/projection.js';
 import { dataRange, type Transform } from '../../viz/axes.js';
 import { drawCurves, type CurveSeries } from '../../viz/curves.js';
 import { drawImageGrid, toGrey } from '../../viz/grid.js';

@@ -3,7 +3,7 @@
  * PCA (with an inverse, so points picked on the plane can be decoded) and seeded UMAP.
  */
 import { UMAP } from 'umap-js';
-import { Rng } from '../engine/rng.js';
+import { Rng } from '../../engine/rng.js';
 
 type Num = ArrayLike<number>;
 

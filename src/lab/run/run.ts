@@ -11,12 +11,12 @@
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createBackend } from '../engine/kernels/select.js';
-import type { Backend } from '../engine/kernels/index.js';
-import { loadSafetensors, type StateDict } from '../engine/state.js';
+import { createBackend } from '../../engine/kernels/select.js';
+import type { Backend } from '../../engine/kernels/index.js';
+import { loadSafetensors, type StateDict } from '../../engine/state.js';
 import type { TrainConfig } from './config.js';
-import { readJson } from './io.js';
-import { AutoEncoder, type ModelConfig } from './models/autoencoder.js';
+import { readJson } from './atomic.js';
+import { AutoEncoder, type ModelConfig } from '../models/autoencoder.js';
 
 export interface Latents { z: Float32Array; dim: number; labels: Uint8Array; n: number }
 

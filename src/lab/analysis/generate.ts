@@ -7,7 +7,7 @@
  *  - otherwise: around the digit's centroid in the training latents (else the test latents),
  *    the noise of each dimension scaled by that digit's standard deviation there times `spread`.
  */
-import type { Rng } from '../engine/rng.js';
+import type { Rng } from '../../engine/rng.js';
 
 /** Latents of labelled images: z is n × dim, row-major. */
 export interface LabelledLatents {

@@ -6,14 +6,14 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
-import { mnistPixelsFromPixels, normalizeMnist } from './preprocess.js';
-import { openRun, type Run } from './run.js';
+import { mnistPixelsFromPixels, normalizeMnist } from '../data/preprocess.js';
+import { openRun, type Run } from '../run/run.js';
 import { PCA } from './projection.js';
-import { dataRange } from '../viz/axes.js';
-import { latentFigure, latentFigureSize, type LatentFigureOptions } from '../viz/figures.js';
-import { labelNamer } from '../viz/palette.js';
-import type { ScatterMark } from '../viz/scatter.js';
-import { renderPng, writeFileAtomic } from '../viz/node.js';
+import { dataRange } from '../../viz/axes.js';
+import { latentFigure, latentFigureSize, type LatentFigureOptions } from '../../viz/figures.js';
+import { labelNamer } from '../../viz/palette.js';
+import type { ScatterMark } from '../../viz/scatter.js';
+import { renderPng, writeFileAtomic } from '../../viz/node.js';
 
 export interface EncodedImage {
   /** The file as given. */

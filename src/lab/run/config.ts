@@ -3,7 +3,7 @@
  * any of them (same keys), and flags override both. `checkTrainConfig` validates the resolved
  * settings and throws a one-line error naming the flag and what was expected.
  */
-import { checkModelConfig, DEFAULT_MODEL, type ModelConfig } from './models/autoencoder.js';
+import { checkModelConfig, DEFAULT_MODEL, type ModelConfig } from '../models/autoencoder.js';
 
 export type OptimizerName = 'sgd' | 'adam' | 'adamw';
 export type SchedulerName = 'none' | 'cyclic' | 'onecycle' | 'step' | 'multistep' | 'exp' | 'cosine' | 'plateau';

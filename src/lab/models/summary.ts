@@ -3,10 +3,10 @@
  * counted as the study counted it (weight, bias, running mean and variance, num_batches_tracked:
  * 129 for 32 channels), then total / trainable / non-trainable parameters and a size estimate.
  */
-import { Tensor } from '../engine/tensor.js';
-import { Module } from '../engine/nn/module.js';
-import { Sequential } from '../engine/nn/sequential.js';
-import type { AutoEncoder } from './models/autoencoder.js';
+import { Tensor } from '../../engine/tensor.js';
+import { Module } from '../../engine/nn/module.js';
+import { Sequential } from '../../engine/nn/sequential.js';
+import type { AutoEncoder } from './autoencoder.js';
 
 export interface SummaryRow { layer: string; type: string; outputShape: number[]; params: number; depth: number }
 

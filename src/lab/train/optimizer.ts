@@ -1,10 +1,10 @@
 /** Builds the optimiser and LR scheduler a TrainConfig names. */
-import type { Parameter } from '../engine/nn/parameter.js';
-import { Adam, AdamW, SGD } from '../engine/optim/index.js';
+import type { Parameter } from '../../engine/nn/parameter.js';
+import { Adam, AdamW, SGD } from '../../engine/optim/index.js';
 import {
   CosineAnnealingLR, CyclicLR, ExponentialLR, MultiStepLR, OneCycleLR, ReduceLROnPlateau, StepLR, type LRScheduler,
-} from '../engine/lr_scheduler.js';
-import type { TrainConfig } from './config.js';
+} from '../../engine/lr_scheduler.js';
+import type { TrainConfig } from '../run/config.js';
 
 export type AnyOpt = SGD | Adam | AdamW;
 

@@ -7,22 +7,22 @@
  */
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import type { Backend } from '../engine/kernels/index.js';
-import { createBackend } from '../engine/kernels/select.js';
-import { bceLoss, mseLoss } from '../engine/loss.js';
-import { packOptimizerState, unpackOptimizerState } from '../engine/optim/optimizer.js';
-import { Rng } from '../engine/rng.js';
-import { f32, i64, loadSafetensors, saveSafetensors, type StateDict } from '../engine/state.js';
-import { Tensor } from '../engine/tensor.js';
-import { VERSION } from '../version.js';
-import { resolveTrainConfig, TRAIN_KEYS, type LatentMap, type TrainConfig } from './config.js';
-import { DataLoader, type LoaderState } from './data/loader.js';
-import { loadDataset, type LoadedDataset } from './data/datasets.js';
-import type { Split } from './data/idx.js';
-import { writeFileAtomic, writeJsonAtomic } from './io.js';
-import { AutoEncoder } from './models/autoencoder.js';
-import { reconstructionError } from './eval.js';
-import { currentMomentum, makeOptimizer, makeScheduler, type AnyOpt, type Schedule } from './optim.js';
+import type { Backend } from '../../engine/kernels/index.js';
+import { createBackend } from '../../engine/kernels/select.js';
+import { bceLoss, mseLoss } from '../../engine/loss.js';
+import { packOptimizerState, unpackOptimizerState } from '../../engine/optim/optimizer.js';
+import { Rng } from '../../engine/rng.js';
+import { f32, i64, loadSafetensors, saveSafetensors, type StateDict } from '../../engine/state.js';
+import { Tensor } from '../../engine/tensor.js';
+import { VERSION } from '../../version.js';
+import { resolveTrainConfig, TRAIN_KEYS, type LatentMap, type TrainConfig } from '../run/config.js';
+import { DataLoader, type LoaderState } from '../data/loader.js';
+import { loadDataset, type LoadedDataset } from '../data/datasets.js';
+import type { Split } from '../data/idx.js';
+import { writeFileAtomic, writeJsonAtomic } from '../run/atomic.js';
+import { AutoEncoder } from '../models/autoencoder.js';
+import { reconstructionError } from '../analysis/eval.js';
+import { currentMomentum, makeOptimizer, makeScheduler, type AnyOpt, type Schedule } from './optimizer.js';
 
 export interface StepInfo {
   step: number; epoch: number; batch: number; batchesPerEpoch: number; totalSteps: number;

@@ -4,10 +4,10 @@
  * per-digit accuracy, the most confused digit pairs; for supervised runs the nearest-target
  * accuracy and the mean distance to the digit's target.
  */
-import { mseLoss } from '../engine/loss.js';
-import type { LatentMap } from './config.js';
-import type { Split } from './data/idx.js';
-import type { AutoEncoder } from './models/autoencoder.js';
+import { mseLoss } from '../../engine/loss.js';
+import type { LatentMap } from '../run/config.js';
+import type { Split } from '../data/idx.js';
+import type { AutoEncoder } from '../models/autoencoder.js';
 
 export interface Confusion { a: number; b: number; count: number }
 

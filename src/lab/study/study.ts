@@ -11,7 +11,7 @@
  *   5. relu           ReLU instead of LeakyReLU everywhere, after the latent too (compared with unsup-s0)
  *   6. opt-*          optimiser/scheduler comparison on 2-D (SGD + CyclicLR is unsup-s0)
  */
-import { DEFAULT_TRAIN, STUDY_LATENT_MAP, type TrainConfig } from './config.js';
+import { DEFAULT_TRAIN, STUDY_LATENT_MAP, type TrainConfig } from '../run/config.js';
 import type { Block, ReportDoc } from './report.js';
 
 export type Section = 'unsup' | 'sup' | 'z10' | 'conv' | 'act' | 'optim';
