@@ -17,8 +17,9 @@ import { encodeImages } from '../src/lab/analysis/encode.js';
 import { decodePng } from '../src/viz/node.js';
 import { latentFigureSize } from '../src/viz/figures.js';
 import { MNIST_DIR } from './helpers.js';
+import { need } from './requirements.js';
 
-const haveData = existsSync(MNIST_DIR);
+const haveData = need('mnist', 'encode.test');
 
 async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
   let out = '', err = '';

@@ -11,15 +11,12 @@ import { train } from '../src/lab/train/train.js';
 import { loadModel } from '../src/lab/run/run.js';
 import { runEval, formatReport } from '../src/cli/eval.js';
 import { expectClose, f32of, FIXTURES, MNIST_DIR, ROOT } from './helpers.js';
+import { need, pythonWithTorch } from './requirements.js';
 
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 let run: string;
 
-function torchPython(): string | null {
-  try { execFileSync('/usr/bin/python3', ['-c', 'import torch'], { stdio: 'ignore' }); return '/usr/bin/python3'; } catch { return null; }
-}
-const py = torchPython();
-if (!py && process.env.CI === 'true') throw new Error('CI needs python3-torch for the PyTorch round-trip test');
+const py = pythonWithTorch();
 
 beforeAll(async () => {
   run = mkdtempSync(path.join(os.tmpdir(), 'latentlab-eval-'));
@@ -46,7 +43,7 @@ describe('eval', () => {
     expect(Number.isFinite(r.mse)).toBe(true);
   });
 
-  it.skipIf(!existsSync(CLI))('CLI: --json, and a checkpoint of another architecture is a one-line error', () => {
+  it.skipIf(!need('cli', 'eval.test'))('CLI: --json, and a checkpoint of another architecture is a one-line error', () => {
     const ok = spawnSync(process.execPath, [CLI, 'eval', run, '--json', '--limit', '200', '--data-dir', MNIST_DIR], { encoding: 'utf8' });
     expect(ok.status, ok.stderr).toBe(0);
     const j = JSON.parse(ok.stdout);
@@ -60,7 +57,7 @@ describe('eval', () => {
     expect(missing.stderr).toMatch(/\/nonexistent\/run: not a run folder/);
   });
 
-  it.skipIf(!py)("a latentlab checkpoint loads into the study's PyTorch code with strict=True and computes the same", async () => {
+  it.skipIf(!need('pytorch', 'eval.test round trip'))("a latentlab checkpoint loads into the study's PyTorch code with strict=True and computes the same", async () => {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'latentlab-rt-'));
     const io = loadSafetensors(readFileSync(path.join(FIXTURES, 'pytorch', 'study_z2_io.safetensors'))).tensors;
     const x = f32of(io, 'x');

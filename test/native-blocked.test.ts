@@ -14,11 +14,11 @@ import {
 } from '../src/engine/nn/index.js';
 import { Rng } from '../src/engine/rng.js';
 import { Tensor } from '../src/engine/tensor.js';
+import { need } from './requirements.js';
 
 let loadError: string | null = null;
 try { loadNativeAddon(); } catch (e) { loadError = (e as Error).message; }
-const isCI = process.env.CI === 'true';
-const suite = loadError && !isCI ? describe.skip : describe;
+const suite = need('native', 'native-blocked.test') ? describe : describe.skip;
 
 const ref = new ReferenceBackend();
 const rng = new Rng(99);

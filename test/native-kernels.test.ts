@@ -19,12 +19,11 @@ import {
   createNativeBackend, loadNativeAddon, NATIVE_HINT, NativeBackend, type NativeLayout,
 } from '../src/engine/kernels/native/index.js';
 import '../src/engine/kernels/native/register.js';
+import { need } from './requirements.js';
 
 let loadError: string | null = null;
 try { loadNativeAddon(); } catch (e) { loadError = (e as Error).message; }
-const isCI = process.env.CI === 'true';
-if (loadError && !isCI) console.warn(`native-kernels: skipping, the native addon is not available: ${loadError}`);
-const suite = loadError ? describe.skip : describe;
+const suite = need('native', 'native-kernels.test') ? describe : describe.skip;
 
 const ref = new ReferenceBackend();
 const rng = new Rng(1234);
@@ -132,12 +131,6 @@ const ACTS: Act[] = [
 ];
 const FP32 = 1e-4;
 const BF16 = 2e-2;
-
-if (loadError && isCI) {
-  describe('native backend (CI)', () => {
-    it('the native addon is built', () => { expect.fail(`CI=true and the native addon is not available: ${loadError}`); });
-  });
-}
 
 describe('native backend: loading', () => {
   it('says how to enable it when the addon is missing', () => {

@@ -22,9 +22,10 @@ import { decodePng } from '../src/viz/node.js';
 import { latentFigureSize, lossFigureSize, reconFigureSize, sampleFigureSize, trainingFrameSize } from '../src/viz/figures.js';
 import { latentPicture, renderRunPictures, samplePicture } from '../src/cli/pictures.js';
 import type { Ctx2D } from '../src/viz/ctx.js';
+import { need } from './requirements.js';
 
 const DATA = process.env.LATENTLAB_MNIST ?? path.resolve('../shared/data/mnist');
-const haveData = existsSync(DATA);
+const haveData = need('mnist', 'pictures-cli.test');
 
 let tmp = '';
 let run2 = '', run10 = '', runSup = '';

@@ -11,10 +11,11 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { latentUnitStats, negativeTargets, studyRuns, studyScale, type RunFigures } from '../src/lab/study/study.js';
 import { inlineHtml, toHtml, toMarkdown } from '../src/lab/study/report.js';
+import { need } from './requirements.js';
 
 const DATA = process.env.LATENTLAB_MNIST ?? path.resolve('../shared/data/mnist');
 const CLI = path.resolve('dist/cli/main.js');
-const canRun = existsSync(DATA) && existsSync(CLI) && existsSync(path.resolve('dist/cli/study-worker.js'));
+const canRun = need('mnist', 'study.test') && need('cli', 'study.test');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'latentlab-study-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 

@@ -13,6 +13,7 @@ import { train, TrainingError } from '../src/lab/train/train.js';
 import { loadDataset, type LoadedDataset } from '../src/lab/data/datasets.js';
 import { openRun } from '../src/lab/run/run.js';
 import { MNIST_DIR, ROOT } from './helpers.js';
+import { need } from './requirements.js';
 
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 const tmp = (): string => mkdtempSync(path.join(os.tmpdir(), 'latentlab-train-'));
@@ -87,8 +88,7 @@ describe('train()', () => {
 
 const FASHION = '/usr/share/datasets/fashion-mnist';
 describe('datasets', () => {
-  if (!existsSync(FASHION) && process.env.CI === 'true') throw new Error(`CI installs dataset-fashion-mnist: ${FASHION} is missing`);
-  it.skipIf(!existsSync(FASHION))('trains on Fashion-MNIST (--dataset fashion-mnist), found in /usr/share/datasets', async () => {
+  it.skipIf(!need('fashion', 'train.test'))('trains on Fashion-MNIST (--dataset fashion-mnist), found in /usr/share/datasets', async () => {
     const out = tmp();
     const r = await train({ ...quick, dataDir: undefined, dataset: 'fashion-mnist', maxSteps: 10 }, { out, testLimit: 200, trainLatents: 100 });
     expect(r.steps).toBe(10);
@@ -102,7 +102,7 @@ describe('latentlab train (CLI)', () => {
   const cli = (args: string[], env: Record<string, string> = {}) =>
     spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', env: { ...process.env, ...env } });
 
-  it.skipIf(!existsSync(CLI))('rejects bad input with one line naming the culprit, and damages nothing', () => {
+  it.skipIf(!need('cli', 'train.test'))('rejects bad input with one line naming the culprit, and damages nothing', () => {
     const out = tmp();
     writeFileSync(path.join(out, 'keep.txt'), 'precious');
     const cases: [string[], RegExp][] = [
@@ -128,7 +128,7 @@ describe('latentlab train (CLI)', () => {
     expect(readFileSync(path.join(out, 'keep.txt'), 'utf8')).toBe('precious');
   });
 
-  it.skipIf(!existsSync(CLI))('resumes a run killed with SIGKILL mid-epoch to the same weights as an uninterrupted run', async () => {
+  it.skipIf(!need('cli', 'train.test'))('resumes a run killed with SIGKILL mid-epoch to the same weights as an uninterrupted run', async () => {
     const base = ['train', '--max-steps', '90', '--checkpoint-every', '30', '--batch-size', '32', '--test-limit', '200', '--no-pictures',
       '--backend', 'wasm', '--threads', '1', '--seed', '5', '--data-dir', MNIST_DIR];
     const a = tmp(), b = tmp();

@@ -17,17 +17,13 @@ import { loadDataset, type LoadedDataset } from '../src/lab/data/datasets.js';
 import { train } from '../src/lab/train/train.js';
 import { parseTrainRequest, startServer, type WebServer } from '../src/web/server.js';
 import { MNIST_DIR, ROOT } from './helpers.js';
+import { need } from './requirements.js';
 
 const CHROMIUM = '/usr/bin/chromium';
-const HAVE_CHROMIUM = existsSync(CHROMIUM);
-const CI = process.env.CI === 'true';
+const HAVE_CHROMIUM = need('chromium', 'web.test');
 const SHOTS = path.join(ROOT, 'test-output', 'web');
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 
-if (!HAVE_CHROMIUM) {
-  if (CI) throw new Error(`${CHROMIUM} is missing: the web explorer's end-to-end tests need Debian's chromium (apt-get install chromium)`);
-  console.warn(`web.test: ${CHROMIUM} not found, skipping the browser tests (they run in CI)`);
-}
 
 let runsDir = '';
 let outside = '';
@@ -171,7 +167,7 @@ describe('server', () => {
   });
 
   it('streams a run started from the CLI (metrics and snapshots over server-sent events) and lists it when done', async () => {
-    if (!existsSync(CLI)) { if (CI) throw new Error(`${CLI} missing`); console.warn('web.test: dist/cli/main.js not built, skipping'); return; }
+    if (!need('cli', 'web.test')) return;
     const out = path.join(runsDir, 'from-cli');
     const child = spawn(process.execPath, [CLI, 'train', '--out', out, '--max-steps', '30', '--batch-size', '32', '--backend', 'wasm', '--threads', '1',
       '--snapshot-every', '10', '--log-every', '5', '--test-limit', '300', '--no-pictures', '--data-dir', MNIST_DIR], { stdio: 'ignore' });
@@ -208,7 +204,7 @@ describe('server', () => {
   }, 300_000);
 
   it('stops a run it started: the run keeps its last checkpoint and becomes a finished run', async () => {
-    if (!existsSync(CLI)) { if (CI) throw new Error(`${CLI} missing`); return; }
+    if (!need('cli', 'web.test')) return;
     const r = await postJson('/api/train', { name: 'to-stop', settings: { maxSteps: 5000, batchSize: 32, backend: 'wasm', threads: 1, checkpointEvery: 10, logEvery: 5, snapshotEvery: 10 }, testLimit: 300 });
     expect(r.status, r.body).toBe(201);
     expect((await postJson('/api/train', { settings: { maxSteps: 10 } })).status).toBe(409); // one job at a time
@@ -367,7 +363,7 @@ describe.skipIf(!HAVE_CHROMIUM)('browser (headless Chromium)', () => {
   }, 120_000);
 
   it('starts a short live run from the form: the loss chart and the latents update, and the run joins the list', async () => {
-    if (!existsSync(CLI)) { if (CI) throw new Error(`${CLI} missing`); return; }
+    if (!need('cli', 'web.test')) return;
     await page.goto(srv.url);
     await page.waitForSelector('body[data-ready="1"]');
     await page.click('#train-details summary');

@@ -24,7 +24,10 @@ export function register(program: Command): void {
         cfg = readJson<TrainConfig>(f, "a run's settings");
       }
       for (const k of ['model', 'latent', 'activation', 'latentActivation'] as const) if (o[k] !== undefined) (cfg as Record<string, unknown>)[k] = o[k];
-      const model = new AutoEncoder({ model: cfg.model, latent: cfg.latent, activation: cfg.activation, latentActivation: cfg.latentActivation });
+      // only the settings given: an unset one keeps the model's default (the study's)
+      const given = Object.fromEntries((['model', 'latent', 'activation', 'latentActivation'] as const)
+        .filter((k) => cfg[k] !== undefined).map((k) => [k, cfg[k]]));
+      const model = new AutoEncoder(given);
       const s = summarize(model);
       process.stdout.write(o.json ? `${JSON.stringify(s)}\n` : `${formatSummary(s)}\n`);
     });

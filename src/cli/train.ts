@@ -102,6 +102,7 @@ export async function runTrain(o: Record<string, unknown>): Promise<void> {
         if (!bar) {
           bar = progress(s.totalSteps, 'train');
           for (const l of lines) bar.log(l);
+          lines.length = 0;   // shown once: not again after the bar
         }
         bar.update(s.step, {
           epoch: `${s.epoch + 1}`, loss: s.loss.toFixed(4), lr: s.lr.toExponential(2), 'samples/s': s.samplesPerSec.toFixed(0),
