@@ -3,7 +3,7 @@
  * and JPEG files, come back through the preprocessing close to the originals; their latent
  * points are the model's; the outputs are written; bad files give one line naming the file.
  */
-import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';

@@ -1,5 +1,5 @@
 /** Shared test helpers: fixtures, tolerances and the backends to run parity tests on. */
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { expect } from 'vitest';
@@ -59,7 +59,7 @@ export async function parityBackends(): Promise<{ name: string; backend: Backend
       for (const threads of name === 'wasm' ? [1, 2] : [2])
         out.push({ name: `${name}/${threads}t`, backend: await createBackend(name, { threads }) });
     } catch (e) {
-      throw new Error(`backend ${name} did not load: ${(e as Error).message}`);
+      throw new Error(`backend ${name} did not load: ${(e as Error).message}`, { cause: e });
     }
   }
   return out;

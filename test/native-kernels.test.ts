@@ -21,8 +21,6 @@ import {
 import '../src/engine/kernels/native/register.js';
 import { need } from './requirements.js';
 
-let loadError: string | null = null;
-try { loadNativeAddon(); } catch (e) { loadError = (e as Error).message; }
 const suite = need('native', 'native-kernels.test') ? describe : describe.skip;
 
 const ref = new ReferenceBackend();

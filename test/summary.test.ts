@@ -15,7 +15,7 @@ describe('summary', () => {
     expect(s.nonTrainable).toBe(517);
     expect(s.trainable).toBe(128136 - 517);
     const text = formatSummary(s);
-    expect(text).toMatch(/\|    └─10\s+Linear\s+\(-1, 2\)\s+6,274/);
+    expect(text).toMatch(/\| {4}└─10\s+Linear\s+\(-1, 2\)\s+6,274/);
     expect(text).toMatch(/Total params: 128,136/);
   });
 

@@ -86,7 +86,6 @@ describe('train()', () => {
   });
 });
 
-const FASHION = '/usr/share/datasets/fashion-mnist';
 describe('datasets', () => {
   it.skipIf(!need('fashion', 'train.test'))('trains on Fashion-MNIST (--dataset fashion-mnist), found in /usr/share/datasets', async () => {
     const out = tmp();
