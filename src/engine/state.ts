@@ -4,6 +4,8 @@
  * Written files load in PyTorch with `safetensors.torch.load_file` and vice versa.
  */
 
+import { isTorchCheckpoint, loadTorchCheckpoint } from './torch_load.js';
+
 export type DType = 'F32' | 'I64';
 
 export interface StateEntry {
@@ -61,31 +63,65 @@ export interface Safetensors { tensors: StateDict; metadata: Record<string, stri
  * converted to F32 (I32/I16/I8/U8/BOOL) so that files written elsewhere load too.
  * `source` names the file in error messages.
  */
+interface HeaderEntry { dtype: string; shape: number[]; data_offsets: [number, number] }
+
+const isCount = (v: unknown): v is number => typeof v === 'number' && Number.isSafeInteger(v) && v >= 0;
+
+/**
+ * Checks a parsed safetensors header as the format defines it: an object whose `__metadata__` maps
+ * strings to strings and whose other keys are tensors {dtype, shape, data_offsets}, with shapes of
+ * non-negative integers, offsets that agree with the shape and dtype, and data that covers the byte
+ * buffer exactly, without overlaps or holes. Returns the tensors in the order of their data.
+ */
+function checkHeader(header: unknown, dataBytes: number, source: string): [string, HeaderEntry][] {
+  const bad = (what: string) => new Error(`${source}: not a valid safetensors file (${what})`);
+  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw bad('its header is not a JSON object');
+  const out: [string, HeaderEntry][] = [];
+  for (const [name, v] of Object.entries(header)) {
+    if (name === '__metadata__') {
+      if (typeof v !== 'object' || v === null || Array.isArray(v) || Object.values(v).some((x) => typeof x !== 'string'))
+        throw bad('__metadata__ is not an object of strings');
+      continue;
+    }
+    const t = v as Partial<HeaderEntry> | null;
+    if (typeof t !== 'object' || t === null || Array.isArray(t)) throw bad(`tensor '${name}' is not an object`);
+    if (typeof t.dtype !== 'string' || !(t.dtype in BYTES)) throw bad(`tensor '${name}' has dtype ${JSON.stringify(t.dtype)}, expected one of ${Object.keys(BYTES).join(', ')}`);
+    if (!Array.isArray(t.shape) || !t.shape.every(isCount)) throw bad(`tensor '${name}' has no shape of non-negative integers`);
+    const o = t.data_offsets;
+    if (!Array.isArray(o) || o.length !== 2 || !isCount(o[0]) || !isCount(o[1]) || o[1] < o[0]) throw bad(`tensor '${name}' has data_offsets ${JSON.stringify(o)}, expected [begin, end] with 0 <= begin <= end`);
+    const need = t.shape.reduce((a: number, b: number) => a * b, 1) * BYTES[t.dtype];
+    if (o[1] - o[0] !== need) throw bad(`tensor '${name}' has ${o[1] - o[0]} bytes of data, its shape [${t.shape}] and dtype ${t.dtype} need ${need}`);
+    out.push([name, t as HeaderEntry]);
+  }
+  out.sort((a, b) => a[1].data_offsets[0] - b[1].data_offsets[0]);
+  let end = 0;
+  for (const [name, { data_offsets: [s, e] }] of out) {
+    if (s !== end) throw bad(s < end ? `tensor '${name}' overlaps the one before it` : `a hole in the data before tensor '${name}'`);
+    end = e;
+  }
+  if (end > dataBytes) throw bad(`truncated: the header needs ${end} bytes of data, the file has ${dataBytes}`);
+  if (end < dataBytes) throw bad(`${dataBytes - end} bytes after the last tensor`);
+  return out;
+}
+
 export function loadSafetensors(bytes: Uint8Array, source = 'safetensors data'): Safetensors {
   if (bytes.length < 8) throw new Error(`${source}: not a safetensors file (shorter than its 8-byte header length)`);
   const dv = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const hlen = Number(dv.getBigUint64(0, true));
   if (hlen <= 0 || 8 + hlen > bytes.length) throw new Error(`${source}: not a safetensors file (header length ${hlen} does not fit in ${bytes.length} bytes)`);
-  let header: Record<string, { dtype: string; shape: number[]; data_offsets: [number, number] } | Record<string, string>>;
+  let header: unknown;
   try {
     header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + hlen)));
   } catch {
     throw new Error(`${source}: not a safetensors file (its header is not JSON)`);
   }
   const base = 8 + hlen;
+  const entries = checkHeader(header, bytes.length - base, source);
   const tensors: StateDict = new Map();
-  let metadata: Record<string, string> = {};
-  const entries = Object.entries(header).filter(([k]) => k !== '__metadata__');
-  if (header.__metadata__) metadata = header.__metadata__ as Record<string, string>;
-  // keep the order of the data, which is the order the writer used
-  entries.sort((a, b) => (a[1] as { data_offsets: number[] }).data_offsets[0] - (b[1] as { data_offsets: number[] }).data_offsets[0]);
-  for (const [name, info] of entries) {
-    const { dtype, shape, data_offsets } = info as { dtype: string; shape: number[]; data_offsets: [number, number] };
+  const meta = (header as Record<string, unknown>).__metadata__;
+  const metadata = (meta ?? {}) as Record<string, string>;
+  for (const [name, { dtype, shape, data_offsets: [s, e] }] of entries) {
     const n = shape.reduce((a, b) => a * b, 1);
-    const [s, e] = data_offsets;
-    if (!(dtype in BYTES)) throw new Error(`${source}: tensor '${name}' has unsupported dtype ${dtype}`);
-    if (e - s !== n * BYTES[dtype] || base + e > bytes.length)
-      throw new Error(`${source}: tensor '${name}' is truncated or inconsistent (expected ${n * BYTES[dtype]} bytes)`);
     // a copy (Uint8Array.prototype.slice even for a Node Buffer, whose slice() is a view): aligned and independent
     const raw = Uint8Array.prototype.slice.call(bytes, base + s, base + e);
     const rdv = new DataView(raw.buffer);
@@ -123,4 +159,14 @@ function f16ToF32(h: number): number {
   if (e === 0) return s * m * 2 ** -24;
   if (e === 31) return m ? NaN : s * Infinity;
   return s * (1 + m / 1024) * 2 ** (e - 15);
+}
+
+/**
+ * A state dict from a file's bytes, whichever format it is in: safetensors (ours, or
+ * safetensors.torch's), or a PyTorch checkpoint (`torch.save(model.state_dict())`, zip or legacy),
+ * read by a restricted unpickler (./torch_load.ts). `source` names the file in errors.
+ */
+export function loadStateDict(bytes: Uint8Array, source = 'state dict'): Safetensors {
+  if (isTorchCheckpoint(bytes)) return { tensors: loadTorchCheckpoint(bytes, source), metadata: {} };
+  return loadSafetensors(bytes, source);
 }
