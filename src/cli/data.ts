@@ -29,7 +29,10 @@ function progressReporter(): { opts: Pick<DownloadOptions, 'onEvent' | 'onProgre
       stop,
       opts: {
         onEvent(ev: DownloadEvent) {
-          if (ev.type === 'start') {
+          if (ev.type === 'connecting') {
+            stop();
+            err.write(`connecting to ${ev.url}\n`);
+          } else if (ev.type === 'start') {
             stop();
             bar = new cliProgress.SingleBar({
               format: `${ev.file} [{bar}] {percentage}% | {kb}/{totalkb} KiB`,
@@ -57,7 +60,8 @@ function progressReporter(): { opts: Pick<DownloadOptions, 'onEvent' | 'onProgre
     stop() {},
     opts: {
       onEvent(ev: DownloadEvent) {
-        if (ev.type === 'start') err.write(`downloading ${ev.url}${ev.total !== null ? ` (${kib(ev.total)} KiB)` : ''}\n`);
+        if (ev.type === 'connecting') err.write(`downloading ${ev.url}\n`);
+        else if (ev.type === 'start') err.write(`  ${ev.total !== null ? `${kib(ev.total)} KiB` : 'size unknown'}\n`);
         else if (ev.type === 'done') err.write(`  saved ${ev.path} (${kib(ev.bytes)} KiB, checksum ok)\n`);
         else if (ev.type === 'failed') err.write(`  ${ev.url}: ${ev.reason}; trying the next mirror\n`);
         else if (ev.type === 'present') err.write(`${ev.file}: already present, checksum ok\n`);

@@ -19,6 +19,7 @@ import type { DatasetDescriptor, DatasetFile, FileKey } from './datasets.js';
 export type ProgressCallback = (bytes: number, total: number | null, info: { file: string; url: string }) => void;
 
 export type DownloadEvent =
+  | { type: 'connecting'; file: string; url: string }
   | { type: 'start'; file: string; url: string; total: number | null }
   | { type: 'done'; file: string; url: string; path: string; bytes: number }
   | { type: 'failed'; file: string; url: string; reason: string }
@@ -35,9 +36,14 @@ export interface DownloadOptions {
   onEvent?: (ev: DownloadEvent) => void;
   /** The fetch to use (default the global one). */
   fetch?: typeof fetch;
-  /** Abort an attempt when no byte arrives for this long (default 60 s). */
+  /** Give up on a mirror that has not answered (status and headers) within this long (default 10 s). */
+  connectTimeoutMs?: number;
+  /** Give up on a mirror when no byte arrives for this long once it has answered (default 10 s). */
   idleTimeoutMs?: number;
 }
+
+/** How long a silent mirror is waited for before the next one is tried. */
+export const DOWNLOAD_TIMEOUTS = { connectMs: 10_000, idleMs: 10_000 } as const;
 
 /** The mirrors to use: the option, else $LATENTLAB_MIRRORS, else the descriptor's. */
 export function resolveMirrors(desc: DatasetDescriptor, opts: Pick<DownloadOptions, 'mirrors' | 'env'> = {}): string[] {
@@ -69,18 +75,21 @@ let tmpCounter = 0;
 /** One attempt at one URL; resolves with the final path or throws an AttemptError-like error. */
 async function attempt(file: DatasetFile, url: string, dest: string, opts: DownloadOptions): Promise<number> {
   const fetchFn = opts.fetch ?? globalThis.fetch;
-  const idleMs = opts.idleTimeoutMs ?? 60_000;
+  const connectMs = opts.connectTimeoutMs ?? DOWNLOAD_TIMEOUTS.connectMs;
+  const idleMs = opts.idleTimeoutMs ?? DOWNLOAD_TIMEOUTS.idleMs;
   const ctrl = new AbortController();
   let timer: NodeJS.Timeout | undefined;
-  const arm = () => {
+  const arm = (ms: number, why: string) => {
     if (timer) clearTimeout(timer);
-    timer = setTimeout(() => ctrl.abort(new AttemptError(`timed out (no data for ${idleMs} ms)`)), idleMs);
+    timer = setTimeout(() => ctrl.abort(new AttemptError(why)), ms);
   };
+  const idle = () => arm(idleMs, `stalled (no data for ${idleMs / 1000} s)`);
   const tmp = `${dest}.${process.pid}.${++tmpCounter}.part`;
   let bytes = 0;
   let total: number | null = null;
   try {
-    arm();
+    opts.onEvent?.({ type: 'connecting', file: file.name, url });
+    arm(connectMs, `no answer within ${connectMs / 1000} s`);
     let res: Response;
     try {
       res = await fetchFn(url, { signal: ctrl.signal, redirect: 'follow' });
@@ -99,6 +108,7 @@ async function attempt(file: DatasetFile, url: string, dest: string, opts: Downl
     opts.onEvent?.({ type: 'start', file: file.name, url, total });
     opts.onProgress?.(0, total, { file: file.name, url });
     if (!res.body) throw new AttemptError('empty response body');
+    idle();
 
     const fh = await open(tmp, 'w');
     try {
@@ -113,7 +123,7 @@ async function attempt(file: DatasetFile, url: string, dest: string, opts: Downl
           throw new AttemptError(`${what}: ${describeFetchError(e).replace(/^network error \((.*)\)$/, '$1')})`);
         }
         if (chunk.done) break;
-        arm();
+        idle();
         await fh.write(chunk.value);
         bytes += chunk.value.length;
         opts.onProgress?.(bytes, total, { file: file.name, url });
