@@ -14,7 +14,7 @@
  */
 import { statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import { DataError, checkSplit, md5Hex, readIdxImages, readIdxLabels, readMaybeGzip, type Split } from './idx.js';
 import { downloadDataset, type DownloadOptions } from './download.js';
 
@@ -287,8 +287,9 @@ export function readDataset(loc: LocatedDataset, opts: { verify?: boolean } = {}
   if (opts.verify) verifyDataset(loc);
   const shape = { rows: d.rows, cols: d.cols };
   const f = loc.files;
-  const train = checkSplit(readIdxImages(f.trainImages, shape), readIdxLabels(f.trainLabels), basename(f.trainImages), basename(f.trainLabels));
-  const test = checkSplit(readIdxImages(f.testImages, shape), readIdxLabels(f.testLabels), basename(f.testImages), basename(f.testLabels));
+  const k = d.classes.length;
+  const train = checkSplit(readIdxImages(f.trainImages, shape), readIdxLabels(f.trainLabels), f.trainImages, f.trainLabels, k);
+  const test = checkSplit(readIdxImages(f.testImages, shape), readIdxLabels(f.testLabels), f.testImages, f.testLabels, k);
   return { descriptor: d, dir: loc.dir, source: loc.source, train, test };
 }
 

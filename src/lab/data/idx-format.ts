@@ -113,19 +113,23 @@ export function parseIdxLabels(buf: Uint8Array, name = 'labels'): IdxLabels {
 }
 
 /** Checks that images and labels agree in count; throws a one-line DataError otherwise. */
-export function checkSplit(images: IdxImages, labels: IdxLabels, imagesName = 'images', labelsName = 'labels'): Split {
+export function checkSplit(images: IdxImages, labels: IdxLabels, imagesName = 'images', labelsName = 'labels', classes?: number): Split {
   if (images.n !== labels.n) {
     throw new DataError(`${labelsName}: expected ${images.n} labels (the image count of ${imagesName}), got ${labels.n}`);
+  }
+  if (classes !== undefined) {
+    const i = labels.labels.findIndex((l) => l >= classes);
+    if (i >= 0) throw new DataError(`${labelsName}: label ${labels.labels[i]} at index ${i} is not one of the data set's ${classes} classes (0-${classes - 1})`);
   }
   return { images: images.images, labels: labels.labels, n: images.n, rows: images.rows, cols: images.cols };
 }
 
 /** A split from the bytes of an images file and a labels file (gzipped or raw), e.g. fetched in a browser. */
-export async function splitFromBytes(imagesBytes: Uint8Array, labelsBytes: Uint8Array, names: { images?: string; labels?: string } = {}): Promise<Split> {
+export async function splitFromBytes(imagesBytes: Uint8Array, labelsBytes: Uint8Array, names: { images?: string; labels?: string } = {}, classes?: number): Promise<Split> {
   const imagesName = names.images ?? 'images', labelsName = names.labels ?? 'labels';
   const images = parseIdxImages(await maybeGunzipAsync(imagesBytes, imagesName), imagesName);
   const labels = parseIdxLabels(await maybeGunzipAsync(labelsBytes, labelsName), labelsName);
-  return checkSplit(images, labels, imagesName, labelsName);
+  return checkSplit(images, labels, imagesName, labelsName, classes);
 }
 
 /** Encodes uint8 images as an IDX buffer (uncompressed); for tests and tools. */
