@@ -7,6 +7,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { mnistPixelsFromPixels, normalizeMnist } from '../data/preprocess.js';
+import { checkImageFile } from '../data/image-file.js';
 import { openRun, type Run } from '../run/run.js';
 import { PCA } from './projection.js';
 import { dataRange } from '../../viz/axes.js';
@@ -37,6 +38,7 @@ export async function readImagePixels(file: string): Promise<{ width: number; he
     const code = (e as NodeJS.ErrnoException).code;
     throw new Error(`${file}: cannot read (${code === 'ENOENT' ? 'no such file' : code ?? (e as Error).message})`);
   }
+  checkImageFile(bytes, file);   // size and wholeness from the header, before decoding anything
   let img: Awaited<ReturnType<typeof loadImage>>;
   try {
     img = await loadImage(bytes);
