@@ -35,7 +35,9 @@ describe('npm package', () => {
     // as a user would: dependencies from the registry (an empty npm cache has only what `npm ci` of
     // this checkout fetched, not the packuments a range install needs); @types/node and typescript
     // for the type check of a user's file
-    await npm(['install', path.join(tmp, packed.filename), '@types/node', 'typescript', '--no-audit', '--no-fund', '--loglevel=error'], app);
+    const dev = (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { devDependencies: Record<string, string> }).devDependencies;
+    await npm(['install', path.join(tmp, packed.filename), `@types/node@${dev['@types/node']}`, `typescript@${dev.typescript}`,
+      '--no-audit', '--no-fund', '--loglevel=error'], app);
   }, 300_000);
 
   afterAll(() => { if (tmp) rmSync(tmp, { recursive: true, force: true }); });
