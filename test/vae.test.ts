@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { Tensor } from '../src/engine/tensor.js';
 import { Rng } from '../src/engine/rng.js';
 import { SGD, Adam } from '../src/engine/optim/index.js';
+import { mseLoss } from '../src/engine/loss.js';
 import { f32, loadSafetensors, saveSafetensors, type StateDict } from '../src/engine/state.js';
 import {
   gaussianElbo, klDivergence, klPerDimension, klPerSample, klWeight, l1Activity, vaeObjective,
@@ -175,6 +176,27 @@ for (const { name: bname, backend } of backends) {
         });
       }
     }
+
+    it("sparse: the study's autoencoder with Keras's L1 activity penalty on z, every gradient of one step", () => {
+      const { t } = fixture('vae/sparse_bn_z2.safetensors');
+      const model = new AutoEncoder({ model: 'bn', latent: 2 }).to(backend);
+      model.loadStateDict(prefixed(t, 'init.'));
+      const x = f32of(t, 'x'), N = x.length / 784, lam = f32of(t, 'lambda')[0];
+      const xb = backend.alloc(x.length);
+      xb.set(x);
+      model.train();
+      model.zeroGrad();
+      const y = model.forward(new Tensor([N, 1, 28, 28], xb));
+      const z = model.lastLatent!;
+      expectClose(z.data, f32of(t, 'z'), 'z');
+      const dy = backend.alloc(y.size), dz = new Float32Array(N * 2);
+      const recon = mseLoss(y.data, xb, y.size, dy);
+      const penalty = l1Activity(z.data, N, 2, lam, dz);
+      expect(Math.abs(recon - f32of(t, 'recon')[0])).toBeLessThan(1e-5);
+      expect(Math.abs(penalty - f32of(t, 'penalty')[0])).toBeLessThan(1e-6);
+      model.backward(new Tensor(y.shape, dy), dz);
+      for (const [k, p] of model.namedParameters()) expectClose(p.grad, f32of(t, `grad.${k}`), `sparse grad.${k}`);
+    });
 
     it('draws the noise from the seeded generator: the same seed gives the same z, eval mode gives the mean', () => {
       const { t } = fixture('vae/step_bn_z2.safetensors');
