@@ -72,6 +72,11 @@ export interface VaeTerms {
  * The VAE objective of one batch of N samples of P values with D latent dimensions:
  * mse(y, x) + weight * KL. Writes dL/dy into dy (N*P floats) and the KL
  * term's gradients into dMu and dLogvar (N*D floats each), for VAE.backward(dy, dMu, dLogvar).
+ *
+ * Scale: the reconstruction is per value (the plain autoencoder's loss, so test MSEs compare), the KL per
+ * sample. The negative ELBO of a Gaussian decoder N(y, s^2 I), divided by P and multiplied by 2 s^2, is
+ * mse + (2 s^2 / P) KL: weight = 2 s^2 / P, e.g. 1/784 ~ 1.3e-3 for s^2 = 0.5 on the [-1, 1] scale. A weight
+ * of 1 makes the KL dominate and the posterior collapse to the prior.
  */
 export function vaeObjective(y: Float32Array, x: Float32Array, mu: Float32Array, logvar: Float32Array,
                              N: number, P: number, D: number, weight: number,
