@@ -43,6 +43,19 @@ export * as preprocess from './lab/data/preprocess.js';
 export { mnistFromPixels, mnistPixelsFromPixels, normalizeMnist, type PreprocessOptions } from './lab/data/preprocess.js';
 export { centroids, digitLatents, checkDigit, type Centroids, type LabelledLatents } from './lab/analysis/generate.js';
 
+// the autoencoder family (variational, denoising, sparse), latent health and anomaly search
+export { VAE, isVaeStateDict, checkModelKind, type VaeConfig, type VaeOptions } from './lab/models/vae.js';
+export * as latentLosses from './engine/latent_loss.js';
+export { parseNoise, formatNoise, corrupt, NOISE_KINDS, type NoiseSpec } from './lab/data/noise.js';
+export * as quality from './lab/analysis/quality.js';
+export { denoise, type DenoiseResult, type Reconstructor } from './lab/analysis/denoise.js';
+export { sparsityStats, type SparsityStats } from './lab/analysis/sparsity.js';
+export {
+  latentHealth, type LatentHealth, type LatentHealthOptions, type DimensionHealth, type LatentCondition, type LatentActivationName,
+} from './lab/analysis/latent_health.js';
+export { worstN, errorHistogram, type WorstImage, type ErrorHistogram } from './lab/analysis/anomaly.js';
+export { evaluateVae, normalQuantile, priorGridPoints, type VaeEvaluation } from './lab/analysis/vae_eval.js';
+
 // drawing on any CanvasRenderingContext2D (figures, scatter, grids, curves, GIF encoding)
 export * as viz from './viz/index.js';
 

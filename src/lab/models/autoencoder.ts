@@ -51,6 +51,45 @@ export function parseLatent(v: string | number): LatentSpec {
   return n;
 }
 
+/** The hidden activation of a configuration, a new module each call. */
+function hiddenAct(c: ModelConfig): Module { return c.activation === 'relu' ? new ReLU() : new LeakyReLU(); }
+
+/** conv, BatchNorm (bn variant only), activation. */
+function convBlock(c: ModelConfig, conv: Module, ch: number): Module[] {
+  return c.model === 'bn' ? [conv, new BatchNorm2d(ch), hiddenAct(c)] : [conv, hiddenAct(c)];
+}
+
+/** The latent's shape without the batch: [z] or [2, 7, 7]. */
+export function latentShapeOf(latent: LatentSpec): number[] {
+  return latent === 'conv' ? [2, 7, 7] : [latent];
+}
+
+/**
+ * The encoder's body shared by the autoencoder and the VAE: three conv blocks, [N,1,28,28] -> [N,64,7,7]
+ * (encoder.0 ... encoder.8 with BatchNorm, encoder.0 ... encoder.5 without).
+ */
+export function convBody(c: ModelConfig, o: { rng?: Rng } = {}): Module[] {
+  return [
+    ...convBlock(c, new Conv2d(1, 32, 3, { padding: 1, ...o }), 32),
+    ...convBlock(c, new Conv2d(32, 64, 3, { stride: 2, padding: 1, ...o }), 64),
+    ...convBlock(c, new Conv2d(64, 64, 3, { stride: 2, padding: 1, ...o }), 64),
+  ];
+}
+
+/** The study's decoder, shared by the autoencoder and the VAE: latent -> [N,1,28,28]. */
+export function decoderLayers(c: ModelConfig, o: { rng?: Rng } = {}): Module[] {
+  const dec: Module[] = c.latent === 'conv'
+    ? [new ConvTranspose2d(2, 64, 3, { padding: 1, ...o }), hiddenAct(c)]
+    : [new Linear(c.latent, 64 * 7 * 7, o), new Unflatten(1, [64, 7, 7]), hiddenAct(c)];
+  dec.push(
+    ...convBlock(c, new ConvTranspose2d(64, 64, 3, { stride: 2, padding: 1, outputPadding: 1, ...o }), 64),
+    ...convBlock(c, new ConvTranspose2d(64, 32, 3, { stride: 2, padding: 1, outputPadding: 1, ...o }), 32),
+    new ConvTranspose2d(32, 1, 3, { padding: 1, ...o }),
+  );
+  if (c.model === 'bn') dec.push(new Tanh());
+  return dec;
+}
+
 export class AutoEncoder extends Module {
   readonly encoder: Sequential;
   readonly decoder: Sequential;
@@ -63,33 +102,17 @@ export class AutoEncoder extends Module {
     const given = Object.fromEntries(Object.entries(config).filter(([, v]) => v !== undefined)) as Partial<ModelConfig>;
     const c = checkModelConfig({ ...DEFAULT_MODEL, ...given });
     this.config = c;
-    const bn = c.model === 'bn';
-    const act = (): Module => (c.activation === 'relu' ? new ReLU() : new LeakyReLU());
     const o = rng ? { rng } : {};
-    const block = (conv: Module, ch: number): Module[] => (bn ? [conv, new BatchNorm2d(ch), act()] : [conv, act()]);
-    const enc: Module[] = [
-      ...block(new Conv2d(1, 32, 3, { padding: 1, ...o }), 32),
-      ...block(new Conv2d(32, 64, 3, { stride: 2, padding: 1, ...o }), 64),
-      ...block(new Conv2d(64, 64, 3, { stride: 2, padding: 1, ...o }), 64),
-    ];
-    let dec: Module[];
+    const enc: Module[] = convBody(c, o);
     if (c.latent === 'conv') {
       enc.push(new Conv2d(64, 2, 3, { padding: 1, ...o }));
-      dec = [new ConvTranspose2d(2, 64, 3, { padding: 1, ...o }), act()];
-      this.latentShape = [2, 7, 7];
     } else {
       enc.push(new Flatten(), new Linear(64 * 7 * 7, c.latent, o));
-      dec = [new Linear(c.latent, 64 * 7 * 7, o), new Unflatten(1, [64, 7, 7]), act()];
-      this.latentShape = [c.latent];
     }
     if (c.latentActivation === 'leaky') enc.push(new LeakyReLU());
     else if (c.latentActivation === 'relu') enc.push(new ReLU());
-    dec.push(
-      ...block(new ConvTranspose2d(64, 64, 3, { stride: 2, padding: 1, outputPadding: 1, ...o }), 64),
-      ...block(new ConvTranspose2d(64, 32, 3, { stride: 2, padding: 1, outputPadding: 1, ...o }), 32),
-      new ConvTranspose2d(32, 1, 3, { padding: 1, ...o }),
-    );
-    if (bn) dec.push(new Tanh());
+    this.latentShape = latentShapeOf(c.latent);
+    const dec = decoderLayers(c, o);
     (enc[0] as Conv2d).needsInputGrad = false;
     this.encoder = this.registerModule('encoder', new Sequential(...enc));
     this.decoder = this.registerModule('decoder', new Sequential(...dec));
