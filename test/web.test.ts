@@ -141,7 +141,7 @@ describe('server', () => {
       expect(r.body, p).not.toContain('secret');
     }
     // DNS rebinding: a foreign Host is refused
-    expect((await raw('/api/runs', { headers: { Host: 'evil.example:80' } })).status).toBe(421);
+    expect((await raw('/api/runs', { headers: { Host: 'evil.example:80' } })).status).toBe(403);
   });
 
   it('validates training requests like the CLI and limits request bodies', async () => {
