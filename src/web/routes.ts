@@ -122,8 +122,8 @@ function getRun(c: Ctx, r: Req): void {
 
 function getEvents(c: Ctx, r: Req): void {
   const name = r.params.name;
-  const dir = runDir(c, name);
-  if (!dir) throw new HttpError(404, `run '${name}' has no folder yet: retry in a moment`);
+  // a run this server has just started may not have its folder yet: watch where it will be
+  const dir = runDir(c, name) ?? c.runs.newRunPath(name);
   c.events.open(r.req, r.res, name, dir, r.query);
 }
 
