@@ -156,6 +156,7 @@ export async function openRun(name: string, keepView = false): Promise<void> {
   const token = beginRun(name, keepView);
   delete document.body.dataset.model;
   document.body.dataset.run = name;
+  $('engine-status').textContent = model.note;
   renderRunList();
   renderRunInfo();
   emit('run');
