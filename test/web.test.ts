@@ -137,7 +137,7 @@ describe('server', () => {
       expect(r.body, p).not.toContain('secret');
     }
     // DNS rebinding: a foreign Host is refused
-    expect((await raw('/api/runs', { headers: { Host: 'evil.example:80' } })).status).toBe(421);
+    expect((await raw('/api/runs', { headers: { Host: 'evil.example:80' } })).status).toBe(403);
   });
 
   it('validates training requests like the CLI and limits request bodies', async () => {
@@ -386,6 +386,79 @@ describe.skipIf(!HAVE_CHROMIUM)('browser (headless Chromium)', () => {
     await page.waitForSelector('body[data-model="ready"][data-run="live1"]', { timeout: 60_000 });
     await page.screenshot({ path: path.join(SHOTS, 'live-finished.png'), fullPage: true });
   }, 420_000);
+
+  it('switching runs never shows the previous run\'s plane, grid, chart or decodes, neither while the next one loads nor after', async () => {
+    await open('plain');
+    const p = await plot();
+    // marks of plain: a hover decode, a pin, a box grid
+    await page.mouse.move(p.x + p.w * 0.4, p.y + p.h * 0.4);
+    await page.waitForFunction(() => document.getElementById('decoded')!.dataset.run === 'plain');
+    await page.focus('#overlay');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => Number(document.getElementById('pins')!.dataset.count) >= 1);
+    await page.keyboard.down('Shift');
+    await page.mouse.move(p.x + p.w * 0.3, p.y + p.h * 0.3);
+    await page.mouse.down();
+    await page.mouse.move(p.x + p.w * 0.6, p.y + p.h * 0.6, { steps: 5 });
+    await page.mouse.up();
+    await page.keyboard.up('Shift');
+    await page.waitForFunction(() => document.getElementById('grid')!.dataset.run === 'plain');
+    expect(await page.getAttribute('#overlay', 'data-run')).toBe('plain');
+    expect(Number(await page.getAttribute('#curve', 'data-points'))).toBeGreaterThan(0);
+    /** Pixels of the plane with a colour (the scatter's points); the empty plane is white and grey. */
+    const coloured = (): Promise<number> => page.$eval('#plane', (c) => {
+      const cv = c as HTMLCanvasElement;
+      const px = cv.getContext('2d')!.getImageData(0, 0, cv.width, cv.height).data;
+      let n = 0;
+      for (let i = 0; i < px.length; i += 4) if (Math.max(px[i], px[i + 1], px[i + 2]) - Math.min(px[i], px[i + 1], px[i + 2]) > 40) n++;
+      return n;
+    });
+    expect(await coloured()).toBeGreaterThan(100);
+    const stale = (): Promise<Record<string, string | null>> => page.evaluate(() => {
+      const d = (id: string, k: string): string | null => document.getElementById(id)!.dataset[k] ?? null;
+      return {
+        plane: d('overlay', 'run'), points: d('overlay', 'points'), grid: d('grid', 'run'), gridHidden: String(document.getElementById('grid')!.hidden),
+        chart: d('curve', 'run'), chartPoints: d('curve', 'points'), decoded: d('decoded', 'run'), pins: d('pins', 'count'),
+        title: document.getElementById('run-title')!.textContent, settings: String(document.getElementById('run-settings')!.hidden),
+      };
+    });
+    const empty = { plane: '', points: '0', grid: '', gridHidden: 'true', chart: '', chartPoints: '0', decoded: '', pins: '0', settings: 'true' };
+    // hold z10's answer: what the page shows while it loads must not be plain's
+    let release: () => void = () => {};
+    const held = new Promise<void>((r) => { release = r; });
+    await page.route('**/api/runs/z10', async (route) => { await held; await route.continue(); });
+    await page.click('#run-list button[data-run="z10"]');
+    await page.waitForSelector('body[data-run="z10"]');
+    await page.waitForTimeout(200);
+    expect(await stale()).toEqual({ ...empty, title: 'z10' });
+    expect(await coloured()).toBe(0);
+    await page.screenshot({ path: path.join(SHOTS, 'switch-loading.png'), fullPage: true });
+    release();
+    await page.waitForSelector('body[data-model="ready"][data-run="z10"]', { timeout: 60_000 });
+    await page.unroute('**/api/runs/z10');
+    await page.waitForFunction(() => document.getElementById('overlay')!.dataset.run === 'z10');
+    expect(await page.getAttribute('#curve', 'data-run')).toBe('z10');
+    expect(await coloured()).toBeGreaterThan(100);
+    // and to a run with neither latents nor metrics: nothing of z10 stays once it is open
+    await page.click('#run-list button[data-run="leaky"]');
+    await page.waitForFunction(() => document.getElementById('run-status')!.textContent !== 'loading…' && document.body.dataset.run === 'leaky');
+    await page.waitForTimeout(300);
+    expect(await stale()).toMatchObject({ plane: '', points: '0', grid: '', gridHidden: 'true', chart: '', chartPoints: '0', decoded: '', pins: '0', title: 'leaky' });
+    expect(await coloured()).toBe(0);
+    await page.screenshot({ path: path.join(SHOTS, 'switch-empty-run.png'), fullPage: true });
+  }, 120_000);
+
+  it('lays out on a 1280x800 desktop and a 390x844 phone (screenshots kept)', async () => {
+    for (const [w, h] of [[1280, 800], [390, 844]]) {
+      await page.setViewportSize({ width: w, height: h });
+      await open('plain');
+      await page.waitForFunction(() => Number(document.getElementById('overlay')!.dataset.points ?? 0) > 0);
+      const box = (await page.locator('#overlay').boundingBox())!;
+      expect(box.width).toBeGreaterThan(w * 0.4);
+      await page.screenshot({ path: path.join(SHOTS, `layout-${w}x${h}.png`), fullPage: true });
+    }
+    await page.setViewportSize({ width: 1366, height: 900 });
+  }, 120_000);
 
   it('shows keyboard focus and no page errors', async () => {
     await page.goto(`${srv.url}?run=plain`);

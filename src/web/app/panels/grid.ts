@@ -1,0 +1,51 @@
+/** The grid of decodes over the box dragged on the plane. */
+import { drawImageGrid } from '../../../viz/grid.js';
+import { $, clearCanvas, fitCanvas, fmt } from '../dom.js';
+import { model } from '../model-client.js';
+import { fromPlane, latentDim, on, state } from '../store.js';
+
+const canvas = $<HTMLCanvasElement>('grid');
+const sizeInput = $<HTMLInputElement>('grid-size');
+const HINT = 'Drag a box on the plane (Box mode or Shift-drag).';
+
+/** Decodes a g×g grid over state.box (g from the size field, 2-24). */
+export async function decodeGrid(): Promise<void> {
+  if (!state.box || !state.modelReady) return;
+  const g = Math.max(2, Math.min(24, Math.round(Number(sizeInput.value) || 10)));
+  sizeInput.value = String(g);
+  const [bx0, by0, bx1, by1] = state.box;
+  const x0 = Math.min(bx0, bx1), x1 = Math.max(bx0, bx1), y0 = Math.min(by0, by1), y1 = Math.max(by0, by1);
+  const D = latentDim();
+  const z = new Float32Array(g * g * D);
+  // row r from the top (largest y), column c from the left: the grid reads like the plane
+  for (let r = 0; r < g; r++) for (let c = 0; c < g; c++) {
+    const x = x0 + (c * (x1 - x0)) / (g - 1), y = y1 - (r * (y1 - y0)) / (g - 1);
+    z.set(fromPlane(x, y), (r * g + c) * D);
+  }
+  const token = state.token;
+  const { images, ms } = await model.decode(z, g * g);
+  if (token !== state.token || !state.box) return;
+  canvas.hidden = false;
+  const { w, dpr } = fitCanvas(canvas);
+  const ctx = canvas.getContext('2d')!;
+  ctx.setTransform(1, 0, 0, 1, 0, 0);
+  const side = Math.round(w * dpr);
+  drawImageGrid(ctx, images, g, g, 28, 28, { x: 0, y: 0, width: side, height: side }, { gap: Math.max(1, Math.round(dpr)) });
+  canvas.dataset.cells = String(g * g);
+  canvas.dataset.run = state.runName;
+  $('grid-caption').textContent = `${g}×${g} decoded over x ${fmt(x0, 2)}…${fmt(x1, 2)}, y ${fmt(y0, 2)}…${fmt(y1, 2)} (${ms.toFixed(0)} ms)`;
+}
+
+export function mountGrid(): void {
+  sizeInput.addEventListener('change', () => void decodeGrid());
+  on('mapping', () => { if (state.box) void decodeGrid(); });
+  // new weights of the same run (a checkpoint while it trains): the grid follows them
+  on('model', () => { if (state.modelReady && state.box) void decodeGrid(); });
+  on('reset', () => {
+    clearCanvas(canvas);
+    delete canvas.dataset.cells;
+    canvas.dataset.run = '';
+    canvas.hidden = true;
+    $('grid-caption').textContent = HINT;
+  });
+}

@@ -1,0 +1,192 @@
+/**
+ * The runs: the list, the open run's settings and figures, and opening a run (its metrics, latents or
+ * latest snapshot, and weights), following it over server-sent events while it trains.
+ */
+import { loadSafetensors } from '../../../engine/state.js';
+import { $, el, getBytes, getJson, showError } from '../dom.js';
+import { model } from '../model-client.js';
+import type { WorkerResponse } from '../protocol.js';
+import { beginRun, emit, on, setLatents, state, type Latents, type MetricLine, type RunDetail, type RunSummary } from '../store.js';
+
+let es: EventSource | null = null;
+
+function runMeta(r: RunSummary): string {
+  const c = r.config ?? {};
+  const parts: string[] = [];
+  if (c.model) parts.push(`${c.model} · z=${c.latent}`);
+  if (c.optimizer) parts.push(`${c.optimizer}/${c.scheduler}`);
+  if (c.supervised) parts.push('supervised');
+  const res = r.result;
+  if (res) {
+    if (typeof res.steps === 'number') parts.push(`${res.steps} steps`);
+    if (typeof res.testMse === 'number') parts.push(`MSE ${res.testMse.toFixed(4)}`);
+    if (res.stopped === true) parts.push('stopped early');
+  } else if (typeof c.totalSteps === 'number') parts.push(`${c.totalSteps} steps planned`);
+  return parts.join(' · ');
+}
+
+function renderRunList(): void {
+  const ul = $('run-list');
+  ul.replaceChildren();
+  if (!state.runs.length) ul.append(el('li', { class: 'msg', text: 'No runs yet: train one below or with latentlab train --out <runs>/<name>.' }));
+  for (const r of state.runs) {
+    const b = el('button', { type: 'button', 'data-run': r.name, 'aria-current': String(state.runName === r.name) },
+      el('span', { class: 'name', text: r.name }), el('span', { class: `badge ${r.status}`, text: r.status }),
+      el('span', { class: 'meta', text: runMeta(r) }));
+    (b.querySelector('.meta') as HTMLElement).style.display = 'block';
+    b.addEventListener('click', () => void openRun(r.name));
+    ul.append(el('li', {}, b));
+  }
+}
+
+export async function refreshRuns(): Promise<void> {
+  try {
+    const { runs } = await getJson<{ runs: RunSummary[] }>('/api/runs');
+    state.runs = runs;
+    renderRunList();
+  } catch (e) { showError(`runs: ${(e as Error).message}`); }
+}
+
+function renderRunInfo(): void {
+  const r = state.run;
+  $('run-title').textContent = r?.name ?? (state.runName ? `${state.runName}` : 'Open a run');
+  const details = $('run-settings');
+  const dl = $('run-figures');
+  const tb = $('run-config').querySelector('tbody')!;
+  dl.replaceChildren();
+  tb.replaceChildren();
+  details.hidden = !r;
+  if (!r) return;
+  const c = r.config ?? {}, res = r.result ?? {};
+  const fig: [string, unknown][] = [
+    ['model', c.model], ['latent', c.latent], ['optimizer', c.optimizer], ['scheduler', c.scheduler],
+    ['lr / max lr', c.lr !== undefined ? `${c.lr} / ${c.maxLr}` : undefined], ['batch', c.batchSize], ['epochs', c.epochs], ['seed', c.seed],
+    ['backend', c.backend ? `${c.backend} (${c.threads} thr)` : undefined],
+    ['steps', res.steps ?? c.totalSteps], ['test MSE', typeof res.testMse === 'number' ? res.testMse.toFixed(4) : undefined],
+    ['final loss', typeof res.finalLoss === 'number' ? res.finalLoss.toFixed(4) : undefined],
+    ['samples/s', res.samplesPerSec], ['seconds', res.seconds], ['stopped', res.stopped === true ? 'yes' : undefined],
+  ];
+  for (const [k, v] of fig) if (v !== undefined && v !== null) dl.append(el('div', {}, el('dt', { text: k }), el('dd', { text: String(v) })));
+  for (const [k, v] of Object.entries(c)) tb.append(el('tr', {}, el('td', { text: k }), el('td', { text: typeof v === 'object' ? JSON.stringify(v) : String(v) })));
+}
+
+function parseLatents(bytes: Uint8Array, source: string): Latents {
+  const { tensors } = loadSafetensors(bytes, source);
+  const z = tensors.get('z'), lab = tensors.get('labels');
+  if (!z || !lab || z.shape.length !== 2) throw new Error(`${source}: expected z [N, D] and labels [N]`);
+  return { z: z.data as Float32Array, n: z.shape[0], dim: z.shape[1], labels: Uint8Array.from(lab.data as ArrayLike<number | bigint>, Number), source };
+}
+
+async function loadModel(r: RunDetail, token: number): Promise<void> {
+  if (!r.hasModel || !r.config) { state.modelReady = false; return; }
+  await model.ready;
+  const c = r.config;
+  const res = await model.call({ type: 'load', url: `/runs/${encodeURIComponent(r.name)}/model.safetensors`, config: { model: c.model as 'bn', latent: c.latent as number, activation: c.activation as 'leaky', latentActivation: c.latentActivation as 'leaky' } }) as Extract<WorkerResponse, { type: 'load' }>;
+  if (token !== state.token) return;
+  state.latentDim = res.latentDim;
+  state.modelReady = true;
+  document.body.dataset.model = 'ready';
+  $('engine-status').textContent = `${model.note} · weights of ${r.name} loaded in ${res.ms.toFixed(0)} ms`;
+  emit('model');
+}
+
+async function loadSnapshot(name: string, step: number, token: number): Promise<void> {
+  const enc = encodeURIComponent(name);
+  const pad7 = String(step).padStart(7, '0');
+  const [snapB, labB] = await Promise.all([getBytes(`/runs/${enc}/snapshots/step-${pad7}.safetensors`), getBytes(`/runs/${enc}/snapshots/labels.safetensors`)]);
+  if (token !== state.token) return;
+  const { tensors } = loadSafetensors(snapB, `snapshot ${step}`);
+  const z = tensors.get('z')!;
+  const labels = Uint8Array.from(loadSafetensors(labB, 'snapshot labels').tensors.get('labels')!.data as Float32Array);
+  const first = !state.latents;
+  // the latents move while training: follow them unless the user has zoomed or panned
+  setLatents({ z: z.data as Float32Array, n: z.shape[0], dim: z.shape[1], labels, source: `snapshot at step ${step}` }, !first && state.userView);
+  state.lastSnap = step;
+}
+
+function closeEvents(): void {
+  es?.close();
+  es = null;
+}
+
+function watch(name: string, token: number): void {
+  closeEvents();
+  const source = new EventSource(`/api/runs/${encodeURIComponent(name)}/events?from=${state.metrics.length}&snap=${state.lastSnap}`);
+  es = source;
+  source.addEventListener('status', (e) => {
+    if (token !== state.token) return;
+    const { status } = JSON.parse((e as MessageEvent).data) as { status: string };
+    if (state.run) { state.run.status = status; emit('run'); }
+    const item = state.runs.find((r) => r.name === name);
+    if (item) { item.status = status; renderRunList(); }
+  });
+  source.addEventListener('metrics', (e) => {
+    if (token !== state.token) return;
+    const { from, lines } = JSON.parse((e as MessageEvent).data) as { from: number; lines: MetricLine[] };
+    state.metrics = state.metrics.slice(0, from).concat(lines);
+    emit('metrics');
+  });
+  source.addEventListener('snapshot', (e) => {
+    if (token !== state.token) return;
+    const { step } = JSON.parse((e as MessageEvent).data) as { step: number };
+    void (async () => {
+      try {
+        await loadSnapshot(name, step, token);
+        // the latest checkpoint's weights, so hovering decodes with the model as it is now
+        const info = await getJson<RunDetail>(`/api/runs/${encodeURIComponent(name)}`);
+        if (token === state.token && info.hasModel && info.config) { state.run = { ...info, metrics: state.metrics }; await loadModel(state.run, token); }
+      } catch { /* the next snapshot will do */ }
+    })();
+  });
+  source.addEventListener('end', () => {
+    closeEvents();
+    if (token !== state.token) return;
+    void refreshRuns().then(() => openRun(name, true));
+  });
+  source.addEventListener('error', () => {
+    if (source.readyState === EventSource.CLOSED && es === source) es = null;
+  });
+}
+
+/** Opens run `name` (keepView: the same run again, e.g. at the end of its training, keeping zoom and marks). */
+export async function openRun(name: string, keepView = false): Promise<void> {
+  closeEvents();
+  showError(null);
+  const sameRun = state.runName === name && keepView;
+  const token = beginRun(name, keepView);
+  delete document.body.dataset.model;
+  document.body.dataset.run = name;
+  $('engine-status').textContent = model.note;
+  renderRunList();
+  renderRunInfo();
+  emit('run');
+  let r: RunDetail;
+  try {
+    r = await getJson<RunDetail>(`/api/runs/${encodeURIComponent(name)}`);
+  } catch (e) { if (token === state.token) showError(`run ${name}: ${(e as Error).message}`); return; }
+  if (token !== state.token) return;
+  state.run = r;
+  state.metrics = r.metrics;
+  renderRunInfo();
+  emit('run', 'metrics');
+  try {
+    if (r.hasLatents) {
+      const l = parseLatents(await getBytes(`/runs/${encodeURIComponent(name)}/latents.safetensors`), 'test latents');
+      if (token !== state.token) return;
+      setLatents(l, sameRun);
+    } else if (r.snapshotSteps.length && r.hasSnapshotLabels) {
+      state.latents = null;
+      await loadSnapshot(name, r.snapshotSteps.at(-1)!, token);
+    } else setLatents(null);
+    await loadModel(r, token);
+  } catch (e) {
+    if (token === state.token) showError(`run ${name}: ${(e as Error).message}`);
+  }
+  if (token !== state.token) return;
+  if (['training', 'starting', 'finishing'].includes(r.status)) watch(name, token);
+}
+
+export function mountRuns(): void {
+  $('refresh-runs').addEventListener('click', () => void refreshRuns());
+  on('run', renderRunList);
+}

@@ -1,0 +1,154 @@
+/**
+ * The page's state, in one place, and the topics panels listen to. A panel changes the state, then
+ * says what changed (`emit`); the panels that show it redraw (`on`). Switching runs goes through
+ * `beginRun`, which empties everything that belonged to the previous run before anything of the new
+ * one arrives, so no panel can show the previous run's plane, grid, chart or decodes.
+ */
+import { PCA } from '../../lab/analysis/projection.js';
+import { dataRange, type Transform } from '../../viz/axes.js';
+
+export interface RunSummary {
+  name: string; status: string; config: Record<string, unknown> | null; result: Record<string, unknown> | null;
+  hasModel?: boolean; hasLatents?: boolean; ownJob?: boolean; error?: string;
+}
+export interface RunDetail extends RunSummary { metrics: MetricLine[]; snapshotSteps: number[]; hasSnapshotLabels: boolean }
+export interface MetricLine { step: number; epoch: number; loss?: number; testLoss?: number; lr?: number; samplesPerSec?: number }
+
+export interface Latents { z: Float32Array; n: number; dim: number; labels: Uint8Array; source: string }
+export interface Pin { x: number; y: number; z: Float32Array; img: Float32Array }
+export type View = { x: [number, number]; y: [number, number] };
+export type Box = [number, number, number, number];
+
+export const state = {
+  runs: [] as RunSummary[],
+  /** The run being shown (null while a run loads: nothing of the previous one stays). */
+  run: null as RunDetail | null,
+  /** The name of the run being opened or shown. */
+  runName: '',
+  /** Bumped by every run switch: work started for an older token is dropped when it returns. */
+  token: 0,
+  latents: null as Latents | null,
+  px: new Float32Array(0), py: new Float32Array(0),
+  pca: null as PCA | null,
+  sliders: [] as number[],
+  hidden: new Set<number>(),
+  view: null as View | null,
+  /** The plane's data ↔ pixel transform of the last drawing (null: nothing drawn). */
+  T: null as Transform | null,
+  modelReady: false,
+  latentDim: 0,
+  pins: [] as Pin[],
+  box: null as Box | null,
+  drawn: null as { x: number; y: number } | null,
+  gen: null as { x: number; y: number; digit: number } | null,
+  hover: null as { x: number; y: number } | null,
+  metrics: [] as MetricLine[],
+  lastSnap: -1,
+  mode: 'pan' as 'pan' | 'box',
+  /** The user zoomed or panned: new snapshots keep the view. */
+  userView: false,
+};
+
+/**
+ * What changed: `plane` the points or the view, `overlay` the marks on the plane (pins, box, hover,
+ * drawn, generated), `latents` new latents (legend, sliders), `metrics` the chart, `pins`, `model` the
+ * weights (ready or not), `mapping` the plane → latent mapping (the sliders), `run` the run's
+ * information, `reset` a run switch (each panel empties what it shows).
+ */
+export type Topic = 'plane' | 'overlay' | 'latents' | 'metrics' | 'pins' | 'model' | 'mapping' | 'run' | 'reset';
+
+const listeners = new Map<Topic, Set<() => void>>();
+
+export function on(topic: Topic, fn: () => void): void {
+  let s = listeners.get(topic);
+  if (!s) listeners.set(topic, s = new Set());
+  s.add(fn);
+}
+
+export function emit(...topics: Topic[]): void {
+  for (const t of topics) for (const fn of listeners.get(t) ?? []) fn();
+}
+
+/**
+ * Starts showing run `name`: a new token, and unless the same run is re-opened keeping its view,
+ * everything of the previous run is dropped (and the panels told).
+ */
+export function beginRun(name: string, keepView: boolean): number {
+  const token = ++state.token;
+  const same = state.runName === name && keepView;
+  state.runName = name;
+  state.modelReady = false;
+  state.lastSnap = -1;
+  state.latentDim = 0;
+  if (!same) {
+    state.run = null;
+    state.metrics = [];
+    state.latents = null;
+    state.px = new Float32Array(0); state.py = new Float32Array(0);
+    state.pca = null; state.sliders = [];
+    state.pins = []; state.box = null; state.drawn = null; state.gen = null; state.hover = null;
+    state.hidden.clear(); state.view = null; state.userView = false;
+    emit('reset');
+  }
+  emit('model');
+  return token;
+}
+
+// ------------------------------------------------------------------------------ plane ↔ latent
+
+export function latentDim(): number { return state.latents?.dim ?? state.latentDim; }
+
+/** A point of the plane → a latent vector (PCA plane plus the sliders for D > 2). */
+export function fromPlane(x: number, y: number): Float32Array {
+  const D = latentDim();
+  const z = new Float32Array(D);
+  if (D === 1) { z[0] = x; return z; }
+  if (D === 2 || !state.pca) { z[0] = x; z[1] = y; return z; }
+  const p = state.pca;
+  for (let j = 0; j < D; j++) {
+    let s = p.mean[j] + x * p.components[j] + y * p.components[D + j];
+    for (let c = 2; c < p.k; c++) s += (state.sliders[c] ?? 0) * p.components[c * D + j];
+    z[j] = s;
+  }
+  return z;
+}
+
+/** A latent vector → its point on the plane. */
+export function toPlane(z: Float32Array): { x: number; y: number } {
+  const D = z.length;
+  if (D === 1) return { x: z[0], y: 0 };
+  if (D === 2 || !state.pca) return { x: z[0], y: z[1] };
+  const c = state.pca.transform(z, 1);
+  return { x: c[0], y: c[1] };
+}
+
+/** New latents on the plane (PCA for D > 2); keepView keeps the zoom and the PCA basis (a snapshot of the same run). */
+export function setLatents(l: Latents | null, keepView = false): void {
+  state.latents = l;
+  if (!l) {
+    state.px = new Float32Array(0); state.py = new Float32Array(0); state.pca = null;
+  } else {
+    const { z, n, dim } = l;
+    const px = new Float32Array(n), py = new Float32Array(n);
+    if (dim > 2) {
+      if (!keepView || !state.pca || state.pca.dim !== dim) state.pca = PCA.fit(z, n, dim, Math.min(dim, 8));
+      const c = state.pca.transform(z, n);
+      const k = state.pca.k;
+      for (let i = 0; i < n; i++) { px[i] = c[i * k]; py[i] = c[i * k + 1]; }
+    } else {
+      state.pca = null;
+      for (let i = 0; i < n; i++) { px[i] = z[i * dim]; py[i] = dim > 1 ? z[i * dim + 1] : 0; }
+    }
+    state.px = px; state.py = py;
+    if (!keepView || !state.view) resetView();
+  }
+  emit('latents', 'plane');
+}
+
+/** The view that shows every visible point. */
+export function resetView(): void {
+  state.userView = false;
+  const l = state.latents;
+  const vis = (i: number): boolean => !!l && !state.hidden.has(l.labels[i]);
+  state.view = { x: dataRange(state.px, 0.05, vis), y: dataRange(state.py, 0.05, vis) };
+}
