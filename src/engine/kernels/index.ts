@@ -73,10 +73,12 @@ export interface Backend {
   /**
    * Batch-norm in training mode over [N,C,HW], followed by `act`:
    * y = act(gamma * (x - mean) * invstd + beta). Writes the batch mean and invstd = 1/sqrt(var + eps)
-   * (biased variance) for the backward pass and the running statistics.
+   * for the backward pass, and, when given, the biased batch variance var itself (for the running
+   * statistics: deriving it back from invstd loses its low bits to eps).
    */
   batchNormTrain(N: number, C: number, HW: number, x: Float32Array, gamma: Float32Array, beta: Float32Array,
-                 eps: number, act: Act, y: Float32Array, mean: Float32Array, invstd: Float32Array, layout?: Layout): void;
+                 eps: number, act: Act, y: Float32Array, mean: Float32Array, invstd: Float32Array, layout?: Layout,
+                 variance?: Float32Array): void;
   /** y = act(x * scale[c] + shift[c]) over [N,C,HW] (batch-norm in eval mode, folded). */
   channelAffine(N: number, C: number, HW: number, x: Float32Array, scale: Float32Array, shift: Float32Array,
                 act: Act, y: Float32Array, layout?: Layout): void;
