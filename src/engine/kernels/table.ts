@@ -37,8 +37,6 @@ export const KERNEL_TABLE = {
   nativeAdamScalars: ['sign', 'beta1', 'oneMinusBeta1', 'beta2', 'oneMinusBeta2', 'eps', 'weightDecay', 'decay', 'negStepSize', 'bc2Sqrt'],
 } as const;
 
-export type KernelTable = typeof KERNEL_TABLE;
-
 /**
  * 32-bit FNV-1a of the table's JSON: the version the built kernels carry. The generator computes it with
  * this same function.
