@@ -9,8 +9,13 @@
  * accumulate) unless a parameter says otherwise.
  *
  * One exception, opt-in: a backend that declares `channelBlock` (the native one) may also be handed
- * activations in the channel-blocked layout it computes fastest in (see `Layout`); layers ask for it
- * only inside a Sequential, and only from such a backend. Other backends never see it.
+ * activations in the channel-blocked layout it computes fastest in (see `Layout`); the planner
+ * (planner.ts) asks for it only inside a Sequential, and only from such a backend. Other backends never
+ * see it.
+ *
+ * Beside this interface: table.ts (the numbers shared with the compiled kernels), planner.ts (fusion and
+ * layouts of a chain of layers), composite.ts (kernels made of these primitives and a TypeScript loop),
+ * reference.ts, wasm/ and native/ (the backends), select.ts (choosing one).
  */
 
 /**

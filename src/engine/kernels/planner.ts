@@ -63,8 +63,7 @@ export interface Plannable {
 
 /** One step of a plan: a reorder of the activation, or a layer (with what its forward is asked). */
 export type Step =
-  /** ofOutput: the conversion is part of the previous layer's output (blockedOutput 'convert'). */
-  | { kind: 'reorder'; to: Layout; from: Layout; ofOutput: boolean }
+  | { kind: 'reorder'; to: Layout; from: Layout }
   | { kind: 'layer'; index: number; layer: Plannable; opts: ForwardOptions | undefined; fused: number };
 
 export interface Plan {
@@ -88,8 +87,8 @@ export function planChain(layers: readonly Plannable[], backend: Backend, opts: 
   const steps: Step[] = [];
   const layouts: Layout[] = [];
   let cur: Layout = 'nchw';
-  const reorder = (to: Layout, ofOutput = false): void => {
-    if (cur !== to) steps.push({ kind: 'reorder', from: cur, to, ofOutput });
+  const reorder = (to: Layout): void => {
+    if (cur !== to) steps.push({ kind: 'reorder', from: cur, to });
     cur = to;
   };
   for (let i = 0; i < L.length; i++) {
@@ -105,7 +104,7 @@ export function planChain(layers: readonly Plannable[], backend: Backend, opts: 
     // the layout after the layer: what it was asked for, else what it keeps
     if (m.blockedOutput) cur = o.layout ?? 'nchw';
     else if (m.blockedInput !== 'keep') cur = 'nchw';
-    if (m.blockedOutput === 'convert' && outLayout[i] === 'blocked') reorder('blocked', true);
+    if (m.blockedOutput === 'convert' && outLayout[i] === 'blocked') reorder('blocked');
     layouts[i] = cur;
     if (fuse) layouts[++i] = cur;
   }
