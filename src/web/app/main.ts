@@ -9,10 +9,12 @@ import { mnistFromPixels } from '../../lab/data/preprocess.js';
 import { PCA } from '../../lab/analysis/projection.js';
 import { dataRange, type Transform } from '../../viz/axes.js';
 import { drawCurves, type CurveSeries } from '../../viz/curves.js';
+import { lossRunFromMetrics } from '../../viz/figures.js';
 import { drawImageGrid, toGrey } from '../../viz/grid.js';
 import { labelColor } from '../../viz/palette.js';
 import { drawScatter } from '../../viz/scatter.js';
 import type { WorkerRequest, WorkerResponse } from './protocol.js';
+import { IMAGE_H, IMAGE_PIXELS, IMAGE_W } from '../../lab/data/image.js';
 
 // ------------------------------------------------------------------------------------------ helpers
 
@@ -62,8 +64,8 @@ function gauss(): number {
 /** Paints one 28x28 image (values in [-1, 1]) into a 28x28 canvas. */
 function paintDigit(canvas: HTMLCanvasElement, img: Float32Array, offset = 0): void {
   const ctx = canvas.getContext('2d')!;
-  const id = ctx.createImageData(28, 28);
-  for (let i = 0; i < 784; i++) {
+  const id = ctx.createImageData(IMAGE_W, IMAGE_H);
+  for (let i = 0; i < IMAGE_PIXELS; i++) {
     const g = toGrey(img[offset + i]);
     id.data[4 * i] = g; id.data[4 * i + 1] = g; id.data[4 * i + 2] = g; id.data[4 * i + 3] = 255;
   }
@@ -121,7 +123,7 @@ interface RunSummary {
   hasModel?: boolean; hasLatents?: boolean; ownJob?: boolean; error?: string;
 }
 interface RunDetail extends RunSummary { metrics: MetricLine[]; snapshotSteps: number[]; hasSnapshotLabels: boolean }
-interface MetricLine { step: number; epoch: number; loss?: number; testLoss?: number; lr?: number; samplesPerSec?: number }
+interface MetricLine { step: number; epoch: number; loss?: number; recon?: number; latent?: number; testLoss?: number; lr?: number; samplesPerSec?: number }
 
 interface Latents { z: Float32Array; n: number; dim: number; labels: Uint8Array; source: string }
 interface Pin { x: number; y: number; z: Float32Array; img: Float32Array }
@@ -368,11 +370,12 @@ function drawCurve(): void {
   const ctx = c.getContext('2d')!;
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   const m = state.metrics;
-  const tr = m.filter((l) => typeof l.loss === 'number');
-  const te = m.filter((l) => typeof l.testLoss === 'number');
+  // like with like: the training reconstruction term against the test MSE; the latent-map term apart
+  const { train: tr, test: te, latent } = lossRunFromMetrics('', m);
   const series: CurveSeries[] = [];
-  if (tr.length) series.push({ name: 'train loss', steps: tr.map((l) => l.step), values: tr.map((l) => l.loss!) });
-  if (te.length) series.push({ name: 'test loss', steps: te.map((l) => l.step), values: te.map((l) => l.testLoss!), dashed: true });
+  if (tr.steps.length) series.push({ name: 'train reconstruction', ...tr });
+  if (te.steps.length) series.push({ name: 'test reconstruction', ...te, dashed: true });
+  if (latent) series.push({ name: 'latent-map term (train)', ...latent, color: '#888888' });
   if (!series.length) {
     ctx.fillStyle = '#ffffff'; ctx.fillRect(0, 0, w, h);
     ctx.fillStyle = '#666666'; ctx.font = '14px sans-serif'; ctx.textAlign = 'center';
@@ -380,7 +383,7 @@ function drawCurve(): void {
   } else {
     drawCurves(ctx, series, { x: 0, y: 0, width: w, height: h }, { logY: true, title: undefined });
   }
-  c.dataset.points = String(tr.length);
+  c.dataset.points = String(tr.steps.length);
 }
 
 // ---------------------------------------------------------------------------------------- decoding
@@ -425,7 +428,7 @@ function renderPins(): void {
   const ul = $('pins');
   ul.replaceChildren();
   state.pins.forEach((p, i) => {
-    const c = el('canvas', { width: '28', height: '28', role: 'img', 'aria-label': `pinned point ${i + 1}` }) as HTMLCanvasElement;
+    const c = el('canvas', { width: String(IMAGE_W), height: String(IMAGE_H), role: 'img', 'aria-label': `pinned point ${i + 1}` }) as HTMLCanvasElement;
     paintDigit(c, p.img);
     const b = el('button', { type: 'button', 'aria-label': `remove pin ${i + 1}`, text: '×' });
     b.addEventListener('click', () => { state.pins.splice(i, 1); renderPins(); drawOverlay(); });
@@ -457,7 +460,7 @@ async function decodeGrid(): Promise<void> {
   const ctx = canvas.getContext('2d')!;
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   const side = Math.round(w * dpr);
-  drawImageGrid(ctx, images, g, g, 28, 28, { x: 0, y: 0, width: side, height: side }, { gap: Math.max(1, Math.round(dpr)) });
+  drawImageGrid(ctx, images, g, g, IMAGE_H, IMAGE_W, { x: 0, y: 0, width: side, height: side }, { gap: Math.max(1, Math.round(dpr)) });
   canvas.dataset.cells = String(g * g);
   canvas.hidden = false;
   $('grid-caption').textContent = `${g}×${g} decoded over x ${fmt(x0, 2)}…${fmt(x1, 2)}, y ${fmt(y0, 2)}…${fmt(y1, 2)} (${ms.toFixed(0)} ms)`;
@@ -629,7 +632,7 @@ pad.addEventListener('pointercancel', endStroke);
 $('pad-clear').addEventListener('click', () => {
   clearPad();
   state.drawn = null;
-  for (const id of ['recon', 'pad-input']) { const c = $<HTMLCanvasElement>(id); c.getContext('2d')!.clearRect(0, 0, 28, 28); }
+  for (const id of ['recon', 'pad-input']) { const c = $<HTMLCanvasElement>(id); c.getContext('2d')!.clearRect(0, 0, IMAGE_W, IMAGE_H); }
   $('drawn-z').textContent = '';
   delete overlay.dataset.drawn;
   drawOverlay();
