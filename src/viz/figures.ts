@@ -129,7 +129,7 @@ export function reconFigureSize(perDigit: number, rows = 10, h = IMAGE_H, w = IM
 
 /** Originals (left) beside their reconstructions (right), perDigit per row, one row per class. */
 export function reconFigure(ctx: Ctx2D, opts: ReconFigureOptions): void {
-  const rows = opts.rows ?? 10, h = opts.h ?? 28, w = opts.w ?? 28;
+  const rows = opts.rows ?? 10, h = opts.h ?? IMAGE_H, w = opts.w ?? IMAGE_W;
   const size = reconFigureSize(opts.perDigit, rows, h, w, opts);
   clearRect(ctx, { x: 0, y: 0, ...size });
   const nameOf = opts.labelName ?? digitName;
