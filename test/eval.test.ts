@@ -49,11 +49,11 @@ describe('eval', () => {
 
   it('evaluates a safetensors checkpoint made by PyTorch (--checkpoint): the MSE of its reconstructions, k-NN over 10,000 train latents', async () => {
     const file = path.join(FIXTURES, 'pytorch', 'study_z2.safetensors');
-    const r = await runEval(undefined, { checkpoint: file, model: 'bn', latent: 2, limit: 300, dataDir: MNIST_DIR, backend: 'reference' });
+    const r = await runEval(undefined, { checkpoint: file, model: 'bn', latent: 2, limit: 300, dataDir: MNIST_DIR, backend: 'wasm' });
     expect(r.n).toBe(300);
     // the same number computed here from the checkpoint's reconstructions of the first 300 test images
     const data = await loadDataset('mnist', { dataDir: MNIST_DIR });
-    const model = loadModel(file, { model: 'bn', latent: 2 }, await createBackend('reference'));
+    const model = loadModel(file, { model: 'bn', latent: 2 }, await createBackend('wasm'));
     const x = Float32Array.from(data.test.images.subarray(0, 300 * 784), (v) => v / 127.5 - 1);
     const y = model.reconstruct(x, 300);
     let se = 0;
