@@ -126,6 +126,7 @@ describe('the image contract', () => {
     expect(labelNamer('mnist')(7)).toBe('7');
     expect(classPair(MNIST_INFO, 4, 9)).toBe('4/9');
     expect(classPair(FASHION_MNIST_INFO, 0, 6)).toBe('T-shirt/top vs Shirt');
+    expect(classPair(FASHION_MNIST_INFO, 2, 4)).toBe('Pullover vs Coat');
   });
 });
 

@@ -78,9 +78,13 @@ describe('eval', () => {
     expect(text).toMatch(/^data set: Fashion-MNIST/m);
     expect(text).toMatch(/k-NN \(k=5, 10000 train latents\) class accuracy: \d+\.\d%/);
     expect(text).toMatch(/^per class: T-shirt\/top: \d+%, Trouser: \d+%, .*Ankle boot: \d+%$/m);
-    // a pair with a slashed name is written "A vs B"
+    // names hold slashes ("T-shirt/top"), so a pair is written "A vs B"
     const pairs = text.split('\n').find((l) => l.startsWith('most confused pairs: '))!;
-    for (const c of r.knn!.confused) expect(pairs).toContain(`${r.classes[c.a]}${r.classes[c.a].includes('/') || r.classes[c.b].includes('/') ? ' vs ' : '/'}${r.classes[c.b]} (${c.count})`);
+    for (const c of r.knn!.confused) expect(pairs).toContain(`${r.classes[c.a]} vs ${r.classes[c.b]} (${c.count})`);
+    // an MNIST run evaluated on Fashion-MNIST: k-NN against Fashion-MNIST train latents, not the run's 1000 MNIST ones
+    const cross = await runEval(run, { limit: 100, dataset: 'fashion-mnist', dataDir: FASHION_DIR, backend: 'wasm' });
+    expect(cross.dataset).toBe('fashion-mnist');
+    expect(cross.knn!.references).toBe(10000);
   });
 
   it.skipIf(!existsSync(CLI))('CLI: --json, and a checkpoint of another architecture is a one-line error', () => {

@@ -46,7 +46,8 @@ export async function runEval(run: string | undefined, o: Record<string, unknown
     cfg = readJson<TrainConfig>(f, "a run's settings");
     file = path.join(run, 'model.safetensors');
     const tl = path.join(run, 'train-latents.safetensors');
-    if (existsSync(tl)) reference = readLatents(tl);
+    // the run's train latents are of its own data set: k-NN on another (--dataset) encodes that one's
+    if (existsSync(tl) && (o.dataset === undefined || o.dataset === (cfg.dataset ?? 'mnist'))) reference = readLatents(tl);
   } else {
     file = o.checkpoint as string;
   }

@@ -147,7 +147,7 @@ export function formatEval(r: EvalReport): string {
   }
   if (r.supervised) {
     lines.push(`nearest-target accuracy: ${(100 * r.supervised.nearestTargetAccuracy).toFixed(1)}%`);
-    lines.push(`per ${info.classNoun}: ${perClass(r.supervised.perClass)}`);
+    lines.push(`nearest-target accuracy per ${info.classNoun}: ${perClass(r.supervised.perClass)}`);
     lines.push(`mean distance to the target: ${r.supervised.meanDistance.toFixed(3)}`);
   }
   return `${lines.join('\n')}\n`;

@@ -115,8 +115,8 @@ export function className(info: DatasetInfo, label: number): string {
   return info.classes[label] ?? String(label);
 }
 
-/** A pair of classes for sentences: "3/5", or "Shirt vs T-shirt/top" when a name holds a slash. */
+/** A pair of classes for sentences: "3/5", or "Shirt vs Coat" in a data set whose names hold slashes ("T-shirt/top"). */
 export function classPair(info: DatasetInfo, a: number, b: number): string {
-  const x = className(info, a), y = className(info, b);
-  return x.includes('/') || y.includes('/') ? `${x} vs ${y}` : `${x}/${y}`;
+  const sep = info.classes.some((c) => c.includes('/')) ? ' vs ' : '/';
+  return `${className(info, a)}${sep}${className(info, b)}`;
 }
