@@ -17,10 +17,10 @@ import { latentBox } from '../lab/train/train.js';
 import { type Ctx2D, type Rect, clearRect, text } from '../viz/ctx.js';
 import { type Range, type Transform, dataRange } from '../viz/axes.js';
 import { drawScatter, type ScatterOptions } from '../viz/scatter.js';
-import { drawCurves, type CurveSeries } from '../viz/curves.js';
-import { TAB10, labelNamer } from '../viz/palette.js';
+import type { CurveSeries } from '../viz/curves.js';
+import { labelNamer } from '../viz/palette.js';
 import {
-  boxGridPoints, latentFigure, latentFigureSize, lossFigureSize, sampleFigure, sampleFigureSize,
+  boxGridPoints, latentFigure, latentFigureSize, lossFigure, lossFigureSize, lossHasLatent, lossRunFromMetrics, sampleFigure, sampleFigureSize,
   trainingFrame, trainingFrameSize, type LatentFigureOptions, type SampleFigureOptions,
 } from '../viz/figures.js';
 import { encodeGif } from '../viz/gif.js';
@@ -249,41 +249,16 @@ export function readLossSource(dir: string): LossSource {
 }
 
 /**
- * Training loss (solid) and test loss (dashed, with dots) against step, one colour per run. The
- * test loss is the per-epoch evaluation; a run that ended mid-epoch adds its final test MSE.
+ * The reconstruction loss against step: training (solid) and test (dashed, with dots) on one scale,
+ * one colour per run; a supervised run's latent-map term in a panel of its own (see lossFigure).
+ * The test loss is the per-epoch evaluation; a run that ended mid-epoch adds its final test MSE.
  */
 export async function lossPicture(sources: LossSource[], opts: { log?: boolean } = {}): Promise<Picture & { series: CurveSeries[] }> {
-  const series: CurveSeries[] = [];
-  const dots: { color: string; steps: number[]; values: number[] }[] = [];
-  sources.forEach((s, k) => {
-    const color = TAB10[k % TAB10.length];
-    const tr = s.metrics.filter((m) => m.loss !== undefined && Number.isFinite(m.loss));
-    const te = s.metrics.filter((m) => m.testLoss !== undefined && Number.isFinite(m.testLoss));
-    const teSteps = te.map((m) => m.step), teValues = te.map((m) => m.testLoss as number);
-    const finalStep = Number(s.result?.steps), finalMse = Number(s.result?.testMse);
-    if (Number.isFinite(finalStep) && Number.isFinite(finalMse) && !teSteps.includes(finalStep)) { teSteps.push(finalStep); teValues.push(finalMse); }
-    series.push({ name: `${s.name} train`, steps: tr.map((m) => m.step), values: tr.map((m) => m.loss as number), color });
-    if (teSteps.length) {
-      series.push({ name: `${s.name} test`, steps: teSteps, values: teValues, color, dashed: true });
-      dots.push({ color, steps: teSteps, values: teValues });
-    }
-  });
-  const size = lossFigureSize();
+  const runs = sources.map((s) => lossRunFromMetrics(s.name, s.metrics, { step: Number(s.result?.steps), testMse: Number(s.result?.testMse) }));
+  const size = lossFigureSize({ latent: lossHasLatent(runs) });
+  let series: CurveSeries[] = [];
   const bytes = await renderPng(size.width, size.height, (ctx) => {
-    const t = drawCurves(ctx, series, { x: 0, y: 0, ...size }, {
-      title: sources.length === 1 ? `Loss of ${sources[0].name}` : 'Loss', logY: opts.log, yLabel: opts.log ? 'loss (log scale)' : 'loss',
-    });
-    for (const d of dots) {
-      ctx.save();
-      ctx.fillStyle = d.color;
-      for (let i = 0; i < d.steps.length; i++) {
-        if (opts.log && !(d.values[i] > 0)) continue;
-        ctx.beginPath();
-        ctx.arc(t.toPx(d.steps[i]), t.toPy(d.values[i]), 4, 0, Math.PI * 2);
-        ctx.fill();
-      }
-      ctx.restore();
-    }
+    series = lossFigure(ctx, runs, { title: sources.length === 1 ? `Reconstruction loss of ${sources[0].name}` : 'Reconstruction loss', logY: opts.log }).series;
   });
   return { bytes, ...size, series };
 }

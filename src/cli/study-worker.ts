@@ -23,6 +23,7 @@ import { sheetFigure, sheetFigureSize } from '../viz/figures.js';
 import { renderPng } from '../viz/node.js';
 import { gifPicture, latentPicture, samplePicture, writeOut } from './pictures.js';
 import '../node-backends.js';
+import { IMAGE_H, IMAGE_W, className, datasetInfo } from '../lab/data/image.js';
 
 export interface StudyJob {
   name: string;
@@ -98,7 +99,7 @@ export async function runJob(job: StudyJob): Promise<RunFigures> {
   send({ type: 'phase', phase: 'evaluate' });
   const run = await openRun(dir, { backend });
   const cfg = run.config;
-  const ev = evaluate(run.model, data.test, { limit: job.testLimit, reference: run.trainLatents, supervised: cfg.supervised });
+  const ev = evaluate(run.model, data.test, { limit: job.testLimit, reference: run.trainLatents, supervised: cfg.supervised, dataset: data.descriptor });
   const units = latentUnitStats(run.testLatents.z, run.testLatents.dim);
   const result = (run.result ?? {}) as Record<string, unknown>;
 
@@ -122,11 +123,11 @@ export async function runJob(job: StudyJob): Promise<RunFigures> {
     for (let d = 0; d < 10; d++) z.set(digitLatents(run, d, per, cfg.supervised ? 0.5 : 0.5, rng), d * per * run.testLatents.dim);
     const images = run.model.decode(z, 10 * per);
     const sheet = {
-      images, rows: 10, cols: per, rowLabels: Array.from({ length: 10 }, (_, d) => String(d)),
+      images, rows: 10, cols: per, rowLabels: Array.from({ length: 10 }, (_, d) => className(datasetInfo(cfg.dataset), d)),
       title: `Generated digits of ${run.name}`,
       caption: cfg.supervised ? 'decoded near each digit\'s target point (noise σ = 0.5)' : 'decoded near each digit\'s centroid (noise 0.5 × its spread)',
     };
-    const size = sheetFigureSize(10, per, 28, 28, sheet);
+    const size = sheetFigureSize(10, per, IMAGE_H, IMAGE_W, sheet);
     await put('digits', 'digits.png', await renderPng(size.width, size.height, (ctx) => sheetFigure(ctx, sheet)));
   }
   if (run.snapshotSteps().length) await put('gif', 'training.gif', (await gifPicture(run)).bytes);
@@ -137,7 +138,7 @@ export async function runJob(job: StudyJob): Promise<RunFigures> {
     testMse: ev.mse, psnr: ev.psnr, testImages: ev.n,
     knnAccuracy: ev.knn?.accuracy ?? null, references: ev.knn?.references ?? 0, confused: ev.knn?.confused ?? [],
     ...(ev.supervised ? {
-      targetAccuracy: ev.supervised.nearestTargetAccuracy, targetPerDigit: ev.supervised.perDigit, meanTargetDistance: ev.supervised.meanDistance,
+      targetAccuracy: ev.supervised.nearestTargetAccuracy, targetPerDigit: ev.supervised.perClass, meanTargetDistance: ev.supervised.meanDistance,
     } : {}),
     ...units, latentDim: run.testLatents.dim,
     finalLoss: Number(result.finalLoss ?? NaN), seconds: Number(result.seconds ?? 0), samplesPerSec: Number(result.samplesPerSec ?? 0),

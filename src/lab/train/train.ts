@@ -23,6 +23,7 @@ import { writeFileAtomic, writeJsonAtomic } from '../run/atomic.js';
 import { AutoEncoder } from '../models/autoencoder.js';
 import { reconstructionError } from '../analysis/eval.js';
 import { currentMomentum, makeOptimizer, makeScheduler, type AnyOpt, type Schedule } from './optimizer.js';
+import { IMAGE_H, IMAGE_PIXELS, IMAGE_W, batchShape, toModel } from '../data/image.js';
 
 export interface StepInfo {
   step: number; epoch: number; batch: number; batchesPerEpoch: number; totalSteps: number;
@@ -36,7 +37,7 @@ export interface Snapshot {
   step: number; loss: number;
   /** Latents of the fixed snapshot subset of the test set: n * dim. */
   z: Float32Array; dim: number; labels: Uint8Array;
-  /** Decoded images (g*g*784) over `box` for 2-D latents, else reconstructions of the first g*g subset images. */
+  /** Decoded images (g*g*IMAGE_PIXELS) over `box` for 2-D latents, else reconstructions of the first g*g subset images. */
   grid: Float32Array; gridSize: number; box?: [number, number, number, number];
 }
 
@@ -98,8 +99,8 @@ export class Trainer {
     this.model = new AutoEncoder(c, new Rng(c.seed)).to(backend);
     this.model.train();
     const B = c.batchSize;
-    this.xbuf = backend.alloc(B * 784);
-    this.grad = backend.alloc(B * 784);
+    this.xbuf = backend.alloc(B * IMAGE_PIXELS);
+    this.grad = backend.alloc(B * IMAGE_PIXELS);
     this.loader = new DataLoader(data.train, { batchSize: B, seed: c.seed + 1, out: this.xbuf, dropLast: true });
     const perEpoch = this.loader.batchesPerEpoch;
     this.totalSteps = Math.min(c.maxSteps ?? Infinity, c.epochs * perEpoch);
@@ -124,10 +125,10 @@ export class Trainer {
     const c = this.config, model = this.model;
     const b = this.loader.next();
     const n = b.size;
-    const x = new Tensor([n, 1, 28, 28], this.xbuf);
+    const x = new Tensor(batchShape(n), this.xbuf);
     model.zeroGrad();
     const y = model.forward(x);
-    const m = n * 784;
+    const m = n * IMAGE_PIXELS;
     let recon: number;
     if (c.loss === 'mse') {
       recon = mseLoss(y.data, this.xbuf, m, this.grad);
@@ -171,10 +172,10 @@ export class Trainer {
 
   snapshot(loss: number): Snapshot {
     const t = this.data.test, k = this.snapIdx.length, D = this.model.latentDim;
-    const x = new Float32Array(k * 784);
+    const x = new Float32Array(k * IMAGE_PIXELS);
     for (let i = 0; i < k; i++) {
-      const src = this.snapIdx[i] * 784;
-      for (let j = 0; j < 784; j++) x[i * 784 + j] = t.images[src + j] / 127.5 - 1;
+      const src = this.snapIdx[i] * IMAGE_PIXELS;
+      for (let j = 0; j < IMAGE_PIXELS; j++) x[i * IMAGE_PIXELS + j] = toModel(t.images[src + j]);
     }
     const z = this.model.encode(x, k, this.config.batchSize);
     const labels = Uint8Array.from(this.snapIdx, (i) => t.labels[i]);
@@ -184,7 +185,7 @@ export class Trainer {
       box = latentBox(z);
       grid = this.model.decode(gridPoints(box, g), g * g);
     } else {
-      grid = this.model.reconstruct(x.subarray(0, g * g * 784), g * g);
+      grid = this.model.reconstruct(x.subarray(0, g * g * IMAGE_PIXELS), g * g);
     }
     return { step: this.step, loss, z, dim: D, labels, grid, gridSize: g, box };
   }
@@ -336,7 +337,7 @@ export class Trainer {
     const snap = this.snapshot(loss);
     if (this.out) {
       const dir = path.join(this.out, 'snapshots');
-      const t: StateDict = new Map([['z', f32([snap.labels.length, snap.dim], snap.z)], ['grid', f32([snap.gridSize * snap.gridSize, 28, 28], snap.grid)]]);
+      const t: StateDict = new Map([['z', f32([snap.labels.length, snap.dim], snap.z)], ['grid', f32([snap.gridSize * snap.gridSize, IMAGE_H, IMAGE_W], snap.grid)]]);
       if (snap.step === 0) writeFileAtomic(path.join(dir, 'labels.safetensors'), saveSafetensors(new Map([['labels', f32([snap.labels.length], Float32Array.from(snap.labels))]])));
       writeFileAtomic(path.join(dir, `step-${String(snap.step).padStart(7, '0')}.safetensors`),
         saveSafetensors(t, { step: String(snap.step), loss: String(snap.loss), box: JSON.stringify(snap.box ?? null), gridSize: String(snap.gridSize) }));
@@ -348,11 +349,11 @@ export class Trainer {
   trainLatents(count: number): { z: Float32Array; labels: Uint8Array } {
     const tr = this.data.train, n = Math.min(count, tr.n), D = this.model.latentDim, B = this.config.batchSize;
     const idx = new Rng(this.config.seed + 3).permutation(tr.n).slice(0, n);
-    const z = new Float32Array(n * D), x = new Float32Array(B * 784);
+    const z = new Float32Array(n * D), x = new Float32Array(B * IMAGE_PIXELS);
     for (let i = 0; i < n; i += B) {
       const b = Math.min(B, n - i);
-      for (let k = 0; k < b; k++) for (let j = 0; j < 784; j++) x[k * 784 + j] = tr.images[idx[i + k] * 784 + j] / 127.5 - 1;
-      z.set(this.model.encode(x.subarray(0, b * 784), b, B), i * D);
+      for (let k = 0; k < b; k++) for (let j = 0; j < IMAGE_PIXELS; j++) x[k * IMAGE_PIXELS + j] = toModel(tr.images[idx[i + k] * IMAGE_PIXELS + j]);
+      z.set(this.model.encode(x.subarray(0, b * IMAGE_PIXELS), b, B), i * D);
     }
     return { z, labels: Uint8Array.from(idx, (i) => tr.labels[i]) };
   }
@@ -363,8 +364,8 @@ function round3(v: number): number { return Math.round(v * 1000) / 1000; }
 
 /** The first n images of a split as floats in [-1, 1]. */
 export function floatImages(s: Split, n = s.n): Float32Array {
-  const out = new Float32Array(n * 784);
-  for (let i = 0; i < n * 784; i++) out[i] = s.images[i] / 127.5 - 1;
+  const out = new Float32Array(n * IMAGE_PIXELS);
+  for (let i = 0; i < n * IMAGE_PIXELS; i++) out[i] = toModel(s.images[i]);
   return out;
 }
 

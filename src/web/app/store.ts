@@ -12,7 +12,7 @@ export interface RunSummary {
   hasModel?: boolean; hasLatents?: boolean; ownJob?: boolean; error?: string;
 }
 export interface RunDetail extends RunSummary { metrics: MetricLine[]; snapshotSteps: number[]; hasSnapshotLabels: boolean }
-export interface MetricLine { step: number; epoch: number; loss?: number; testLoss?: number; lr?: number; samplesPerSec?: number }
+export interface MetricLine { step: number; epoch: number; loss?: number; recon?: number; latent?: number; testLoss?: number; lr?: number; samplesPerSec?: number }
 
 export interface Latents { z: Float32Array; n: number; dim: number; labels: Uint8Array; source: string }
 export interface Pin { x: number; y: number; z: Float32Array; img: Float32Array }

@@ -1,7 +1,8 @@
-/** The loss chart: train and test loss per step, on a log scale. */
+/** The loss chart, like with like: training reconstruction against test MSE per step (log scale); the latent-map term apart. */
 import { drawCurves, type CurveSeries } from '../../../viz/curves.js';
 import { $, fitCanvas } from '../dom.js';
 import { on, state } from '../store.js';
+import { lossRunFromMetrics } from '../../../viz/figures.js';
 
 const canvas = $<HTMLCanvasElement>('curve');
 
@@ -10,11 +11,11 @@ export function drawCurve(): void {
   const ctx = canvas.getContext('2d')!;
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
   const m = state.metrics;
-  const tr = m.filter((l) => typeof l.loss === 'number');
-  const te = m.filter((l) => typeof l.testLoss === 'number');
+  const { train: tr, test: te, latent } = lossRunFromMetrics('', m);
   const series: CurveSeries[] = [];
-  if (tr.length) series.push({ name: 'train loss', steps: tr.map((l) => l.step), values: tr.map((l) => l.loss!) });
-  if (te.length) series.push({ name: 'test loss', steps: te.map((l) => l.step), values: te.map((l) => l.testLoss!), dashed: true });
+  if (tr.steps.length) series.push({ name: 'train reconstruction', ...tr });
+  if (te.steps.length) series.push({ name: 'test reconstruction', ...te, dashed: true });
+  if (latent) series.push({ name: 'latent-map term (train)', ...latent, color: '#888888' });
   if (!series.length) {
     ctx.fillStyle = '#ffffff'; ctx.fillRect(0, 0, w, h);
     ctx.fillStyle = '#666666'; ctx.font = '14px sans-serif'; ctx.textAlign = 'center';
@@ -22,7 +23,7 @@ export function drawCurve(): void {
   } else {
     drawCurves(ctx, series, { x: 0, y: 0, width: w, height: h }, { logY: true, title: undefined });
   }
-  canvas.dataset.points = String(tr.length);
+  canvas.dataset.points = String(tr.steps.length);
   canvas.dataset.run = series.length ? state.runName : '';
 }
 
