@@ -50,8 +50,14 @@ export function makeDir(dir: string, what = 'folder'): void {
   try { st = statSync(abs); } catch { st = null; }
   if (st && !st.isDirectory()) throw new UsageError(`${dir}: is a file, not a folder (expected a ${what})`);
   if (st) return;
+  // one level at a time: a recursive mkdir reports a read-only file system as ENOENT
+  const missing: string[] = [];
+  for (let p = abs; !existsSync(p); p = path.dirname(p)) {
+    missing.unshift(p);
+    if (path.dirname(p) === p) break;
+  }
   try {
-    mkdirSync(abs, { recursive: true });
+    for (const p of missing) mkdirSync(p);
   } catch (e) {
     const err = fsError(e, dir, `create the ${what}`);
     if ((e as NodeJS.ErrnoException).code === 'ENOTDIR' || (e as NodeJS.ErrnoException).code === 'EEXIST') throw new UsageError(err.message);

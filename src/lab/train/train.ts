@@ -179,8 +179,11 @@ export class Trainer {
       latent = mseLoss(z, this.targets, n * 2, this.latentGrad, c.latentWeight);
     }
     const loss = recon + (latent !== undefined ? c.latentWeight * latent : 0);
-    if (!Number.isFinite(loss))
+    if (!Number.isFinite(loss)) {
+      this.pending = null; // the weights of that checkpoint gave this loss
       throw new TrainingError(`the loss became ${loss} at step ${this.step + 1}; training stopped${this.lastGood()} (try a lower --lr or --max-lr)`);
+    }
+    this.commitCheckpoint();
     model.backward(new Tensor(y.shape, this.grad), this.latentGrad ?? undefined);
     this.opt.step();
     if (this.sched.kind === 'batch') this.sched.s.step();
@@ -225,10 +228,12 @@ export class Trainer {
   }
 
   /**
-   * Writes everything needed to resume, atomically, then the plain PyTorch-style weights; only
-   * finite weights and optimiser state are written (else a TrainingError names the last good checkpoint).
+   * Writes everything needed to resume, atomically, then the plain PyTorch-style weights. Only
+   * finite weights and optimiser state are kept (else a TrainingError names the last good
+   * checkpoint), and only weights that have given a finite loss: a checkpoint taken between steps
+   * is written once the next step's loss is finite (`now`: at once, for the last step and a stop).
    */
-  checkpoint(epochDone: number): void {
+  checkpoint(epochDone: number, now = true): void {
     const folder = this.folder;
     if (!folder) return;
     const tensors: StateDict = new Map();
@@ -244,11 +249,22 @@ export class Trainer {
       scheduler: this.sched.kind === 'none' ? 'null' : JSON.stringify(this.sched.s.stateDict()),
       metricsBytes: String(folder.metricsSize), ...po.metadata,
     };
-    folder.writeCheckpoint(saveSafetensors(tensors, meta));
-    folder.writeModel(this.weightsBytes());
-    this.lastGoodStep = this.step;
+    this.pending = { step: this.step, checkpoint: saveSafetensors(tensors, meta), model: this.weightsBytes() };
+    if (now) this.commitCheckpoint();
+  }
+
+  private pending: { step: number; checkpoint: Uint8Array; model: Uint8Array } | null = null;
+
+  /** Writes the checkpoint taken last (its weights have given a finite loss, or training ends there). */
+  private commitCheckpoint(): void {
+    const p = this.pending, folder = this.folder;
+    if (!p || !folder) return;
+    this.pending = null;
+    folder.writeCheckpoint(p.checkpoint);
+    folder.writeModel(p.model);
+    this.lastGoodStep = p.step;
     this.lastStatus = performance.now();
-    folder.writeStatus({ step: this.step, checkpointStep: this.step });
+    folder.writeStatus({ step: this.step, checkpointStep: p.step });
   }
 
   /** Restores the folder's checkpoint; returns how many bytes of the metrics log it covers (null: unknown, a line count instead). */
@@ -356,7 +372,8 @@ export class Trainer {
       if (epochEnd) this.endEpoch(r.epoch);
       if (cb.onStep?.(info, this) === 'stop') stopped = true;
       if (this.stopSignal) stopped = true;
-      if (epochEnd || this.step % c.checkpointEvery === 0 || stopped || this.step === this.totalSteps) this.checkpoint(epochEnd ? r.epoch + 1 : r.epoch);
+      const last = stopped || this.step === this.totalSteps;
+      if (epochEnd || this.step % c.checkpointEvery === 0 || last) this.checkpoint(epochEnd ? r.epoch + 1 : r.epoch, last);
       if (stopped) break;
       if (this.folder && liveMs > 0 && now - this.lastLive >= liveMs) {
         this.lastLive = now;
