@@ -65,7 +65,7 @@ describe.skipIf(!haveData)('run folder', () => {
     const sizes: number[] = [];
     const states: string[] = [];
     await train({ ...quick, maxSteps: 12, checkpointEvery: 4 }, {
-      out, data, ...small,
+      out, data, ...small, liveEvery: 1e-6,
       callbacks: {
         onStep: (s) => {
           const f = path.join(out, 'metrics.jsonl');
@@ -80,6 +80,11 @@ describe.skipIf(!haveData)('run folder', () => {
     const st = JSON.parse(readFileSync(path.join(out, 'status.json'), 'utf8'));
     expect(st).toMatchObject({ state: 'finished', pid: process.pid, step: 12, totalSteps: 12, checkpointStep: 12, error: null });
     expect(existsSync(path.join(out, '.lock'))).toBe(false);
+    // the live weights: published while training (every step here), the weights of a step before the last
+    const live = loadSafetensors(readFileSync(path.join(out, 'live.safetensors')));
+    expect(Number(live.metadata.step)).toBeGreaterThanOrEqual(1);
+    expect(Number(live.metadata.step)).toBeLessThanOrEqual(12);
+    expect([...live.tensors.keys()]).toEqual([...loadSafetensors(readFileSync(path.join(out, 'model.safetensors'))).tensors.keys()]);
   });
 
   it('reads metrics skipping a torn last line, and tails them from a byte offset', () => {

@@ -3,7 +3,7 @@ import path from 'node:path';
 import type { Command } from 'commander';
 import { OPTIMIZERS, SCHEDULERS, STUDY_LATENT_MAP, checkLatentMap, resolveTrainConfig, type TrainConfig } from '../lab/run/config.js';
 import { parseLatent } from '../lab/models/autoencoder.js';
-import { readJson, readJsonObject } from '../lab/run/atomic.js';
+import { readJson, readJsonObject, UsageError } from '../lab/run/atomic.js';
 import { RunFolder } from '../lab/run/folder.js';
 import { train } from '../lab/train/train.js';
 import { SIGNAL_EXIT } from '../lab/train/signals.js';
@@ -18,6 +18,11 @@ export function readLatentMap(v: string | true): TrainConfig['supervised'] {
   return checkLatentMap(readJson(v, 'a latent map: JSON mapping the digits 0-9 to [x, y]'), v);
 }
 
+/** --latent: a usage error (exit 2) when it is not a size or 'conv'. */
+const latentFlag = (v: string): ReturnType<typeof parseLatent> => {
+  try { return parseLatent(v); } catch (e) { throw new UsageError((e as Error).message); }
+};
+
 export function register(program: Command): void {
   program.command('train')
     .description("train the study's autoencoder (defaults: bn, z=2, SGD momentum 0.9 + CyclicLR 1e-4..1e-2, batch 64, MSE)")
@@ -28,7 +33,7 @@ export function register(program: Command): void {
     .option('--dataset <name>', 'mnist or fashion-mnist', oneOf('--dataset', ['mnist', 'fashion-mnist'] as const))
     .option('--data-dir <dir>', 'folder with the IDX files (else $LATENTLAB_DATA, the cache, /usr/share/datasets, download)')
     .option('--model <variant>', 'bn (the study) or simple (no BatchNorm, no Tanh)', oneOf('--model', ['bn', 'simple'] as const))
-    .option('--latent <n|conv>', "latent size (2, 10, any n >= 1) or 'conv' for (2,7,7)", parseLatent)
+    .option('--latent <n|conv>', "latent size (2, 10, any n >= 1) or 'conv' for (2,7,7)", latentFlag)
     .option('--activation <a>', 'leaky or relu', oneOf('--activation', ['leaky', 'relu'] as const))
     .option('--latent-activation <a>', 'after the latent: leaky (the study), relu or none', oneOf('--latent-activation', ['leaky', 'relu', 'none'] as const))
     .option('--optimizer <name>', OPTIMIZERS.join(' | '), oneOf('--optimizer', OPTIMIZERS))

@@ -97,7 +97,8 @@ export class Trainer {
   readonly sched: Schedule;
   readonly loader: DataLoader;
   readonly totalSteps: number;
-  readonly folder: RunFolder | null;
+  /** The run folder written (null: nothing is written). */
+  folder: RunFolder | null;
   step = 0;
   /** samples/s of the metrics lines so far (the run's throughput is their median). */
   private spsLog: number[] = [];
@@ -448,6 +449,9 @@ export class Trainer {
 
   /** Runs to the end (or until a callback or a signal says stop): begin, loop, finish; fail on an error. */
   async run(extra: { data?: DataIdentity; changed?: string[] } = {}): Promise<TrainResult> {
+    // a Trainer made by hand with `out` opens (and locks) its folder itself
+    const own = !this.folder && this.opts.out ? RunFolder.forTraining(this.opts.out, { resume: this.opts.resume, overwrite: this.opts.overwrite }) : null;
+    if (own) this.folder = own;
     const off = this.opts.handleSignals ? onStopSignals((s) => this.requestStop(s)) : null;
     try {
       this.begin(extra);
@@ -461,6 +465,7 @@ export class Trainer {
     } finally {
       off?.();
       this.folder?.closeMetrics();
+      own?.unlock();
     }
   }
 
