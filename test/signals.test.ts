@@ -153,7 +153,8 @@ describe.skipIf(!existsSync(CLI))('output paths that cannot hold a run: one line
     for (const args of [['--latent', '1000000'], ['--threads', '1000'], ['--epochs', 'x'], ['--lr', '-1']]) {
       const u = cli(['train', '--out', tmp(), ...args]);
       expect(u.status, args.join(' ')).toBe(2);
-      one(u);
+      expect(u.stderr.trim().split('\n'), u.stderr).toHaveLength(1);
+      expect(u.stderr).toContain(args[0]);
     }
   });
 
