@@ -223,7 +223,8 @@ describe('server', () => {
     expect(done.result?.stopped).toBe(true);
     expect(done.result!.steps).toBeGreaterThanOrEqual(10);
     expect(done.result!.steps).toBeLessThan(5000);
-    expect(done.result!.steps % 10).toBe(0);
+    // SIGTERM checkpoints at the step it arrived (not only at multiples of --checkpoint-every): that step is the run's end
+    expect(done.result!.steps).toBeGreaterThanOrEqual(20);
   }, 300_000);
 });
 

@@ -1,6 +1,5 @@
 /** `latentlab eval (RUN | --checkpoint FILE --model M --latent L) [--json]`. */
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
 import { createBackend } from '../engine/kernels/select.js';
 import { checkLatentMap, type TrainConfig } from '../lab/run/config.js';
@@ -10,6 +9,7 @@ import { IMAGE_PIXELS, toModelImages } from '../lab/data/image.js';
 import { readJson } from '../lab/run/atomic.js';
 import { parseLatent } from '../lab/models/autoencoder.js';
 import { loadModel, readLatents } from '../lab/run/run.js';
+import { RunFolder } from '../lab/run/folder.js';
 import { int, oneOf } from './options.js';
 import '../node-backends.js';
 
@@ -36,16 +36,15 @@ export function register(program: Command): void {
 
 export async function runEval(run: string | undefined, o: Record<string, unknown>): Promise<EvalReport> {
   if (!run && !o.checkpoint) throw new Error('eval: give a run folder or --checkpoint FILE (with --model and --latent)');
-  const backend = await createBackend(o.backend as string | undefined, o.threads ? { threads: o.threads as number } : {});
   let cfg: Partial<TrainConfig> = {};
   let file: string;
   let reference = null;
   if (run) {
-    const f = path.join(run, 'config.json');
-    if (!existsSync(f)) throw new Error(`${run}: not a run folder (no config.json)`);
-    cfg = readJson<TrainConfig>(f, "a run's settings");
-    file = path.join(run, 'model.safetensors');
-    const tl = path.join(run, 'train-latents.safetensors');
+    // the run folder first (its settings checked, naming the file and key), then a backend
+    const folder = RunFolder.open(run);
+    cfg = folder.readConfig();
+    file = folder.file('model');
+    const tl = folder.latentsFile('train');
     // the run's train latents are of its own data set: k-NN on another (--dataset) encodes that one's
     if (existsSync(tl) && (o.dataset === undefined || o.dataset === (cfg.dataset ?? 'mnist'))) reference = readLatents(tl);
   } else {
@@ -53,6 +52,7 @@ export async function runEval(run: string | undefined, o: Record<string, unknown
   }
   for (const k of ['model', 'latent', 'activation', 'latentActivation'] as const) if (o[k] !== undefined) (cfg as Record<string, unknown>)[k] = o[k];
   if (o.supervised) cfg.supervised = checkLatentMap(readJson(o.supervised as string, 'a latent map'), o.supervised as string);
+  const backend = await createBackend(o.backend as string | undefined, o.threads ? { threads: o.threads as number } : {});
   const model = loadModel(file, cfg, backend);
   const data = await loadDataset((o.dataset as string | undefined) ?? cfg.dataset ?? 'mnist', { dataDir: (o.dataDir as string | undefined) ?? cfg.dataDir });
   if (!reference) {

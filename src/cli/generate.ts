@@ -42,8 +42,8 @@ export function register(program: Command): void {
       const spread = o.spread === undefined ? 0.5 : parseFlag(num('--spread'), o.spread);
       if (spread < 0) throw new Error(`--spread: expected a number >= 0, got '${o.spread}'`);
       const seed = o.seed === undefined ? 0 : parseFlag(int('--seed'), o.seed);
-      const outDir = o.out ?? path.join(dir, 'generate');
       const opened = await openRunForPictures(dir);
+      const outDir = o.out ?? opened.run.folder.picture('generate');
       try {
         const { run } = opened;
         const info: Partial<DigitLatentsInfo> = {};

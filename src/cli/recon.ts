@@ -1,5 +1,4 @@
 /** `latentlab recon RUN`: test images beside their reconstructions, a few per digit. */
-import path from 'node:path';
 import type { Command } from 'commander';
 import { loadDataset } from '../lab/data/index.js';
 import type { Run } from '../lab/run/run.js';
@@ -53,7 +52,7 @@ export function register(program: Command): void {
       const opened = await openRunForPictures(dir);
       try {
         const pic = await reconPicture(opened.run, { perDigit, dataDir: o.dataDir });
-        await writeOut(o.out ?? path.join(dir, 'recon.png'), pic.bytes);
+        await writeOut(o.out ?? opened.run.folder.picture('recon.png'), pic.bytes);
       } finally {
         opened.close();
       }
