@@ -5,7 +5,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { createBackend } from '../../engine/kernels/select.js';
 import type { Backend } from '../../engine/kernels/index.js';
-import { loadSafetensors, type StateDict } from '../../engine/state.js';
+import { loadSafetensors, loadStateDict, type StateDict } from '../../engine/state.js';
 import type { TrainConfig } from './config.js';
 import { fsError } from './atomic.js';
 import { RunFolder, type MetricsLine, type RunResult } from './folder.js';
@@ -44,12 +44,12 @@ export function readLatents(file: string): Latents {
   };
 }
 
-/** Reads a model's weights (a state dict in safetensors, ours or PyTorch's) into a new model of the given shape. */
+/** Reads a model's weights (a state dict in safetensors, ours or PyTorch's, or a torch.save file) into a new model of the given shape. */
 export function loadModel(file: string, cfg: Partial<ModelConfig>, backend?: Backend): AutoEncoder {
-  if (!existsSync(file)) throw new Error(`${file}: not found (expected a safetensors checkpoint)`);
+  if (!existsSync(file)) throw new Error(`${file}: not found (expected a checkpoint: safetensors, or a PyTorch state_dict saved with torch.save)`);
   let bytes: Uint8Array;
   try { bytes = readFileSync(file); } catch (e) { throw fsError(e, file, 'read'); }
-  const { tensors } = loadSafetensors(bytes, file);
+  const { tensors } = loadStateDict(bytes, file);
   let sd: StateDict = tensors;
   if ([...tensors.keys()].some((k) => k.startsWith('model.'))) {
     sd = new Map([...tensors].filter(([k]) => k.startsWith('model.')).map(([k, v]) => [k.slice(6), v]));
