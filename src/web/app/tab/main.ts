@@ -34,7 +34,7 @@ let plane: PlaneMsg | null = null;
 let config: TrainConfig | null = null;
 let runState = 'idle';
 let worker = new Worker('worker.js');
-(self as unknown as { tabState: () => unknown }).tabState = () => ({ runState, metrics: metrics.length, plane: plane?.step ?? null, status: status.textContent });
+(self as unknown as { tabState: () => unknown }).tabState = () => ({ runState, metrics: metrics.length, plane: plane?.step ?? null, dim: plane?.dim ?? null, status: status.textContent });
 
 function setStatus(text: string, error = false): void { status.textContent = text; status.classList.toggle('error', error); }
 

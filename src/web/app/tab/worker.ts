@@ -71,7 +71,7 @@ const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 0));
 async function loop(): Promise<void> {
   const c = core!;
   const cfg = c.config, perEpoch = c.loader.batchesPerEpoch, B = cfg.batchSize;
-  let lastPlane = performance.now(), lastProgress = 0, windowStart = performance.now(), windowSteps = 0, sps = 0, loss = NaN;
+  let planeEvery = snapshotMs, lastPlane = performance.now(), lastProgress = 0, windowStart = performance.now(), windowSteps = 0, sps = 0, loss = NaN;
   while (state === 'running' && c.step < c.totalSteps) {
     const sliceEnd = performance.now() + 50;
     while (state === 'running' && c.step < c.totalSteps && performance.now() < sliceEnd) {
@@ -97,7 +97,14 @@ async function loop(): Promise<void> {
         lastProgress = now;
         send({ type: 'progress', step: c.step, totalSteps: c.totalSteps, epoch: r.epoch, loss: r.loss, lr: c.lr, samplesPerSec: sps, elapsed: elapsed() });
       }
-      if (now - lastPlane > snapshotMs) { lastPlane = now; sendPlane(c, loss); }
+      if (now - lastPlane > planeEvery) {
+        // the live plane costs an encode of the subset: at most about a tenth of the time goes there
+        const t = performance.now();
+        sendPlane(c, loss);
+        const after = performance.now();
+        planeEvery = Math.max(snapshotMs, 9 * (after - t));
+        lastPlane = after; windowStart += after - t;
+      }
     }
     await tick(); // pause, resume, lr and weights requests are answered here
   }
@@ -110,7 +117,7 @@ async function loop(): Promise<void> {
 }
 
 async function start(req: Extract<ToWorker, { type: 'start' }>): Promise<void> {
-  const config: TrainConfig = resolveTrainConfig({}, { ...req.settings, backend: 'wasm', threads: req.threads });
+  const config: TrainConfig = resolveTrainConfig({}, { snapshotPoints: 1000, ...req.settings, backend: 'wasm', threads: req.threads });
   const data = await splits(req.files);
   const b = await getBackend(req.threads);
   core = new TrainCore(config, data, b);
@@ -138,7 +145,7 @@ async function open(req: Extract<ToWorker, { type: 'open' }>): Promise<void> {
     const w = sd.get('encoder.fc.weight') ?? [...sd].find(([k]) => /^encoder\..*weight$/.test(k) && sd.get(k)!.shape.length === 2)?.[1];
     recipe = { latent: w ? w.shape[0] : 'conv' };
   }
-  const config = resolveTrainConfig({}, { ...recipe, backend: 'wasm', threads: req.threads, maxSteps: 1 });
+  const config = resolveTrainConfig({}, { snapshotPoints: 1000, ...recipe, backend: 'wasm', threads: req.threads, maxSteps: 1 });
   if (!req.files) throw new Error('give the test images and labels first: the plane shows their latents');
   const data = await splits(req.files);
   const b = await getBackend(req.threads);
@@ -151,8 +158,8 @@ async function open(req: Extract<ToWorker, { type: 'open' }>): Promise<void> {
   }
   c.model.eval();
   core = c;
-  send({ type: 'opened', name: req.name, config, backend: b.name });
   sendPlane(c, NaN);
+  send({ type: 'opened', name: req.name, config, backend: b.name });
 }
 
 self.addEventListener('message', (e: MessageEvent<ToWorker>) => {
