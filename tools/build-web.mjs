@@ -32,6 +32,7 @@ rmSync(tabOut, { recursive: true, force: true });
 mkdirSync(tabOut, { recursive: true });
 await build({ ...common, entryPoints: [join(tabSrc, 'main.ts')], outfile: join(tabOut, 'main.js'), format: 'esm' });
 await build({ ...common, entryPoints: [join(tabSrc, 'worker.ts')], outfile: join(tabOut, 'worker.js'), format: 'iife' });
+await build({ ...common, entryPoints: [join(tabSrc, 'bench.ts')], outfile: join(tabOut, 'bench.js'), format: 'esm' });
 for (const f of ['index.html', 'tab.css', 'bench.html']) if (existsSync(join(tabSrc, f))) copyFileSync(join(tabSrc, f), join(tabOut, f));
 if (existsSync(wasm)) for (const f of readdirSync(wasm)) if (/^kernels(-relaxed)?\.wasm$/.test(f)) copyFileSync(join(wasm, f), join(tabOut, f));
 console.log(`build-web: wrote dist/web/app/ (main.js, worker.js, index.html, style.css${copied ? `, ${copied} wasm file${copied > 1 ? 's' : ''}` : '; no wasm kernels yet: npm run build:wasm'}) and dist/web/tab/ (train in the tab)`);

@@ -12,6 +12,7 @@ import { loadSafetensors, saveSafetensors, type StateDict } from '../../../engin
 import { resolveTrainConfig, type TrainConfig } from '../../../lab/run/config.js';
 import { splitFromBytes } from '../../../lab/data/idx-format.js';
 import { TrainCore } from '../../../lab/train/step.js';
+import { benchTrainStep } from '../../../lab/train/bench-step.js';
 import { currentMomentum } from '../../../lab/train/optimizer.js';
 import { VERSION } from '../../../version.js';
 import type { DataFiles, FromWorker, ToWorker } from './protocol.js';
@@ -169,6 +170,7 @@ self.addEventListener('message', (e: MessageEvent<ToWorker>) => {
       switch (req.type) {
         case 'start': await start(req); break;
         case 'open': await open(req); break;
+        case 'bench': send({ type: 'bench', result: benchTrainStep(await getBackend(req.threads), { windows: req.windows }) }); break;
         case 'pause':
           if (state === 'running') { elapsedBefore = elapsed(); state = 'paused'; send({ type: 'state', state: 'paused', step: core!.step }); }
           break;
