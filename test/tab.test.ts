@@ -184,6 +184,17 @@ describe.skipIf(!HAVE_CHROMIUM)('train in the tab (headless Chromium)', () => {
     await page.screenshot({ path: path.join(SHOTS, 'tab-paused-lr-1280x900.png'), fullPage: true });
   }, 600_000);
 
+  it('the bench page measures the training step in the tab on wasm with threads (npm run bench compares it with Node)', async () => {
+    const b = await browser.newPage();
+    await b.goto(`${url}bench.html?threads=2&windows=1`);
+    await b.waitForFunction(() => (self as unknown as { benchResult?: unknown }).benchResult !== undefined, null, { timeout: 300_000, polling: 250 });
+    const r = await b.evaluate(() => (self as unknown as { benchResult: Record<string, unknown> }).benchResult);
+    await b.close();
+    expect(r).toMatchObject({ backend: 'wasm', threads: 2, batchSize: 64 });
+    expect(r.windows as number[]).toHaveLength(1);
+    expect(r.samplesPerSec as number).toBeGreaterThan(0);
+  }, 300_000);
+
   it('reopens a downloaded model: its plane is drawn from the test images', async () => {
     await page.setInputFiles('#openmodel', modelFile);
     await page.waitForFunction(() => (self as unknown as { tabState: () => { runState: string } }).tabState().runState === 'opened', null, { timeout: 120_000 });

@@ -138,9 +138,9 @@ async function open(req: Extract<ToWorker, { type: 'open' }>): Promise<void> {
   let sd: StateDict = tensors;
   if ([...tensors.keys()].some((k) => k.startsWith('model.')))
     sd = new Map([...tensors].filter(([k]) => k.startsWith('model.')).map(([k, v]) => [k.slice(6), v]));
-  let recipe: Partial<TrainConfig> = {};
+  let recipe: Partial<TrainConfig>;
   if (metadata.config) {
-    try { recipe = JSON.parse(metadata.config) as Partial<TrainConfig>; } catch { throw new Error(`${req.name}: its metadata 'config' is not JSON`); }
+    try { recipe = JSON.parse(metadata.config) as Partial<TrainConfig>; } catch (e) { throw new Error(`${req.name}: its metadata 'config' is not JSON`, { cause: e }); }
   } else {
     // a model made elsewhere: the latent size from the encoder's last layer
     const w = sd.get('encoder.fc.weight') ?? [...sd].find(([k]) => /^encoder\..*weight$/.test(k) && sd.get(k)!.shape.length === 2)?.[1];
@@ -155,7 +155,7 @@ async function open(req: Extract<ToWorker, { type: 'open' }>): Promise<void> {
   try {
     c.model.loadStateDict(sd);
   } catch (e) {
-    throw new Error(`${req.name}: does not fit the model ${JSON.stringify(recipe)} (${(e as Error).message.slice(0, 200)})`);
+    throw new Error(`${req.name}: does not fit the model ${JSON.stringify(recipe)} (${(e as Error).message.slice(0, 200)})`, { cause: e });
   }
   c.model.eval();
   core = c;
