@@ -48,7 +48,7 @@ function addFiles(list: FileList | File[]): void {
   ul.replaceChildren(...ROLES.map((r) => {
     const li = document.createElement('li');
     const f = files[r.key];
-    li.textContent = f ? `${r.name}: ${f.name} (${(f.size / 1e6).toFixed(1)} MB)` : `${r.name}: missing`;
+    li.textContent = f ? `${r.name}: ${f.name} (${f.size >= 1e6 ? `${(f.size / 1e6).toFixed(1)} MB` : `${Math.ceil(f.size / 1e3)} kB`})` : `${r.name}: missing`;
     if (!f) li.className = 'bad';
     return li;
   }), ...ignored.map((n) => { const li = document.createElement('li'); li.className = 'bad'; li.textContent = `${n}: not an MNIST file name (expected train-images, train-labels, t10k-images or t10k-labels)`; return li; }));
@@ -145,6 +145,7 @@ function onMessage(e: MessageEvent<FromWorker>): void {
     case 'weights': download('model.safetensors', m.bytes as Uint8Array<ArrayBuffer>, 'application/octet-stream'); break;
     case 'opened':
       config = m.config;
+      metrics.length = 0; drawLoss(); // the loss chart was the last run's
       setRunState('opened');
       setStatus(`opened ${m.name}: latent ${String(m.config.latent)}, ${m.config.model} (on ${m.backend})`);
       break;
