@@ -25,4 +25,14 @@ for (const f of ['index.html', 'style.css']) copyFileSync(join(src, f), join(out
 const wasm = join(root, 'build', 'wasm');
 let copied = 0;
 if (existsSync(wasm)) for (const f of readdirSync(wasm)) if (/^kernels(-relaxed)?\.wasm$/.test(f)) { copyFileSync(join(wasm, f), join(out, f)); copied++; }
-console.log(`build-web: wrote dist/web/app/ (main.js, worker.js, index.html, style.css${copied ? `, ${copied} wasm file${copied > 1 ? 's' : ''}` : '; no wasm kernels yet: npm run build:wasm'})`);
+// "train in the tab" (src/web/app/tab/): a static folder of its own, dist/web/tab/, that needs no latentlab
+// server (any static server with COOP/COEP headers, e.g. `latentlab serve --static dist/web/tab`)
+const tabSrc = join(src, 'tab'), tabOut = join(root, 'dist', 'web', 'tab');
+rmSync(tabOut, { recursive: true, force: true });
+mkdirSync(tabOut, { recursive: true });
+await build({ ...common, entryPoints: [join(tabSrc, 'main.ts')], outfile: join(tabOut, 'main.js'), format: 'esm' });
+await build({ ...common, entryPoints: [join(tabSrc, 'worker.ts')], outfile: join(tabOut, 'worker.js'), format: 'iife' });
+await build({ ...common, entryPoints: [join(tabSrc, 'bench.ts')], outfile: join(tabOut, 'bench.js'), format: 'esm' });
+for (const f of ['index.html', 'tab.css', 'bench.html']) if (existsSync(join(tabSrc, f))) copyFileSync(join(tabSrc, f), join(tabOut, f));
+if (existsSync(wasm)) for (const f of readdirSync(wasm)) if (/^kernels(-relaxed)?\.wasm$/.test(f)) copyFileSync(join(wasm, f), join(tabOut, f));
+console.log(`build-web: wrote dist/web/app/ (main.js, worker.js, index.html, style.css${copied ? `, ${copied} wasm file${copied > 1 ? 's' : ''}` : '; no wasm kernels yet: npm run build:wasm'}) and dist/web/tab/ (train in the tab)`);

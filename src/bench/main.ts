@@ -80,4 +80,5 @@ for (const r of rows.filter((x) => x.layers && x.threads === 2)) {
   log(`per-layer time, ${r.backend}${r.precision === 'bf16' ? ' bf16' : ''} 2 threads (ms per step: forward / backward):`);
   for (const l of r.layers!) log(`  ${l.name.padEnd(34)} ${l.forwardMs.toFixed(2).padStart(7)} / ${l.backwardMs.toFixed(2).padStart(7)}`);
 }
+spawnSync(process.execPath, [path.join(here, 'tab.js')], { stdio: ['ignore', 'ignore', 'inherit'] }); // train in the tab: Chromium's wasm against Node's
 if (json) process.stdout.write(`${JSON.stringify({ rows, ratios })}\n`);

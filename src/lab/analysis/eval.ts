@@ -7,7 +7,7 @@
  */
 import { mseLoss } from '../../engine/loss.js';
 import type { LatentMap } from '../run/config.js';
-import type { Split } from '../data/idx.js';
+import type { Split } from '../data/idx-format.js';
 import type { AutoEncoder } from '../models/autoencoder.js';
 import { IMAGE_PIXELS, MNIST_INFO, MSE_TO_UNIT, classPair, datasetInfo, psnrOfUnitMse, toModelImages, type DatasetInfo } from '../data/image.js';
 

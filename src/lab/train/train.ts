@@ -12,23 +12,23 @@
 import { readFileSync } from 'node:fs';
 import type { Backend } from '../../engine/kernels/index.js';
 import { createBackend } from '../../engine/kernels/select.js';
-import { bceLoss, mseLoss } from '../../engine/loss.js';
 import { packOptimizerState, unpackOptimizerState } from '../../engine/optim/optimizer.js';
 import { Rng } from '../../engine/rng.js';
 import { f32, i64, saveSafetensors, type StateDict } from '../../engine/state.js';
-import { Tensor } from '../../engine/tensor.js';
 import { VERSION } from '../../version.js';
 import { resolveTrainConfig, resumeConfig, type LatentMap, type TrainConfig } from '../run/config.js';
-import { DataLoader, type LoaderState } from '../data/loader.js';
+import type { DataLoader, LoaderState } from '../data/loader.js';
 import { loadDataset, type LoadedDataset } from '../data/datasets.js';
 import type { Split } from '../data/idx.js';
 import { RunFolder, parseMetricsText, type DataIdentity } from '../run/folder.js';
 import { firstNonFinite } from '../run/run.js';
 import { checkDataIsNamed, checkSameData, dataIdentity } from '../run/data-identity.js';
-import { AutoEncoder } from '../models/autoencoder.js';
-import { reconstructionError } from '../analysis/eval.js';
-import { currentMomentum, makeOptimizer, makeScheduler, type AnyOpt, type Schedule } from './optimizer.js';
-import { IMAGE_H, IMAGE_PIXELS, IMAGE_W, batchShape, toModel } from '../data/image.js';
+import type { AutoEncoder } from '../models/autoencoder.js';
+import { currentMomentum, type AnyOpt, type Schedule } from './optimizer.js';
+import { IMAGE_H, IMAGE_PIXELS, IMAGE_W, toModel } from '../data/image.js';
+import { TrainCore, type Snapshot } from './step.js';
+
+export { gridPoints, latentBox, TrainCore, type Snapshot, type StepHooks, type StepResult, type TrainSplits } from './step.js';
 import { onStopSignals, type StopSignal } from './signals.js';
 
 export interface StepInfo {
@@ -39,13 +39,6 @@ export interface StepInfo {
 
 export interface EpochInfo { epoch: number; step: number; testLoss: number }
 
-export interface Snapshot {
-  step: number; loss: number;
-  /** Latents of the fixed snapshot subset of the test set: n * dim. */
-  z: Float32Array; dim: number; labels: Uint8Array;
-  /** Decoded images (g*g*IMAGE_PIXELS) over `box` for 2-D latents, else reconstructions of the first g*g subset images. */
-  grid: Float32Array; gridSize: number; box?: [number, number, number, number];
-}
 
 export interface TrainCallbacks {
   /** After every step; return 'stop' to end training after this step (a final checkpoint is written). */
@@ -93,50 +86,36 @@ export class TrainingError extends Error {}
 const STATUS_EVERY = 2;
 
 export class Trainer {
+  /** The browser-safe step (./step.ts): model, optimiser, scheduler, loader, the step count. */
+  readonly core: TrainCore;
   readonly model: AutoEncoder;
   readonly opt: AnyOpt;
-  readonly sched: Schedule;
   readonly loader: DataLoader;
   readonly totalSteps: number;
   /** The run folder written (null: nothing is written). */
   folder: RunFolder | null;
-  step = 0;
   /** samples/s of the metrics lines so far (the run's throughput is their median). */
   private spsLog: number[] = [];
   private elapsedBefore = 0;
   private t0 = 0;
-  private xbuf: Float32Array;
-  private grad: Float32Array;
-  private latentGrad: Float32Array | null = null;
-  private targets: Float32Array | null = null;
-  private snapIdx: Int32Array;
   private lastGoodStep: number | null = null;
   private stopSignal: StopSignal | null = null;
   private lastLive = 0;
   private lastStatus = 0;
 
   constructor(readonly config: TrainConfig, readonly data: LoadedDataset, readonly backend: Backend, readonly opts: TrainOptions) {
-    const c = config;
     this.folder = opts.folder ?? null;
-    this.model = new AutoEncoder(c, new Rng(c.seed)).to(backend);
-    this.model.train();
-    const B = c.batchSize;
-    this.xbuf = backend.alloc(B * IMAGE_PIXELS);
-    this.grad = backend.alloc(B * IMAGE_PIXELS);
-    this.loader = new DataLoader(data.train, { batchSize: B, seed: c.seed + 1, out: this.xbuf, dropLast: true });
-    const perEpoch = this.loader.batchesPerEpoch;
-    this.totalSteps = Math.min(c.maxSteps ?? Infinity, c.epochs * perEpoch);
-    this.opt = makeOptimizer(c, this.model.parameters());
-    this.sched = makeScheduler(c, this.opt, this.totalSteps);
-    if (c.supervised) {
-      this.latentGrad = backend.alloc(B * 2);
-      this.targets = new Float32Array(B * 2);
-    }
-    // a fixed subset of the test set for snapshots, the same for the whole run
-    const nTest = Math.min(data.test.n, opts.testLimit ?? data.test.n);
-    const k = Math.min(c.snapshotPoints, nTest);
-    this.snapIdx = new Rng(c.seed + 2).permutation(nTest).slice(0, k);
+    this.core = new TrainCore(config, data, backend, { testLimit: opts.testLimit });
+    this.model = this.core.model;
+    this.opt = this.core.opt;
+    this.loader = this.core.loader;
+    this.totalSteps = this.core.totalSteps;
   }
+
+  /** Steps done. */
+  get step(): number { return this.core.step; }
+  set step(v: number) { this.core.step = v; }
+  get sched(): Schedule { return this.core.sched; }
 
   get out(): string | undefined { return this.folder?.dir ?? this.opts.out; }
   get elapsed(): number { return this.elapsedBefore + (performance.now() - this.t0) / 1000; }
@@ -153,76 +132,23 @@ export class Trainer {
       : ', no checkpoint was written before it';
   }
 
-  /** One optimisation step on the next batch; returns the step's losses. */
+  /** One optimisation step on the next batch (./step.ts); returns the step's losses. */
   trainStep(): { loss: number; recon: number; latent?: number; epoch: number; batch: number } {
-    const c = this.config, model = this.model;
-    const b = this.loader.next();
-    const n = b.size;
-    const x = new Tensor(batchShape(n), this.xbuf);
-    model.zeroGrad();
-    const y = model.forward(x);
-    const m = n * IMAGE_PIXELS;
-    let recon: number;
-    if (c.loss === 'mse') {
-      recon = mseLoss(y.data, this.xbuf, m, this.grad);
-    } else {
-      // BCE on pixels in [0, 1]: p = (y + 1) / 2 against t = (x + 1) / 2
-      const p = this.scratchP(m), t = this.scratchT(m);
-      for (let i = 0; i < m; i++) { p[i] = (y.data[i] + 1) / 2; t[i] = (this.xbuf[i] + 1) / 2; }
-      recon = bceLoss(p, t, m, this.grad, 0.5);
-    }
-    let latent: number | undefined;
-    if (c.supervised && this.latentGrad && this.targets && b.labels) {
-      const z = model.lastLatent!.data;
-      for (let i = 0; i < n; i++) {
-        const [tx, ty] = c.supervised[b.labels[i]];
-        this.targets[2 * i] = tx; this.targets[2 * i + 1] = ty;
-      }
-      latent = mseLoss(z, this.targets, n * 2, this.latentGrad, c.latentWeight);
-    }
-    const loss = recon + (latent !== undefined ? c.latentWeight * latent : 0);
-    if (!Number.isFinite(loss)) {
-      this.pending = null; // the weights of that checkpoint gave this loss
-      throw new TrainingError(`the loss became ${loss} at step ${this.step + 1}; training stopped${this.lastGood()} (try a lower --lr or --max-lr)`);
-    }
-    this.commitCheckpoint();
-    model.backward(new Tensor(y.shape, this.grad), this.latentGrad ?? undefined);
-    this.opt.step();
-    if (this.sched.kind === 'batch') this.sched.s.step();
-    this.step++;
-    return { loss, recon, latent, epoch: b.epoch, batch: b.batch };
+    return this.core.next({
+      nonFinite: (loss, step) => {
+        this.pending = null; // the weights of that checkpoint gave this loss
+        throw new TrainingError(`the loss became ${loss} at step ${step}; training stopped${this.lastGood()} (try a lower --lr or --max-lr)`);
+      },
+      beforeUpdate: () => this.commitCheckpoint(),
+    });
   }
-
-  private pBuf: Float32Array | null = null;
-  private tBuf: Float32Array | null = null;
-  private scratchP(m: number): Float32Array { return (this.pBuf && this.pBuf.length >= m) ? this.pBuf : (this.pBuf = new Float32Array(m)); }
-  private scratchT(m: number): Float32Array { return (this.tBuf && this.tBuf.length >= m) ? this.tBuf : (this.tBuf = new Float32Array(m)); }
 
   /** Test MSE on [-1, 1] (eval mode) and the test latents, over the first `limit` test images. */
   evaluate(limit = this.opts.testLimit): { mse: number; z: Float32Array; labels: Uint8Array } {
-    // in batches of the training size, so that evaluation reuses the training buffers
-    return reconstructionError(this.model, this.data.test, limit ?? this.data.test.n, this.config.batchSize);
+    return this.core.evaluate(limit);
   }
 
-  snapshot(loss: number): Snapshot {
-    const t = this.data.test, k = this.snapIdx.length, D = this.model.latentDim;
-    const x = new Float32Array(k * IMAGE_PIXELS);
-    for (let i = 0; i < k; i++) {
-      const src = this.snapIdx[i] * IMAGE_PIXELS;
-      for (let j = 0; j < IMAGE_PIXELS; j++) x[i * IMAGE_PIXELS + j] = toModel(t.images[src + j]);
-    }
-    const z = this.model.encode(x, k, this.config.batchSize);
-    const labels = Uint8Array.from(this.snapIdx, (i) => t.labels[i]);
-    const g = 8;
-    let grid: Float32Array, box: [number, number, number, number] | undefined;
-    if (D === 2) {
-      box = latentBox(z);
-      grid = this.model.decode(gridPoints(box, g), g * g);
-    } else {
-      grid = this.model.reconstruct(x.subarray(0, g * g * IMAGE_PIXELS), g * g);
-    }
-    return { step: this.step, loss, z, dim: D, labels, grid, gridSize: g, box };
-  }
+  snapshot(loss: number): Snapshot { return this.core.snapshot(loss); }
 
   /** The weights in PyTorch's state-dict names (model.safetensors, live.safetensors). */
   private weightsBytes(meta: Record<string, string> = {}): Uint8Array {
@@ -508,34 +434,6 @@ function round3(v: number): number { return Math.round(v * 1000) / 1000; }
 export function floatImages(s: Split, n = s.n): Float32Array {
   const out = new Float32Array(n * IMAGE_PIXELS);
   for (let i = 0; i < n * IMAGE_PIXELS; i++) out[i] = toModel(s.images[i]);
-  return out;
-}
-
-/** The 1st-99th percentile box of 2-D latents, padded by 5%. */
-export function latentBox(z: Float32Array): [number, number, number, number] {
-  const n = z.length / 2;
-  const xs = Float32Array.from({ length: n }, (_, i) => z[2 * i]).sort();
-  const ys = Float32Array.from({ length: n }, (_, i) => z[2 * i + 1]).sort();
-  const q = (a: Float32Array, p: number): number => a[Math.min(a.length - 1, Math.max(0, Math.round(p * (a.length - 1))))];
-  let [x0, x1, y0, y1] = [q(xs, 0.01), q(xs, 0.99), q(ys, 0.01), q(ys, 0.99)];
-  const px = Math.max((x1 - x0) * 0.05, 1e-3), py = Math.max((y1 - y0) * 0.05, 1e-3);
-  x0 -= px; x1 += px; y0 -= py; y1 += py;
-  return [x0, y0, x1, y1];
-}
-
-/**
- * g*g evenly spaced points of a box [x0, y0, x1, y1], row by row from the top (largest y) so the
- * grid reads like the plane: row r, column c -> (x0 + c (x1-x0)/(g-1), y1 - r (y1-y0)/(g-1)).
- */
-export function gridPoints(box: readonly number[], g: number): Float32Array {
-  const [x0, y0, x1, y1] = box;
-  const out = new Float32Array(g * g * 2);
-  for (let r = 0; r < g; r++)
-    for (let col = 0; col < g; col++) {
-      const i = r * g + col;
-      out[2 * i] = g === 1 ? (x0 + x1) / 2 : x0 + (col * (x1 - x0)) / (g - 1);
-      out[2 * i + 1] = g === 1 ? (y0 + y1) / 2 : y1 - (r * (y1 - y0)) / (g - 1);
-    }
   return out;
 }
 
