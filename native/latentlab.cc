@@ -10,6 +10,7 @@
 
 #include <napi.h>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
@@ -1180,10 +1181,82 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
   return Napi::Float32Array::New(env, n, ab, 0);
 }
 
+// ------------------------------------------------------------------------------------ FMA peak probe
+// fmaPeak(threads, iters): the machine's fp32 FMA peak for `npm run bench`. Every thread runs `iters`
+// rounds of 16 independent vector FMAs (AVX-512: 16 lanes, AVX2+FMA: 8 lanes, else 4 scalar mul+add
+// chains), enough independent chains to cover the FMA latency on two pipes. No memory traffic.
+// Returns { gflops, seconds, isa }.
+namespace peak {
+__attribute__((target("avx512f"))) float Avx512(long iters) {
+  const __m512 m = _mm512_set1_ps(0.999999f), k = _mm512_set1_ps(1e-7f);
+  __m512 a[16];
+  for (int j = 0; j < 16; j++) a[j] = _mm512_set1_ps(1.0f + 0.01f * j);
+  for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++) a[j] = _mm512_fmadd_ps(a[j], m, k);
+  }
+  __m512 s = a[0];
+  for (int j = 1; j < 16; j++) s = _mm512_add_ps(s, a[j]);
+  return _mm512_reduce_add_ps(s);
+}
+__attribute__((target("avx2,fma"))) float Avx2(long iters) {
+  const __m256 m = _mm256_set1_ps(0.999999f), k = _mm256_set1_ps(1e-7f);
+  __m256 a[16];
+  for (int j = 0; j < 16; j++) a[j] = _mm256_set1_ps(1.0f + 0.01f * j);
+  for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++) a[j] = _mm256_fmadd_ps(a[j], m, k);
+  }
+  __m256 s = a[0];
+  for (int j = 1; j < 16; j++) s = _mm256_add_ps(s, a[j]);
+  alignas(32) float t[8];
+  _mm256_store_ps(t, s);
+  return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+}
+float Scalar(long iters) {
+  float a[16];
+  for (int j = 0; j < 16; j++) a[j] = 1.0f + 0.01f * j;
+  for (long i = 0; i < iters; i++)
+    for (int j = 0; j < 16; j++) a[j] = a[j] * 0.999999f + 1e-7f;
+  float s = 0;
+  for (int j = 0; j < 16; j++) s += a[j];
+  return s;
+}
+}  // namespace peak
+
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int threads = int(F64(info[0]));
+  const double itersD = F64(info[1]);
+  if (threads < 1 || threads > 1024) throw Napi::RangeError::New(env, "fmaPeak: threads must be 1..1024");
+  if (!(itersD >= 1) || itersD > 1e12) throw Napi::RangeError::New(env, "fmaPeak: iters must be 1..1e12");
+  const long iters = long(itersD);
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f"), avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const int lanes = avx512 ? 16 : avx2 ? 8 : 1;
+  volatile float sink = 0;
+  const double t0 = omp_get_wtime();
+#pragma omp parallel num_threads(threads)
+  {
+    float r = avx512 ? peak::Avx512(iters) : avx2 ? peak::Avx2(iters) : peak::Scalar(iters);
+#pragma omp atomic
+    sink += r;
+  }
+  const double sec = omp_get_wtime() - t0;
+  const double flops = 2.0 * 16 * lanes * double(iters) * threads;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("gflops", flops / sec / 1e9);
+  o.Set("seconds", sec);
+  o.Set("isa", avx512 ? "avx512f" : avx2 ? "avx2+fma" : "scalar");
+  o.Set("check", double(sink));
+  return o;
+}
+
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("Context", Context::Init(env));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("allocAligned", Napi::Function::New(env, AllocAligned));
+  exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
   return exports;
 }
 

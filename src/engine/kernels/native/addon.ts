@@ -70,6 +70,9 @@ export interface NativeAddon {
   info(): NativeInfo;
   /** A zero-filled Float32Array over 64-byte aligned native memory. */
   allocAligned(n: number): Float32Array;
+  /** The fp32 FMA peak probe of `npm run bench`: `threads` OpenMP threads each run `iters` rounds of 16
+   * independent vector FMAs in registers (AVX-512, else AVX2+FMA, else scalar). */
+  fmaPeak(threads: number, iters: number): { gflops: number; seconds: number; isa: string; check: number };
 }
 
 /**
