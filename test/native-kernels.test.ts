@@ -227,7 +227,9 @@ suite('native backend: gemm', () => {
   it('matches the reference for all transposes, alpha/beta and the model\'s Linear shapes', async () => {
     const be = await createNativeBackend({ threads: 2 });
     const shapes: [number, number, number][] = [[1, 1, 1], [7, 5, 3], [33, 17, 65], [64, 64, 64], [8, 2, 3136],
-      [8, 3136, 2], [3136, 2, 8], [2, 3136, 8], [100, 37, 129]];
+      [8, 3136, 2], [3136, 2, 8], [2, 3136, 8], [100, 37, 129],
+      // above the addon's serial threshold (1 << 20 multiply-adds): the multi-threaded path
+      [256, 96, 129]];
     for (const [M, N, K] of shapes)
       for (const tA of [false, true]) for (const tB of [false, true])
         for (const [alpha, beta] of [[1, 0], [0.5, 1], [-2, 0.25]]) {
