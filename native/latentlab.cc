@@ -17,6 +17,7 @@
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -540,7 +541,7 @@ class Context : public Napi::ObjectWrap<Context> {
                        });
   }
 
-  // new Context(threads, bf16, layout, bf16WeightGrad)  layout: 0 = oneDNN's choice (format any + cached reorders),
+  // new Context(threads, bf16, layout, bf16WeightGrad, bf16Timed)  layout: 0 = oneDNN's choice (format any + cached reorders),
   // 1 = plain NCHW activations (weights still any), 2 = per shape, the faster of the two (timed on first
   // use: unreliable on a loaded machine), 3 = per shape by a fixed rule (measured: blocked layouts win
   // except for backward-data into very few channels, e.g. the 32->1 ConvTranspose2d's forward).
@@ -550,6 +551,8 @@ class Context : public Napi::ObjectWrap<Context> {
     if (threads_ < 1) throw Napi::RangeError::New(env, "threads must be >= 1");
     bf16_ = info.Length() > 1 && info[1].ToBoolean().Value();
     bf16Wgrad_ = bf16_ && (info.Length() > 3 ? info[3].ToBoolean().Value() : true);
+    // 5th: with bf16, time bf16 and fp32 on the first call of each convolution and keep the faster
+    bf16Timed_ = bf16_ && info.Length() > 4 && info[4].ToBoolean().Value();
     layout_ = info.Length() > 2 ? I32(info[2]) : LAYOUT_ANY;
     if (layout_ < 0 || layout_ >= LAYOUT_COUNT) throw Napi::RangeError::New(env, "unknown layout policy");
     try {
@@ -567,6 +570,7 @@ class Context : public Napi::ObjectWrap<Context> {
   int threads_ = 1;
   bool bf16_ = false;
   bool bf16Wgrad_ = false;  // backward-weights in bf16 too (else fp32: faster without AMX, and exact)
+  bool bf16Timed_ = false;  // per convolution and direction, the faster of bf16 and fp32 (timed on first use)
   int layout_ = 0;
   std::map<std::array<int, 16>, std::unique_ptr<ConvEntry>> convs_;
   void* scratch_ = nullptr;
@@ -605,7 +609,8 @@ class Context : public Napi::ObjectWrap<Context> {
   }
 
   // xb / yb: the user's x / y (src / dst of the convolution) are in the blocked layout nChw16c.
-  ConvEntry* Create(int kind, const Geom& g, bool bias, int layout, bool xb, bool yb) {
+  // prec: -1 = the context's rule, 0 = fp32, 1 = bf16 (where oneDNN has it).
+  ConvEntry* Create(int kind, const Geom& g, bool bias, int layout, bool xb, bool yb, int prec = -1) {
     using namespace dnnl;
     memory::dims srcD{g.N, g.C, g.H, g.W}, weiD{g.K, g.C, g.R, g.S}, dstD{g.N, g.K, g.OH, g.OW}, biasD{g.K};
     memory::dims strides{g.sh, g.sw}, padL{g.ph, g.pw};
@@ -613,7 +618,7 @@ class Context : public Napi::ObjectWrap<Context> {
     memory::dims padR{(g.OH - 1) * g.sh + g.R - g.H - g.ph, (g.OW - 1) * g.sw + g.S - g.W - g.pw};
     // Backward-data into very few channels (the last ConvTranspose2d's forward) runs as a gemm over plain
     // layouts, where bf16 only adds a conversion: measured 0.66 ms in bf16 vs 0.40 ms in fp32, so fp32.
-    const bool b16 = (kind == CONV_BWD_WEIGHT ? bf16Wgrad_ : bf16_) && !(kind == CONV_BWD_DATA && g.C < 8);
+    const bool b16 = prec >= 0 ? prec == 1 : (kind == CONV_BWD_WEIGHT ? bf16Wgrad_ : bf16_) && !(kind == CONV_BWD_DATA && g.C < 8);
     const dt lo = b16 ? dt::bf16 : dt::f32;
     const tag at = layout == LAYOUT_PLAIN ? tag::nchw : tag::any;
     memory::desc srcU(srcD, dt::f32, xb ? tag::nChw16c : tag::nchw), weiU(weiD, dt::f32, tag::oihw),
@@ -756,6 +761,26 @@ class Context : public Napi::ObjectWrap<Context> {
           if (rep > 0 && t < best[j]) best[j] = t;
         }
       e = best[1] < best[0] ? std::move(c1) : std::move(c0);
+      // the caller runs the chosen primitive once more, so the outputs come from it
+    } else if (bf16Timed_) {
+      // The faster of bf16 and fp32 for this convolution and direction: the least of 5 runs each, the two
+      // alternating (so that a change of load hits both), after one warm-up run each.
+      const int lay = layout_ == LAYOUT_AUTO ? (kind == CONV_BWD_DATA && g.C < 8 ? LAYOUT_PLAIN : LAYOUT_ANY) : layout_;
+      std::unique_ptr<ConvEntry> c16(Create(kind, g, bias, lay, xb, yb, 1)), c32(Create(kind, g, bias, lay, xb, yb, 0));
+      double best[2] = {1e30, 1e30};
+      ConvEntry* cs[2] = {c16.get(), c32.get()};
+      for (int rep = 0; rep < 6; rep++)
+        for (int j = 0; j < 2; j++) {
+          double t0 = omp_get_wtime();
+          Run(*cs[j], kind, p0, p1, p2, pb);
+          double t = omp_get_wtime() - t0;
+          if (rep > 0 && t < best[j]) best[j] = t;
+        }
+      const bool pick16 = best[0] <= best[1];
+      e = pick16 ? std::move(c16) : std::move(c32);
+      char note[96];
+      std::snprintf(note, sizeof note, " [timed: bf16 %.3f ms, fp32 %.3f ms]", best[0] * 1e3, best[1] * 1e3);
+      e->impl += note;
       // the caller runs the chosen primitive once more, so the outputs come from it
     } else if (layout_ == LAYOUT_AUTO) {
       e.reset(Create(kind, g, bias, kind == CONV_BWD_DATA && g.C < 8 ? LAYOUT_PLAIN : LAYOUT_ANY, xb, yb));

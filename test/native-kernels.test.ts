@@ -268,6 +268,20 @@ suite('native backend: bf16 convolutions', () => {
     be.dispose();
   });
 
+  it('bf16Timed: each convolution in the faster of bf16 and fp32, within the bf16 tolerance', async () => {
+    const be = await createNativeBackend({ threads: 2, precision: 'bf16', bf16Timed: true });
+    expect(be.bf16Timed).toBe(true);
+    checkConvs(be, BF16);
+    // every primitive created says what it timed
+    const g = CONV_CASES[0].g;
+    for (const [kind, bias] of [['fwd', true], ['bwd-data', false], ['bwd-weight', true]] as const)
+      expect(be.convImpl(kind, g, bias)).toMatch(/\[timed: bf16 \d+\.\d+ ms, fp32 \d+\.\d+ ms\]/);
+    be.dispose();
+    const fp = await createNativeBackend({ threads: 2, precision: 'fp32', bf16Timed: true });
+    expect(fp.bf16Timed).toBe(false);
+    fp.dispose();
+  });
+
   it('single thread works too', async () => {
     const be = await createNativeBackend({ threads: 1, precision: 'bf16' });
     checkConvs(be, BF16);

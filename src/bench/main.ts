@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --rounds 3] [-- --threads 1,2] [-- --configs native,native-bf16,wasm] [-- --no-torch]
+ * `npm run bench [-- --rounds 3] [-- --threads 1,2] [-- --configs native,native-bf16,native-bf16-timed,wasm] [-- --no-torch]
  * [-- --json] [-- --quick]`: training throughput of the study's model (bn, z=2, batch 64) on this
  * machine, against the machine's own fp32 FMA peak (src/bench/peak.ts) and against PyTorch.
  *
@@ -32,7 +32,7 @@ if (!Number.isInteger(rounds) || rounds < 1) fail(`--rounds: expected a positive
 const threadList = (arg('--threads') ?? '2').split(',').map(Number);
 if (threadList.some((t) => !Number.isInteger(t) || t < 1)) fail(`--threads: expected a comma-separated list of positive integers, got ${arg('--threads')}`);
 const nativeBuilt = existsSync(path.join(root, 'native', 'build', 'Release', 'latentlab.node'));
-const KNOWN = ['native', 'native-bf16', 'wasm', 'reference'];
+const KNOWN = ['native', 'native-bf16', 'native-bf16-timed', 'wasm', 'reference'];
 const configNames = (arg('--configs') ?? (nativeBuilt ? 'native,native-bf16,wasm' : 'wasm')).split(',');
 for (const c of configNames) if (!KNOWN.includes(c)) fail(`--configs: unknown configuration '${c}', expected some of ${KNOWN.join(', ')}`);
 
@@ -60,8 +60,9 @@ function lastJson<T>(stdout: string): T { return JSON.parse(stdout.trim().split(
 
 function runNode(config: string, threads: number): Row {
   const backend = config.startsWith('native') ? 'native' : config;
-  const precision = config.endsWith('-bf16') ? 'bf16' : 'fp32';
-  const r = spawnSync(process.execPath, [path.join(here, 'step.js'), '--backend', backend, '--threads', String(threads), '--precision', precision, '--windows', windows],
+  const precision = config.includes('-bf16') ? 'bf16' : 'fp32';
+  const r = spawnSync(process.execPath, [path.join(here, 'step.js'), '--backend', backend, '--threads', String(threads), '--precision', precision, '--windows', windows,
+    ...(config.endsWith('-timed') ? ['--bf16-timed'] : [])],
     { encoding: 'utf8' });
   if (r.status !== 0) return { backend, threads, precision, samplesPerSec: NaN, peakRssMB: NaN, windows: [], error: (r.stderr || '').trim().split('\n').pop() };
   return lastJson<Row>(r.stdout);

@@ -2,9 +2,10 @@
  * One benchmark configuration, run in its own process so that its peak memory is its own:
  * training steps of the study's model (bn, z=2) at a batch size, on one backend and thread count.
  * Prints one JSON line: median samples/s over windows after a warm-up, per-layer times, peak RSS.
- *   node dist/bench/step.js --backend wasm --threads 2 [--batch 64] [--precision bf16]
+ *   node dist/bench/step.js --backend wasm --threads 2 [--batch 64] [--precision bf16 [--bf16-timed]]
  */
 import { createBackend } from '../engine/kernels/select.js';
+import { createNativeBackend } from '../engine/kernels/native/index.js';
 import { Sequential, type LayerTimes } from '../engine/nn/sequential.js';
 import { mseLoss } from '../engine/loss.js';
 import { SGD } from '../engine/optim/index.js';
@@ -74,8 +75,9 @@ function arg(name: string, dflt: string): string {
 }
 
 export async function benchStep(backendName: string, threads: number, batch = 64, precision: 'fp32' | 'bf16' = 'fp32',
-                                warmup = 5, windows = 5, stepsPerWindow = 10): Promise<StepBenchResult> {
-  const backend = await createBackend(backendName, { threads, precision });
+                                warmup = 5, windows = 5, stepsPerWindow = 10, bf16Timed = false): Promise<StepBenchResult> {
+  const backend = bf16Timed ? await createNativeBackend({ threads, precision, bf16Timed })
+    : await createBackend(backendName, { threads, precision });
   const model = new AutoEncoder({ model: 'bn', latent: 2 }, new Rng(0));
   const convProbe = instrumentConvs(backend, model);
   model.to(backend);
@@ -123,7 +125,7 @@ export async function benchStep(backendName: string, threads: number, batch = 64
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
   benchStep(arg('backend', 'wasm'), Number(arg('threads', '2')), Number(arg('batch', '64')), arg('precision', 'fp32') as 'fp32' | 'bf16',
-    Number(arg('warmup', '5')), Number(arg('windows', '5')), Number(arg('steps', '10')))
+    Number(arg('warmup', '5')), Number(arg('windows', '5')), Number(arg('steps', '10')), process.argv.includes('--bf16-timed'))
     .then((r) => { process.stdout.write(`${JSON.stringify(r)}\n`); process.exit(0); })
     .catch((e) => { process.stderr.write(`bench: ${(e as Error).message}\n`); process.exit(1); });
 }

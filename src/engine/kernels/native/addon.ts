@@ -65,8 +65,9 @@ export interface NativeContext {
 export interface NativeAddon {
   /** new Context(threads, bf16, layout): layout 0 = oneDNN's blocked layouts with cached reorders,
    * 1 = plain NCHW activations, 2 = the faster of the two per shape (timed on first use),
-   * 3 = per shape by a fixed rule. bf16WeightGrad: with bf16, backward-weights in bf16 too (else fp32). */
-  Context: new (threads: number, bf16: boolean, layout: number, bf16WeightGrad: boolean) => NativeContext;
+   * 3 = per shape by a fixed rule. bf16WeightGrad: with bf16, backward-weights in bf16 too (else fp32).
+   * bf16Timed: with bf16, each convolution and direction in the faster of bf16 and fp32 (timed on first use). */
+  Context: new (threads: number, bf16: boolean, layout: number, bf16WeightGrad: boolean, bf16Timed?: boolean) => NativeContext;
   info(): NativeInfo;
   /** A zero-filled Float32Array over 64-byte aligned native memory. */
   allocAligned(n: number): Float32Array;
