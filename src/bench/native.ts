@@ -274,13 +274,12 @@ function benchStep(be: NativeBackend, N: number, reps: number): StepResult {
   for (let i = 0; i < 3; i++) step.run();
   step.convMs();
   const times: number[] = [];
-  let convTotal = 0;
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
     step.run();
     times.push(performance.now() - t0);
   }
-  convTotal = step.convMs();
+  const convTotal = step.convMs();
   const ms = median(times), best = Math.min(...times), total = times.reduce((a, b) => a + b, 0);
   return {
     precision: be.precision, medianMs: ms, samplesPerSec: N / (ms / 1e3), bestMs: best,

@@ -114,7 +114,7 @@ export function loadNativeAddon(path = nativeAddonPath()): NativeAddon {
     return addon;
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
-    throw new Error(`native addon failed to load (${msg}); ${NATIVE_HINT}`);
+    throw new Error(`native addon failed to load (${msg}); ${NATIVE_HINT}`, { cause: e });
   } finally {
     if (setSpin) delete env.GOMP_SPINCOUNT;
   }
