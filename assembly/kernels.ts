@@ -1120,3 +1120,19 @@ export function run(ctrl: usize, tid: i32): void {
     default: break;
   }
 }
+
+/**
+ * The machine's fp32 FMA peak on one thread, for `npm run bench`: `iters` rounds of 8 independent
+ * 4-lane multiply-adds (relaxed-SIMD FMA when built with it, else mul + add), no memory traffic.
+ * Returns a value that depends on every lane so the loop cannot be removed (2 * 8 * 4 * iters flops).
+ */
+export function fmaPeak(iters: i32): f32 {
+  const m = f32x4.splat(0.999999), k = f32x4.splat(1e-7);
+  let a0 = f32x4.splat(1.0), a1 = f32x4.splat(1.1), a2 = f32x4.splat(1.2), a3 = f32x4.splat(1.3);
+  let a4 = f32x4.splat(1.4), a5 = f32x4.splat(1.5), a6 = f32x4.splat(1.6), a7 = f32x4.splat(1.7);
+  for (let i = 0; i < iters; i++) {
+    a0 = fma(a0, m, k); a1 = fma(a1, m, k); a2 = fma(a2, m, k); a3 = fma(a3, m, k);
+    a4 = fma(a4, m, k); a5 = fma(a5, m, k); a6 = fma(a6, m, k); a7 = fma(a7, m, k);
+  }
+  return hsum(f32x4.add(f32x4.add(f32x4.add(a0, a1), f32x4.add(a2, a3)), f32x4.add(f32x4.add(a4, a5), f32x4.add(a6, a7))));
+}

@@ -10,12 +10,14 @@
 
 #include <napi.h>
 #include <oneapi/dnnl/dnnl.hpp>
+#include <immintrin.h>
 #include <omp.h>
 
 #include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
@@ -513,6 +515,9 @@ void ForChunks(long n, long minParallel, int threads, F f) {
   for (long c = 0; c < chunks; c++) f(c * chunk, std::min(chunk, n - c * chunk));
 }
 
+// gemm: products of fewer multiply-adds than this run on one thread.
+constexpr double kGemmSerialMacs = 1 << 20;
+
 class Context : public Napi::ObjectWrap<Context> {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -536,7 +541,7 @@ class Context : public Napi::ObjectWrap<Context> {
                        });
   }
 
-  // new Context(threads, bf16, layout, bf16WeightGrad)  layout: 0 = oneDNN's choice (format any + cached reorders),
+  // new Context(threads, bf16, layout, bf16WeightGrad, bf16Timed)  layout: 0 = oneDNN's choice (format any + cached reorders),
   // 1 = plain NCHW activations (weights still any), 2 = per shape, the faster of the two (timed on first
   // use: unreliable on a loaded machine), 3 = per shape by a fixed rule (measured: blocked layouts win
   // except for backward-data into very few channels, e.g. the 32->1 ConvTranspose2d's forward).
@@ -546,6 +551,8 @@ class Context : public Napi::ObjectWrap<Context> {
     if (threads_ < 1) throw Napi::RangeError::New(env, "threads must be >= 1");
     bf16_ = info.Length() > 1 && info[1].ToBoolean().Value();
     bf16Wgrad_ = bf16_ && (info.Length() > 3 ? info[3].ToBoolean().Value() : true);
+    // 5th: with bf16, time bf16 and fp32 on the first call of each convolution and keep the faster
+    bf16Timed_ = bf16_ && info.Length() > 4 && info[4].ToBoolean().Value();
     layout_ = info.Length() > 2 ? I32(info[2]) : LAYOUT_ANY;
     if (layout_ < 0 || layout_ >= LAYOUT_COUNT) throw Napi::RangeError::New(env, "unknown layout policy");
     try {
@@ -563,14 +570,16 @@ class Context : public Napi::ObjectWrap<Context> {
   int threads_ = 1;
   bool bf16_ = false;
   bool bf16Wgrad_ = false;  // backward-weights in bf16 too (else fp32: faster without AMX, and exact)
+  bool bf16Timed_ = false;  // per convolution and direction, the faster of bf16 and fp32 (timed on first use)
   int layout_ = 0;
   std::map<std::array<int, 16>, std::unique_ptr<ConvEntry>> convs_;
   void* scratch_ = nullptr;
   size_t scratchCap_ = 0;
 
-  void UseThreads() {
+  void UseThreads(int n = 0) {
     // The OpenMP ICV of the calling (main) thread: oneDNN's OpenMP runtime reads it when it runs.
-    if (omp_get_max_threads() != threads_) omp_set_num_threads(threads_);
+    if (n <= 0) n = threads_;
+    if (omp_get_max_threads() != n) omp_set_num_threads(n);
   }
 
   void* Scratch(size_t bytes) {
@@ -600,7 +609,8 @@ class Context : public Napi::ObjectWrap<Context> {
   }
 
   // xb / yb: the user's x / y (src / dst of the convolution) are in the blocked layout nChw16c.
-  ConvEntry* Create(int kind, const Geom& g, bool bias, int layout, bool xb, bool yb) {
+  // prec: -1 = the context's rule, 0 = fp32, 1 = bf16 (where oneDNN has it).
+  ConvEntry* Create(int kind, const Geom& g, bool bias, int layout, bool xb, bool yb, int prec = -1) {
     using namespace dnnl;
     memory::dims srcD{g.N, g.C, g.H, g.W}, weiD{g.K, g.C, g.R, g.S}, dstD{g.N, g.K, g.OH, g.OW}, biasD{g.K};
     memory::dims strides{g.sh, g.sw}, padL{g.ph, g.pw};
@@ -608,7 +618,7 @@ class Context : public Napi::ObjectWrap<Context> {
     memory::dims padR{(g.OH - 1) * g.sh + g.R - g.H - g.ph, (g.OW - 1) * g.sw + g.S - g.W - g.pw};
     // Backward-data into very few channels (the last ConvTranspose2d's forward) runs as a gemm over plain
     // layouts, where bf16 only adds a conversion: measured 0.66 ms in bf16 vs 0.40 ms in fp32, so fp32.
-    const bool b16 = (kind == CONV_BWD_WEIGHT ? bf16Wgrad_ : bf16_) && !(kind == CONV_BWD_DATA && g.C < 8);
+    const bool b16 = prec >= 0 ? prec == 1 : (kind == CONV_BWD_WEIGHT ? bf16Wgrad_ : bf16_) && !(kind == CONV_BWD_DATA && g.C < 8);
     const dt lo = b16 ? dt::bf16 : dt::f32;
     const tag at = layout == LAYOUT_PLAIN ? tag::nchw : tag::any;
     memory::desc srcU(srcD, dt::f32, xb ? tag::nChw16c : tag::nchw), weiU(weiD, dt::f32, tag::oihw),
@@ -752,6 +762,26 @@ class Context : public Napi::ObjectWrap<Context> {
         }
       e = best[1] < best[0] ? std::move(c1) : std::move(c0);
       // the caller runs the chosen primitive once more, so the outputs come from it
+    } else if (bf16Timed_) {
+      // The faster of bf16 and fp32 for this convolution and direction: the least of 5 runs each, the two
+      // alternating (so that a change of load hits both), after one warm-up run each.
+      const int lay = layout_ == LAYOUT_AUTO ? (kind == CONV_BWD_DATA && g.C < 8 ? LAYOUT_PLAIN : LAYOUT_ANY) : layout_;
+      std::unique_ptr<ConvEntry> c16(Create(kind, g, bias, lay, xb, yb, 1)), c32(Create(kind, g, bias, lay, xb, yb, 0));
+      double best[2] = {1e30, 1e30};
+      ConvEntry* cs[2] = {c16.get(), c32.get()};
+      for (int rep = 0; rep < 6; rep++)
+        for (int j = 0; j < 2; j++) {
+          double t0 = omp_get_wtime();
+          Run(*cs[j], kind, p0, p1, p2, pb);
+          double t = omp_get_wtime() - t0;
+          if (rep > 0 && t < best[j]) best[j] = t;
+        }
+      const bool pick16 = best[0] <= best[1];
+      e = pick16 ? std::move(c16) : std::move(c32);
+      char note[96];
+      std::snprintf(note, sizeof note, " [timed: bf16 %.3f ms, fp32 %.3f ms]", best[0] * 1e3, best[1] * 1e3);
+      e->impl += note;
+      // the caller runs the chosen primitive once more, so the outputs come from it
     } else if (layout_ == LAYOUT_AUTO) {
       e.reset(Create(kind, g, bias, kind == CONV_BWD_DATA && g.C < 8 ? LAYOUT_PLAIN : LAYOUT_ANY, xb, yb));
     } else {
@@ -845,7 +875,10 @@ class Context : public Napi::ObjectWrap<Context> {
         for (long i = 0; i < M * N; i++) C[i] *= beta;
       return env.Undefined();
     }
-    UseThreads();
+    // Small products (the model's Linear(3136, 2) / Linear(2, 3136) and their gradients: 0.4 MFLOP) run
+    // on the calling thread: one thread did each in 0.01-0.07 ms, two threads in 0.22-0.3 ms on a loaded
+    // machine (the parallel region waits for the second thread to be scheduled).
+    UseThreads(double(M) * N * K < kGemmSerialMacs ? 1 : threads_);
     dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta,
                                   C, N);
     if (st != dnnl_success) throw Napi::Error::New(env, "oneDNN sgemm failed (status " + std::to_string(st) + ")");
@@ -1180,10 +1213,82 @@ Napi::Value AllocAligned(const Napi::CallbackInfo& info) {
   return Napi::Float32Array::New(env, n, ab, 0);
 }
 
+// ------------------------------------------------------------------------------------ FMA peak probe
+// fmaPeak(threads, iters): the machine's fp32 FMA peak for `npm run bench`. Every thread runs `iters`
+// rounds of 16 independent vector FMAs (AVX-512: 16 lanes, AVX2+FMA: 8 lanes, else 4 scalar mul+add
+// chains), enough independent chains to cover the FMA latency on two pipes. No memory traffic.
+// Returns { gflops, seconds, isa }.
+namespace peak {
+__attribute__((target("avx512f"))) float Avx512(long iters) {
+  const __m512 m = _mm512_set1_ps(0.999999f), k = _mm512_set1_ps(1e-7f);
+  __m512 a[16];
+  for (int j = 0; j < 16; j++) a[j] = _mm512_set1_ps(1.0f + 0.01f * j);
+  for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++) a[j] = _mm512_fmadd_ps(a[j], m, k);
+  }
+  __m512 s = a[0];
+  for (int j = 1; j < 16; j++) s = _mm512_add_ps(s, a[j]);
+  return _mm512_reduce_add_ps(s);
+}
+__attribute__((target("avx2,fma"))) float Avx2(long iters) {
+  const __m256 m = _mm256_set1_ps(0.999999f), k = _mm256_set1_ps(1e-7f);
+  __m256 a[16];
+  for (int j = 0; j < 16; j++) a[j] = _mm256_set1_ps(1.0f + 0.01f * j);
+  for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 16
+    for (int j = 0; j < 16; j++) a[j] = _mm256_fmadd_ps(a[j], m, k);
+  }
+  __m256 s = a[0];
+  for (int j = 1; j < 16; j++) s = _mm256_add_ps(s, a[j]);
+  alignas(32) float t[8];
+  _mm256_store_ps(t, s);
+  return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+}
+float Scalar(long iters) {
+  float a[16];
+  for (int j = 0; j < 16; j++) a[j] = 1.0f + 0.01f * j;
+  for (long i = 0; i < iters; i++)
+    for (int j = 0; j < 16; j++) a[j] = a[j] * 0.999999f + 1e-7f;
+  float s = 0;
+  for (int j = 0; j < 16; j++) s += a[j];
+  return s;
+}
+}  // namespace peak
+
+Napi::Value FmaPeak(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const int threads = int(F64(info[0]));
+  const double itersD = F64(info[1]);
+  if (threads < 1 || threads > 1024) throw Napi::RangeError::New(env, "fmaPeak: threads must be 1..1024");
+  if (!(itersD >= 1) || itersD > 1e12) throw Napi::RangeError::New(env, "fmaPeak: iters must be 1..1e12");
+  const long iters = long(itersD);
+  __builtin_cpu_init();
+  const bool avx512 = __builtin_cpu_supports("avx512f"), avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  const int lanes = avx512 ? 16 : avx2 ? 8 : 1;
+  volatile float sink = 0;
+  const double t0 = omp_get_wtime();
+#pragma omp parallel num_threads(threads)
+  {
+    float r = avx512 ? peak::Avx512(iters) : avx2 ? peak::Avx2(iters) : peak::Scalar(iters);
+#pragma omp atomic
+    sink += r;
+  }
+  const double sec = omp_get_wtime() - t0;
+  const double flops = 2.0 * 16 * lanes * double(iters) * threads;
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("gflops", flops / sec / 1e9);
+  o.Set("seconds", sec);
+  o.Set("isa", avx512 ? "avx512f" : avx2 ? "avx2+fma" : "scalar");
+  o.Set("check", double(sink));
+  return o;
+}
+
 Napi::Object InitModule(Napi::Env env, Napi::Object exports) {
   exports.Set("Context", Context::Init(env));
   exports.Set("info", Napi::Function::New(env, Info));
   exports.Set("allocAligned", Napi::Function::New(env, AllocAligned));
+  exports.Set("fmaPeak", Napi::Function::New(env, FmaPeak));
   return exports;
 }
 

@@ -227,7 +227,9 @@ suite('native backend: gemm', () => {
   it('matches the reference for all transposes, alpha/beta and the model\'s Linear shapes', async () => {
     const be = await createNativeBackend({ threads: 2 });
     const shapes: [number, number, number][] = [[1, 1, 1], [7, 5, 3], [33, 17, 65], [64, 64, 64], [8, 2, 3136],
-      [8, 3136, 2], [3136, 2, 8], [2, 3136, 8], [100, 37, 129]];
+      [8, 3136, 2], [3136, 2, 8], [2, 3136, 8], [100, 37, 129],
+      // above the addon's serial threshold (1 << 20 multiply-adds): the multi-threaded path
+      [256, 96, 129]];
     for (const [M, N, K] of shapes)
       for (const tA of [false, true]) for (const tB of [false, true])
         for (const [alpha, beta] of [[1, 0], [0.5, 1], [-2, 0.25]]) {
@@ -264,6 +266,20 @@ suite('native backend: bf16 convolutions', () => {
     expect(be.bf16WeightGrad).toBe(true);
     checkConvs(be, BF16);
     be.dispose();
+  });
+
+  it('bf16Timed: each convolution in the faster of bf16 and fp32, within the bf16 tolerance', async () => {
+    const be = await createNativeBackend({ threads: 2, precision: 'bf16', bf16Timed: true });
+    expect(be.bf16Timed).toBe(true);
+    checkConvs(be, BF16);
+    // every primitive created says what it timed
+    const g = CONV_CASES[0].g;
+    for (const [kind, bias] of [['fwd', true], ['bwd-data', false], ['bwd-weight', true]] as const)
+      expect(be.convImpl(kind, g, bias)).toMatch(/\[timed: bf16 \d+\.\d+ ms, fp32 \d+\.\d+ ms\]/);
+    be.dispose();
+    const fp = await createNativeBackend({ threads: 2, precision: 'fp32', bf16Timed: true });
+    expect(fp.bf16Timed).toBe(false);
+    fp.dispose();
   });
 
   it('single thread works too', async () => {

@@ -1,23 +1,53 @@
 /**
- * `npm run bench [-- --json] [-- --quick]`: training throughput of the study's model (bn, z=2, batch
- * 64) for every backend on 1 and 2 threads, each configuration in its own process, run one after
- * the other in one invocation; PyTorch alongside when python3 can import torch; ratios to PyTorch.
+ * `npm run bench [-- --rounds 3] [-- --threads 1,2] [-- --configs native,native-bf16,native-bf16-timed,wasm] [-- --no-torch]
+ * [-- --json] [-- --quick]`: training throughput of the study's model (bn, z=2, batch 64) on this
+ * machine, against the machine's own fp32 FMA peak (src/bench/peak.ts) and against PyTorch.
+ *
+ * Every configuration runs in its own process (step.js, tools/bench_torch.py), in alternating rounds
+ * (latentlab configurations, then PyTorch, then again ...), and the figures are medians over the rounds, so
+ * that a machine whose load changes affects both sides alike. PyTorch is looked for in $LATENTLAB_PYTHON,
+ * ./.venv/bin/python, ./.venv-torch/bin/python, then /usr/bin/python3 (Debian's torch 1.13 runs on the
+ * reference BLAS: its ratio says little); the report names the version and BLAS that ran.
  */
 import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { StepBenchResult } from './step.js';
+import { nativePeak, wasmPeak, type PeakResult } from './peak.js';
+import type { ConvTiming, StepBenchResult } from './step.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
-const json = process.argv.includes('--json');
-const quick = process.argv.includes('--quick');
+const argv = process.argv.slice(2);
+const json = argv.includes('--json');
+const quick = argv.includes('--quick');
+const arg = (n: string): string | undefined => { const i = argv.indexOf(n); return i >= 0 ? argv[i + 1] : undefined; };
 const windows = quick ? '3' : '5';
 const log = (s: string): void => { if (!json) process.stdout.write(`${s}\n`); };
+function fail(msg: string): never { process.stderr.write(`bench: ${msg}\n`); process.exit(2); }
 
+const rounds = Number(arg('--rounds') ?? (quick ? '1' : '3'));
+if (!Number.isInteger(rounds) || rounds < 1) fail(`--rounds: expected a positive integer, got ${arg('--rounds')}`);
+const threadList = (arg('--threads') ?? '2').split(',').map(Number);
+if (threadList.some((t) => !Number.isInteger(t) || t < 1)) fail(`--threads: expected a comma-separated list of positive integers, got ${arg('--threads')}`);
+const nativeBuilt = existsSync(path.join(root, 'native', 'build', 'Release', 'latentlab.node'));
+const KNOWN = ['native', 'native-bf16', 'native-bf16-timed', 'wasm', 'reference'];
+const configNames = (arg('--configs') ?? (nativeBuilt ? 'native,native-bf16,wasm' : 'wasm')).split(',');
+for (const c of configNames) if (!KNOWN.includes(c)) fail(`--configs: unknown configuration '${c}', expected some of ${KNOWN.join(', ')}`);
+
+interface TorchInfo { version: string; blas: string; mkldnn: boolean; libs: string[]; python: string }
+interface Row extends Partial<StepBenchResult> {
+  backend: string; threads: number; precision?: string; samplesPerSec: number; peakRssMB: number; windows: number[];
+  convs?: ConvTiming[]; torch?: TorchInfo; error?: string;
+}
+type TorchConv = { layer: string; dir: 'fwd' | 'bwd'; ms: number };
+
+/** The first Python that imports torch, in the documented order. */
 function findTorchPython(): string | null {
-  for (const py of ['/usr/bin/python3', 'python3']) {
+  const candidates = [process.env.LATENTLAB_PYTHON, path.join(root, '.venv', 'bin', 'python'),
+    path.join(root, '.venv-torch', 'bin', 'python'), '/usr/bin/python3'].filter((p): p is string => !!p);
+  for (const py of candidates) {
     try {
       execFileSync(py, ['-c', 'import torch'], { stdio: 'ignore' });
       return py;
@@ -26,59 +56,155 @@ function findTorchPython(): string | null {
   return null;
 }
 
-interface Row { backend: string; threads: number; precision?: string; samplesPerSec: number; peakRssMB: number; windows: number[]; layers?: StepBenchResult['layers']; error?: string }
+function lastJson<T>(stdout: string): T { return JSON.parse(stdout.trim().split('\n').pop()!) as T; }
 
-function runNode(backend: string, threads: number, precision = 'fp32'): Row {
-  const r = spawnSync(process.execPath, [path.join(here, 'step.js'), '--backend', backend, '--threads', String(threads), '--precision', precision, '--windows', windows],
+function runNode(config: string, threads: number): Row {
+  const backend = config.startsWith('native') ? 'native' : config;
+  const precision = config.includes('-bf16') ? 'bf16' : 'fp32';
+  const r = spawnSync(process.execPath, [path.join(here, 'step.js'), '--backend', backend, '--threads', String(threads), '--precision', precision, '--windows', windows,
+    ...(config.endsWith('-timed') ? ['--bf16-timed'] : [])],
     { encoding: 'utf8' });
   if (r.status !== 0) return { backend, threads, precision, samplesPerSec: NaN, peakRssMB: NaN, windows: [], error: (r.stderr || '').trim().split('\n').pop() };
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Row;
+  return lastJson<Row>(r.stdout);
 }
+
+// PyTorch's libgomp spins ~300k iterations after each parallel region by default; latentlab's native backend
+// sets GOMP_SPINCOUNT=10000 for itself (src/engine/kernels/native/addon.ts). On a loaded machine the long
+// spin costs PyTorch several times its speed, so it gets the same setting unless the user chose one.
+const torchSpin = process.env.OMP_WAIT_POLICY === undefined && process.env.GOMP_SPINCOUNT === undefined ? { GOMP_SPINCOUNT: '10000' } : {};
 
 function runTorch(py: string, threads: number): Row {
   const r = spawnSync(py, [path.join(root, 'tools', 'bench_torch.py'), '--threads', String(threads), '--windows', windows],
-    { encoding: 'utf8', env: { ...process.env, OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) } });
+    { encoding: 'utf8', env: { ...process.env, ...torchSpin, OPENBLAS_NUM_THREADS: '1', OMP_NUM_THREADS: String(threads), MKL_NUM_THREADS: String(threads) } });
   if (r.status !== 0) return { backend: 'pytorch', threads, samplesPerSec: NaN, peakRssMB: NaN, windows: [], error: (r.stderr || '').trim().split('\n').pop() };
-  return JSON.parse(r.stdout.trim().split('\n').pop()!) as Row;
+  return lastJson<Row>(r.stdout);
 }
 
-const nativeBuilt = existsSync(path.join(root, 'native', 'build', 'Release', 'latentlab.node'));
-const configs: [string, number, string][] = [];
-for (const t of [1, 2]) {
-  configs.push(['wasm', t, 'fp32']);
-  if (nativeBuilt) { configs.push(['native', t, 'fp32']); configs.push(['native', t, 'bf16']); }
+const median = (a: number[]): number => {
+  const s = a.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
+  if (!s.length) return NaN;
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const f = (x: number, d = 0): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
+const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(0)}%` : '-');
+
+// ------------------------------------------------------------------------------------------------ peak
+const maxThreads = Math.max(...threadList);
+const peaks: Record<string, PeakResult | null> = { native: null, wasm: null };
+log(`latentlab bench: the study's model (bn, z=2), batch 64, SGD momentum + CyclicLR; each run: median of ${windows} windows of 10 steps after 5 warm-up steps; ${rounds} alternating round(s)`);
+log(`machine: ${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.availableParallelism()} cores; load average at start ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
+if (nativeBuilt) {
+  try { peaks.native = nativePeak(maxThreads); } catch (e) { log(`(native FMA peak: ${(e as Error).message})`); }
+} else log('(native backend not built: apt-get install libdnnl-dev, then npm run build:native)');
+peaks.wasm = await wasmPeak(maxThreads);
+for (const [k, p] of Object.entries(peaks)) if (p)
+  log(`fp32 FMA peak, ${k} (${p.isa}), ${p.threads} thread${p.threads > 1 ? 's' : ''}: ${f(p.gflops)} GFLOP/s (best of 7 probes; median ${f(p.medianGflops)}; probed again after every round, the best is used)`);
+async function reprobePeaks(): Promise<void> {
+  if (peaks.native) { const n = nativePeak(maxThreads); if (n.gflops > peaks.native.gflops) peaks.native = n; }
+  if (peaks.wasm) { const w = await wasmPeak(maxThreads); if (w.gflops > peaks.wasm.gflops) peaks.wasm = w; }
 }
-if (process.argv.includes('--reference')) configs.push(['reference', 1, 'fp32']);
-const py = findTorchPython();
-const rows: Row[] = [];
-log(`latentlab bench: the study's model (bn, z=2), batch 64, SGD momentum + CyclicLR, median of ${windows} windows of 10 steps after 5 warm-up steps`);
-if (!nativeBuilt) log('(native backend not built: apt-get install libdnnl-dev, then npm run build:native)');
-for (const [b, t, p] of configs) {
-  const r = runNode(b, t, p);
-  rows.push(r);
-  log(`  ${`${b}${p === 'bf16' ? ' bf16' : ''}`.padEnd(12)} ${t} thread${t > 1 ? 's' : ' '}: ${r.error ? `failed: ${r.error}` : `${r.samplesPerSec.toFixed(0).padStart(6)} samples/s, peak RSS ${r.peakRssMB.toFixed(0)} MB`}`);
-}
+const peakOf = (config: string, threads: number): number => {
+  const p = config.startsWith('native') || config === 'pytorch' ? peaks.native : config === 'wasm' ? peaks.wasm : null;
+  return p ? (p.gflops * threads) / p.threads : NaN; // per-thread peak times the thread count
+};
+
+// ------------------------------------------------------------------------------------------------ rounds
+const py = argv.includes('--no-torch') ? null : findTorchPython();
+let torchInfo: TorchInfo | null = null;
 if (py) {
-  for (const t of [1, 2]) {
-    const r = runTorch(py, t);
-    rows.push(r);
-    log(`  ${r.backend.padEnd(12)} ${t} thread${t > 1 ? 's' : ' '}: ${r.error ? `failed: ${r.error}` : `${r.samplesPerSec.toFixed(0).padStart(6)} samples/s, peak RSS ${r.peakRssMB.toFixed(0)} MB`}`);
-  }
-} else log('  (PyTorch not found: no comparison; apt-get install python3-torch)');
+  try { torchInfo = lastJson<TorchInfo>(execFileSync(py, [path.join(root, 'tools', 'bench_torch.py'), '--info'], { encoding: 'utf8' })); } catch { /* reported as failed runs */ }
+  if (torchInfo) log(`PyTorch: ${torchInfo.version} (${torchInfo.python}; BLAS ${torchInfo.blas}${torchInfo.libs.length ? `, loaded ${torchInfo.libs.join(', ')}` : ''}; oneDNN ${torchInfo.mkldnn ? 'on' : 'off'})` +
+    `${Object.keys(torchSpin).length ? ', run with GOMP_SPINCOUNT=10000 as latentlab' : ''}` +
+    (torchInfo.python === '/usr/bin/python3' ? ' - Debian\'s build on the reference BLAS, far below pip\'s PyTorch: the ratio overstates latentlab' : ''));
+} else log(argv.includes('--no-torch') ? '(PyTorch not run: --no-torch)' : '(PyTorch not found: set $LATENTLAB_PYTHON, or python3 -m venv .venv && .venv/bin/pip install torch numpy)');
 
-const torchAt = (t: number): Row | undefined => rows.find((r) => r.backend.startsWith('pytorch') && r.threads === t && !r.error);
-const ratios: Record<string, number> = {};
-for (const r of rows) {
-  const pt = torchAt(r.threads);
-  if (pt && !r.backend.startsWith('pytorch') && !r.error) ratios[`${r.backend}${r.precision === 'bf16' ? '-bf16' : ''}/${r.threads}t`] = r.samplesPerSec / pt.samplesPerSec;
+const results = new Map<string, Row[]>(); // key `${config}/${threads}`
+const push = (k: string, r: Row) => results.set(k, [...(results.get(k) ?? []), r]);
+for (const t of threadList) {
+  for (let round = 0; round < rounds; round++) {
+    for (const c of configNames) {
+      const r = runNode(c, t);
+      push(`${c}/${t}`, r);
+      if (r.error) log(`  round ${round + 1}: ${c} ${t}t failed: ${r.error}`);
+    }
+    if (py) {
+      const r = runTorch(py, t);
+      push(`pytorch/${t}`, r);
+      if (r.error) log(`  round ${round + 1}: pytorch ${t}t failed: ${r.error}`);
+    }
+    // probe the peak again after each round and keep the best: under load a probe sees what it got
+    await reprobePeaks();
+  }
 }
-if (Object.keys(ratios).length) {
-  log('ratio to PyTorch at the same thread count:');
-  for (const [k, v] of Object.entries(ratios)) log(`  ${k.padEnd(16)} ${v.toFixed(2)}x`);
+for (const [k, p] of Object.entries(peaks)) if (p)
+  log(`fp32 FMA peak after the rounds, ${k}: ${f(p.gflops)} GFLOP/s (best of all probes)`);
+const loadEnd = os.loadavg();
+
+// ------------------------------------------------------------------------------------------------ report
+const allConfigs = [...configNames, ...(py ? ['pytorch'] : [])];
+const convGflopPerStep = (rows: Row[]): number => {
+  const r = rows.find((x) => x.convs?.length);
+  return r ? r.convs!.reduce((s, c) => s + c.gflop, 0) : NaN;
+};
+const stepGflop = convGflopPerStep([...results.values()].flat());
+const summary: Record<string, unknown>[] = [];
+for (const t of threadList) {
+  log('');
+  log(`training step, ${t} thread${t > 1 ? 's' : ''} (convolutions: ${f(stepGflop, 2)} GFLOP per step); medians of ${rounds} round(s), every round in brackets:`);
+  log(`  ${'config'.padEnd(12)} ${'samples/s'.padStart(9)}  ${'ms/step'.padStart(7)} ${'conv GFLOP/s'.padStart(12)} ${'of peak'.padStart(7)} ${'outside conv'.padStart(12)} ${'vs PyTorch'.padStart(10)}  rounds`);
+  const torchRate = median((results.get(`pytorch/${t}`) ?? []).map((r) => r.samplesPerSec));
+  for (const c of allConfigs) {
+    const rows = results.get(`${c}/${t}`) ?? [];
+    const rate = median(rows.map((r) => r.samplesPerSec)), ms = 64_000 / rate;
+    const gf = stepGflop / (ms / 1e3);
+    const outside = median(rows.map((r) => (r.profiledStepMs && r.convMs !== undefined ? 1 - r.convMs / r.profiledStepMs : NaN)));
+    const outsideMs = median(rows.map((r) => (r.profiledStepMs && r.convMs !== undefined ? r.profiledStepMs - r.convMs : NaN)));
+    const ratio = c === 'pytorch' ? NaN : rate / torchRate;
+    log(`  ${c.padEnd(12)} ${f(rate).padStart(9)}  ${f(ms, 2).padStart(7)} ${f(gf).padStart(12)} ${pct(gf / peakOf(c, t)).padStart(7)} ` +
+        `${(Number.isFinite(outside) ? `${pct(outside)} ${f(outsideMs, 1)}ms` : '-').padStart(12)} ${(Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-').padStart(10)}  ` +
+        `[${rows.map((r) => f(r.samplesPerSec)).join(', ')}]`);
+    summary.push({ config: c, threads: t, samplesPerSec: rate, msPerStep: ms, convGflops: gf, shareOfPeak: gf / peakOf(c, t),
+      outsideConvShare: outside, outsideConvMs: outsideMs, ratioToPytorch: ratio, rounds: rows.map((r) => r.samplesPerSec) });
+  }
+  // per layer and direction
+  const layerRows = new Map<string, { layer: string; dir: string; gflop: number }>();
+  for (const c of configNames) for (const r of results.get(`${c}/${t}`) ?? []) for (const cv of r.convs ?? [])
+    layerRows.set(`${cv.layer}|${cv.dir}`, { layer: cv.layer, dir: cv.dir, gflop: cv.gflop });
+  if (!layerRows.size) continue;
+  log('');
+  log(`per convolution and direction, ${t} thread${t > 1 ? 's' : ''}, timed inside profiled training steps (ms per step, GFLOP/s, share of the peak; median over rounds).`);
+  log('  PyTorch: one autograd node computes input and weight gradients together, shown on the bwd-data row as "bwd"; the first layer\'s backward is not separable there.');
+  const head = configNames.map((c) => `${c.padStart(21)}`).join(' ');
+  log(`  ${'layer'.padEnd(27)} ${'dir'.padEnd(10)} ${'GFLOP'.padStart(5)} ${head}${py ? `  ${'pytorch ms'.padStart(12)}` : ''}`);
+  const torchConvs = (results.get(`pytorch/${t}`) ?? []).map((r) => (r.convs ?? []) as unknown as TorchConv[]);
+  const torchMs = (layer: string, dir: string): number => median(torchConvs.map((cs) => cs.find((x) => x.layer === layer && x.dir === dir)?.ms ?? NaN));
+  for (const { layer, dir, gflop } of layerRows.values()) {
+    const cols = configNames.map((c) => {
+      const ms = median((results.get(`${c}/${t}`) ?? []).map((r) => r.convs?.find((x) => x.layer === layer && x.dir === dir)?.ms ?? NaN));
+      const g = gflop / (ms / 1e3);
+      return `${f(ms, 2).padStart(6)} ${f(g).padStart(5)} ${pct(g / peakOf(c, t)).padStart(4)}`.padStart(21);
+    });
+    let tcol = '';
+    if (py) {
+      const tms = dir === 'fwd' ? torchMs(layer, 'fwd') : dir === 'bwd-data' ? torchMs(layer, 'bwd') : NaN;
+      tcol = `  ${(dir === 'bwd-data' && layer.startsWith('encoder.0') ? '-' : dir === 'bwd-data' ? `${f(tms, 2)} bwd` : f(tms, 2)).padStart(12)}`;
+    }
+    log(`  ${layer.padEnd(27)} ${dir.padEnd(10)} ${gflop.toFixed(3).padStart(5)} ${cols.join(' ')}${tcol}`);
+  }
+  // rest of the step, per layer (Sequential.profiler), first latentlab config
+  const first = (results.get(`${configNames[0]}/${t}`) ?? []).filter((r) => r.layers);
+  if (first.length) {
+    log('');
+    log(`whole layers, ${configNames[0]} ${t} thread${t > 1 ? 's' : ''} (ms per step, forward / backward, median over rounds; Conv rows include their kernels above):`);
+    for (const l of first[0].layers!) {
+      const fw = median(first.map((r) => r.layers!.find((x) => x.name === l.name)?.forwardMs ?? NaN));
+      const bw = median(first.map((r) => r.layers!.find((x) => x.name === l.name)?.backwardMs ?? NaN));
+      log(`  ${l.name.padEnd(40)} ${f(fw, 2).padStart(7)} / ${f(bw, 2).padStart(7)}`);
+    }
+  }
 }
-for (const r of rows.filter((x) => x.layers && x.threads === 2)) {
-  log(`per-layer time, ${r.backend}${r.precision === 'bf16' ? ' bf16' : ''} 2 threads (ms per step: forward / backward):`);
-  for (const l of r.layers!) log(`  ${l.name.padEnd(34)} ${l.forwardMs.toFixed(2).padStart(7)} / ${l.backwardMs.toFixed(2).padStart(7)}`);
-}
+log('');
+log(`load average at the end ${loadEnd.map((x) => x.toFixed(2)).join(' ')}; "outside conv" = the profiled step's time outside the convolution kernels (batch-norm, activations, linear layers, loss, optimizer, bookkeeping)`);
 spawnSync(process.execPath, [path.join(here, 'tab.js')], { stdio: ['ignore', 'ignore', 'inherit'] }); // train in the tab: Chromium's wasm against Node's
-if (json) process.stdout.write(`${JSON.stringify({ rows, ratios })}\n`);
+if (json) process.stdout.write(`${JSON.stringify({ peaks, torch: torchInfo, summary, runs: Object.fromEntries(results) })}\n`);

@@ -6,7 +6,7 @@
  * Adam update), as samples/s.
  *
  *   npx tsc -p tsconfig.build.json && node dist/bench/native.js [--threads 2] [--reps 15] [--batch 64]
- *     [--layout auto|any|plain|tuned] [--precision fp32,bf16] [--bf16-wgrad] [--no-step]
+ *     [--layout auto|any|plain|tuned] [--precision fp32,bf16] [--bf16-wgrad] [--bf16-timed] [--no-step]
  * (LATENTLAB_BENCH_IMPL=1 also prints the oneDNN implementation of each convolution.)
  */
 import { pathToFileURL } from 'node:url';
@@ -33,6 +33,8 @@ export interface BenchNativeOptions {
   layout?: NativeLayout;
   /** With bf16: weight gradients in bf16 too (default: the backend's choice, bf16 only on AMX). */
   bf16WeightGrad?: boolean;
+  /** With bf16: time bf16 and fp32 per convolution on first use and keep the faster. */
+  bf16Timed?: boolean;
   /** Also time a whole training step of kernels (default true). */
   step?: boolean;
   /** Where the report lines go (default console.log; null for silence). */
@@ -276,13 +278,12 @@ function benchStep(be: NativeBackend, N: number, reps: number): StepResult {
   for (let i = 0; i < 3; i++) step.run();
   step.convMs();
   const times: number[] = [];
-  let convTotal = 0;
   for (let i = 0; i < reps; i++) {
     const t0 = performance.now();
     step.run();
     times.push(performance.now() - t0);
   }
-  convTotal = step.convMs();
+  const convTotal = step.convMs();
   const ms = median(times), best = Math.min(...times), total = times.reduce((a, b) => a + b, 0);
   return {
     precision: be.precision, medianMs: ms, samplesPerSec: N / (ms / 1e3), bestMs: best,
@@ -301,7 +302,7 @@ export async function benchNative(opts: BenchNativeOptions = {}): Promise<BenchN
   const result: BenchNativeResult = { threads, batch: N, info: null as unknown as NativeBackend['info'], convs: [], steps: [] };
   for (const precision of precisions) {
     const be = await createNativeBackend({
-      threads, precision, layout: opts.layout ?? 'auto', bf16WeightGrad: opts.bf16WeightGrad,
+      threads, precision, layout: opts.layout ?? 'auto', bf16WeightGrad: opts.bf16WeightGrad, bf16Timed: opts.bf16Timed,
     });
     result.info = be.info;
     if (precision === 'bf16') result.bf16WeightGrad = be.bf16WeightGrad;
@@ -364,6 +365,7 @@ if (process.argv[1] && import.meta.url === pathToFileURL(process.argv[1]).href) 
     precisions: prec ? (prec.split(',') as ('fp32' | 'bf16')[]) : undefined,
     step: !argv.includes('--no-step'),
     bf16WeightGrad: argv.includes('--bf16-wgrad') ? true : undefined,
+    bf16Timed: argv.includes('--bf16-timed'),
   }).catch((e: unknown) => {
     process.stderr.write(`bench native: ${(e as Error).message}\n`);
     process.exitCode = 1;

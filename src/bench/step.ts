@@ -2,9 +2,10 @@
  * One benchmark configuration, run in its own process so that its peak memory is its own:
  * training steps of the study's model (bn, z=2) at a batch size, on one backend and thread count.
  * Prints one JSON line: median samples/s over windows after a warm-up, per-layer times, peak RSS.
- *   node dist/bench/step.js --backend wasm --threads 2 [--batch 64] [--precision bf16]
+ *   node dist/bench/step.js --backend wasm --threads 2 [--batch 64] [--precision bf16 [--bf16-timed]]
  */
 import { createBackend } from '../engine/kernels/select.js';
+import { createNativeBackend } from '../engine/kernels/native/index.js';
 import { Sequential, type LayerTimes } from '../engine/nn/sequential.js';
 import { mseLoss } from '../engine/loss.js';
 import { SGD } from '../engine/optim/index.js';
@@ -14,12 +15,59 @@ import { Tensor } from '../engine/tensor.js';
 import { AutoEncoder } from '../lab/models/autoencoder.js';
 import '../node-backends.js';
 import { IMAGE_PIXELS, batchShape } from '../lab/data/image.js';
+import type { Backend, ConvGeom } from '../engine/kernels/index.js';
+import type { Module } from '../engine/nn/module.js';
 
 export interface StepBenchResult {
   backend: string; threads: number; precision: string; batch: number;
   samplesPerSec: number; windows: number[]; msPerStep: number;
   layers: { name: string; forwardMs: number; backwardMs: number }[];
+  /** Every convolution kernel of a step, timed inside the profiled steps: layer, direction, ms, GFLOP. */
+  convs: ConvTiming[];
+  /** Step time of the profiled pass (ms) and the part of it spent inside the convolution kernels. */
+  profiledStepMs: number;
+  convMs: number;
   peakRssMB: number;
+}
+
+/** One convolution of the model in one direction (for a ConvTranspose2d, fwd runs conv2dBackwardData). */
+export interface ConvTiming { layer: string; dir: 'fwd' | 'bwd-data' | 'bwd-weight'; ms: number; gflop: number }
+
+type ConvKernel = 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeight';
+
+/**
+ * Times every convolution kernel call while `on`: the backend's three conv methods are wrapped, and the
+ * model's Conv2d / ConvTranspose2d layers say which layer and pass is calling. Bench only.
+ */
+function instrumentConvs(backend: Backend, model: Module): { on: boolean; rows: Map<string, ConvTiming>; ms: number } {
+  const state = { on: false, rows: new Map<string, ConvTiming>(), ms: 0 };
+  let current: { layer: string; pass: 'forward' | 'backward' } | null = null;
+  for (const [name, m] of model.namedModules()) {
+    if (m.typeName !== 'Conv2d' && m.typeName !== 'ConvTranspose2d') continue;
+    const label = `${name} ${m.typeName}`;
+    const mm = m as unknown as { forward: (...a: unknown[]) => unknown; backward: (...a: unknown[]) => unknown };
+    for (const pass of ['forward', 'backward'] as const) {
+      const orig = mm[pass].bind(m);
+      mm[pass] = (...a: unknown[]) => { current = { layer: label, pass }; try { return orig(...a); } finally { current = null; } };
+    }
+  }
+  const b = backend as unknown as Record<ConvKernel, (g: ConvGeom, ...a: unknown[]) => void>;
+  for (const k of ['conv2d', 'conv2dBackwardData', 'conv2dBackwardWeight'] as const) {
+    const orig = b[k].bind(backend);
+    b[k] = (g: ConvGeom, ...a: unknown[]) => {
+      if (!state.on || !current) { orig(g, ...a); return; }
+      const t0 = performance.now();
+      orig(g, ...a);
+      const ms = performance.now() - t0;
+      const dir = current.pass === 'forward' ? 'fwd' : k === 'conv2dBackwardWeight' ? 'bwd-weight' : 'bwd-data';
+      const key = `${current.layer}|${dir}`;
+      const r = state.rows.get(key) ?? { layer: current.layer, dir, ms: 0, gflop: 2 * g.N * g.K * g.OH * g.OW * g.C * g.R * g.S / 1e9 };
+      r.ms += ms;
+      state.ms += ms;
+      state.rows.set(key, r);
+    };
+  }
+  return state;
 }
 
 function arg(name: string, dflt: string): string {
@@ -28,9 +76,12 @@ function arg(name: string, dflt: string): string {
 }
 
 export async function benchStep(backendName: string, threads: number, batch = 64, precision: 'fp32' | 'bf16' = 'fp32',
-                                warmup = 5, windows = 5, stepsPerWindow = 10): Promise<StepBenchResult> {
-  const backend = await createBackend(backendName, { threads, precision });
-  const model = new AutoEncoder({ model: 'bn', latent: 2 }, new Rng(0)).to(backend);
+                                warmup = 5, windows = 5, stepsPerWindow = 10, bf16Timed = false): Promise<StepBenchResult> {
+  const backend = bf16Timed ? await createNativeBackend({ threads, precision, bf16Timed })
+    : await createBackend(backendName, { threads, precision });
+  const model = new AutoEncoder({ model: 'bn', latent: 2 }, new Rng(0));
+  const convProbe = instrumentConvs(backend, model);
+  model.to(backend);
   const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
   const sched = new CyclicLR(opt, { baseLr: 1e-4, maxLr: 1e-2, stepSizeUp: 400 });
   const x = backend.alloc(batch * IMAGE_PIXELS), grad = backend.alloc(batch * IMAGE_PIXELS);
@@ -55,21 +106,27 @@ export async function benchStep(backendName: string, threads: number, batch = 64
   // a separate profiled pass: timing every layer adds a little overhead of its own
   const prof = new Map<string, LayerTimes>();
   Sequential.profiler = prof;
+  convProbe.on = true;
+  const tp = performance.now();
   for (let i = 0; i < stepsPerWindow; i++) step();
+  const profiledStepMs = (performance.now() - tp) / stepsPerWindow;
+  convProbe.on = false;
   Sequential.profiler = null;
+  const convs = [...convProbe.rows.values()].map((r) => ({ ...r, ms: r.ms / stepsPerWindow }));
   const layers = [...prof].map(([name, t]) => ({ name, forwardMs: t.forward / t.calls, backwardMs: t.backward / t.calls }));
   const sorted = [...rates].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)];
   backend.dispose?.();
   return {
     backend: backend.name, threads: backend.threads, precision, batch, samplesPerSec: median, windows: rates,
-    msPerStep: (1000 * batch) / median, layers, peakRssMB: process.resourceUsage().maxRSS / 1024,
+    msPerStep: (1000 * batch) / median, layers, convs, profiledStepMs,
+    convMs: convProbe.ms / stepsPerWindow, peakRssMB: process.resourceUsage().maxRSS / 1024,
   };
 }
 
 if (process.argv[1] && import.meta.url.endsWith(process.argv[1].split('/').pop()!)) {
   benchStep(arg('backend', 'wasm'), Number(arg('threads', '2')), Number(arg('batch', '64')), arg('precision', 'fp32') as 'fp32' | 'bf16',
-    Number(arg('warmup', '5')), Number(arg('windows', '5')), Number(arg('steps', '10')))
+    Number(arg('warmup', '5')), Number(arg('windows', '5')), Number(arg('steps', '10')), process.argv.includes('--bf16-timed'))
     .then((r) => { process.stdout.write(`${JSON.stringify(r)}\n`); process.exit(0); })
     .catch((e) => { process.stderr.write(`bench: ${(e as Error).message}\n`); process.exit(1); });
 }

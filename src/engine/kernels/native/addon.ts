@@ -65,11 +65,15 @@ export interface NativeContext {
 export interface NativeAddon {
   /** new Context(threads, bf16, layout): layout 0 = oneDNN's blocked layouts with cached reorders,
    * 1 = plain NCHW activations, 2 = the faster of the two per shape (timed on first use),
-   * 3 = per shape by a fixed rule. bf16WeightGrad: with bf16, backward-weights in bf16 too (else fp32). */
-  Context: new (threads: number, bf16: boolean, layout: number, bf16WeightGrad: boolean) => NativeContext;
+   * 3 = per shape by a fixed rule. bf16WeightGrad: with bf16, backward-weights in bf16 too (else fp32).
+   * bf16Timed: with bf16, each convolution and direction in the faster of bf16 and fp32 (timed on first use). */
+  Context: new (threads: number, bf16: boolean, layout: number, bf16WeightGrad: boolean, bf16Timed?: boolean) => NativeContext;
   info(): NativeInfo;
   /** A zero-filled Float32Array over 64-byte aligned native memory. */
   allocAligned(n: number): Float32Array;
+  /** The fp32 FMA peak probe of `npm run bench`: `threads` OpenMP threads each run `iters` rounds of 16
+   * independent vector FMAs in registers (AVX-512, else AVX2+FMA, else scalar). */
+  fmaPeak(threads: number, iters: number): { gflops: number; seconds: number; isa: string; check: number };
 }
 
 /**
@@ -110,7 +114,7 @@ export function loadNativeAddon(path = nativeAddonPath()): NativeAddon {
     return addon;
   } catch (e) {
     const msg = (e as Error).message.split('\n')[0];
-    throw new Error(`native addon failed to load (${msg}); ${NATIVE_HINT}`);
+    throw new Error(`native addon failed to load (${msg}); ${NATIVE_HINT}`, { cause: e });
   } finally {
     if (setSpin) delete env.GOMP_SPINCOUNT;
   }

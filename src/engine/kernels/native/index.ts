@@ -31,6 +31,14 @@ export interface NativeBackendOptions extends BackendOptions {
    */
   bf16WeightGrad?: boolean;
   /**
+   * With precision 'bf16': on the first call of each convolution and direction, time its bf16 and fp32
+   * versions (the least of 5 alternating runs each) and keep the faster, whatever bf16WeightGrad says.
+   * The choice depends on the machine's load at that moment, so two runs may pick differently (and so
+   * round differently). Default false: bf16 everywhere except weight gradients (see bf16WeightGrad) and
+   * backward-data into fewer than 8 channels.
+   */
+  bf16Timed?: boolean;
+  /**
    * Allocate with 64-byte aligned native memory instead of `new Float32Array` (whose large arrays are only
    * 16-byte aligned). Default true: oneDNN's AVX-512 kernels then never split a vector across cache
    * lines (measured 2-5% faster training steps, fp32 / bf16).
@@ -60,6 +68,8 @@ export class NativeBackend implements Backend {
   readonly info: NativeInfo;
   /** Whether the weight gradients are computed in bf16 (precision 'bf16' only). */
   readonly bf16WeightGrad: boolean;
+  /** Whether bf16 and fp32 are timed per convolution (precision 'bf16' only). */
+  readonly bf16Timed: boolean;
   private ctx: NativeContext | null;
   private readonly allocFn: (n: number) => Float32Array;
 
@@ -77,7 +87,8 @@ export class NativeBackend implements Backend {
     this.layout = opts.layout ?? 'auto';
     if (LAYOUT_CODE[this.layout] === undefined) throw new Error(`native: unknown layout '${this.layout}'`);
     this.bf16WeightGrad = this.precision === 'bf16' && (opts.bf16WeightGrad ?? this.info.isa.includes('amx'));
-    this.ctx = new addon.Context(this.threads, this.precision === 'bf16', LAYOUT_CODE[this.layout], this.bf16WeightGrad);
+    this.bf16Timed = this.precision === 'bf16' && !!opts.bf16Timed;
+    this.ctx = new addon.Context(this.threads, this.precision === 'bf16', LAYOUT_CODE[this.layout], this.bf16WeightGrad, this.bf16Timed);
     this.allocFn = opts.alignedAlloc ?? true ? (n) => addon.allocAligned(n) : (n) => new Float32Array(n);
   }
 

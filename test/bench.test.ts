@@ -1,0 +1,47 @@
+/**
+ * What `npm run bench` reports is attributed right: the FMA peak probes run and say what ran, and the
+ * per-convolution timing inside a training step finds every convolution of the model in each direction
+ * with its FLOP count. No speed is asserted (the machine is shared).
+ */
+import { describe, expect, it } from 'vitest';
+import { convOutSize } from '../src/engine/kernels/index.js';
+import { benchStep } from '../src/bench/step.js';
+import { nativePeak, wasmPeak } from '../src/bench/peak.js';
+import { need } from './requirements.js';
+
+describe('bench', () => {
+  it('wasm FMA peak probe runs on the requested threads and names its instruction set', async () => {
+    const p = await wasmPeak(2, 2, 0.01);
+    expect(p.threads).toBe(2);
+    expect(p.isa).toMatch(/^wasm (relaxed-simd fma|simd128 mul\+add)$/);
+    expect(p.gflops).toBeGreaterThan(0);
+    expect(p.gflops).toBeGreaterThanOrEqual(p.medianGflops);
+  });
+
+  it.runIf(need('native', 'bench.test'))('native FMA peak probe', () => {
+    const p = nativePeak(1, 2, 0.01);
+    expect(p.isa).toMatch(/^(avx512f|avx2\+fma|scalar)$/);
+    expect(p.gflops).toBeGreaterThan(0);
+  });
+
+  it('times each convolution of a training step per layer and direction, with its FLOPs', async () => {
+    const N = 2;
+    const r = await benchStep('wasm', 1, N, 'fp32', 1, 1, 1);
+    const conv = (C: number, H: number, K: number, s: number) => { const O = convOutSize(H, 3, s, 1); return 2 * N * K * O * O * C * 9 / 1e9; };
+    // the model's six convolutions as (C, H, K, stride) of the convolution they compute or transpose
+    const layers: [string, number][] = [
+      ['encoder.0 Conv2d', conv(1, 28, 32, 1)], ['encoder.3 Conv2d', conv(32, 28, 64, 2)], ['encoder.6 Conv2d', conv(64, 14, 64, 2)],
+      ['decoder.3 ConvTranspose2d', conv(64, 14, 64, 2)], ['decoder.6 ConvTranspose2d', conv(32, 28, 64, 2)],
+      ['decoder.9 ConvTranspose2d', conv(1, 28, 32, 1)],
+    ];
+    const want = layers.flatMap(([l, g]) => (['fwd', 'bwd-weight', 'bwd-data'] as const)
+      .filter((d) => !(l === 'encoder.0 Conv2d' && d === 'bwd-data')) // the input needs no gradient
+      .map((d) => `${l}|${d}|${g.toPrecision(6)}`));
+    const got = r.convs.map((c) => `${c.layer}|${c.dir}|${c.gflop.toPrecision(6)}`);
+    expect(got.sort()).toEqual(want.sort());
+    for (const c of r.convs) expect(c.ms).toBeGreaterThan(0);
+    const sum = r.convs.reduce((s, c) => s + c.ms, 0);
+    expect(r.convMs).toBeCloseTo(sum, 6);
+    expect(r.convMs).toBeLessThan(r.profiledStepMs);
+  });
+});
