@@ -10,9 +10,15 @@ import { dataRange, type Transform } from '../../viz/axes.js';
 export interface RunSummary {
   name: string; status: string; config: Record<string, unknown> | null; result: Record<string, unknown> | null;
   hasModel?: boolean; hasLatents?: boolean; ownJob?: boolean; error?: string;
+  /** Where the run is (status.json): the step reached, the steps planned, the checkpoint's step. */
+  progress?: { step: number | null; totalSteps: number | null; checkpointStep: number | null } | null;
+  /** A stopped run with a checkpoint that this server can continue (Resume). */
+  canResume?: boolean;
+  /** Files of the run that cannot be read, one line each ("config.json: not JSON (...)"). */
+  problems?: string[];
 }
 export interface RunDetail extends RunSummary { metrics: MetricLine[]; snapshotSteps: number[]; hasSnapshotLabels: boolean }
-export interface MetricLine { step: number; epoch: number; loss?: number; testLoss?: number; lr?: number; samplesPerSec?: number }
+export interface MetricLine { step: number; epoch: number; loss?: number; recon?: number; latent?: number; testLoss?: number; lr?: number; samplesPerSec?: number }
 
 export interface Latents { z: Float32Array; n: number; dim: number; labels: Uint8Array; source: string }
 export interface Pin { x: number; y: number; z: Float32Array; img: Float32Array }
@@ -44,7 +50,7 @@ export const state = {
   hover: null as { x: number; y: number } | null,
   metrics: [] as MetricLine[],
   lastSnap: -1,
-  mode: 'pan' as 'pan' | 'box',
+  mode: 'pan' as 'pan' | 'box' | 'scrub',
   /** The user zoomed or panned: new snapshots keep the view. */
   userView: false,
 };

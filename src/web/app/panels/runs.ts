@@ -22,6 +22,7 @@ function runMeta(r: RunSummary): string {
     if (typeof res.testMse === 'number') parts.push(`MSE ${res.testMse.toFixed(4)}`);
     if (res.stopped === true) parts.push('stopped early');
   } else if (typeof c.totalSteps === 'number') parts.push(`${c.totalSteps} steps planned`);
+  if (r.problems?.length) parts.push(`cannot read ${r.problems.length === 1 ? 'a file' : `${r.problems.length} files`}`);
   return parts.join(' · ');
 }
 
@@ -56,6 +57,10 @@ function renderRunInfo(): void {
   dl.replaceChildren();
   tb.replaceChildren();
   details.hidden = !r;
+  const problem = $('run-problem');
+  const problems = r?.problems ?? [];
+  problem.hidden = !problems.length;
+  problem.textContent = problems.join('\n');
   if (!r) return;
   const c = r.config ?? {}, res = r.result ?? {};
   const fig: [string, unknown][] = [

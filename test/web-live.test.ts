@@ -1,0 +1,280 @@
+/**
+ * The explorer, second edition (issue 16 items 6-9 and 11-13), end to end in Debian's Chromium
+ * (playwright-core): progress in words, charts that plot like with like, broken run files named in
+ * one line, a "what is this" line for every view, a phone layout driven by touch (screenshots in
+ * test-output/web/), and live training: the page decodes with the weights the trainer publishes,
+ * Stop keeps a resumable run.
+ */
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { Browser, BrowserContext, CDPSession, Page } from 'playwright-core';
+import '../src/node-backends.js';
+import { STUDY_LATENT_MAP } from '../src/lab/run/config.js';
+import { loadDataset, type LoadedDataset } from '../src/lab/data/datasets.js';
+import { train } from '../src/lab/train/train.js';
+import { progressText } from '../src/web/app/progress.js';
+import { startServer, type WebServer } from '../src/web/server.js';
+import { MNIST_DIR, ROOT } from './helpers.js';
+import { CHROMIUM, need } from './requirements.js';
+
+const HAVE_CHROMIUM = need('chromium', 'web-live.test');
+const SHOTS = path.join(ROOT, 'test-output', 'web');
+
+let runsDir = '';
+let srv: WebServer;
+let data: LoadedDataset;
+/** 640 training images: 20 steps of 32 make an epoch, so a 40-step run has two test losses. */
+let small: LoadedDataset;
+const quick = { batchSize: 32, backend: 'wasm', threads: 1, dataDir: MNIST_DIR, logEvery: 5, snapshotEvery: 10, epochs: 2 } as const;
+
+beforeAll(async () => {
+  const b = spawnSync(process.execPath, [path.join(ROOT, 'tools', 'build-web.mjs')], { cwd: ROOT, encoding: 'utf8' });
+  if (b.status !== 0) throw new Error(`build-web failed: ${b.stderr}`);
+  data = await loadDataset('mnist', { dataDir: MNIST_DIR });
+  const n = 640, px = data.train.rows * data.train.cols;
+  small = { ...data, train: { ...data.train, n, images: data.train.images.subarray(0, n * px), labels: data.train.labels.subarray(0, n) } };
+  runsDir = mkdtempSync(path.join(os.tmpdir(), 'latentlab-web-live-'));
+  const common = { data: small, testLimit: 300, trainLatents: 300 };
+  await train({ ...quick }, { ...common, out: path.join(runsDir, 'plain') });
+  await train({ ...quick, supervised: STUDY_LATENT_MAP }, { ...common, out: path.join(runsDir, 'sup') });
+  // broken runs: a config.json that is not JSON, a metrics line that is not JSON, a cut checkpoint
+  for (const bad of ['bad-config', 'bad-metrics', 'bad-checkpoint']) cpSync(path.join(runsDir, 'plain'), path.join(runsDir, bad), { recursive: true });
+  writeFileSync(path.join(runsDir, 'bad-config', 'config.json'), '{"model": "bn", "latent": 2,');
+  const lines = readFileSync(path.join(runsDir, 'plain', 'metrics.jsonl'), 'utf8').split('\n');
+  lines.splice(2, 0, '{"step": 12, "loss": 0.5');
+  writeFileSync(path.join(runsDir, 'bad-metrics', 'metrics.jsonl'), lines.join('\n'));
+  truncateSync(path.join(runsDir, 'bad-checkpoint', 'checkpoint.safetensors'), 100);
+  srv = await startServer({ runsDir, port: 0, dataDir: MNIST_DIR });
+  mkdirSync(SHOTS, { recursive: true });
+}, 600_000);
+
+afterAll(async () => { await srv?.close(); });
+
+describe('progress in words (item 8)', () => {
+  it('says step N of M and the epoch, never a step past the total', () => {
+    expect(progressText({ status: 'training', step: 140, totalSteps: 938, perEpoch: 938 })).toBe('training: step 140 of 938 (epoch 1 of 1)');
+    expect(progressText({ status: 'training', step: 1500, totalSteps: 2814, perEpoch: 938 })).toBe('training: step 1500 of 2814 (epoch 2 of 3)');
+    expect(progressText({ status: 'training', step: 938, totalSteps: 2814, perEpoch: 938 })).toMatch(/\(epoch 1 of 3\)$/);
+    expect(progressText({ status: 'stopped', step: 140, totalSteps: 938, perEpoch: 938 })).toMatch(/^stopped at step 140 of 938 \(epoch 1 of 1\)/);
+    // a total smaller than the step (a stale plan) is never shown as "140 of 100"
+    const odd = progressText({ status: 'training', step: 140, totalSteps: 100, perEpoch: 50 });
+    expect(odd).not.toMatch(/140 of 100/);
+    expect(odd).toBe('training: step 140 of 140 (epoch 3 of 3)');
+    expect(progressText({ status: 'done', step: 40, totalSteps: 40, perEpoch: 20 })).toBe('finished: 40 steps');
+    expect(progressText({ status: 'training', step: null, totalSteps: 40, perEpoch: 20 })).toMatch(/waiting for the first logged step/);
+  });
+});
+
+describe('server: broken run files (item 11)', () => {
+  const get = async (p: string): Promise<{ status: number; body: Record<string, unknown> }> => {
+    const r = await fetch(new URL(p, srv.url));
+    return { status: r.status, body: await r.json() as Record<string, unknown> };
+  };
+  it('names the file and what is wrong, one line each, in the list and in the run', async () => {
+    const { body } = await get('/api/runs');
+    const runs = body.runs as { name: string; problems?: string[] }[];
+    const by = (n: string) => runs.find((r) => r.name === n);
+    expect(by('plain')?.problems ?? []).toEqual([]);
+    expect(by('bad-config')?.problems).toEqual([expect.stringMatching(/^config\.json: .*JSON/)]);
+    const m = await get('/api/runs/bad-metrics');
+    expect(m.status).toBe(200);
+    expect(m.body.problems).toEqual([expect.stringMatching(/^metrics\.jsonl: line 3\b.*not JSON/)]);
+    const c = await get('/api/runs/bad-checkpoint');
+    expect(c.body.problems).toEqual([expect.stringMatching(/^checkpoint\.safetensors: /)]);
+    for (const r of [m.body, c.body, (await get('/api/runs/bad-config')).body])
+      for (const line of r.problems as string[]) { expect(line).not.toContain('\n'); expect(line).not.toContain(runsDir); }
+  });
+});
+
+describe.skipIf(!HAVE_CHROMIUM)('browser (headless Chromium)', () => {
+  let browser: Browser;
+  let desk: BrowserContext;
+  let page: Page;
+  const errors: string[] = [];
+
+  beforeAll(async () => {
+    const { chromium } = await import('playwright-core');
+    browser = await chromium.launch({
+      executablePath: CHROMIUM,
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    desk = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    page = await desk.newPage();
+    page.on('pageerror', (e) => errors.push(e.message));
+    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+  }, 120_000);
+
+  afterAll(async () => { await browser?.close(); });
+
+  async function open(p: Page, run: string): Promise<void> {
+    await p.goto(`${srv.url}?run=${run}`);
+    await p.waitForSelector(`body[data-model="ready"][data-run="${run}"]`, { timeout: 60_000 });
+    await p.waitForFunction(() => !!document.getElementById('overlay')!.dataset.plot);
+  }
+  /** The plot area of the plane in page coordinates (from the page's own data-plot). */
+  async function plot(p: Page): Promise<{ x: number; y: number; w: number; h: number }> {
+    const b = (await p.locator('#overlay').boundingBox())!;
+    const [x, y, w, h] = (await p.getAttribute('#overlay', 'data-plot'))!.split(',').map(Number);
+    return { x: b.x + x, y: b.y + y, w, h };
+  }
+  const count = (p: Page, sel: string): Promise<number> => p.$eval(sel, (c) => Number((c as HTMLElement).dataset.count ?? 0));
+  const pixels = (p: Page, sel: string): Promise<number[]> => p.$eval(sel, (c) => {
+    const cv = c as HTMLCanvasElement;
+    return Array.from(cv.getContext('2d')!.getImageData(0, 0, cv.width, cv.height).data);
+  });
+
+  it('every view has a "what is this" line: the axes, the colours, what hovering does (item 12)', async () => {
+    await open(page, 'sup');
+    const lines = await page.evaluate(() => {
+      const out: Record<string, string> = {};
+      for (const h of document.querySelectorAll('h3')) {
+        const sec = h.closest('section')!;
+        const ex = sec.querySelector('.explain');
+        out[h.id] = ex && !(ex as HTMLElement).closest('[hidden]') ? ex.textContent!.trim() : '';
+      }
+      return out;
+    });
+    expect(Object.keys(lines).sort()).toEqual(['decoded-heading', 'draw-heading', 'gen-heading', 'grid-heading', 'pins-heading', 'plane-heading', 'train-heading']);
+    for (const [h, t] of Object.entries(lines)) expect(t.length, h).toBeGreaterThan(40);
+    expect(lines['plane-heading']).toMatch(/axes/);
+    expect(lines['plane-heading']).toMatch(/colour is the digit/);
+    expect(lines['plane-heading']).toMatch(/Hover/);
+    expect(lines['train-heading']).toMatch(/test images/);
+    expect(await page.locator('.explain').first().isVisible()).toBe(true);
+  }, 120_000);
+
+  it('the loss chart plots train and test reconstruction together and the latent-map term apart (item 9)', async () => {
+    await open(page, 'sup');
+    const metrics = readFileSync(path.join(runsDir, 'sup', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as Record<string, number>);
+    const trainLines = metrics.filter((l) => typeof l.recon === 'number');
+    const last = trainLines.at(-1)!;
+    expect(last.loss).not.toBeCloseTo(last.recon, 6); // the supervised loss has another term
+    await page.waitForFunction(() => document.getElementById('curve')!.dataset.run === 'sup');
+    expect(await page.getAttribute('#curve', 'data-series')).toBe('train reconstruction (MSE)|test reconstruction (MSE)');
+    expect(Number(await page.getAttribute('#curve', 'data-points'))).toBe(trainLines.length);
+    expect(Number(await page.getAttribute('#curve', 'data-test-points'))).toBe(metrics.filter((l) => typeof l.testLoss === 'number').length);
+    expect(Number(await page.getAttribute('#curve', 'data-test-points'))).toBe(2);
+    expect(Number(await page.getAttribute('#curve', 'data-train-last'))).toBe(last.recon);
+    expect(await page.locator('#curve-latent').isVisible()).toBe(true);
+    expect(Number(await page.getAttribute('#curve-latent', 'data-points'))).toBe(metrics.filter((l) => typeof l.latent === 'number').length);
+    expect(Number(await page.getAttribute('#curve-latent', 'data-last'))).toBe(trainLines.at(-1)!.latent);
+    await page.locator('.train-pane').screenshot({ path: path.join(SHOTS, 'chart-supervised.png') });
+    // an unsupervised run has no latent-map term: no second chart
+    await open(page, 'plain');
+    expect(await page.locator('#curve-latent').isHidden()).toBe(true);
+    expect(await page.textContent('#train-status')).toBe('finished: 40 steps');
+  }, 120_000);
+
+  it('a run with a broken config.json, metrics.jsonl or checkpoint says which file and what is wrong (item 11)', async () => {
+    for (const [run, re] of [['bad-config', /^config\.json: .*JSON/], ['bad-metrics', /^metrics\.jsonl: line 3/], ['bad-checkpoint', /^checkpoint\.safetensors: /]] as const) {
+      await page.goto(`${srv.url}?run=${run}`);
+      await page.waitForSelector(`body[data-ready="1"][data-run="${run}"]`, { timeout: 60_000 });
+      await page.waitForSelector('#run-problem:not([hidden])');
+      const text = (await page.textContent('#run-problem'))!;
+      expect(text, run).toMatch(re);
+      expect(text.split('\n')).toHaveLength(1);
+    }
+    await page.screenshot({ path: path.join(SHOTS, 'broken-run.png'), fullPage: true });
+    await open(page, 'plain');
+    expect(await page.locator('#run-problem').isHidden()).toBe(true);
+  }, 120_000);
+
+  it('lays out on a 1280x800 desktop (screenshot kept)', async () => {
+    await open(page, 'plain');
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(1280);
+    await page.screenshot({ path: path.join(SHOTS, 'desktop-1280x800.png'), fullPage: true });
+  }, 60_000);
+
+  describe('a 390x844 phone with a touch screen (item 13)', () => {
+    let phone: BrowserContext;
+    let p: Page;
+    let cdp: CDPSession;
+    /** A finger dragged from a to b (Chromium's touch emulation: touch events, and pointer events of type touch from them). */
+    async function swipe(a: { x: number; y: number }, b: { x: number; y: number }, steps = 8): Promise<void> {
+      await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [{ x: a.x, y: a.y }] });
+      for (let i = 1; i <= steps; i++) {
+        const x = a.x + ((b.x - a.x) * i) / steps, y = a.y + ((b.y - a.y) * i) / steps;
+        await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: [{ x, y }] });
+        await p.waitForTimeout(30);
+      }
+      await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+    }
+
+    beforeAll(async () => {
+      phone = await browser.newContext({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true, deviceScaleFactor: 2 });
+      p = await phone.newPage();
+      p.on('pageerror', (e) => errors.push(e.message));
+      cdp = await phone.newCDPSession(p);
+    });
+    afterAll(async () => { await phone?.close(); });
+
+    it('nothing overflows and the plane fills the width', async () => {
+      await open(p, 'plain');
+      const over = await p.evaluate(() => {
+        const out: string[] = [];
+        for (const e of document.querySelectorAll('body *')) {
+          const b = e.getBoundingClientRect();
+          if (b.width > 0 && (b.right > innerWidth + 0.5 || b.left < -0.5)) out.push(`${e.tagName.toLowerCase()}#${e.id}.${e.className}`);
+        }
+        return { scrollWidth: document.documentElement.scrollWidth, out };
+      });
+      expect(over).toEqual({ scrollWidth: 390, out: [] });
+      const b = (await p.locator('#overlay').boundingBox())!;
+      expect(b.width).toBeGreaterThanOrEqual(390 * 0.9);
+      expect(b.height).toBeGreaterThanOrEqual(b.width * 0.9);
+      await p.screenshot({ path: path.join(SHOTS, 'phone-390x844.png'), fullPage: true });
+    }, 120_000);
+
+    it('a finger scrubs the plane (decodes under it), a tap pins, a dragged box gives the grid, and a drawn digit lands on the plane', async () => {
+      await open(p, 'plain');
+      expect(await p.isChecked('input[name="mode"][value="scrub"]')).toBe(true);
+      // zoom out so that the ends of the swipe are far apart in the latent space
+      for (let i = 0; i < 5; i++) await p.tap('#zoom-out');
+      const pl = await plot(p);
+      await p.locator('#overlay').scrollIntoViewIfNeeded();
+      const pl2 = await plot(p);
+      const at = (fx: number, fy: number) => ({ x: pl2.x + pl2.w * fx, y: pl2.y + pl2.h * fy });
+      expect(pl2.w).toBeCloseTo(pl.w, 0);
+      const n0 = await count(p, '#decoded');
+      await swipe(at(0.1, 0.1), at(0.5, 0.5));
+      await p.waitForFunction((n) => Number(document.getElementById('decoded')!.dataset.count ?? 0) > n + 1, n0);
+      await p.waitForTimeout(300);
+      const first = await pixels(p, '#decoded');
+      const n1 = await count(p, '#decoded');
+      await swipe(at(0.5, 0.5), at(0.9, 0.9));
+      await p.waitForFunction((n) => Number(document.getElementById('decoded')!.dataset.count ?? 0) > n, n1);
+      await p.waitForTimeout(300);
+      expect(await pixels(p, '#decoded')).not.toEqual(first);
+      expect(await p.getAttribute('#pins', 'data-count')).toBe('0'); // a swipe is not a tap
+      await p.screenshot({ path: path.join(SHOTS, 'phone-scrub.png') });
+      // a tap pins
+      await p.touchscreen.tap(at(0.3, 0.6).x, at(0.3, 0.6).y);
+      await p.waitForFunction(() => document.getElementById('pins')!.dataset.count === '1');
+      // Box mode: the finger drags a box, the grid is decoded
+      await p.tap('input[name="mode"][value="box"]');
+      await p.locator('#overlay').scrollIntoViewIfNeeded();
+      const pl3 = await plot(p);
+      await swipe({ x: pl3.x + pl3.w * 0.2, y: pl3.y + pl3.h * 0.2 }, { x: pl3.x + pl3.w * 0.8, y: pl3.y + pl3.h * 0.8 });
+      await p.waitForFunction(() => Number(document.getElementById('grid')!.dataset.cells ?? 0) === 100, null, { timeout: 30_000 });
+      await p.locator('#grid').scrollIntoViewIfNeeded();
+      await p.screenshot({ path: path.join(SHOTS, 'phone-box-grid.png') });
+      // the pad: a finger draws a 7
+      await p.locator('#pad').scrollIntoViewIfNeeded();
+      const pad = (await p.locator('#pad').boundingBox())!;
+      const q = (fx: number, fy: number) => ({ x: pad.x + pad.width * fx, y: pad.y + pad.height * fy });
+      await cdp.send('Input.dispatchTouchEvent', { type: 'touchStart', touchPoints: [q(0.25, 0.2)] });
+      for (const [fx, fy] of [[0.45, 0.2], [0.75, 0.2], [0.6, 0.5], [0.4, 0.85]]) {
+        await cdp.send('Input.dispatchTouchEvent', { type: 'touchMove', touchPoints: [q(fx, fy)] });
+        await p.waitForTimeout(30);
+      }
+      await cdp.send('Input.dispatchTouchEvent', { type: 'touchEnd', touchPoints: [] });
+      await p.waitForFunction(() => !!document.getElementById('overlay')!.dataset.drawn, null, { timeout: 30_000 });
+      expect(await count(p, '#recon')).toBeGreaterThanOrEqual(1);
+      await p.screenshot({ path: path.join(SHOTS, 'phone-draw.png') });
+      expect(await p.evaluate(() => document.documentElement.scrollWidth)).toBe(390);
+    }, 180_000);
+  });
+});
