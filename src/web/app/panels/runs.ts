@@ -82,17 +82,40 @@ function parseLatents(bytes: Uint8Array, source: string): Latents {
   return { z: z.data as Float32Array, n: z.shape[0], dim: z.shape[1], labels: Uint8Array.from(lab.data as ArrayLike<number | bigint>, Number), source };
 }
 
-async function loadModel(r: RunDetail, token: number): Promise<void> {
-  if (!r.hasModel || !r.config) { state.modelReady = false; return; }
+/**
+ * Loads a run's weights into the worker: `file` is model.safetensors (the last checkpoint's weights)
+ * or live.safetensors (what the trainer publishes every few seconds; publishedAt: its mtime).
+ */
+async function loadModel(r: RunDetail, token: number, file = 'model.safetensors', publishedAt: number | null = null): Promise<void> {
+  if (!r.config || (file === 'model.safetensors' && !r.hasModel)) { state.modelReady = false; return; }
   await model.ready;
   const c = r.config;
-  const res = await model.call({ type: 'load', url: `/runs/${encodeURIComponent(r.name)}/model.safetensors`, config: { model: c.model as 'bn', latent: c.latent as number, activation: c.activation as 'leaky', latentActivation: c.latentActivation as 'leaky' } }) as Extract<WorkerResponse, { type: 'load' }>;
+  const res = await model.call({ type: 'load', url: `/runs/${encodeURIComponent(r.name)}/${file}`, config: { model: c.model as 'bn', latent: c.latent as number, activation: c.activation as 'leaky', latentActivation: c.latentActivation as 'leaky' } }) as Extract<WorkerResponse, { type: 'load' }>;
   if (token !== state.token) return;
   state.latentDim = res.latentDim;
   state.modelReady = true;
+  state.weights = { file, step: res.step, publishedAt, firstDecodeAt: null };
   document.body.dataset.model = 'ready';
-  $('engine-status').textContent = `${model.note} · weights of ${r.name} loaded in ${res.ms.toFixed(0)} ms`;
+  document.body.dataset.weights = `${file}@${res.step ?? ''}`;
+  $('engine-status').textContent = `${model.note} · ${file === 'live.safetensors' ? `live weights of ${r.name}${res.step !== null ? ` at step ${res.step}` : ''}` : `weights of ${r.name}`} loaded in ${res.ms.toFixed(0)} ms`;
   emit('model');
+}
+
+/** Live weights: one load at a time, and only the newest publication is loaded after it. */
+let liveBusy = false;
+let liveNext: { name: string; mtime: number; token: number } | null = null;
+async function loadLive(name: string, mtime: number, token: number): Promise<void> {
+  liveNext = { name, mtime, token };
+  if (liveBusy) return;
+  liveBusy = true;
+  try {
+    while (liveNext) {
+      const job = liveNext;
+      liveNext = null;
+      if (job.token !== state.token || !state.run) continue;
+      try { await loadModel(state.run, job.token, 'live.safetensors', job.mtime); } catch { /* replaced meanwhile: the next publication will do */ }
+    }
+  } finally { liveBusy = false; }
 }
 
 async function loadSnapshot(name: string, step: number, token: number): Promise<void> {
@@ -116,12 +139,12 @@ function closeEvents(): void {
 
 function watch(name: string, token: number): void {
   closeEvents();
-  const source = new EventSource(`/api/runs/${encodeURIComponent(name)}/events?from=${state.metrics.length}&snap=${state.lastSnap}`);
+  const source = new EventSource(`/api/runs/${encodeURIComponent(name)}/events?from=${state.metrics.length}&snap=${state.lastSnap}&weights=${state.weights?.file === 'live.safetensors' ? state.weights.publishedAt ?? 0 : 0}`);
   es = source;
   source.addEventListener('status', (e) => {
     if (token !== state.token) return;
-    const { status } = JSON.parse((e as MessageEvent).data) as { status: string };
-    if (state.run) { state.run.status = status; emit('run'); }
+    const { status, progress } = JSON.parse((e as MessageEvent).data) as { status: string; progress?: RunDetail['progress'] };
+    if (state.run) { state.run.status = status; if (progress !== undefined) state.run.progress = progress; emit('run'); }
     const item = state.runs.find((r) => r.name === name);
     if (item) { item.status = status; renderRunList(); }
   });
@@ -134,14 +157,13 @@ function watch(name: string, token: number): void {
   source.addEventListener('snapshot', (e) => {
     if (token !== state.token) return;
     const { step } = JSON.parse((e as MessageEvent).data) as { step: number };
-    void (async () => {
-      try {
-        await loadSnapshot(name, step, token);
-        // the latest checkpoint's weights, so hovering decodes with the model as it is now
-        const info = await getJson<RunDetail>(`/api/runs/${encodeURIComponent(name)}`);
-        if (token === state.token && info.hasModel && info.config) { state.run = { ...info, metrics: state.metrics }; await loadModel(state.run, token); }
-      } catch { /* the next snapshot will do */ }
-    })();
+    // the latents of the fixed test subset at this step: the scatter moves as the model learns
+    void loadSnapshot(name, step, token).catch(() => { /* the next snapshot will do */ });
+  });
+  source.addEventListener('weights', (e) => {
+    if (token !== state.token) return;
+    const { mtime } = JSON.parse((e as MessageEvent).data) as { mtime: number };
+    void loadLive(name, mtime, token);
   });
   source.addEventListener('end', () => {
     closeEvents();
@@ -183,7 +205,9 @@ export async function openRun(name: string, keepView = false): Promise<void> {
       state.latents = null;
       await loadSnapshot(name, r.snapshotSteps.at(-1)!, token);
     } else setLatents(null);
-    await loadModel(r, token);
+    // a run training: the weights it published last, else its last checkpoint's
+    if (r.hasLive && ['training', 'starting'].includes(r.status)) await loadModel(r, token, 'live.safetensors', r.liveMtime ?? null);
+    else await loadModel(r, token);
   } catch (e) {
     if (token === state.token) showError(`run ${name}: ${(e as Error).message}`);
   }
