@@ -188,6 +188,133 @@ describe.skipIf(!HAVE_CHROMIUM)('browser (headless Chromium)', () => {
     await page.screenshot({ path: path.join(SHOTS, 'desktop-1280x800.png'), fullPage: true });
   }, 60_000);
 
+  it('while a run trains, the page decodes with the weights it publishes (swapped in without a reload), the scatter moves, Stop keeps a resumable run and Resume finishes it (items 6, 7, 8)', async () => {
+    if (!need('cli', 'web-live.test')) return;
+    await page.goto(srv.url);
+    await page.waitForSelector('body[data-ready="1"]');
+    await page.click('#train-details summary');
+    await page.fill('#train-form input[name="name"]', 'live');
+    await page.fill('#train-form input[name="maxSteps"]', '400');
+    await page.fill('#train-form input[name="batchSize"]', '32');
+    await page.selectOption('#train-form select[name="backend"]', 'wasm');
+    await page.fill('#train-form input[name="snapshotEvery"]', '20');
+    await page.fill('#train-form input[name="testLimit"]', '300');
+    await page.click('#train-start');
+    await page.waitForSelector('body[data-run="live"]');
+    const loads = (): Promise<number> => page.evaluate(() => performance.getEntriesByType('navigation').length);
+    const navs = await loads();
+    // the first live weights (published every 5 s) and the first snapshot
+    await page.waitForSelector('body[data-weights^="live.safetensors@"]', { timeout: 120_000 });
+    await page.waitForFunction(() => Number(document.getElementById('overlay')!.dataset.points ?? 0) > 0 && !!document.getElementById('overlay')!.dataset.plot, null, { timeout: 120_000 });
+    // progress in words while it trains
+    const status = (await page.textContent('#train-status'))!;
+    expect(status).toMatch(/^training: step \d+ of 400 \(epoch 1 of 1\)/);
+    // hover a point, drag a box, draw a digit: each is decoded with the weights shown in data-weights
+    await page.click('input[name="mode"][value="pan"]');
+    for (let i = 0; i < 3; i++) await page.click('#zoom-out');
+    const p = await plot(page);
+    await page.keyboard.down('Shift');
+    await page.mouse.move(p.x + p.w * 0.2, p.y + p.h * 0.2);
+    await page.mouse.down();
+    await page.mouse.move(p.x + p.w * 0.8, p.y + p.h * 0.8, { steps: 6 });
+    await page.mouse.up();
+    await page.keyboard.up('Shift');
+    await page.mouse.move(p.x + p.w * 0.3, p.y + p.h * 0.7);
+    const pad = (await page.locator('#pad').boundingBox())!;
+    await page.mouse.move(pad.x + pad.width * 0.3, pad.y + pad.height * 0.2);
+    await page.mouse.down();
+    await page.mouse.move(pad.x + pad.width * 0.7, pad.y + pad.height * 0.2, { steps: 6 });
+    await page.mouse.move(pad.x + pad.width * 0.4, pad.y + pad.height * 0.85, { steps: 8 });
+    await page.mouse.up();
+    // hover again on the plane: the Decoded card follows the pointer
+    await page.mouse.move(p.x + p.w * 0.3, p.y + p.h * 0.7, { steps: 3 });
+    const current = async (): Promise<Record<string, string | undefined>> => page.evaluate(() => ({
+      weights: document.body.dataset.weights, decoded: document.getElementById('decoded')!.dataset.weights,
+      grid: document.getElementById('grid')!.dataset.weights, recon: document.getElementById('recon')!.dataset.weights,
+      snap: document.body.dataset.snap,
+    }));
+    await page.waitForFunction(() => {
+      const w = document.body.dataset.weights;
+      return ['decoded', 'grid', 'recon'].every((id) => document.getElementById(id)!.dataset.weights === w);
+    }, null, { timeout: 60_000 });
+    const a = await current();
+    const px = { decoded: await pixels(page, '#decoded'), grid: await pixels(page, '#grid'), recon: await pixels(page, '#recon'), plane: await pixels(page, '#plane') };
+    await page.screenshot({ path: path.join(SHOTS, 'live-weights-1.png'), fullPage: true });
+    // newer weights are published: all three views are decoded again with them, without a reload
+    await page.waitForFunction((w) => document.body.dataset.weights !== w, a.weights, { timeout: 60_000 });
+    await page.waitForFunction(() => {
+      const w = document.body.dataset.weights;
+      return ['decoded', 'grid', 'recon'].every((id) => document.getElementById(id)!.dataset.weights === w);
+    }, null, { timeout: 60_000 });
+    const b = await current();
+    expect(Number(b.weights!.split('@')[1])).toBeGreaterThan(Number(a.weights!.split('@')[1]));
+    expect(await pixels(page, '#decoded')).not.toEqual(px.decoded);
+    expect(await pixels(page, '#grid')).not.toEqual(px.grid);
+    expect(await pixels(page, '#recon')).not.toEqual(px.recon);
+    // the scatter of the fixed test subset has moved (a later snapshot)
+    await page.waitForFunction((s) => Number(document.body.dataset.snap) > Number(s), a.snap, { timeout: 60_000 });
+    await page.waitForTimeout(200);
+    expect(await pixels(page, '#plane')).not.toEqual(px.plane);
+    expect(await loads()).toBe(navs);
+    await page.screenshot({ path: path.join(SHOTS, 'live-weights-2.png'), fullPage: true });
+
+    // Stop keeps the run: stopped at the step it reached, its checkpoint there, resumable
+    await page.click('#stop');
+    await page.waitForFunction(() => document.body.dataset.runStatus === 'stopped', null, { timeout: 120_000 });
+    const st = JSON.parse(readFileSync(path.join(runsDir, 'live', 'status.json'), 'utf8')) as { state: string; step: number; checkpointStep: number };
+    expect(st.state).toBe('stopped');
+    expect(st.checkpointStep).toBe(st.step);
+    expect(st.step).toBeLessThan(400);
+    await page.waitForSelector('#resume:not([hidden])');
+    const stopped = (await page.textContent('#train-status'))!;
+    expect(stopped).toMatch(new RegExp(`^stopped at step ${st.step} of 400 \\(epoch 1 of 1\\)`));
+    await page.waitForSelector('body[data-model="ready"][data-run="live"]');
+    await page.screenshot({ path: path.join(SHOTS, 'live-stopped.png'), fullPage: true });
+    // the latencies from publication to the first decode shown, kept for the note
+    const lat = (await page.getAttribute('body', 'data-live-latencies'))!.split(',').map(Number);
+    expect(lat.length).toBeGreaterThanOrEqual(2);
+    expect(lat.every((v) => v >= 0)).toBe(true);
+    writeFileSync(path.join(SHOTS, 'live-latency.json'), JSON.stringify({ ms: lat, median: [...lat].sort((x, y) => x - y)[Math.floor(lat.length / 2)] }));
+
+    // Resume from the page: it continues from the checkpoint to the end
+    await page.click('#resume');
+    await page.waitForFunction(() => ['starting', 'training'].includes(document.body.dataset.runStatus ?? ''), null, { timeout: 60_000 });
+    await page.waitForFunction(() => document.body.dataset.runStatus === 'done', null, { timeout: 300_000 });
+    const result = JSON.parse(readFileSync(path.join(runsDir, 'live', 'result.json'), 'utf8')) as { steps: number };
+    expect(result.steps).toBe(400);
+    const steps = readFileSync(path.join(runsDir, 'live', 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => (JSON.parse(l) as { step: number }).step);
+    expect(steps).toEqual([...steps].sort((x, y) => x - y)); // one log, no step twice
+    expect(new Set(steps).size).toBe(steps.length);
+    expect(await page.textContent('#train-status')).toBe('finished: 400 steps');
+  }, 600_000);
+
+  it('a run stopped from the page is resumed by the CLI (latentlab train --resume DIR) (item 7)', async () => {
+    if (!need('cli', 'web-live.test')) return;
+    const post = (p: string, body: unknown) => fetch(new URL(p, srv.url), { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(body) });
+    const r = await post('/api/train', { name: 'cli-resume', settings: { maxSteps: 80, batchSize: 32, backend: 'wasm', threads: 1, logEvery: 5 }, testLimit: 200 });
+    expect(r.status, await r.text()).toBe(201);
+    const dir = path.join(runsDir, 'cli-resume');
+    for (let t0 = Date.now(); ; await new Promise((res) => setTimeout(res, 300))) {
+      if (existsSync(path.join(dir, 'metrics.jsonl')) && readFileSync(path.join(dir, 'metrics.jsonl'), 'utf8').includes('"step":10,')) break;
+      if (Date.now() - t0 > 120_000) throw new Error('no step 10');
+    }
+    expect((await post('/api/runs/cli-resume/stop', {})).status).toBe(202);
+    let d: { status: string; canResume: boolean; progress: { step: number; checkpointStep: number } } | null = null;
+    for (let t0 = Date.now(); ; await new Promise((res) => setTimeout(res, 300))) {
+      d = await (await fetch(new URL('/api/runs/cli-resume', srv.url))).json() as typeof d;
+      if (d!.status === 'stopped' || d!.status === 'failed' || d!.status === 'done') break;
+      if (Date.now() - t0 > 120_000) throw new Error('not stopped');
+    }
+    expect(d!.status).toBe('stopped');
+    expect(d!.canResume).toBe(true);
+    expect(d!.progress.checkpointStep).toBe(d!.progress.step);
+    const cli = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'cli', 'main.js'), 'train', '--resume', dir, '--no-pictures', '--test-limit', '200', '--data-dir', MNIST_DIR], { encoding: 'utf8', timeout: 300_000 });
+    expect(cli.status, cli.stderr).toBe(0);
+    const after = await (await fetch(new URL('/api/runs/cli-resume', srv.url))).json() as { status: string; result: { steps: number } };
+    expect(after.status).toBe('done');
+    expect(after.result.steps).toBe(80);
+  }, 400_000);
+
   describe('a 390x844 phone with a touch screen (item 13)', () => {
     let phone: BrowserContext;
     let p: Page;

@@ -113,7 +113,16 @@ async function loadLive(name: string, mtime: number, token: number): Promise<voi
       const job = liveNext;
       liveNext = null;
       if (job.token !== state.token || !state.run) continue;
-      try { await loadModel(state.run, job.token, 'live.safetensors', job.mtime); } catch { /* replaced meanwhile: the next publication will do */ }
+      try {
+        // a run opened before it wrote its config.json: its settings are needed to build the model
+        if (!state.run.config) {
+          const info = await getJson<RunDetail>(`/api/runs/${encodeURIComponent(job.name)}`);
+          if (job.token !== state.token || !state.run) continue;
+          state.run.config = info.config;
+          renderRunInfo();
+        }
+        await loadModel(state.run, job.token, 'live.safetensors', job.mtime);
+      } catch { /* replaced meanwhile: the next publication will do */ }
     }
   } finally { liveBusy = false; }
 }
@@ -130,6 +139,7 @@ async function loadSnapshot(name: string, step: number, token: number): Promise<
   // the latents move while training: follow them unless the user has zoomed or panned
   setLatents({ z: z.data as Float32Array, n: z.shape[0], dim: z.shape[1], labels, source: `snapshot at step ${step}` }, !first && state.userView);
   state.lastSnap = step;
+  document.body.dataset.snap = String(step);
 }
 
 function closeEvents(): void {
