@@ -209,6 +209,9 @@ describe('events stream', () => {
   it('viewers of one run share one watcher, get the appended lines from where they are, and the viewers are capped', async () => {
     const s = await serve({ maxViewers: 2 });
     const dir = makeRun('live', 1000);
+    // training (status.json says so; the writer is this process, so it is alive)
+    const status = (state: string): void => writeFileSync(path.join(dir, 'status.json'), JSON.stringify({ state, pid: process.pid, step: 1000, totalSteps: 2000, checkpointStep: null, error: null, updated: Date.now() }));
+    status('running');
     type Ev = { event: string; data: { from?: number; lines?: { step: number }[]; status?: string } };
     const open = (from: number): { events: Ev[]; req: http.ClientRequest } => {
       const events: Ev[] = [];
@@ -244,8 +247,7 @@ describe('events stream', () => {
     expect(got(a)[0].data).toMatchObject({ from: 1000, lines: [{ step: 1001 }] });
     expect(got(a)[0].data.lines).toHaveLength(1);
     // the run finishes: both get the end, and the watcher goes away
-    writeFileSync(path.join(dir, 'result.json'), '{"steps":1001}');
-    writeFileSync(path.join(dir, 'latents.safetensors'), '');
+    status('finished');
     await wait('the end', () => a.events.at(-1)?.event === 'end' && b.events.at(-1)?.event === 'end');
     expect(a.events.at(-1)!.data.status).toBe('done');
     await wait('no watcher left', () => s.stats().watchers === 0 && s.stats().viewers === 0);

@@ -1,6 +1,7 @@
 /**
  * Server-sent events of runs being trained. One watcher per run, shared by all its viewers: every
- * 300 ms it asks the run-folder module's tail reader for what was appended to metrics.jsonl since the
+ * 300 ms, and at once when the folder says a file changed (fs.watch, so new live weights reach the
+ * page within milliseconds), it asks the run-folder module's tail reader for what was appended to metrics.jsonl since the
  * last byte offset (never the whole file again), looks at the snapshots, the live weights and the
  * status, and sends the news to each viewer. The number of viewers is capped.
  *
@@ -9,6 +10,7 @@
  * by the trainer at that time), `problem {message}` (a file that cannot be read), `end <summary>`,
  * `error {message}`.
  */
+import { watch, type FSWatcher } from 'node:fs';
 import type http from 'node:http';
 import { HttpError, setHeaders } from './http.js';
 import { FINAL_STATUSES, type Progress, type RunStatus, type RunView } from './run-view.js';
@@ -31,11 +33,24 @@ class RunWatcher {
   private base = 0;
   private lines: MetricsLine[] = [];
   private problem: string | null = null;
+  private fsWatcher: FSWatcher | null = null;
+  private soon = false;
 
   constructor(private readonly hub: EventHub, readonly name: string, private readonly dir: string) {
     const t = hub.runs.tailMetrics(dir, 0);
     if (t.value) { this.offset = t.value.offset; this.base = t.value.lines.length; }
     this.problem = t.problem;
+    try {
+      this.fsWatcher = watch(dir, { persistent: false }, (_ev, f) => { if (f === 'live.safetensors' || f === 'status.json' || f === 'metrics.jsonl') this.tickSoon(); });
+      this.fsWatcher.on('error', () => { this.fsWatcher?.close(); this.fsWatcher = null; });
+    } catch { /* polling alone */ }
+  }
+
+  /** A tick as soon as the event loop is free (once however many changes were reported). */
+  private tickSoon(): void {
+    if (this.soon || !this.timer) return;
+    this.soon = true;
+    setImmediate(() => { this.soon = false; if (this.timer) this.tick(); });
   }
 
   private get count(): number { return this.base + this.lines.length; }
@@ -126,6 +141,8 @@ class RunWatcher {
   }
 
   dispose(): void {
+    this.fsWatcher?.close();
+    this.fsWatcher = null;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.viewers.clear();

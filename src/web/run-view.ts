@@ -11,7 +11,7 @@ export type RunStatus = 'starting' | 'training' | 'finishing' | 'done' | 'stoppe
 /** Statuses after which nothing changes any more (until a Resume). */
 export const FINAL_STATUSES: ReadonlySet<RunStatus> = new Set(['done', 'stopped', 'failed', 'incomplete']);
 
-export interface Progress { step: number | null; totalSteps: number | null; checkpointStep: number | null }
+export interface Progress { step: number | null; totalSteps: number | null; checkpointStep: number | null; perEpoch: number | null }
 
 export class RunView {
   constructor(private readonly runs: RunsFolder, private readonly jobs: Jobs, private readonly canTrain: () => boolean) {}
@@ -32,7 +32,8 @@ export class RunView {
     if (!dir) return null;
     const s = this.runs.status(dir).value;
     if (!s) return null;
-    return { step: s.step ?? null, totalSteps: s.totalSteps || null, checkpointStep: s.checkpointStep ?? null };
+    const per = this.runs.config(dir).value?.batchesPerEpoch;
+    return { step: s.step ?? null, totalSteps: s.totalSteps || null, checkpointStep: s.checkpointStep ?? null, perEpoch: typeof per === 'number' ? per : null };
   }
 
   /** The run's summary; `detail` also reads the whole metrics log and weights to find their problems. */

@@ -110,7 +110,7 @@ export class RunsFolder {
    * Reads one file through the module after the checks above: missing is no problem (value null), a
    * file that leads outside the runs folder or that the module refuses is one.
    */
-  private via<T>(dir: string, role: RunFileRole, read: (f: RunFolder) => T): Read<T> {
+  private via<T>(dir: string, role: RunFileRole, read: (f: RunFolder) => T | null): Read<T> {
     const name = RUN_FILES[role];
     try {
       if (!this.file(dir, name, role === 'snapshots' ? 'dir' : 'file')) return { value: null, problem: null };

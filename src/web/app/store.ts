@@ -11,7 +11,7 @@ export interface RunSummary {
   name: string; status: string; config: Record<string, unknown> | null; result: Record<string, unknown> | null;
   hasModel?: boolean; hasLatents?: boolean; ownJob?: boolean; error?: string;
   /** Where the run is (status.json): the step reached, the steps planned, the checkpoint's step. */
-  progress?: { step: number | null; totalSteps: number | null; checkpointStep: number | null } | null;
+  progress?: { step: number | null; totalSteps: number | null; checkpointStep: number | null; perEpoch?: number | null } | null;
   /** live.safetensors is there (a run training), and its mtime. */
   hasLive?: boolean; liveMtime?: number | null;
   /** A stopped run with a checkpoint that this server can continue (Resume). */
@@ -60,11 +60,13 @@ export const state = {
    * for live weights, when the trainer published them (the file's mtime, ms since the epoch) and
    * when the first decode with them was shown.
    */
-  weights: null as { file: string; step: number | null; publishedAt: number | null; firstDecodeAt: number | null } | null,
+  weights: null as { file: string; step: number | null; publishedAt: number | null; heardAt?: number; loadedAt?: number; firstDecodeAt: number | null } | null,
 };
 
 /** Live-decode latencies measured on this page (ms from publication to the first decode shown), for tests and the note. */
 export const liveLatencies: number[] = [];
+/** The same, split: publication → event heard, → weights loaded in the worker, → first decode shown (ms). */
+export const liveTimings: { heard: number; loaded: number; decoded: number }[] = [];
 
 /**
  * Marks a canvas as painted with the current weights (data-weights: their step) and, the first time
@@ -77,6 +79,8 @@ export function paintedWithWeights(canvas: HTMLElement): void {
   w.firstDecodeAt = Date.now();
   const ms = w.firstDecodeAt - w.publishedAt;
   liveLatencies.push(ms);
+  liveTimings.push({ heard: (w.heardAt ?? NaN) - w.publishedAt, loaded: (w.loadedAt ?? NaN) - w.publishedAt, decoded: ms });
+  document.body.dataset.liveTimings = JSON.stringify(liveTimings);
   document.body.dataset.liveLatency = String(Math.round(ms));
   document.body.dataset.liveLatencies = liveLatencies.map((v) => Math.round(v)).join(',');
 }

@@ -86,7 +86,7 @@ function parseLatents(bytes: Uint8Array, source: string): Latents {
  * Loads a run's weights into the worker: `file` is model.safetensors (the last checkpoint's weights)
  * or live.safetensors (what the trainer publishes every few seconds; publishedAt: its mtime).
  */
-async function loadModel(r: RunDetail, token: number, file = 'model.safetensors', publishedAt: number | null = null): Promise<void> {
+async function loadModel(r: RunDetail, token: number, file = 'model.safetensors', publishedAt: number | null = null, heardAt?: number): Promise<void> {
   if (!r.config || (file === 'model.safetensors' && !r.hasModel)) { state.modelReady = false; return; }
   await model.ready;
   const c = r.config;
@@ -94,7 +94,7 @@ async function loadModel(r: RunDetail, token: number, file = 'model.safetensors'
   if (token !== state.token) return;
   state.latentDim = res.latentDim;
   state.modelReady = true;
-  state.weights = { file, step: res.step, publishedAt, firstDecodeAt: null };
+  state.weights = { file, step: res.step, publishedAt, heardAt, loadedAt: Date.now(), firstDecodeAt: null };
   document.body.dataset.model = 'ready';
   document.body.dataset.weights = `${file}@${res.step ?? ''}`;
   $('engine-status').textContent = `${model.note} · ${file === 'live.safetensors' ? `live weights of ${r.name}${res.step !== null ? ` at step ${res.step}` : ''}` : `weights of ${r.name}`} loaded in ${res.ms.toFixed(0)} ms`;
@@ -103,9 +103,9 @@ async function loadModel(r: RunDetail, token: number, file = 'model.safetensors'
 
 /** Live weights: one load at a time, and only the newest publication is loaded after it. */
 let liveBusy = false;
-let liveNext: { name: string; mtime: number; token: number } | null = null;
+let liveNext: { name: string; mtime: number; token: number; heardAt: number } | null = null;
 async function loadLive(name: string, mtime: number, token: number): Promise<void> {
-  liveNext = { name, mtime, token };
+  liveNext = { name, mtime, token, heardAt: Date.now() };
   if (liveBusy) return;
   liveBusy = true;
   try {
@@ -121,7 +121,7 @@ async function loadLive(name: string, mtime: number, token: number): Promise<voi
           state.run.config = info.config;
           renderRunInfo();
         }
-        await loadModel(state.run, job.token, 'live.safetensors', job.mtime);
+        await loadModel(state.run, job.token, 'live.safetensors', job.mtime, job.heardAt);
       } catch { /* replaced meanwhile: the next publication will do */ }
     }
   } finally { liveBusy = false; }

@@ -27,7 +27,7 @@ function renderStatus(): void {
   }
   const st = r.status;
   const total = r.progress?.totalSteps ?? (typeof r.config?.totalSteps === 'number' ? r.config.totalSteps : null);
-  const perEpoch = typeof r.config?.batchesPerEpoch === 'number' ? r.config.batchesPerEpoch : null;
+  const perEpoch = r.progress?.perEpoch ?? (typeof r.config?.batchesPerEpoch === 'number' ? r.config.batchesPerEpoch : null);
   const line = progressText({ status: st, step: runStep(r), totalSteps: total, perEpoch });
   $('run-status').textContent = `${line}${r.error ? `: ${r.error}` : ''}`;
   const live = st === 'training' || st === 'starting';
