@@ -5,34 +5,24 @@
 // offset. All threads call `run(ctrl, tid)`; the control block holds the op, the thread count and the
 // arguments, and each kernel takes its share of the work from `tid`/`nt`.
 //
-// Control block (32-bit words): 0 generation, 1 pending, 2 op, 3 nt, 4 scratch base, 5 scratch stride,
-// 6.. arguments (i32, f32 or u32 byte offsets).
+// The control block's words, the op codes and the activation kinds come from the kernel table
+// (src/engine/kernels/table.ts, generated into kernel-table.ts). Arguments are i32, f32 or u32 byte offsets.
 
-const OP_GEMM: i32 = 1;
-const OP_CONV_FWD: i32 = 2;
-const OP_CONV_BWD_DATA: i32 = 3;
-const OP_CONV_BWD_W: i32 = 4;
-const OP_REDUCE_DW: i32 = 5;
-const OP_BN_TRAIN: i32 = 6;
-const OP_AFFINE: i32 = 7;
-const OP_BN_BWD: i32 = 8;
-const OP_ACT: i32 = 9;
-const OP_ACT_BWD: i32 = 10;
+import {
+  ACT_LEAKY, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH, CTRL_ARG0, CTRL_ERROR, CTRL_OP, CTRL_SCRATCH_BASE,
+  CTRL_SCRATCH_STRIDE, CTRL_THREADS, ERR_SCRATCH_OVERFLOW, KERNEL_TABLE_HASH, OP_ACT, OP_ACT_BWD, OP_AFFINE,
+  OP_BN_BWD, OP_BN_TRAIN, OP_CONV_BWD_DATA, OP_CONV_BWD_WEIGHT, OP_CONV_FWD, OP_GEMM, OP_REDUCE_DW,
+} from './kernel-table';
 
-/** Rows of the GEMM micro-kernel tile (4 or 6). */
+/** Rows of the GEMM micro-kernel tile. */
 const MR: i32 = 4;
-
-const ACT_NONE: i32 = 0;
-const ACT_RELU: i32 = 1;
-const ACT_LEAKY: i32 = 2;
-const ACT_TANH: i32 = 3;
-const ACT_SIGMOID: i32 = 4;
 
 // ---------------------------------------------------------------------------------------------- helpers
 
-@inline function ai(ctrl: usize, i: i32): i32 { return load<i32>(ctrl + 24 + (<usize>i << 2)); }
-@inline function af(ctrl: usize, i: i32): f32 { return load<f32>(ctrl + 24 + (<usize>i << 2)); }
-@inline function ap(ctrl: usize, i: i32): usize { return <usize>load<u32>(ctrl + 24 + (<usize>i << 2)); }
+@inline function word(ctrl: usize, w: i32): usize { return ctrl + (<usize>w << 2); }
+@inline function ai(ctrl: usize, i: i32): i32 { return load<i32>(word(ctrl, CTRL_ARG0 + i)); }
+@inline function af(ctrl: usize, i: i32): f32 { return load<f32>(word(ctrl, CTRL_ARG0 + i)); }
+@inline function ap(ctrl: usize, i: i32): usize { return <usize>load<u32>(word(ctrl, CTRL_ARG0 + i)); }
 
 @inline function fma(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
@@ -156,80 +146,11 @@ function mk4x8(a: usize, b: usize, ldb: usize, kc: i32, c: usize, ldc: usize, mr
   }
 }
 
-function mk6x8(a: usize, b: usize, ldb: usize, kc: i32, c: usize, ldc: usize, mr: i32, nr: i32,
-               alpha: f32, beta: f32, bias: usize, tile: usize): void {
-  let c00 = f32x4.splat(0), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
-      c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  for (let k = 0; k < kc; k++) {
-    const b0 = v128.load(b), b1 = v128.load(b, 16);
-    let x = v128.load32_splat(a);
-    c00 = fma(x, b0, c00); c01 = fma(x, b1, c01);
-    x = v128.load32_splat(a, 4);
-    c10 = fma(x, b0, c10); c11 = fma(x, b1, c11);
-    x = v128.load32_splat(a, 8);
-    c20 = fma(x, b0, c20); c21 = fma(x, b1, c21);
-    x = v128.load32_splat(a, 12);
-    c30 = fma(x, b0, c30); c31 = fma(x, b1, c31);
-    x = v128.load32_splat(a, 16);
-    c40 = fma(x, b0, c40); c41 = fma(x, b1, c41);
-    x = v128.load32_splat(a, 20);
-    c50 = fma(x, b0, c50); c51 = fma(x, b1, c51);
-    b += ldb;
-    a += 24;
-  }
-  if (alpha != 1) {
-    const al = f32x4.splat(alpha);
-    c00 = f32x4.mul(c00, al); c01 = f32x4.mul(c01, al); c10 = f32x4.mul(c10, al); c11 = f32x4.mul(c11, al);
-    c20 = f32x4.mul(c20, al); c21 = f32x4.mul(c21, al); c30 = f32x4.mul(c30, al); c31 = f32x4.mul(c31, al);
-    c40 = f32x4.mul(c40, al); c41 = f32x4.mul(c41, al); c50 = f32x4.mul(c50, al); c51 = f32x4.mul(c51, al);
-  }
-  if (bias) {
-    let bv = v128.load32_splat(bias);
-    c00 = f32x4.add(c00, bv); c01 = f32x4.add(c01, bv);
-    bv = v128.load32_splat(bias, 4); c10 = f32x4.add(c10, bv); c11 = f32x4.add(c11, bv);
-    bv = v128.load32_splat(bias, 8); c20 = f32x4.add(c20, bv); c21 = f32x4.add(c21, bv);
-    bv = v128.load32_splat(bias, 12); c30 = f32x4.add(c30, bv); c31 = f32x4.add(c31, bv);
-    bv = v128.load32_splat(bias, 16); c40 = f32x4.add(c40, bv); c41 = f32x4.add(c41, bv);
-    bv = v128.load32_splat(bias, 20); c50 = f32x4.add(c50, bv); c51 = f32x4.add(c51, bv);
-  }
-  if (mr == 6 && nr == 8 && beta == 0) {
-    v128.store(c, c00); v128.store(c, c01, 16);
-    v128.store(c + ldc, c10); v128.store(c + ldc, c11, 16);
-    v128.store(c + 2 * ldc, c20); v128.store(c + 2 * ldc, c21, 16);
-    v128.store(c + 3 * ldc, c30); v128.store(c + 3 * ldc, c31, 16);
-    v128.store(c + 4 * ldc, c40); v128.store(c + 4 * ldc, c41, 16);
-    v128.store(c + 5 * ldc, c50); v128.store(c + 5 * ldc, c51, 16);
-  } else {
-    v128.store(tile, c00); v128.store(tile, c01, 16);
-    v128.store(tile, c10, 32); v128.store(tile, c11, 48);
-    v128.store(tile, c20, 64); v128.store(tile, c21, 80);
-    v128.store(tile, c30, 96); v128.store(tile, c31, 112);
-    v128.store(tile, c40, 128); v128.store(tile, c41, 144);
-    v128.store(tile, c50, 160); v128.store(tile, c51, 176);
-    storeTile(tile, c, ldc, mr, nr, beta);
-  }
-}
-
-function storeTile(tile: usize, c: usize, ldc: usize, mr: i32, nr: i32, beta: f32): void {
-  for (let r = 0; r < mr; r++) {
-    const cr = c + <usize>r * ldc, tr = tile + (<usize>r << 5);
-    if (nr == 8 && beta == 0) {
-      v128.store(cr, v128.load(tr)); v128.store(cr, v128.load(tr, 16), 16);
-      continue;
-    }
-    for (let j = 0; j < nr; j++) {
-      let v = load<f32>(tr + f4(j));
-      if (beta != 0) v += beta * load<f32>(cr + f4(j));
-      store<f32>(cr + f4(j), v);
-    }
-  }
-}
-
 /** Packs rows [0,M) of A(i,k) = src[i*rs + k*cs] (element strides) into 4-row panels [M/4][K][4], zero-padded. */
 function packA(src: usize, rs: i32, cs: i32, M: i32, K: i32, dst: usize): void {
   for (let m = 0; m < M; m += MR) {
     const rows = imin(MR, M - m);
-    if (MR == 4 && rows == 4 && rs == 1) {
+    if (rows == 4 && rs == 1) {
       // the 4 values of one k are contiguous in the source
       for (let k = 0; k < K; k++) {
         v128.store(dst, v128.load(src + f4(m + k * cs)));
@@ -251,9 +172,7 @@ function gemmBlock(apk: usize, M: i32, b: usize, ldb: usize, N: i32, K: i32, c: 
   for (let n = 0; n < N; n += 8) {
     const nr = imin(8, N - n);
     for (let m = 0; m < M; m += MR) {
-      if (MR == 6) mk6x8(apk + f4(m * K), b + f4(n), ldb, K, c + <usize>m * ldc + f4(n), ldc, imin(MR, M - m), nr,
-            alpha, beta, bias ? bias + f4(m) : 0, tile);
-      else mk4x8(apk + f4(m * K), b + f4(n), ldb, K, c + <usize>m * ldc + f4(n), ldc, imin(MR, M - m), nr,
+      mk4x8(apk + f4(m * K), b + f4(n), ldb, K, c + <usize>m * ldc + f4(n), ldc, imin(MR, M - m), nr,
             alpha, beta, bias ? bias + f4(m) : 0, tile);
     }
   }
@@ -284,6 +203,7 @@ function opGemm(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const tile = scratch;
   const apk = scratch + 256;
   const bpk = align64(apk + f4(up(rows, MR) * K));
+  if (!fits(transB ? bpk + f4(K * up(cols, 8)) : bpk)) return;
   if (K == 0) {
     // C = beta * C
     for (let i = m0; i < m1; i++) for (let j = n0; j < n1; j++) {
@@ -565,9 +485,6 @@ const DOT_MIN_K: i32 = 16;
 /** From this reduction length on, the weight gradient reads dy in place rather than packing it. */
 const BW_UNPACKED_L: i32 = 512;
 
-/** Forward with packed panels. */
-const PACKED: bool = true;
-
 /** The forward takes the dot-product path (padded NHWC image, patch-major columns) from this C*R*S on. */
 const DOT_MIN_CRS: i32 = 32;
 
@@ -575,6 +492,7 @@ const DOT_MIN_CRS: i32 = 32;
 function convFwd1ch3x3(x: usize, w: usize, bias: usize, y: usize, n0: i32, n1: i32, H: i32, W: i32, K: i32,
                        sh: i32, ph: i32, pw: i32, OH: i32, OW: i32, xp: usize): void {
   const Hp = imax(H + 2 * ph, (OH - 1) * sh + 3), Wp = up(OW + 2 + 8, 4);
+  if (!fits(xp + f4(Hp * Wp))) return;
   for (let n = n0; n < n1; n++) {
     // zero-padded copy of the image, rows of Wp floats (slack on the right for the last vector)
     zeroF(xp, Hp * Wp);
@@ -633,6 +551,7 @@ function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   if (CRS < DOT_MIN_CRS) {
     const apk = scratch + 256;
     const col = align64(apk + f4(up(K, MR) * CRS));
+    if (!fits(col + f4(CRS * Ppad))) return;
     packA(w, CRS, 1, K, CRS, apk);
     for (let n = n0; n < n1; n++) {
       im2col(x + f4(n * C * H * W), C, H, W, R, S, sh, sw, ph, pw, OH, OW, col, Ppad);
@@ -654,7 +573,8 @@ function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   }
   const wrP = align64(colT + f4((P + 8) * ld));
   const colP = align64(wrP + f4(up(K, 2) * L));
-  if (PACKED) packPanels(wr, ld, K, L, 2, wrP);
+  if (!fits(colP + f4(up(P, 4) * L))) return;
+  packPanels(wr, ld, K, L, 2, wrP);
   // zero the padding of the NHWC image once (the interior is overwritten per image)
   zeroF(xp, ph * Wp * C);
   zeroF(xp + f4((ph + H) * Wp * C), (Hp - ph - H) * Wp * C);
@@ -667,7 +587,7 @@ function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   for (let n = n0; n < n1; n++) {
     const xn = x + f4(n * C * H * W);
     for (let ih = 0; ih < H; ih++) transpose(xn + f4(ih * W), H * W, C, W, xp + f4(((ih + ph) * Wp + pw) * C), C);
-    if (PACKED && (SC & 3) == 0) {
+    if ((SC & 3) == 0) {
       // patch-major columns written straight into 4-pixel panels [L/4][4][4]
       const panel = f4(L * 4);
       let p = 0;
@@ -696,10 +616,8 @@ function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
         dst += f4(ld);
       }
     }
-    if (PACKED) {
-      packPanels(colT, ld, P, L, 4, colP);
-      dotGemmP(wrP, K, colP, P, L, y + f4(n * K * P), f4(P), false, bias);
-    } else dotGemm(wr, f4(ld), K, colT, f4(ld), P, L, y + f4(n * K * P), f4(P), false, bias);
+    packPanels(colT, ld, P, L, 4, colP);
+    dotGemmP(wrP, K, colP, P, L, y + f4(n * K * P), f4(P), false, bias);
   }
 }
 
@@ -714,6 +632,7 @@ function opConvBwdData(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   if (K < DOT_MIN_K || C < 4) {
     const apk = scratch + 256;
     const col = align64(apk + f4(up(CRS, MR) * K));
+    if (!fits(col + f4(CRS * Ppad))) return;
     // A = W^T [CRS, K]: A(i,k) = w[k*CRS + i]
     packA(w, 1, CRS, CRS, K, apk);
     for (let n = n0; n < n1; n++) {
@@ -733,19 +652,18 @@ function opConvBwdData(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const xp = align64(colT + f4(P * CRS));
   const wtP = align64(xp + f4(Hp * Wp * C));
   const dyP = align64(wtP + f4((CRS + 4) * L));
+  if (!fits(dyP + f4(up(P, 2) * L))) return;
   for (let k = 0; k < K; k++)
     for (let c = 0; c < C; c++) for (let r = 0; r < R; r++) for (let s2 = 0; s2 < S; s2++)
       store<f32>(wt + f4(((r * S + s2) * C + c) * ld + k), load<f32>(w + f4(((k * C + c) * R + r) * S + s2)));
   if (L > K) for (let i = 0; i < CRS; i++) zeroF(wt + f4(i * ld + K), L - K);
-  if (PACKED) packPanels(wt, ld, CRS, L, 4, wtP);
+  packPanels(wt, ld, CRS, L, 4, wtP);
   const SC = S * C;
   for (let n = n0; n < n1; n++) {
     transpose(dy + f4(n * K * P), P, K, P, dyT, ld);
     if (L > K) for (let p = 0; p < P; p++) zeroF(dyT + f4(p * ld + K), L - K);
-    if (PACKED) {
-      packPanels(dyT, ld, P, L, 2, dyP);
-      dotGemmP(dyP, P, wtP, CRS, L, colT, f4(CRS), false, 0);
-    } else dotGemm(dyT, f4(ld), P, wt, f4(ld), CRS, L, colT, f4(CRS), false, 0);
+    packPanels(dyT, ld, P, L, 2, dyP);
+    dotGemmP(dyP, P, wtP, CRS, L, colT, f4(CRS), false, 0);
     zeroF(xp, Hp * Wp * C);
     let src = colT;
     for (let oh = 0; oh < OH; oh++) {
@@ -764,7 +682,7 @@ function opConvBwdData(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
 @inline function bwGroup(P: i32): i32 { return imax(1, imin(8, (192 + P - 1) / P)); }
 
 /** Whether the weight gradient builds its columns from padded NHWC images, in (r,s,c) order. */
-@inline function bwNHWC(C: i32, S: i32): bool { return PACKED && ((S * C) & 3) == 0; }
+@inline function bwNHWC(C: i32, S: i32): bool { return ((S * C) & 3) == 0; }
 
 /**
  * Weight gradient from padded NHWC copies of the G images of a group: the packed column panels (4 rows of
@@ -778,6 +696,7 @@ function bwNHWC4(x: usize, dy: usize, n0: i32, n1: i32, N: i32, C: i32, H: i32, 
   // G padded images then one all-zero image (the source of the pixels past the group's end)
   const xps = align64(dyP + f4(up(K, 4) * L));
   const zimg = xps + f4(G * img);
+  if (!fits(zimg + f4(img))) return;
   zeroF(xps, (G + 1) * img);
   const panel = f4(L * 4);
   for (let n = n0; n < n1; n += G) {
@@ -832,14 +751,15 @@ function opConvBwdW(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const x = ap(ctrl, 13), dy = ap(ctrl, 14);
   const P = OH * OW, CRS = C * R * S;
   const part = scratch;
-  zeroF(part, K * CRS);
-  const n0 = rangeLo(N, nt, tid), n1 = rangeLo(N, nt, tid + 1);
-  if (n0 >= n1) return;
   const G = bwGroup(P), L = up(G * P, 4);
   const colG = align64(part + f4(K * CRS));
   const dyG = align64(colG + f4(up(CRS, 4) * L));
   const colP = align64(dyG + f4(up(K, 4) * L));
   const dyP = align64(colP + f4(up(CRS, 4) * L));
+  if (!fits(dyP + f4(up(K, 4) * L))) return;
+  zeroF(part, K * CRS);
+  const n0 = rangeLo(N, nt, tid), n1 = rangeLo(N, nt, tid + 1);
+  if (n0 >= n1) return;
   if (bwNHWC(C, S)) {
     bwNHWC4(x, dy, n0, n1, N, C, H, W, K, R, S, sh, sw, ph, pw, OH, OW, G, L, part, dyG, colP, dyP);
     return;
@@ -851,10 +771,10 @@ function opConvBwdW(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
     const used = g * P;
     if (used < L) for (let i = 0; i < CRS; i++) zeroF(colG + f4(i * L + used), L - used);
     const inPlace = G == 1 && L == P && (K & 1) == 0;
-    if (PACKED && !(inPlace && L >= BW_UNPACKED_L)) packPanels(colG, L, CRS, L, 4, colP);
+    if (!(inPlace && L >= BW_UNPACKED_L)) packPanels(colG, L, CRS, L, 4, colP);
     if (inPlace) {
       // one image per group and rows of dy already a multiple of 4 long: use dy in place
-      if (PACKED && L < BW_UNPACKED_L) {
+      if (L < BW_UNPACKED_L) {
         packPanels(dy + f4(n * K * P), P, K, L, 2, dyP);
         dotGemmP(dyP, K, colP, CRS, L, part, f4(CRS), true, 0);
       } else dotGemm(dy + f4(n * K * P), f4(P), K, colG, f4(L), CRS, L, part, f4(CRS), true, 0);
@@ -865,10 +785,8 @@ function opConvBwdW(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
       for (let gi = 0; gi < g; gi++) copyF(drow + f4(gi * P), dy + f4(((n + gi) * K + k) * P), P);
       if (used < L) zeroF(drow + f4(used), L - used);
     }
-    if (PACKED) {
-      packPanels(dyG, L, K, L, 2, dyP);
-      dotGemmP(dyP, K, colP, CRS, L, part, f4(CRS), true, 0);
-    } else dotGemm(dyG, f4(L), K, colG, f4(L), CRS, L, part, f4(CRS), true, 0);
+    packPanels(dyG, L, K, L, 2, dyP);
+    dotGemmP(dyP, K, colP, CRS, L, part, f4(CRS), true, 0);
   }
 }
 
@@ -876,7 +794,7 @@ function opConvBwdW(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
 function opReduceDw(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const N = ai(ctrl, 0), K = ai(ctrl, 1), CRS = ai(ctrl, 2), P = ai(ctrl, 3), parts = ai(ctrl, 4);
   const dy = ap(ctrl, 5), dw = ap(ctrl, 6), db = ap(ctrl, 7);
-  const base = <usize>load<u32>(ctrl + 16), stride = <usize>load<u32>(ctrl + 20);
+  const base = <usize>load<u32>(word(ctrl, CTRL_SCRATCH_BASE)), stride = <usize>load<u32>(word(ctrl, CTRL_SCRATCH_STRIDE));
   const total = K * CRS;
   const e0 = rangeLo(total >> 2, nt, tid) << 2;
   const e1 = tid == nt - 1 ? total : rangeLo(total >> 2, nt, tid + 1) << 2;
@@ -1030,6 +948,7 @@ function opActBwd(ctrl: usize, tid: i32, nt: i32): void {
 function opBnTrain(ctrl: usize, tid: i32, nt: i32): void {
   const N = ai(ctrl, 0), C = ai(ctrl, 1), HW = ai(ctrl, 2), x = ap(ctrl, 3), gamma = ap(ctrl, 4), beta = ap(ctrl, 5);
   const eps = af(ctrl, 6), kind = ai(ctrl, 7), slope = af(ctrl, 8), y = ap(ctrl, 9), mean = ap(ctrl, 10), invstd = ap(ctrl, 11);
+  const variance = ap(ctrl, 12);
   const c0 = rangeLo(C, nt, tid), c1 = rangeLo(C, nt, tid + 1);
   const M = <f64>N * <f64>HW;
   for (let c = c0; c < c1; c++) {
@@ -1057,6 +976,7 @@ function opBnTrain(ctrl: usize, tid: i32, nt: i32): void {
     let q = s2 - s1 * dm;
     if (q < 0) q = 0;
     const is = <f32>(1.0 / Math.sqrt(q / M + <f64>eps));
+    if (variance) store<f32>(variance + f4(c), <f32>(q / M));
     store<f32>(mean + f4(c), mu);
     store<f32>(invstd + f4(c), is);
     const a = load<f32>(gamma + f4(c)) * is;
@@ -1130,15 +1050,67 @@ function opBnBwd(ctrl: usize, tid: i32, nt: i32): void {
 
 // -------------------------------------------------------------------------------------------- dispatch
 
+/** This thread's control block and the end of its scratch (globals are per instance, so per thread). */
+let curCtrl: usize = 0;
+let scratchEnd: usize = 0;
+
+/**
+ * Whether a carve of the scratch that ends at `end` fits in what the caller gave this thread; if not, the
+ * op stops and the control block's error word says so (scratchBytes below fell behind the carving).
+ */
+function fits(end: usize): bool {
+  if (end <= scratchEnd) return true;
+  store<i32>(word(curCtrl, CTRL_ERROR), ERR_SCRATCH_OVERFLOW);
+  return false;
+}
+
+@inline function upL(x: i64, m: i64): i64 { return (x + m - 1) / m * m; }
+@inline function maxL(a: i64, b: i64): i64 { return a > b ? a : b; }
+
+/**
+ * Bytes of scratch each thread needs for the op and the arguments in the control block: an upper bound over
+ * the paths of the op, declared here beside the code that carves it (the JS side asks before each call).
+ */
+export function scratchBytes(ctrl: usize): f64 { return <f64>scratchBytesL(ctrl); }
+
+function scratchBytesL(ctrl: usize): i64 {
+  const op = load<i32>(word(ctrl, CTRL_OP));
+  if (op == OP_GEMM) {
+    const transB = ai(ctrl, 1), N = <i64>ai(ctrl, 3), M = <i64>ai(ctrl, 2), K = <i64>ai(ctrl, 4);
+    return (256 + 64 + 4 * (M + 8) * K + 64 + (transB ? 4 * K * upL(N, 8) : 0) + 64);
+  }
+  if (op != OP_CONV_FWD && op != OP_CONV_BWD_DATA && op != OP_CONV_BWD_WEIGHT) return 0;
+  const C = <i64>ai(ctrl, 1), H = <i64>ai(ctrl, 2), W = <i64>ai(ctrl, 3), K = <i64>ai(ctrl, 4);
+  const R = <i64>ai(ctrl, 5), S = <i64>ai(ctrl, 6), ph = <i64>ai(ctrl, 9), pw = <i64>ai(ctrl, 10);
+  const OH = <i64>ai(ctrl, 11), OW = <i64>ai(ctrl, 12);
+  const CRS = C * R * S, P = OH * OW, Ppad = upL(P, 8), img = (H + 2 * ph) * (W + 2 * pw) * C;
+  if (op == OP_CONV_FWD) {
+    const L = upL(CRS, 4) + 4;
+    return (256 + 64 + 4 * (K + 8) * L + 64 + 4 * maxL(img, (H + 2 * ph + 4) * (OW + 16)) + 64 +
+      4 * maxL((P + 8) * L, CRS * Ppad) + 64 + 4 * (K + 8) * L + 64 + 4 * (P + 8) * L + 64);
+  }
+  if (op == OP_CONV_BWD_DATA)
+    return (256 + 64 + 4 * (CRS + 8) * (K + 8) + 64 + 4 * (P + 4) * (K + 8) + 64 + 4 * CRS * Ppad + 64 +
+      4 * img + 64 + 4 * (CRS + 8) * (K + 8) + 64 + 4 * (P + 8) * (K + 8) + 64);
+  const G = <i64>bwGroup(<i32>P), L = upL(G * P, 4);
+  return (4 * K * CRS + 64 + 2 * (4 * (CRS + 8) * L + 64 + 4 * (K + 8) * L + 64) + 4 * (G + 1) * img + 64);
+}
+
+/** The version of the kernel table this module was built from (the JS side compares it with its own). */
+export function tableHash(): u32 { return KERNEL_TABLE_HASH; }
+
 export function run(ctrl: usize, tid: i32): void {
-  const op = load<i32>(ctrl, 8), nt = load<i32>(ctrl, 12);
+  const op = load<i32>(word(ctrl, CTRL_OP)), nt = load<i32>(word(ctrl, CTRL_THREADS));
   if (tid >= nt) return;
-  const scratch = <usize>load<u32>(ctrl, 16) + <usize>tid * <usize>load<u32>(ctrl, 20);
+  const stride = <usize>load<u32>(word(ctrl, CTRL_SCRATCH_STRIDE));
+  const scratch = <usize>load<u32>(word(ctrl, CTRL_SCRATCH_BASE)) + <usize>tid * stride;
+  curCtrl = ctrl;
+  scratchEnd = scratch + stride;
   switch (op) {
     case OP_GEMM: opGemm(ctrl, tid, nt, scratch); break;
     case OP_CONV_FWD: opConvFwd(ctrl, tid, nt, scratch); break;
     case OP_CONV_BWD_DATA: opConvBwdData(ctrl, tid, nt, scratch); break;
-    case OP_CONV_BWD_W: opConvBwdW(ctrl, tid, nt, scratch); break;
+    case OP_CONV_BWD_WEIGHT: opConvBwdW(ctrl, tid, nt, scratch); break;
     case OP_REDUCE_DW: opReduceDw(ctrl, tid, nt, scratch); break;
     case OP_BN_TRAIN: opBnTrain(ctrl, tid, nt); break;
     case OP_AFFINE: opAffine(ctrl, tid, nt); break;

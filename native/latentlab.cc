@@ -24,6 +24,10 @@
 #include <unordered_map>
 #include <vector>
 
+// activation kinds, layout policies, convolution kinds, adamStep's scalars, the channel block: generated from
+// the kernel table (src/engine/kernels/table.ts) by tools/gen-kernel-table.mjs
+#include "kernel_table.h"
+
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
 #define LL_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
@@ -61,9 +65,7 @@ int I32(const Napi::Value& v) { return v.As<Napi::Number>().Int32Value(); }
 double F64(const Napi::Value& v) { return v.As<Napi::Number>().DoubleValue(); }
 
 // ------------------------------------------------------------------------------------------------
-// Element-wise kernels. Activation kinds: 0 none, 1 relu, 2 leaky, 3 tanh, 4 sigmoid.
-
-enum { A_NONE = 0, A_RELU = 1, A_LEAKY = 2, A_TANH = 3, A_SIGMOID = 4 };
+// Element-wise kernels. Activation kinds: A_NONE, A_RELU, ... (kernel_table.h).
 
 // exp, tanh and the logistic function written so that loops over them vectorize (libm calls do not):
 // Cephes' single-precision algorithms, a few ulp from the correctly rounded result.
@@ -237,7 +239,7 @@ LL_CLONES void bnBwdDx(const float* x, const float* y, const float* dy, float* d
 
 int ActKind(const Napi::Env& env, const Napi::Value& v) {
   int k = I32(v);
-  if (k < 0 || k > 4) throw Napi::RangeError::New(env, "unknown activation kind");
+  if (k < 0 || k >= A_COUNT) throw Napi::RangeError::New(env, "unknown activation kind");
   return k;
 }
 
@@ -246,7 +248,7 @@ int ActKind(const Napi::Env& env, const Napi::Value& v) {
 // Convolutions read and write it without reorders; these loops work on it directly, with the 16 channels
 // of a block in the 16 lanes of a vector.
 
-constexpr int kB = 16;
+constexpr int kB = kChannelBlock;
 
 LL_INLINE long BIdx(long n, long cb, long CB, long HW) { return (n * CB + cb) * HW * kB; }
 
@@ -407,7 +409,7 @@ LL_CLONES LL_EXACT void AdamLoop(float* p, const float* g, float* m, float* v, l
 // ------------------------------------------------------------------------------------------------
 // oneDNN convolutions, cached per geometry.
 
-enum ConvKind { CONV_FWD = 0, CONV_BWD_DATA = 1, CONV_BWD_WEI = 2 };
+// Convolution kinds: CONV_FWD, CONV_BWD_DATA, CONV_BWD_WEIGHT (kernel_table.h).
 
 struct Geom {
   int N, C, H, W, K, R, S, sh, sw, ph, pw, OH, OW;
@@ -486,11 +488,10 @@ LL_CLONES void ToBf16(const float* x, uint16_t* y, long n) {
 const char* KindName(int k) { return k == CONV_FWD ? "fwd" : k == CONV_BWD_DATA ? "bwd_data" : "bwd_weights"; }
 
 // Batch-norm's per-channel coefficients, shared by the NCHW and the blocked loops.
-// 1/sqrt(var + eps), var from q = the sum of squared deviations from a point dm away from the mean.
-LL_INLINE double InvStd(double q, double dm, double M, double eps) {
+// The biased variance from q = the sum of squared deviations from a point dm away from the mean.
+LL_INLINE double BiasedVar(double q, double dm, double M) {
   double var = q / M - dm * dm;
-  if (var < 0) var = 0;
-  return 1.0 / std::sqrt(var + eps);
+  return var < 0 ? 0 : var;
 }
 // The backward pass's sums sg = sum(g), sgx = sum(g * xhat) -> dbeta, dgamma and the coefficients of
 // dx = k2 * (g - mdz - xhat * mdzx).
@@ -545,7 +546,8 @@ class Context : public Napi::ObjectWrap<Context> {
     if (threads_ < 1) throw Napi::RangeError::New(env, "threads must be >= 1");
     bf16_ = info.Length() > 1 && info[1].ToBoolean().Value();
     bf16Wgrad_ = bf16_ && (info.Length() > 3 ? info[3].ToBoolean().Value() : true);
-    layout_ = info.Length() > 2 ? I32(info[2]) : 0;
+    layout_ = info.Length() > 2 ? I32(info[2]) : LAYOUT_ANY;
+    if (layout_ < 0 || layout_ >= LAYOUT_COUNT) throw Napi::RangeError::New(env, "unknown layout policy");
     try {
       eng_ = dnnl::engine(dnnl::engine::kind::cpu, 0);
       strm_ = dnnl::stream(eng_);
@@ -606,9 +608,9 @@ class Context : public Napi::ObjectWrap<Context> {
     memory::dims padR{(g.OH - 1) * g.sh + g.R - g.H - g.ph, (g.OW - 1) * g.sw + g.S - g.W - g.pw};
     // Backward-data into very few channels (the last ConvTranspose2d's forward) runs as a gemm over plain
     // layouts, where bf16 only adds a conversion: measured 0.66 ms in bf16 vs 0.40 ms in fp32, so fp32.
-    const bool b16 = (kind == CONV_BWD_WEI ? bf16Wgrad_ : bf16_) && !(kind == CONV_BWD_DATA && g.C < 8);
+    const bool b16 = (kind == CONV_BWD_WEIGHT ? bf16Wgrad_ : bf16_) && !(kind == CONV_BWD_DATA && g.C < 8);
     const dt lo = b16 ? dt::bf16 : dt::f32;
-    const tag at = layout == 1 ? tag::nchw : tag::any;
+    const tag at = layout == LAYOUT_PLAIN ? tag::nchw : tag::any;
     memory::desc srcU(srcD, dt::f32, xb ? tag::nChw16c : tag::nchw), weiU(weiD, dt::f32, tag::oihw),
         dstU(dstD, dt::f32, yb ? tag::nChw16c : tag::nchw),
         biasU(biasD, dt::f32, tag::x);
@@ -736,9 +738,9 @@ class Context : public Napi::ObjectWrap<Context> {
     auto it = convs_.find(key);
     if (it != convs_.end()) return it->second.get();
     std::unique_ptr<ConvEntry> e;
-    if (layout_ == 2) {
+    if (layout_ == LAYOUT_TUNED) {
       // Measure both layouts on this call's data (the outputs are overwritten by every run) and keep the faster.
-      std::unique_ptr<ConvEntry> c0(Create(kind, g, bias, 0, xb, yb)), c1(Create(kind, g, bias, 1, xb, yb));
+      std::unique_ptr<ConvEntry> c0(Create(kind, g, bias, LAYOUT_ANY, xb, yb)), c1(Create(kind, g, bias, LAYOUT_PLAIN, xb, yb));
       double best[2] = {1e30, 1e30};
       ConvEntry* cs[2] = {c0.get(), c1.get()};
       for (int rep = 0; rep < 3; rep++)
@@ -750,8 +752,8 @@ class Context : public Napi::ObjectWrap<Context> {
         }
       e = best[1] < best[0] ? std::move(c1) : std::move(c0);
       // the caller runs the chosen primitive once more, so the outputs come from it
-    } else if (layout_ == 3) {
-      e.reset(Create(kind, g, bias, kind == CONV_BWD_DATA && g.C < 8 ? 1 : 0, xb, yb));
+    } else if (layout_ == LAYOUT_AUTO) {
+      e.reset(Create(kind, g, bias, kind == CONV_BWD_DATA && g.C < 8 ? LAYOUT_PLAIN : LAYOUT_ANY, xb, yb));
     } else {
       e.reset(Create(kind, g, bias, layout_, xb, yb));
     }
@@ -785,7 +787,7 @@ class Context : public Napi::ObjectWrap<Context> {
       p2 = F32(env, info[16], wN, "dw");
     }
     if (g.N == 0) {
-      if (kind == CONV_BWD_WEI) {
+      if (kind == CONV_BWD_WEIGHT) {
         std::memset(p2, 0, wN * sizeof(float));
         if (pb) std::memset(pb, 0, g.K * sizeof(float));
       }
@@ -805,7 +807,7 @@ class Context : public Napi::ObjectWrap<Context> {
 
   Napi::Value Conv2d(const Napi::CallbackInfo& info) { return Conv(info, CONV_FWD); }
   Napi::Value Conv2dBackwardData(const Napi::CallbackInfo& info) { return Conv(info, CONV_BWD_DATA); }
-  Napi::Value Conv2dBackwardWeight(const Napi::CallbackInfo& info) { return Conv(info, CONV_BWD_WEI); }
+  Napi::Value Conv2dBackwardWeight(const Napi::CallbackInfo& info) { return Conv(info, CONV_BWD_WEIGHT); }
 
   // convImpl(kind, 13 geometry numbers, hasBias): the oneDNN implementation chosen, with its reorders.
   Napi::Value ConvImpl(const Napi::CallbackInfo& info) {
@@ -850,7 +852,7 @@ class Context : public Napi::ObjectWrap<Context> {
     return env.Undefined();
   }
 
-  // batchNormTrain(N, C, HW, x, gamma, beta, eps, actKind, slope, y, mean, invstd)
+  // batchNormTrain(N, C, HW, x, gamma, beta, eps, actKind, slope, y, mean, invstd, blocked, variance)
   Napi::Value BatchNormTrain(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     long N = I32(info[0]), C = I32(info[1]), HW = I32(info[2]);
@@ -864,6 +866,8 @@ class Context : public Napi::ObjectWrap<Context> {
     float* y = F32(env, info[9], n, "y");
     float* mean = F32(env, info[10], C, "mean");
     float* invstd = F32(env, info[11], C, "invstd");
+    // optional 14th: the batch's biased variance (for the running statistics)
+    float* variance = info.Length() > 13 ? F32OrNull(env, info[13], C, "variance") : nullptr;
     const double M = double(N) * HW;
     if (Blocked(env, info, 12, C)) {
       const long CB = C / kB;
@@ -878,7 +882,8 @@ class Context : public Napi::ObjectWrap<Context> {
           long c = cb * kB + l;
           double dm = s[l] / M;  // mean - k
           mu[l] = float(double(k[l]) + dm);
-          double is = InvStd(q[l], dm, M, eps);
+          double var = BiasedVar(q[l], dm, M), is = 1.0 / std::sqrt(var + eps);
+          if (variance) variance[c] = float(var);
           mean[c] = mu[l];
           invstd[c] = float(is);
           a[l] = gamma[c] * invstd[c];  // in float: the backward pass recomputes it exactly
@@ -896,7 +901,8 @@ class Context : public Napi::ObjectWrap<Context> {
       float muf = float(mu);
       for (long b = 0; b < N; b++) sqDevRow(x + (b * C + c) * HW, HW, muf, &q);
       // the deviations were taken from the float mean; correct for the (tiny) rounding of mu
-      double is = InvStd(q, mu - double(muf), M, eps);
+      double var = BiasedVar(q, mu - double(muf), M), is = 1.0 / std::sqrt(var + eps);
+      if (variance) variance[c] = float(var);
       mean[c] = muf;
       invstd[c] = float(is);
       float a = float(double(gamma[c]) * is);
@@ -1081,8 +1087,9 @@ class Context : public Napi::ObjectWrap<Context> {
     const float* g = F32(env, info[2], n, "grad");
     float* m = F32(env, info[3], n, "expAvg");
     float* v = F32(env, info[4], n, "expAvgSq");
-    const float* sc = F32(env, info[5], 10, "scalars");
-    AdamScalars k{sc[0], sc[1], sc[2], sc[3], sc[4], sc[5], sc[6], sc[7], sc[8], sc[9],
+    const float* sc = F32(env, info[5], ADAM_COUNT, "scalars");
+    AdamScalars k{sc[ADAM_SIGN], sc[ADAM_BETA1], sc[ADAM_ONE_MINUS_BETA1], sc[ADAM_BETA2], sc[ADAM_ONE_MINUS_BETA2],
+                  sc[ADAM_EPS], sc[ADAM_WEIGHT_DECAY], sc[ADAM_DECAY], sc[ADAM_NEG_STEP_SIZE], sc[ADAM_BC2_SQRT],
                   info[6].ToBoolean().Value(), info[7].ToBoolean().Value()};
     ForChunks(n, 131072, threads_, [&](long o, long cnt) { AdamLoop(p + o, g + o, m + o, v + o, cnt, k); });
     return env.Undefined();
@@ -1151,6 +1158,7 @@ Napi::Value Info(const Napi::CallbackInfo& info) {
     default: break;
   }
   o.Set("isa", isa);
+  o.Set("tableHash", double(kKernelTableHash));
   return o;
 }
 

@@ -23,9 +23,15 @@ export {
   type TrainOptions, type TrainResult, type TrainCallbacks, type StepInfo, type EpochInfo, type Snapshot,
 } from './lab/train/train.js';
 export {
-  openRun, loadModel, readLatents, readMetrics, readSnapshot,
+  openRun, loadModel, readLatents, readMetrics, readSnapshot, firstNonFinite,
   type Run, type Latents, type MetricsLine, type SnapshotRecord,
 } from './lab/run/run.js';
+export {
+  RunFolder, RUN_FILES, RUN_PICTURES, isPublicRunFile, parseMetricsText,
+  type RunStatus, type RunState, type RunResult, type DataIdentity, type RunFileRole,
+} from './lab/run/folder.js';
+export { UsageError } from './lab/run/atomic.js';
+export { onStopSignals, SIGNAL_EXIT, type StopSignal } from './lab/train/signals.js';
 export { evaluate, type EvalReport, type EvaluateOptions } from './lab/analysis/eval.js';
 
 // files

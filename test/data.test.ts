@@ -10,8 +10,11 @@ import {
   downloadDataset, encodeIdxImages, encodeIdxLabels, findDataset, loadDataset, locateDataset, md5Hex,
   mirrorUrl, parseIdxImages, readDataset, readIdxImages, readIdxLabels, readIdxSplit, resolveMirrors,
   toFloat, verifyDataset, type DatasetDescriptor, type DownloadEvent, type FileKey,
+  IMAGE_C, IMAGE_H, IMAGE_PIXELS, IMAGE_W, FASHION_MNIST_INFO, MNIST_INFO, MSE_TO_UNIT, batchShape, classPair,
+  datasetInfo, getDataset, psnrOfUnitMse, toByte, toModel, toModelImages, toUnit,
 } from '../src/lab/data/index.js';
 import { Rng } from '../src/engine/rng.js';
+import { labelNamer } from '../src/viz/palette.js';
 
 const MNIST_DIR = process.env.LATENTLAB_MNIST ?? path.resolve('../shared/data/mnist');
 
@@ -81,6 +84,52 @@ function expectOneLineError(fn: () => unknown, re: RegExp): DataError {
 }
 
 // ---------------------------------------------------------------------------------------------
+describe('the image contract', () => {
+  it('one shape: 28 x 28 x 1 = 784 values, batches [n, 1, 28, 28]', () => {
+    expect([IMAGE_H, IMAGE_W, IMAGE_C, IMAGE_PIXELS]).toEqual([28, 28, 1, 784]);
+    expect(batchShape(5)).toEqual([5, IMAGE_C, IMAGE_H, IMAGE_W]);
+    // every data set's descriptor carries that shape, and reading a data set checks it
+    for (const d of [MNIST, FASHION_MNIST]) expect([d.rows, d.cols, d.channels]).toEqual([IMAGE_H, IMAGE_W, IMAGE_C]);
+  });
+
+  it('bytes map to [-1, 1] as v / 127.5 - 1 and back to the same byte; to [0, 1] for PSNR', () => {
+    expect(toModel(0)).toBe(-1);
+    expect(toModel(255)).toBe(1);
+    for (let v = 0; v < 256; v++) {
+      expect(toByte(toModel(v))).toBe(v);
+      expect(toByte(Math.fround(toModel(v)))).toBe(v); // through float32 too
+      expect(toUnit(toModel(v))).toBeCloseTo(v / 255, 12);
+    }
+    expect([toByte(-3), toByte(3)]).toEqual([0, 255]);
+    // an MSE on [-1, 1] is 4x the MSE on [0, 1]: a constant error of 0.2 on [-1, 1] is 0.1 on [0, 1]
+    expect(0.2 ** 2 * MSE_TO_UNIT).toBeCloseTo(0.1 ** 2, 15);
+    expect(psnrOfUnitMse(0.01)).toBeCloseTo(20, 12);
+    // the DataLoader's table and toModelImages agree with toModel
+    const bytes = Uint8Array.from({ length: 3 * IMAGE_PIXELS }, (_, i) => (i * 37) % 256);
+    const out = toModelImages(bytes, new Float32Array(3 * IMAGE_PIXELS).fill(7), 1, 2, 1);
+    expect(out.subarray(0, IMAGE_PIXELS).every((v) => v === 7)).toBe(true);
+    for (let j = 0; j < 2 * IMAGE_PIXELS; j++) expect(out[IMAGE_PIXELS + j]).toBe(Math.fround(toModel(bytes[IMAGE_PIXELS + j])));
+    const viaLoader = toFloat(bytes, [2], new Float32Array(IMAGE_PIXELS));
+    for (let j = 0; j < IMAGE_PIXELS; j++) expect(viaLoader[j]).toBe(Math.fround(toModel(bytes[2 * IMAGE_PIXELS + j])));
+  });
+
+  it("data sets name their classes once, and every legend and sentence uses them", () => {
+    expect(MNIST.classes).toBe(MNIST_INFO.classes);
+    expect(FASHION_MNIST.classes).toBe(FASHION_MNIST_INFO.classes);
+    expect(FASHION_MNIST.classes).toEqual(['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot']);
+    expect(MNIST.classes).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
+    expect([MNIST.classNoun, FASHION_MNIST.classNoun]).toEqual(['digit', 'class']);
+    expect(getDataset('fashion-mnist').title).toBe(FASHION_MNIST_INFO.title);
+    expect(datasetInfo('fashion-mnist')).toBe(FASHION_MNIST_INFO);
+    expect(datasetInfo(undefined)).toBe(MNIST_INFO); // runs written before the dataset setting existed
+    expect(Array.from({ length: 10 }, (_, l) => labelNamer('fashion-mnist')(l))).toEqual(FASHION_MNIST.classes);
+    expect(labelNamer('mnist')(7)).toBe('7');
+    expect(classPair(MNIST_INFO, 4, 9)).toBe('4/9');
+    expect(classPair(FASHION_MNIST_INFO, 0, 6)).toBe('T-shirt/top vs Shirt');
+    expect(classPair(FASHION_MNIST_INFO, 2, 4)).toBe('Pullover vs Coat');
+  });
+});
+
 describe('IDX reader', () => {
   it('reads raw and gzipped images and labels', () => {
     const dir = freshDir('idx');

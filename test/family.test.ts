@@ -10,7 +10,8 @@ import { klPerDimension } from '../src/engine/latent_loss.js';
 import { corrupt, formatNoise, parseNoise } from '../src/lab/data/noise.js';
 import { readIdxSplit } from '../src/lab/data/idx.js';
 import { denoise } from '../src/lab/analysis/denoise.js';
-import { perImageMse, perImagePsnr, psnr, psnrFromMse, psnrFromMse01 } from '../src/lab/analysis/quality.js';
+import { perImageMse, perImagePsnr, psnr, psnrFromMse } from '../src/lab/analysis/quality.js';
+import { psnrOfUnitMse } from '../src/lab/data/image.js';
 import { sparsityStats } from '../src/lab/analysis/sparsity.js';
 import { latentHealth } from '../src/lab/analysis/latent_health.js';
 import { errorHistogram, worstN } from '../src/lab/analysis/anomaly.js';
@@ -102,7 +103,7 @@ describe('PSNR and denoising', () => {
     const p = perImagePsnr(b, a, 3);
     expect(p[0]).toBeCloseTo(10 * Math.log10(4 / 0.04), 4);
     expect(p[2]).toBe(Infinity);
-    expect(psnrFromMse(0.04)).toBeCloseTo(psnrFromMse01(0.01), 12);
+    expect(psnrFromMse(0.04)).toBeCloseTo(psnrOfUnitMse(0.01), 12);
     const all = psnr(b, a, 3);
     expect(all.mse).toBeCloseTo((0.04 + 0.0004) / 3, 7);
     expect(all.psnr).toBeCloseTo(10 * Math.log10(4 / all.mse), 8);

@@ -24,7 +24,7 @@ function build(name: string, m: Record<string, string>): Module {
     const act = m.act === 'leaky' ? new LeakyReLU() : m.act === 'relu' ? new ReLU() : new Tanh();
     return new Sequential(new BatchNorm2d(n('c')), act);
   }
-  if (name.startsWith('bn_')) return new BatchNorm2d(n('c'));
+  if (name.startsWith('bn_')) return new BatchNorm2d(n('c'), m.momentum === undefined ? {} : { momentum: n('momentum') });
   if (name.startsWith('linear_')) return new Linear(n('in'), n('out'), { bias: m.bias !== '0' });
   if (name.startsWith('leaky_relu')) return new LeakyReLU(Number(m.slope));
   if (name === 'relu') return new ReLU();
@@ -67,6 +67,24 @@ for (const { name: bname, backend } of backends) {
     }
   });
 }
+
+describe('BatchNorm2d running statistics at full precision', () => {
+  // A batch variance (~1e-10) far below eps (1e-5), momentum 1: PyTorch's running_var is the unbiased batch
+  // variance. Deriving it back from invstd = 1/sqrt(var + eps) loses it to cancellation (~1e-2 relative).
+  for (const { name: bname, backend } of backends) {
+    it(`running_var is the batch variance itself, to float32 rounding (${bname})`, () => {
+      const { t } = fixture('layers/bn_tinyvar_train.safetensors');
+      const bn = new BatchNorm2d(4, { momentum: 1 }).to(backend);
+      bn.loadStateDict(strip(t, 'param.'));
+      bn.forward(inBackend(backend, t.get('x')!.shape, f32of(t, 'x')));
+      const want = f32of(t, 'after.running_var'), got = bn.runningVar.data;
+      for (let c = 0; c < 4; c++) {
+        expect(want[c]).toBeLessThan(1e-8);
+        expect(Math.abs(got[c] - want[c]) / want[c], `channel ${c}: ${got[c]} vs PyTorch ${want[c]}`).toBeLessThan(1e-5);
+      }
+    });
+  }
+});
 
 describe('losses', () => {
   for (const [name, fn] of [['mse', mseLoss], ['bce', bceLoss]] as const) {

@@ -9,7 +9,8 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { latentUnitStats, negativeTargets, studyRuns, studyScale, type RunFigures } from '../src/lab/study/study.js';
+import { buildStudyReport, latentUnitStats, negativeTargets, studyRuns, studyScale, type RunFigures } from '../src/lab/study/study.js';
+import { SUPERVISED_REFERENCE, checkSupervisedReference, type SupervisedReference } from '../src/lab/study/reference.js';
 import { inlineHtml, toHtml, toMarkdown } from '../src/lab/study/report.js';
 import { need } from './requirements.js';
 
@@ -68,6 +69,38 @@ describe('study plan and report (no training)', () => {
     expect(html.match(/src="data:image\/png;base64,iVBORw=="/g)).toHaveLength(2);
     expect(html).toContain('<a href="runs/x/">run</a>');
     expect(inlineHtml('**x** & `y`')).toBe('<strong>x</strong> &amp; <code>y</code>');
+  });
+
+  it("quotes PyTorch's figures from the reference JSON written by tools/fixtures/gen_study_reference.py, saying what was run", () => {
+    const committed = JSON.parse(readFileSync(path.resolve('src/lab/study/reference/supervised.json'), 'utf8'));
+    expect(committed.generator).toBe('tools/fixtures/gen_study_reference.py');
+    expect(existsSync(path.resolve(committed.generator))).toBe(true);
+    expect(committed.seeds).toHaveLength(committed.runCount);
+    expect(SUPERVISED_REFERENCE).toEqual(committed);
+    const runs = studyRuns({ quick: true, only: ['sup-leaky', 'sup-linear'] });
+    const base = {
+      runs, figures: new Map<string, RunFigures>(), configs: new Map(), scale: studyScale({ quick: true }), runsDir: 'runs', combined: {},
+      jobs: 1, threads: 1, backend: 'wasm', wallSeconds: 1, trainedNow: 0, command: 'latentlab study --quick', failures: [],
+    };
+    const text = (ref?: SupervisedReference): string => toMarkdown(buildStudyReport({ ...base, ...(ref ? { reference: ref } : {}) }));
+    // the committed file's figures, by default
+    const leaky = committed.variants['sup-leaky'].mean.targetAccuracy, linear = committed.variants['sup-linear'].mean.targetAccuracy;
+    expect(text()).toContain(`target accuracy ${leaky.toFixed(3)} with LeakyReLU vs ${linear.toFixed(3)} without`);
+    expect(text()).toContain(`torch ${committed.torch}`);
+    // another file's figures and run description come through; nothing is typed into the sentence
+    const other = structuredClone(committed) as SupervisedReference;
+    Object.assign(other, { seeds: [3, 4, 5], runCount: 3, steps: 2 * other.stepsPerEpoch, torch: '9.9.9' });
+    for (const v of ['sup-leaky', 'sup-linear'] as const) other.variants[v].runs = [3, 4, 5].map((seed) => ({ seed, targetAccuracy: 0.5, testMse: 0.1 }));
+    other.variants['sup-leaky'].mean.targetAccuracy = 0.1234;
+    other.variants['sup-linear'].mean.targetAccuracy = 0.9876;
+    const t = text(checkSupervisedReference(other));
+    expect(t).toContain('target accuracy 0.123 with LeakyReLU vs 0.988 without');
+    expect(t).toContain('the mean of 3 runs per variant (seeds 3, 4, 5), 2 epochs');
+    expect(t).toContain('torch 9.9.9');
+    expect(t).not.toMatch(/0\.53 vs 0\.89/);
+    // a broken file is one line naming the file and the key
+    expect(() => checkSupervisedReference({ ...committed, runCount: 0 })).toThrow(/^src\/lab\/study\/reference\/supervised\.json: runCount: expected a positive integer/);
+    expect(() => checkSupervisedReference({ ...committed, variants: {} })).toThrow(/supervised\.json: variants\.sup-leaky: expected an object/);
   });
 });
 

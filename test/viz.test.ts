@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
   TAB10_RGB, boxGridPoints, cellRect, countGifFrames, drawCurves, drawImageGrid, drawScatter, encodeGif,
-  formatTick, latentFigure, latentFigureSize, logTicks, lossFigure, lossFigureSize, makeTransform, niceTicks,
+  formatTick, latentFigure, latentFigureSize, logTicks, lossFigure, lossFigureSize, lossRunFromMetrics, makeTransform, niceTicks,
   reconFigure, reconFigureSize, sampleFigure, sampleFigureSize, sheetFigure, sheetFigureSize, trainingFrame,
   trainingFrameSize, type GridLayout, type Transform,
 } from '../src/viz/index.js';
@@ -138,8 +138,7 @@ describe('figures', () => {
     })],
     ['sheet', sheetFigureSize(4, 8), (ctx) => sheetFigure(ctx, { images: fakeDigits(32), rows: 4, cols: 8, title: 'digit 7, spread 1' })],
     ['loss', lossFigureSize(), (ctx) => lossFigure(ctx, [
-      { name: 'train', steps: [0, 100, 200, 300], values: [1, 0.3, 0.1, 0.05] },
-      { name: 'test', steps: [0, 100, 200, 300], values: [1.1, 0.4, 0.15, 0.08], dashed: true },
+      { name: 'run', train: { steps: [0, 100, 200, 300], values: [1, 0.3, 0.1, 0.05] }, test: { steps: [100, 300], values: [0.4, 0.08] } },
     ], { logY: true })],
   ];
   for (const [name, size, draw] of cases) {
@@ -158,6 +157,44 @@ describe('figures', () => {
     const p = boxGridPoints([0, 0, 2, 1], 3);
     expect(Array.from(p.subarray(0, 6))).toEqual([0, 1, 1, 1, 2, 1]);
     expect(Array.from(p.subarray(12, 18))).toEqual([0, 0, 1, 0, 2, 0]);
+  });
+
+  it('loss: the training reconstruction term is plotted against the test MSE, the latent term in a panel of its own', async () => {
+    // metrics lines of a supervised run: loss = recon + latent; old lines (no recon) of an unsupervised run
+    const lines = [
+      { step: 10, loss: 0.9, recon: 0.4, latent: 0.5 },
+      { step: 20, loss: 0.6, recon: 0.3, latent: 0.3 },
+      { step: 20, testLoss: 0.35 },
+      { step: 30, loss: 0.45, recon: 0.25, latent: 0.2 },
+    ];
+    const run = lossRunFromMetrics('sup', lines, { step: 30, testMse: 0.28 });
+    expect(run.train).toEqual({ steps: [10, 20, 30], values: [0.4, 0.3, 0.25] }); // recon, not the total
+    expect(run.latent).toEqual({ steps: [10, 20, 30], values: [0.5, 0.3, 0.2] });
+    expect(run.test).toEqual({ steps: [20, 30], values: [0.35, 0.28] });
+    const old = lossRunFromMetrics('old', [{ step: 5, loss: 0.7 }, { step: 6, loss: 2, latent: 1 }], { step: 6, testMse: NaN });
+    expect(old.train).toEqual({ steps: [5], values: [0.7] }); // a total with a latent term is never taken for recon
+    expect(old.test.steps).toEqual([]);
+
+    const size = lossFigureSize({ latent: true });
+    expect(size.height).toBeGreaterThan(lossFigureSize().height);
+    let t: ReturnType<typeof lossFigure> | undefined;
+    const img = await decodePng(await renderPng(size.width, size.height, (ctx) => { t = lossFigure(ctx, [run]); }));
+    const { recon, latent } = t!;
+    expect(latent).not.toBeNull();
+    // the reconstruction panel's y range covers train recon and test MSE, and not the totals (0.9)
+    expect(recon.yRange[1]).toBeLessThan(0.5);
+    expect(recon.yRange[0]).toBeLessThanOrEqual(0.25);
+    // the latent panel lies below the reconstruction panel, on the same steps
+    expect(latent!.plot.y).toBeGreaterThanOrEqual(recon.plot.y + recon.plot.height);
+    expect(latent!.xRange).toEqual(recon.xRange);
+    // a test evaluation is a dot in the run's colour at (step, MSE) of the top panel
+    const blue = TAB10_RGB[0];
+    const dot = pixel(img, recon.toPx(20), recon.toPy(0.35));
+    for (let k = 0; k < 3; k++) expect(Math.abs(dot[k] - blue[k])).toBeLessThanOrEqual(3);
+    // the latent term's curve passes through (20, 0.3) in the bottom panel
+    const onCurve = pixel(img, latent!.toPx(20), latent!.toPy(0.3));
+    for (let k = 0; k < 3; k++) expect(Math.abs(onCurve[k] - blue[k])).toBeLessThanOrEqual(40);
+    expect(t!.series.map((s) => s.name)).toEqual(['sup train', 'sup test', 'sup latent term']);
   });
 
   it('curves with non-positive values in log mode do not throw', async () => {
@@ -289,5 +326,31 @@ describe('projection', () => {
     const p = project(data, d, 'umap', { seed: 5, nEpochs: 100 });
     expect(Array.from(p.coords)).toEqual(Array.from(a));
     expect(p.projection.inverse).toBeUndefined();
+    // separates: every point's nearest neighbour in the embedding is of its own cluster, and the
+    // clusters' centres lie farther apart than twice any cluster's mean spread
+    const cluster = (i: number): number => i % 3;
+    let sameNN = 0;
+    for (let i = 0; i < n; i++) {
+      let best = -1, bd = Infinity;
+      for (let j = 0; j < n; j++) {
+        if (j === i) continue;
+        const dd = (a[2 * i] - a[2 * j]) ** 2 + (a[2 * i + 1] - a[2 * j + 1]) ** 2;
+        if (dd < bd) { bd = dd; best = j; }
+      }
+      if (cluster(best) === cluster(i)) sameNN++;
+    }
+    expect(sameNN).toBe(n);
+    const centre = [0, 1, 2].map((c) => {
+      let sx = 0, sy = 0, m = 0;
+      for (let i = c; i < n; i += 3) { sx += a[2 * i]; sy += a[2 * i + 1]; m++; }
+      return [sx / m, sy / m];
+    });
+    const spread = [0, 1, 2].map((c) => {
+      let s = 0, m = 0;
+      for (let i = c; i < n; i += 3) { s += Math.hypot(a[2 * i] - centre[c][0], a[2 * i + 1] - centre[c][1]); m++; }
+      return s / m;
+    });
+    for (let u = 0; u < 3; u++) for (let v = u + 1; v < 3; v++)
+      expect(Math.hypot(centre[u][0] - centre[v][0], centre[u][1] - centre[v][1])).toBeGreaterThan(2 * Math.max(spread[u], spread[v]));
   });
 });

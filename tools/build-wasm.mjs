@@ -1,17 +1,20 @@
 #!/usr/bin/env node
 // Builds the AssemblyScript kernels into build/wasm/kernels.wasm (SIMD128) and
 // build/wasm/kernels-relaxed.wasm (SIMD128 + relaxed-SIMD FMA). Needs only the npm `assemblyscript` package.
+// First writes assembly/kernel-table.ts from the kernel table (tools/gen-kernel-table.mjs).
 import { main } from 'assemblyscript/asc';
 import { mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { loadKernelTable, writeGeneratedFiles } from './gen-kernel-table.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const outDir = join(root, 'build', 'wasm');
 mkdirSync(outDir, { recursive: true });
 
-// Must match MEMORY_MAX_PAGES in src/engine/kernels/wasm/backend.ts.
-const MAX_PAGES = 32768;
+await writeGeneratedFiles(root);
+const { KERNEL_TABLE } = await loadKernelTable(root);
+const MAX_PAGES = KERNEL_TABLE.wasmMaxPages;
 
 const common = [
   'assembly/kernels.ts',

@@ -11,6 +11,6 @@ const env = { ...process.env };
 const shared = path.resolve('../shared/data/mnist');
 if (!env.LATENTLAB_DATA && existsSync(shared)) env.LATENTLAB_DATA = shared;
 const args = ['dist/cli/main.js', 'train', '--supervised', '--latent-activation', 'none', '--epochs', '1', '--snapshot-every', '50',
-  '--out', 'runs/demo', ...process.argv.slice(2)];
+  '--out', 'runs/demo', '--overwrite', ...process.argv.slice(2)];
 const r = spawnSync(process.execPath, args, { stdio: 'inherit', env });
 process.exit(r.status ?? 1);

@@ -5,3 +5,4 @@
  */
 export * from '../lab/data/idx-format.js';
 export { DataLoader, toFloat, type Batch, type DataLoaderOptions, type LoaderData, type LoaderState } from '../lab/data/loader.js';
+export * from '../lab/data/image.js';

@@ -12,7 +12,8 @@ export {
 } from '../lab/models/autoencoder.js';
 export {
   DEFAULT_TRAIN, STUDY_LATENT_MAP, OPTIMIZERS, SCHEDULERS, checkTrainConfig, resolveTrainConfig, checkLatentMap,
-  type TrainConfig, type LatentMap, type OptimizerName, type SchedulerName,
+  TrainConfigSchema, TrainSettingsSchema, TRAIN_FIELDS, parseTrainSettings, parseRunConfig, resumeConfig, LATENT_MAX, threadsMax,
+  type TrainConfig, type Origin, type SettingKind, type LatentMap, type OptimizerName, type SchedulerName,
 } from '../lab/run/config.js';
 export { makeOptimizer, makeScheduler, type AnyOpt, type Schedule } from '../lab/train/optimizer.js';
 export { summarize, formatSummary, type ModelSummary, type SummaryRow } from '../lab/models/summary.js';

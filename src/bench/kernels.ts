@@ -6,6 +6,7 @@
 import type { Backend, ConvGeom } from '../engine/kernels/index.js';
 import { convOutSize } from '../engine/kernels/index.js';
 import { createWasmBackend } from '../engine/kernels/wasm/node.js';
+import { IMAGE_H, IMAGE_W } from '../lab/data/image.js';
 
 export interface KernelBenchOptions {
   threads?: number[];
@@ -50,8 +51,8 @@ function geom(N: number, C: number, H: number, K: number, stride: number): ConvG
 }
 
 export const MODEL_SHAPES = (N: number): [string, ConvGeom][] => [
-  ['1->32 28x28 s1', geom(N, 1, 28, 32, 1)],
-  ['32->64 28->14 s2', geom(N, 32, 28, 64, 2)],
+  ['1->32 28x28 s1', geom(N, 1, IMAGE_H, 32, 1)],
+  ['32->64 28->14 s2', geom(N, 32, IMAGE_H, 64, 2)],
   ['64->64 14->7 s2', geom(N, 64, 14, 64, 2)],
 ];
 
@@ -124,7 +125,7 @@ export async function benchKernels(opts: KernelBenchOptions = {}): Promise<Kerne
       // batch norm + LeakyReLU after each conv: encoder 32x28x28, 64x14x14, 64x7x7; decoder 64x14x14, 32x28x28
       let bn = 0, bnCpu = 0;
       const act = { kind: 'leaky' as const, slope: 0.2 };
-      for (const [C, HW, times] of [[32, 784, 2], [64, 196, 2], [64, 49, 1]]) {
+      for (const [C, HW, times] of [[32, IMAGE_H * IMAGE_W, 2], [64, 196, 2], [64, 49, 1]]) {
         const n = N * C * HW;
         const x = fill(b.alloc(n), 5), y = b.alloc(n), dy = fill(b.alloc(n), 6), dx = b.alloc(n);
         const g = b.alloc(C).fill(1), be = b.alloc(C), m = b.alloc(C), is = b.alloc(C), dg = b.alloc(C), db = b.alloc(C);

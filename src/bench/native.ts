@@ -13,6 +13,10 @@ import { pathToFileURL } from 'node:url';
 import type { Act, ConvGeom } from '../engine/kernels/index.js';
 import { convOutSize, NO_ACT } from '../engine/kernels/index.js';
 import { createNativeBackend, type NativeBackend, type NativeLayout } from '../engine/kernels/native/index.js';
+import { IMAGE_H, IMAGE_PIXELS, IMAGE_W } from '../lab/data/image.js';
+
+/** A feature map at the image's resolution (28 × 28). */
+const HW = IMAGE_H * IMAGE_W;
 
 export type ConvOp = 'fwd' | 'bwd-data' | 'bwd-weight';
 
@@ -80,12 +84,12 @@ function geom(N: number, C: number, H: number, K: number, stride: number): ConvG
 /** The model's convolutions as conv geometries (a ConvTranspose2d is the transpose of the conv listed). */
 export function modelConvs(N: number): { layer: string; transposed: boolean; g: ConvGeom }[] {
   return [
-    { layer: 'enc1 Conv2d(1,32,3,p1) 28x28', transposed: false, g: geom(N, 1, 28, 32, 1) },
-    { layer: 'enc2 Conv2d(32,64,3,s2,p1) 28->14', transposed: false, g: geom(N, 32, 28, 64, 2) },
+    { layer: 'enc1 Conv2d(1,32,3,p1) 28x28', transposed: false, g: geom(N, 1, IMAGE_H, 32, 1) },
+    { layer: 'enc2 Conv2d(32,64,3,s2,p1) 28->14', transposed: false, g: geom(N, 32, IMAGE_H, 64, 2) },
     { layer: 'enc3 Conv2d(64,64,3,s2,p1) 14->7', transposed: false, g: geom(N, 64, 14, 64, 2) },
     { layer: 'dec1 ConvT(64,64,3,s2,p1,op1) 7->14', transposed: true, g: geom(N, 64, 14, 64, 2) },
-    { layer: 'dec2 ConvT(64,32,3,s2,p1,op1) 14->28', transposed: true, g: geom(N, 32, 28, 64, 2) },
-    { layer: 'dec3 ConvT(32,1,3,p1) 28x28', transposed: true, g: geom(N, 1, 28, 32, 1) },
+    { layer: 'dec2 ConvT(64,32,3,s2,p1,op1) 14->28', transposed: true, g: geom(N, 32, IMAGE_H, 64, 2) },
+    { layer: 'dec3 ConvT(32,1,3,p1) 28x28', transposed: true, g: geom(N, 1, IMAGE_H, 32, 1) },
   ];
 }
 
@@ -173,7 +177,7 @@ function makeStep(be: NativeBackend, N: number): { run: () => void; convMs: () =
     return { C, gamma, beta, dg, db, mean: A(C), invstd: A(C) };
   };
   // encoder
-  const input = A(N * 784, 5, 1);
+  const input = A(N * IMAGE_PIXELS, 5, 1);
   const [w1, gw1] = P(32 * 9, 0.3), [b1, gb1] = P(32, 0.1), bn1 = bnP(32);
   const [w2, gw2] = P(64 * 32 * 9, 0.06), [b2, gb2] = P(64, 0.1), bn2 = bnP(64);
   const [w3, gw3] = P(64 * 64 * 9, 0.04), [b3, gb3] = P(64, 0.1), bn3 = bnP(64);
@@ -183,18 +187,18 @@ function makeStep(be: NativeBackend, N: number): { run: () => void; convMs: () =
   const [w4, gw4] = P(64 * 64 * 9, 0.04), [b4, gb4] = P(64, 0.1), bn4 = bnP(64);
   const [w5, gw5] = P(64 * 32 * 9, 0.06), [b5, gb5] = P(32, 0.1), bn5 = bnP(32);
   const [w6, gw6] = P(32 * 9, 0.06), [b6, gb6] = P(1, 0.1);
-  const a1 = A(N * 32 * 784), h1 = A(N * 32 * 784), a2 = A(N * 64 * 196), h2 = A(N * 64 * 196);
+  const a1 = A(N * 32 * HW), h1 = A(N * 32 * HW), a2 = A(N * 64 * 196), h2 = A(N * 64 * 196);
   const a3 = A(N * 64 * 49), h3 = A(N * 64 * 49), z = A(N * 2), l2 = A(N * 3136);
-  const a4 = A(N * 64 * 196), h4 = A(N * 64 * 196), a5 = A(N * 32 * 784), h5 = A(N * 32 * 784);
-  const a6 = A(N * 784), out = A(N * 784);
-  const g784 = A(N * 784), g32a = A(N * 32 * 784), g32b = A(N * 32 * 784), g64a = A(N * 64 * 196), g64b = A(N * 64 * 196);
+  const a4 = A(N * 64 * 196), h4 = A(N * 64 * 196), a5 = A(N * 32 * HW), h5 = A(N * 32 * HW);
+  const a6 = A(N * IMAGE_PIXELS), out = A(N * IMAGE_PIXELS);
+  const g784 = A(N * IMAGE_PIXELS), g32a = A(N * 32 * HW), g32b = A(N * 32 * HW), g64a = A(N * 64 * 196), g64b = A(N * 64 * 196);
   const g49a = A(N * 64 * 49), g49b = A(N * 64 * 49), gz = A(N * 2);
   const m = params.map((p) => A(p.length)), v = params.map((p) => A(p.length));
   let t = 0, convTime = 0;
 
   // bias add and bias gradient with backend kernels: channelAffine(scale 1, shift bias) and two gemms
   // (sum over the batch, then over each channel's pixels) against vectors of ones
-  const ones = A(3136).fill(1), colSum = A(N * 32 * 784), unit = A(3136).fill(1);
+  const ones = A(3136).fill(1), colSum = A(N * 32 * HW), unit = A(3136).fill(1);
   const addBias = (y: Float32Array, b: Float32Array, C: number, HW: number) =>
     be.channelAffine(N, C, HW, y, unit, b, NO_ACT, y);
   const biasGrad = (dy: Float32Array, db: Float32Array, C: number, HW: number) => {
@@ -206,7 +210,7 @@ function makeStep(be: NativeBackend, N: number): { run: () => void; convMs: () =
   const run = () => {
     // forward
     conv(() => be.conv2d(e1, input, w1, b1, a1));
-    be.batchNormTrain(N, 32, 784, a1, bn1.gamma, bn1.beta, 1e-5, leaky, h1, bn1.mean, bn1.invstd);
+    be.batchNormTrain(N, 32, HW, a1, bn1.gamma, bn1.beta, 1e-5, leaky, h1, bn1.mean, bn1.invstd);
     conv(() => be.conv2d(e2, h1, w2, b2, a2));
     be.batchNormTrain(N, 64, 196, a2, bn2.gamma, bn2.beta, 1e-5, leaky, h2, bn2.mean, bn2.invstd);
     conv(() => be.conv2d(e3, h2, w3, b3, a3));
@@ -215,20 +219,20 @@ function makeStep(be: NativeBackend, N: number): { run: () => void; convMs: () =
     be.gemm(false, true, N, 3136, 2, 1, z, wl2, 0, l2); addBias(l2, bl2, 3136, 1);
     conv(() => be.conv2dBackwardData(d1, l2, w4, a4)); addBias(a4, b4, 64, 196);
     be.batchNormTrain(N, 64, 196, a4, bn4.gamma, bn4.beta, 1e-5, leaky, h4, bn4.mean, bn4.invstd);
-    conv(() => be.conv2dBackwardData(d2, h4, w5, a5)); addBias(a5, b5, 32, 784);
-    be.batchNormTrain(N, 32, 784, a5, bn5.gamma, bn5.beta, 1e-5, leaky, h5, bn5.mean, bn5.invstd);
-    conv(() => be.conv2dBackwardData(d3, h5, w6, a6)); addBias(a6, b6, 1, 784);
-    be.activation(tanh, N * 784, a6, out);
+    conv(() => be.conv2dBackwardData(d2, h4, w5, a5)); addBias(a5, b5, 32, HW);
+    be.batchNormTrain(N, 32, HW, a5, bn5.gamma, bn5.beta, 1e-5, leaky, h5, bn5.mean, bn5.invstd);
+    conv(() => be.conv2dBackwardData(d3, h5, w6, a6)); addBias(a6, b6, 1, HW);
+    be.activation(tanh, N * IMAGE_PIXELS, a6, out);
     // MSE loss gradient
-    const k = 2 / (N * 784);
-    for (let i = 0; i < N * 784; i++) g784[i] = k * (out[i] - input[i]);
+    const k = 2 / (N * IMAGE_PIXELS);
+    for (let i = 0; i < N * IMAGE_PIXELS; i++) g784[i] = k * (out[i] - input[i]);
     // backward
-    be.activationBackward(tanh, N * 784, a6, out, g784, g784);
-    biasGrad(g784, gb6, 1, 784);
+    be.activationBackward(tanh, N * IMAGE_PIXELS, a6, out, g784, g784);
+    biasGrad(g784, gb6, 1, HW);
     conv(() => be.conv2dBackwardWeight(d3, g784, h5, gw6, null));
     conv(() => be.conv2d(d3, g784, w6, null, g32a));
-    be.batchNormBackward(N, 32, 784, a5, h5, g32a, bn5.gamma, bn5.mean, bn5.invstd, leaky, g32b, bn5.dg, bn5.db);
-    biasGrad(g32b, gb5, 32, 784);
+    be.batchNormBackward(N, 32, HW, a5, h5, g32a, bn5.gamma, bn5.mean, bn5.invstd, leaky, g32b, bn5.dg, bn5.db);
+    biasGrad(g32b, gb5, 32, HW);
     conv(() => be.conv2dBackwardWeight(d2, g32b, h4, gw5, null));
     conv(() => be.conv2d(d2, g32b, w5, null, g64a));
     be.batchNormBackward(N, 64, 196, a4, h4, g64a, bn4.gamma, bn4.mean, bn4.invstd, leaky, g64b, bn4.dg, bn4.db);
@@ -249,7 +253,7 @@ function makeStep(be: NativeBackend, N: number): { run: () => void; convMs: () =
     be.batchNormBackward(N, 64, 196, a2, h2, g64a, bn2.gamma, bn2.mean, bn2.invstd, leaky, g64b, bn2.dg, bn2.db);
     conv(() => be.conv2dBackwardWeight(e2, h1, g64b, gw2, gb2));
     conv(() => be.conv2dBackwardData(e2, g64b, w2, g32a));
-    be.batchNormBackward(N, 32, 784, a1, h1, g32a, bn1.gamma, bn1.mean, bn1.invstd, leaky, g32b, bn1.dg, bn1.db);
+    be.batchNormBackward(N, 32, HW, a1, h1, g32a, bn1.gamma, bn1.mean, bn1.invstd, leaky, g32b, bn1.dg, bn1.db);
     conv(() => be.conv2dBackwardWeight(e1, input, g32b, gw1, gb1));
     // Adam
     t++;

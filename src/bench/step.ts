@@ -13,6 +13,7 @@ import { Rng } from '../engine/rng.js';
 import { Tensor } from '../engine/tensor.js';
 import { AutoEncoder } from '../lab/models/autoencoder.js';
 import '../node-backends.js';
+import { IMAGE_PIXELS, batchShape } from '../lab/data/image.js';
 
 export interface StepBenchResult {
   backend: string; threads: number; precision: string; batch: number;
@@ -32,10 +33,10 @@ export async function benchStep(backendName: string, threads: number, batch = 64
   const model = new AutoEncoder({ model: 'bn', latent: 2 }, new Rng(0)).to(backend);
   const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
   const sched = new CyclicLR(opt, { baseLr: 1e-4, maxLr: 1e-2, stepSizeUp: 400 });
-  const x = backend.alloc(batch * 784), grad = backend.alloc(batch * 784);
+  const x = backend.alloc(batch * IMAGE_PIXELS), grad = backend.alloc(batch * IMAGE_PIXELS);
   const rng = new Rng(1);
   for (let i = 0; i < x.length; i++) x[i] = rng.uniform(-1, 1);
-  const xt = new Tensor([batch, 1, 28, 28], x);
+  const xt = new Tensor(batchShape(batch), x);
   const step = (): void => {
     model.zeroGrad();
     const y = model.forward(xt);

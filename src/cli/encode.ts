@@ -1,5 +1,4 @@
 /** `latentlab encode RUN IMAGE... [--plot] [--out DIR]`: your own pictures of digits in a run's latent space. */
-import path from 'node:path';
 import type { Command } from 'commander';
 import { createBackend } from '../engine/kernels/select.js';
 import { openRun } from '../lab/run/run.js';
@@ -23,7 +22,7 @@ export function register(program: Command): void {
         const encoded = await encodeImages(run, files);
         for (const e of encoded)
           process.stdout.write(o.json ? `${JSON.stringify({ file: e.file, z: [...e.z] })}\n` : `${formatLatent(e)}\n`);
-        const out = await writeEncodeOutputs(run, encoded, o.out ?? path.join(dir, 'encode'), { plot: !!o.plot });
+        const out = await writeEncodeOutputs(run, encoded, o.out ?? run.folder.picture('encode'), { plot: !!o.plot });
         for (const f of [...out.inputs, ...out.recons, ...(out.plot ? [out.plot] : [])])
           process.stdout.write(o.json ? '' : `wrote ${f}\n`);
       } finally {

@@ -1,20 +1,21 @@
 /** `latentlab eval (RUN | --checkpoint FILE --model M --latent L) [--json]`. */
 import { existsSync } from 'node:fs';
-import path from 'node:path';
 import type { Command } from 'commander';
 import { createBackend } from '../engine/kernels/select.js';
 import { checkLatentMap, type TrainConfig } from '../lab/run/config.js';
 import { loadDataset } from '../lab/data/datasets.js';
-import { evaluate, type EvalReport } from '../lab/analysis/eval.js';
+import { evaluate, formatEval, type EvalReport } from '../lab/analysis/eval.js';
+import { IMAGE_PIXELS, toModelImages } from '../lab/data/image.js';
 import { readJson } from '../lab/run/atomic.js';
 import { parseLatent } from '../lab/models/autoencoder.js';
 import { loadModel, readLatents } from '../lab/run/run.js';
+import { RunFolder } from '../lab/run/folder.js';
 import { int, oneOf } from './options.js';
 import '../node-backends.js';
 
 export function register(program: Command): void {
   program.command('eval [run]')
-    .description('test MSE ([-1,1] and [0,1]), PSNR, k-NN digit accuracy of the latents, confused pairs; target accuracy for supervised runs')
+    .description('test MSE ([-1,1] and [0,1]), PSNR, k-NN accuracy of the latents per class (digit, article), confused pairs; target accuracy for supervised runs')
     .option('--checkpoint <file>', 'a safetensors state dict made elsewhere (e.g. by the study\'s PyTorch code)')
     .option('--model <variant>', 'bn or simple (with --checkpoint)', oneOf('--model', ['bn', 'simple'] as const))
     .option('--latent <n|conv>', "latent size or 'conv' (with --checkpoint)", parseLatent)
@@ -35,49 +36,34 @@ export function register(program: Command): void {
 
 export async function runEval(run: string | undefined, o: Record<string, unknown>): Promise<EvalReport> {
   if (!run && !o.checkpoint) throw new Error('eval: give a run folder or --checkpoint FILE (with --model and --latent)');
-  const backend = await createBackend(o.backend as string | undefined, o.threads ? { threads: o.threads as number } : {});
   let cfg: Partial<TrainConfig> = {};
   let file: string;
   let reference = null;
   if (run) {
-    const f = path.join(run, 'config.json');
-    if (!existsSync(f)) throw new Error(`${run}: not a run folder (no config.json)`);
-    cfg = readJson<TrainConfig>(f, "a run's settings");
-    file = path.join(run, 'model.safetensors');
-    const tl = path.join(run, 'train-latents.safetensors');
-    if (existsSync(tl)) reference = readLatents(tl);
+    // the run folder first (its settings checked, naming the file and key), then a backend
+    const folder = RunFolder.open(run);
+    cfg = folder.readConfig();
+    file = folder.file('model');
+    const tl = folder.latentsFile('train');
+    // the run's train latents are of its own data set: k-NN on another (--dataset) encodes that one's
+    if (existsSync(tl) && (o.dataset === undefined || o.dataset === (cfg.dataset ?? 'mnist'))) reference = readLatents(tl);
   } else {
     file = o.checkpoint as string;
   }
   for (const k of ['model', 'latent', 'activation', 'latentActivation'] as const) if (o[k] !== undefined) (cfg as Record<string, unknown>)[k] = o[k];
   if (o.supervised) cfg.supervised = checkLatentMap(readJson(o.supervised as string, 'a latent map'), o.supervised as string);
+  const backend = await createBackend(o.backend as string | undefined, o.threads ? { threads: o.threads as number } : {});
   const model = loadModel(file, cfg, backend);
   const data = await loadDataset((o.dataset as string | undefined) ?? cfg.dataset ?? 'mnist', { dataDir: (o.dataDir as string | undefined) ?? cfg.dataDir });
   if (!reference) {
     // k-NN needs train latents: encode a fixed 10,000-image subset of the training set
     const n = Math.min(10000, data.train.n);
-    const x = new Float32Array(n * 784);
-    for (let i = 0; i < n * 784; i++) x[i] = data.train.images[i] / 127.5 - 1;
+    const x = toModelImages(data.train.images, new Float32Array(n * IMAGE_PIXELS), 0, n);
     reference = { z: model.encode(x, n), labels: data.train.labels.slice(0, n), dim: model.latentDim, n };
   }
-  return evaluate(model, data.test, { limit: o.limit as number | undefined, reference, supervised: cfg.supervised });
+  return evaluate(model, data.test, { limit: o.limit as number | undefined, reference, supervised: cfg.supervised, dataset: data.descriptor });
 }
 
 export function formatReport(r: EvalReport): string {
-  const lines = [
-    `test images: ${r.n}`,
-    `MSE on [-1, 1]: ${r.mse.toFixed(5)}`,
-    `MSE on [0, 1] pixels: ${r.mse01.toFixed(5)}`,
-    `PSNR: ${r.psnr.toFixed(2)} dB`,
-  ];
-  if (r.knn) {
-    lines.push(`k-NN (k=${r.knn.k}, ${r.knn.references} train latents) digit accuracy: ${(100 * r.knn.accuracy).toFixed(1)}%`);
-    lines.push(`per digit: ${r.knn.perDigit.map((a, d) => `${d}:${(100 * a).toFixed(0)}%`).join(' ')}`);
-    lines.push(`most confused pairs: ${r.knn.confused.map((c) => `${c.a}/${c.b} (${c.count})`).join(', ')}`);
-  }
-  if (r.supervised) {
-    lines.push(`nearest-target accuracy: ${(100 * r.supervised.nearestTargetAccuracy).toFixed(1)}%`);
-    lines.push(`mean distance to the target: ${r.supervised.meanDistance.toFixed(3)}`);
-  }
-  return `${lines.join('\n')}\n`;
+  return formatEval(r);
 }

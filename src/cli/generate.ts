@@ -9,13 +9,14 @@ import { labelNamer } from '../viz/palette.js';
 import { renderPng } from '../viz/node.js';
 import { int, num } from './options.js';
 import { intInRange, openRunForPictures, parseFlag, writeOut } from './pictures.js';
+import { IMAGE_H, IMAGE_PIXELS, IMAGE_W } from '../lab/data/image.js';
 
 interface GenerateOpts { digit: string; count?: string; spread?: string; seed?: string; out?: string }
 
 const fmt = (v: number) => String(Number(v.toPrecision(3)));
 
 /** One 28 × 28 greyscale PNG of an image with values in [-1, 1]. */
-export function imagePng(img: Float32Array, h = 28, w = 28): Promise<Buffer> {
+export function imagePng(img: Float32Array, h = IMAGE_H, w = IMAGE_W): Promise<Buffer> {
   return renderPng(w, h, (ctx) => {
     const d = ctx.createImageData(w, h);
     for (let i = 0; i < h * w; i++) {
@@ -41,8 +42,8 @@ export function register(program: Command): void {
       const spread = o.spread === undefined ? 0.5 : parseFlag(num('--spread'), o.spread);
       if (spread < 0) throw new Error(`--spread: expected a number >= 0, got '${o.spread}'`);
       const seed = o.seed === undefined ? 0 : parseFlag(int('--seed'), o.seed);
-      const outDir = o.out ?? path.join(dir, 'generate');
       const opened = await openRunForPictures(dir);
+      const outDir = o.out ?? opened.run.folder.picture('generate');
       try {
         const { run } = opened;
         const info: Partial<DigitLatentsInfo> = {};
@@ -50,14 +51,14 @@ export function register(program: Command): void {
         const images = run.model.decode(z, count);
         const names = labelNamer(run.config.dataset);
         for (let i = 0; i < count; i++)
-          await writeOut(path.join(outDir, `digit-${digit}-${String(i).padStart(2, '0')}.png`), await imagePng(images.subarray(i * 784, (i + 1) * 784)));
+          await writeOut(path.join(outDir, `digit-${digit}-${String(i).padStart(2, '0')}.png`), await imagePng(images.subarray(i * IMAGE_PIXELS, (i + 1) * IMAGE_PIXELS)));
         const cols = Math.min(count, 10), rows = Math.ceil(count / cols);
         const where = info.source === 'supervised'
           ? `around its target (${info.center!.map(fmt).join(', ')}) of the latent map, noise σ = ${fmt(spread)}`
           : `around its centroid in the ${info.source} latents, noise ${fmt(spread)} × its per-dimension std`;
         const caption = `${count} × ${names(digit)} ${where}, seed ${seed}`;
         const sheet = { images, rows, cols, title: `Generated: ${names(digit)} (${run.name})`, caption };
-        const size = sheetFigureSize(rows, cols, 28, 28, sheet);
+        const size = sheetFigureSize(rows, cols, IMAGE_H, IMAGE_W, sheet);
         const bytes = await renderPng(size.width, size.height, (ctx) => sheetFigure(ctx, sheet));
         await writeOut(path.join(outDir, `digit-${digit}-sheet.png`), bytes);
       } finally {

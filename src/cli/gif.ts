@@ -1,5 +1,4 @@
 /** `latentlab gif RUN`: training.gif again, from the run's snapshots. */
-import path from 'node:path';
 import type { Command } from 'commander';
 import { num } from './options.js';
 import { gifPicture, openRunForPictures, parseFlag, writeOut } from './pictures.js';
@@ -18,7 +17,7 @@ export function register(program: Command): void {
       const opened = await openRunForPictures(dir);
       try {
         const pic = await gifPicture(opened.run, { fps });
-        await writeOut(o.out ?? path.join(dir, 'training.gif'), pic.bytes);
+        await writeOut(o.out ?? opened.run.folder.picture('training.gif'), pic.bytes);
       } finally {
         opened.close();
       }

@@ -25,7 +25,9 @@ export async function main(argv: string[]): Promise<number> {
     const msg = e instanceof Error ? e.message : String(e);
     process.stderr.write(`latentlab: ${msg.split('\n')[0]}\n`);
     if (process.env.LATENTLAB_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
-    return 1;
+    // usage errors (UsageError: 2) and runs stopped by a signal (130, 143) carry their exit code
+    const code = (e as { exitCode?: unknown })?.exitCode;
+    return typeof code === 'number' && Number.isInteger(code) && code > 0 ? code : 1;
   }
 }
 

@@ -4,27 +4,26 @@
  * what a caller (or a test) needs to read the picture: sizes, the data -> pixel transform, the
  * decoded images.
  */
-import { existsSync } from 'node:fs';
-import path from 'node:path';
 import { InvalidArgumentError } from 'commander';
 import { createBackend } from '../engine/kernels/select.js';
 import type { Backend } from '../engine/kernels/index.js';
-import { openRun, readMetrics, type Latents, type MetricsLine, type Run } from '../lab/run/run.js';
+import { openRun, type Latents, type MetricsLine, type Run } from '../lab/run/run.js';
+import { RunFolder, type RunResult } from '../lab/run/folder.js';
+import { writeFileAtomic } from '../lab/run/atomic.js';
 import type { AutoEncoder } from '../lab/models/autoencoder.js';
 import { project, type ProjectionMethod, type Projected } from '../lab/analysis/projection.js';
-import { readJson } from '../lab/run/atomic.js';
 import { latentBox } from '../lab/train/train.js';
 import { type Ctx2D, type Rect, clearRect, text } from '../viz/ctx.js';
 import { type Range, type Transform, dataRange } from '../viz/axes.js';
 import { drawScatter, type ScatterOptions } from '../viz/scatter.js';
-import { drawCurves, type CurveSeries } from '../viz/curves.js';
-import { TAB10, labelNamer } from '../viz/palette.js';
+import type { CurveSeries } from '../viz/curves.js';
+import { labelNamer } from '../viz/palette.js';
 import {
-  boxGridPoints, latentFigure, latentFigureSize, lossFigureSize, sampleFigure, sampleFigureSize,
+  boxGridPoints, latentFigure, latentFigureSize, lossFigure, lossFigureSize, lossHasLatent, lossRunFromMetrics, sampleFigure, sampleFigureSize,
   trainingFrame, trainingFrameSize, type LatentFigureOptions, type SampleFigureOptions,
 } from '../viz/figures.js';
 import { encodeGif } from '../viz/gif.js';
-import { renderPng, renderRgba, writeFileAtomic } from '../viz/node.js';
+import { renderPng, renderRgba } from '../viz/node.js';
 import '../node-backends.js';
 
 export type Box = [number, number, number, number];
@@ -69,14 +68,12 @@ async function picturesBackend(): Promise<Backend> {
   }
 }
 
-/** Opens a run folder for pictures (backend: see picturesBackend). */
-export async function openRunForPictures(dir: string): Promise<OpenedRun> {
-  if (!existsSync(dir)) throw new Error(`${dir}: no such run folder`);
-  if (!existsSync(path.join(dir, 'config.json')))
-    throw new Error(`${dir}: not a run folder (no config.json; expected the --out folder of latentlab train)`);
+/** Opens a run folder for pictures (backend: see picturesBackend): once, checked before a backend is made. */
+export async function openRunForPictures(dir: string | RunFolder): Promise<OpenedRun> {
+  const folder = typeof dir === 'string' ? RunFolder.open(dir) : dir;
   const backend = await picturesBackend();
   try {
-    const run = await openRun(dir, { backend });
+    const run = await openRun(folder, { backend });
     return { run, backend, close: () => backend.dispose?.() };
   } catch (e) {
     backend.dispose?.();
@@ -86,7 +83,7 @@ export async function openRunForPictures(dir: string): Promise<OpenedRun> {
 
 /** Writes bytes atomically and says so on stdout. */
 export async function writeOut(file: string, bytes: Uint8Array, quiet = false): Promise<string> {
-  await writeFileAtomic(file, bytes);
+  writeFileAtomic(file, bytes);
   if (!quiet) process.stdout.write(`wrote ${file}\n`);
   return file;
 }
@@ -234,56 +231,26 @@ export async function samplePicture(run: Run, opts: { box?: Box; gridN?: number 
 // ---------------------------------------------------------------------------------------------
 // loss.png
 
-export interface LossSource { name: string; metrics: MetricsLine[]; result: Record<string, unknown> | null }
+export interface LossSource { name: string; metrics: MetricsLine[]; result: RunResult | Record<string, unknown> | null }
 
-/** Reads the metrics of a run folder without loading its model. */
-export function readLossSource(dir: string): LossSource {
-  if (!existsSync(dir)) throw new Error(`${dir}: no such run folder`);
-  const f = path.join(dir, 'metrics.jsonl');
-  if (!existsSync(f)) throw new Error(`${f}: not found (expected a run folder made by latentlab train)`);
-  const resFile = path.join(dir, 'result.json');
-  return {
-    name: path.basename(path.resolve(dir)), metrics: readMetrics(dir),
-    result: existsSync(resFile) ? readJson<Record<string, unknown>>(resFile, "a run's result") : null,
-  };
+/** Reads the metrics of a run folder (a path, or a folder already opened) without loading its model. */
+export function readLossSource(dir: string | RunFolder): LossSource {
+  const folder = typeof dir === 'string' ? RunFolder.open(dir) : dir;
+  if (!folder.has('metrics')) throw new Error(`${folder.file('metrics')}: not found (expected a run folder made by latentlab train)`);
+  return { name: folder.name, metrics: folder.readMetrics(), result: folder.readResult() };
 }
 
 /**
- * Training loss (solid) and test loss (dashed, with dots) against step, one colour per run. The
- * test loss is the per-epoch evaluation; a run that ended mid-epoch adds its final test MSE.
+ * The reconstruction loss against step: training (solid) and test (dashed, with dots) on one scale,
+ * one colour per run; a supervised run's latent-map term in a panel of its own (see lossFigure).
+ * The test loss is the per-epoch evaluation; a run that ended mid-epoch adds its final test MSE.
  */
 export async function lossPicture(sources: LossSource[], opts: { log?: boolean } = {}): Promise<Picture & { series: CurveSeries[] }> {
-  const series: CurveSeries[] = [];
-  const dots: { color: string; steps: number[]; values: number[] }[] = [];
-  sources.forEach((s, k) => {
-    const color = TAB10[k % TAB10.length];
-    const tr = s.metrics.filter((m) => m.loss !== undefined && Number.isFinite(m.loss));
-    const te = s.metrics.filter((m) => m.testLoss !== undefined && Number.isFinite(m.testLoss));
-    const teSteps = te.map((m) => m.step), teValues = te.map((m) => m.testLoss as number);
-    const finalStep = Number(s.result?.steps), finalMse = Number(s.result?.testMse);
-    if (Number.isFinite(finalStep) && Number.isFinite(finalMse) && !teSteps.includes(finalStep)) { teSteps.push(finalStep); teValues.push(finalMse); }
-    series.push({ name: `${s.name} train`, steps: tr.map((m) => m.step), values: tr.map((m) => m.loss as number), color });
-    if (teSteps.length) {
-      series.push({ name: `${s.name} test`, steps: teSteps, values: teValues, color, dashed: true });
-      dots.push({ color, steps: teSteps, values: teValues });
-    }
-  });
-  const size = lossFigureSize();
+  const runs = sources.map((s) => lossRunFromMetrics(s.name, s.metrics, { step: Number(s.result?.steps), testMse: Number(s.result?.testMse) }));
+  const size = lossFigureSize({ latent: lossHasLatent(runs) });
+  let series: CurveSeries[] = [];
   const bytes = await renderPng(size.width, size.height, (ctx) => {
-    const t = drawCurves(ctx, series, { x: 0, y: 0, ...size }, {
-      title: sources.length === 1 ? `Loss of ${sources[0].name}` : 'Loss', logY: opts.log, yLabel: opts.log ? 'loss (log scale)' : 'loss',
-    });
-    for (const d of dots) {
-      ctx.save();
-      ctx.fillStyle = d.color;
-      for (let i = 0; i < d.steps.length; i++) {
-        if (opts.log && !(d.values[i] > 0)) continue;
-        ctx.beginPath();
-        ctx.arc(t.toPx(d.steps[i]), t.toPy(d.values[i]), 4, 0, Math.PI * 2);
-        ctx.fill();
-      }
-      ctx.restore();
-    }
+    series = lossFigure(ctx, runs, { title: sources.length === 1 ? `Reconstruction loss of ${sources[0].name}` : 'Reconstruction loss', logY: opts.log }).series;
   });
   return { bytes, ...size, series };
 }
@@ -300,7 +267,7 @@ export interface GifPicture extends Picture { frames: number; xRange: Range; yRa
  */
 export async function gifPicture(run: Run, opts: { fps?: number } = {}): Promise<GifPicture> {
   const steps = run.snapshotSteps();
-  if (!steps.length) throw new Error(`${path.join(run.dir, 'snapshots')}: no snapshots (train with --snapshot-every N to record them)`);
+  if (!steps.length) throw new Error(`${run.folder.file('snapshots')}: no snapshots (train with --snapshot-every N to record them)`);
   const labels = run.snapshotLabels();
   const snaps = steps.map((s) => run.snapshot(s));
   const dim = snaps[0].dim;
@@ -351,17 +318,18 @@ export async function gifPicture(run: Run, opts: { fps?: number } = {}): Promise
  * `dir`), the pictures decode with it on its backend instead of loading it again on another backend
  * (whose memory and threads would add to the training run's peak).
  */
-export async function renderRunPictures(dir: string, trained?: AutoEncoder): Promise<string[]> {
+export async function renderRunPictures(dir: string | RunFolder, trained?: AutoEncoder): Promise<string[]> {
+  const folder = typeof dir === 'string' ? RunFolder.open(dir) : dir;
   const opened: OpenedRun = trained
-    ? { run: await openRun(dir, { model: trained }), backend: trained.device, close: () => {} }
-    : await openRunForPictures(dir);
+    ? { run: await openRun(folder, { model: trained }), backend: trained.device, close: () => {} }
+    : await openRunForPictures(folder);
   try {
     const { run } = opened;
     const wrote: string[] = [];
-    const put = async (name: string, bytes: Uint8Array) => { wrote.push(await writeOut(path.join(dir, name), bytes, true)); };
+    const put = async (name: string, bytes: Uint8Array) => { wrote.push(folder.writePicture(name, bytes)); };
     await put('latent.png', (await latentPicture(run, 'pca')).bytes);
     await put('sample.png', (await samplePicture(run, { gridN: 10 })).bytes);
-    await put('loss.png', (await lossPicture([{ name: run.name, metrics: run.metrics(), result: run.result }])).bytes);
+    await put('loss.png', (await lossPicture([readLossSource(folder)])).bytes);
     if (run.snapshotSteps().length) await put('training.gif', (await gifPicture(run)).bytes);
     return wrote;
   } finally {

@@ -1,7 +1,7 @@
 /** `latentlab plot latent RUN` and `latentlab plot loss RUN [RUN...]`. */
-import path from 'node:path';
 import type { Command } from 'commander';
 import type { ProjectionMethod } from '../lab/analysis/projection.js';
+import { RunFolder } from '../lab/run/folder.js';
 import { int, oneOf } from './options.js';
 import { latentPicture, lossPicture, openRunForPictures, parseFlag, readLossSource, writeOut } from './pictures.js';
 
@@ -22,7 +22,7 @@ export function register(program: Command): void {
       const opened = await openRunForPictures(dir);
       try {
         const pic = await latentPicture(opened.run, method, seed);
-        await writeOut(o.out ?? path.join(dir, 'latent.png'), pic.bytes);
+        await writeOut(o.out ?? opened.run.folder.picture('latent.png'), pic.bytes);
       } finally {
         opened.close();
       }
@@ -33,8 +33,8 @@ export function register(program: Command): void {
     .option('--log', 'log-scale loss axis')
     .option('--out <file>', 'output PNG (default loss.png in the first run folder)')
     .action(async (dirs: string[], o: LossOpts) => {
-      const sources = dirs.map(readLossSource);
-      const pic = await lossPicture(sources, { log: !!o.log });
-      await writeOut(o.out ?? path.join(dirs[0], 'loss.png'), pic.bytes);
+      const folders = dirs.map((d) => RunFolder.open(d));
+      const pic = await lossPicture(folders.map(readLossSource), { log: !!o.log });
+      await writeOut(o.out ?? folders[0].picture('loss.png'), pic.bytes);
     });
 }

@@ -1,5 +1,4 @@
 /** `latentlab recon RUN`: test images beside their reconstructions, a few per digit. */
-import path from 'node:path';
 import type { Command } from 'commander';
 import { loadDataset } from '../lab/data/index.js';
 import type { Run } from '../lab/run/run.js';
@@ -7,6 +6,7 @@ import { reconFigure, reconFigureSize, type ReconFigureOptions } from '../viz/fi
 import { labelNamer } from '../viz/palette.js';
 import { renderPng } from '../viz/node.js';
 import { intInRange, openRunForPictures, parseFlag, writeOut, type Picture } from './pictures.js';
+import { IMAGE_H, IMAGE_PIXELS, IMAGE_W, toModel } from '../lab/data/image.js';
 
 interface ReconOpts { perDigit?: string; dataDir?: string; out?: string }
 
@@ -16,26 +16,26 @@ export async function reconPicture(run: Run, opts: { perDigit?: number; dataDir?
   const data = await loadDataset(run.config.dataset ?? 'mnist', { dataDir: opts.dataDir ?? run.config.dataDir });
   const t = data.test;
   const rows = 10, n = rows * perDigit;
-  const originals = new Float32Array(n * 784);
+  const originals = new Float32Array(n * IMAGE_PIXELS);
   const filled = new Int32Array(rows);
   for (let i = 0; i < t.n; i++) {
     const l = t.labels[i];
     if (l >= rows || filled[l] >= perDigit) continue;
     const k = l * perDigit + filled[l]++;
-    for (let j = 0; j < 784; j++) originals[k * 784 + j] = t.images[i * 784 + j] / 127.5 - 1;
+    for (let j = 0; j < IMAGE_PIXELS; j++) originals[k * IMAGE_PIXELS + j] = toModel(t.images[i * IMAGE_PIXELS + j]);
     if (filled.every((f) => f === perDigit)) break;
   }
   const missing = [...filled].findIndex((f) => f < perDigit);
   if (missing >= 0) throw new Error(`--per-digit: the test set has only ${filled[missing]} images of class ${missing}, asked for ${perDigit}`);
   const recons = run.model.reconstruct(originals, n);
   let se = 0;
-  for (let i = 0; i < n * 784; i++) se += (recons[i] - originals[i]) ** 2;
-  const mse = se / (n * 784);
+  for (let i = 0; i < n * IMAGE_PIXELS; i++) se += (recons[i] - originals[i]) ** 2;
+  const mse = se / (n * IMAGE_PIXELS);
   const fig: ReconFigureOptions = {
     originals, recons, perDigit, title: `Reconstructions by ${run.name} (test set)`, labelName: labelNamer(run.config.dataset),
     caption: `the first ${perDigit} test images of each class; MSE of these ${n} on [-1, 1]: ${mse.toFixed(4)}`,
   };
-  const size = reconFigureSize(perDigit, rows, 28, 28, fig);
+  const size = reconFigureSize(perDigit, rows, IMAGE_H, IMAGE_W, fig);
   const bytes = await renderPng(size.width, size.height, (ctx) => reconFigure(ctx, fig));
   return { bytes, ...size, originals, recons, mse };
 }
@@ -52,7 +52,7 @@ export function register(program: Command): void {
       const opened = await openRunForPictures(dir);
       try {
         const pic = await reconPicture(opened.run, { perDigit, dataDir: o.dataDir });
-        await writeOut(o.out ?? path.join(dir, 'recon.png'), pic.bytes);
+        await writeOut(o.out ?? opened.run.folder.picture('recon.png'), pic.bytes);
       } finally {
         opened.close();
       }

@@ -1,5 +1,4 @@
 /** `latentlab sample RUN`: the latent plane with a box, beside images decoded on a grid inside it. */
-import path from 'node:path';
 import type { Command } from 'commander';
 import { numList, oneOf } from './options.js';
 import { checkBox, intInRange, openRunForPictures, parseFlag, samplePicture, writeOut } from './pictures.js';
@@ -21,7 +20,7 @@ export function register(program: Command): void {
       const opened = await openRunForPictures(dir);
       try {
         const pic = await samplePicture(opened.run, { box, gridN });
-        await writeOut(o.out ?? path.join(dir, 'sample.png'), pic.bytes);
+        await writeOut(o.out ?? opened.run.folder.picture('sample.png'), pic.bytes);
       } finally {
         opened.close();
       }

@@ -7,7 +7,7 @@
  *
  *   node dist/cli/study-worker.js '<job JSON>'
  */
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync } from 'node:fs';
 import path from 'node:path';
 import { createBackend } from '../engine/kernels/select.js';
 import { Rng } from '../engine/rng.js';
@@ -16,6 +16,7 @@ import { loadDataset } from '../lab/data/datasets.js';
 import { evaluate } from '../lab/analysis/eval.js';
 import { digitLatents } from '../lab/analysis/generate.js';
 import { writeJsonAtomic } from '../lab/run/atomic.js';
+import { RunFolder } from '../lab/run/folder.js';
 import { openRun } from '../lab/run/run.js';
 import { latentUnitStats, STUDY_PLANE, ZOOM_459, type RunFigures } from '../lab/study/study.js';
 import { train } from '../lab/train/train.js';
@@ -23,6 +24,7 @@ import { sheetFigure, sheetFigureSize } from '../viz/figures.js';
 import { renderPng } from '../viz/node.js';
 import { gifPicture, latentPicture, samplePicture, writeOut } from './pictures.js';
 import '../node-backends.js';
+import { IMAGE_H, IMAGE_W, className, datasetInfo } from '../lab/data/image.js';
 
 export interface StudyJob {
   name: string;
@@ -53,12 +55,11 @@ function requestStop(): void {
   if (!training) process.exit(130);
 }
 
-function finished(dir: string, totalSteps: number): boolean {
-  const f = path.join(dir, 'result.json');
-  if (!existsSync(f) || !existsSync(path.join(dir, 'model.safetensors'))) return false;
+function finished(folder: RunFolder, totalSteps: number): boolean {
+  if (!folder.has('model')) return false;
   try {
-    const r = JSON.parse(readFileSync(f, 'utf8')) as { steps?: number; stopped?: boolean };
-    return !r.stopped && (r.steps ?? 0) >= totalSteps;
+    const r = folder.readResult();
+    return !!r && !r.stopped && (r.steps ?? 0) >= totalSteps;
   } catch { return false; }
 }
 
@@ -67,13 +68,14 @@ export async function runJob(job: StudyJob): Promise<RunFigures> {
   const backend = await createBackend(c.backend ?? 'auto', { threads: c.threads, onNotice: (l) => send({ type: 'log', line: l }) });
   const data = await loadDataset(c.dataset ?? 'mnist', { dataDir: c.dataDir ?? job.dataDir });
   const dir = job.dir;
-  if (!finished(dir, job.totalSteps)) {
-    const resume = existsSync(path.join(dir, 'checkpoint.safetensors')) && existsSync(path.join(dir, 'config.json'));
+  const folder = RunFolder.at(dir);
+  if (!finished(folder, job.totalSteps)) {
+    const resume = folder.has('checkpoint') && folder.has('config');
     send({ type: 'phase', phase: resume ? 'resume' : 'train' });
     let lastSend = 0;
     training = true;
-    await train(c, {
-      out: dir, resume, data, backend, testLimit: job.testLimit, trainLatents: job.trainLatents,
+    const res = await train(c, {
+      out: dir, resume, overwrite: !resume, data, backend, testLimit: job.testLimit, trainLatents: job.trainLatents,
       callbacks: {
         onLog: (line) => send({ type: 'log', line }),
         onStep: (s, trainer) => {
@@ -82,30 +84,31 @@ export async function runJob(job: StudyJob): Promise<RunFigures> {
             lastSend = now;
             send({ type: 'progress', step: s.step, totalSteps: s.totalSteps, loss: s.loss, samplesPerSec: s.samplesPerSec });
           }
-          if (stopRequested && s.step < s.totalSteps) {
-            trainer.checkpoint(s.epoch);
-            // into the log file directly: the parent that read our stderr may be gone
-            appendFileSync(path.join(dir, 'worker.log'), `stopped at step ${s.step}: checkpoint written\n`);
-            process.exit(130);
-          }
+          // the trainer writes a checkpoint at this step and marks the run stopped
+          if (stopRequested && s.step < s.totalSteps) trainer.requestStop('SIGTERM');
         },
       },
     });
     training = false;
+    if (res.signal) {
+      // into the log file directly: the parent that read our stderr may be gone
+      appendFileSync(folder.file('workerLog'), `stopped at step ${res.steps}: checkpoint written\n`);
+      process.exit(130);
+    }
   }
   if (stopRequested) process.exit(130);
 
   send({ type: 'phase', phase: 'evaluate' });
-  const run = await openRun(dir, { backend });
+  const run = await openRun(RunFolder.open(dir), { backend });
   const cfg = run.config;
-  const ev = evaluate(run.model, data.test, { limit: job.testLimit, reference: run.trainLatents, supervised: cfg.supervised });
+  const ev = evaluate(run.model, data.test, { limit: job.testLimit, reference: run.trainLatents, supervised: cfg.supervised, dataset: data.descriptor });
   const units = latentUnitStats(run.testLatents.z, run.testLatents.dim);
   const result = (run.result ?? {}) as Record<string, unknown>;
 
   send({ type: 'phase', phase: 'pictures' });
   const pictures: Record<string, string> = {};
   const put = async (key: string, file: string, bytes: Uint8Array) => {
-    await writeOut(path.join(dir, file), bytes, true);
+    await writeOut(run.folder.picture(file), bytes, true);
     pictures[key] = file;
   };
   await put('latent', 'latent.png', (await latentPicture(run, 'pca')).bytes);
@@ -122,11 +125,11 @@ export async function runJob(job: StudyJob): Promise<RunFigures> {
     for (let d = 0; d < 10; d++) z.set(digitLatents(run, d, per, cfg.supervised ? 0.5 : 0.5, rng), d * per * run.testLatents.dim);
     const images = run.model.decode(z, 10 * per);
     const sheet = {
-      images, rows: 10, cols: per, rowLabels: Array.from({ length: 10 }, (_, d) => String(d)),
+      images, rows: 10, cols: per, rowLabels: Array.from({ length: 10 }, (_, d) => className(datasetInfo(cfg.dataset), d)),
       title: `Generated digits of ${run.name}`,
       caption: cfg.supervised ? 'decoded near each digit\'s target point (noise σ = 0.5)' : 'decoded near each digit\'s centroid (noise 0.5 × its spread)',
     };
-    const size = sheetFigureSize(10, per, 28, 28, sheet);
+    const size = sheetFigureSize(10, per, IMAGE_H, IMAGE_W, sheet);
     await put('digits', 'digits.png', await renderPng(size.width, size.height, (ctx) => sheetFigure(ctx, sheet)));
   }
   if (run.snapshotSteps().length) await put('gif', 'training.gif', (await gifPicture(run)).bytes);
@@ -137,14 +140,14 @@ export async function runJob(job: StudyJob): Promise<RunFigures> {
     testMse: ev.mse, psnr: ev.psnr, testImages: ev.n,
     knnAccuracy: ev.knn?.accuracy ?? null, references: ev.knn?.references ?? 0, confused: ev.knn?.confused ?? [],
     ...(ev.supervised ? {
-      targetAccuracy: ev.supervised.nearestTargetAccuracy, targetPerDigit: ev.supervised.perDigit, meanTargetDistance: ev.supervised.meanDistance,
+      targetAccuracy: ev.supervised.nearestTargetAccuracy, targetPerDigit: ev.supervised.perClass, meanTargetDistance: ev.supervised.meanDistance,
     } : {}),
     ...units, latentDim: run.testLatents.dim,
     finalLoss: Number(result.finalLoss ?? NaN), seconds: Number(result.seconds ?? 0), samplesPerSec: Number(result.samplesPerSec ?? 0),
     backend: String(result.backend ?? backend.name), threads: Number(result.threads ?? backend.threads),
     pictures,
   };
-  writeJsonAtomic(path.join(dir, 'study-eval.json'), figures);
+  writeJsonAtomic(run.folder.file('studyEval'), figures);
   backend.dispose?.();
   return figures;
 }

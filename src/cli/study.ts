@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import type { Command } from 'commander';
 import { findDataset } from '../lab/data/datasets.js';
 import { readJson, writeFileAtomic, writeJsonAtomic } from '../lab/run/atomic.js';
+import { RunFolder } from '../lab/run/folder.js';
 import { toHtml, toMarkdown } from '../lab/study/report.js';
 import { buildStudyReport, studyRuns, studyScale, type RunFigures, type StudyOptions, type StudyRun } from '../lab/study/study.js';
 import { int, oneOf } from './options.js';
@@ -60,8 +61,9 @@ function workerScript(): string {
 type Status = 'done' | 'resume' | 'new';
 
 function statusOf(dir: string): Status {
-  if (existsSync(path.join(dir, 'study-eval.json')) && existsSync(path.join(dir, 'result.json'))) return 'done';
-  if (existsSync(path.join(dir, 'checkpoint.safetensors'))) return 'resume';
+  const f = RunFolder.at(dir);
+  if (f.has('studyEval') && f.has('result')) return 'done';
+  if (f.has('checkpoint')) return 'resume';
   return 'new';
 }
 
@@ -112,7 +114,7 @@ export async function runStudy(o: StudyFlags): Promise<number> {
 
   const figures = new Map<string, RunFigures>();
   const readFigures = (name: string): RunFigures | null => {
-    const f = path.join(runsDir, name, 'study-eval.json');
+    const f = RunFolder.at(path.join(runsDir, name)).file('studyEval');
     return existsSync(f) ? readJson<RunFigures>(f, "a study run's figures") : null;
   };
   const pending: StudyRun[] = [];
@@ -242,8 +244,8 @@ export async function writeStudyReport(out: string, runs: StudyRun[], figures: M
   combined.lossOptim = await lossOf('loss-optimisers.png', ['unsup-s0', ...runs.filter((r) => r.section === 'optim').map((r) => r.name)]);
   const configs = new Map<string, Record<string, unknown>>();
   for (const r of runs) {
-    const f = path.join(runsDir, r.name, 'config.json');
-    if (existsSync(f)) configs.set(r.name, JSON.parse(readFileSync(f, 'utf8')) as Record<string, unknown>);
+    const f = RunFolder.at(path.join(runsDir, r.name));
+    if (f.has('config')) configs.set(r.name, f.readConfigRecord());
   }
   const doc = buildStudyReport({
     runs, figures, configs, scale: s.scale, runsDir: 'runs', combined, jobs: s.jobs, threads: s.threads, backend: s.backend,

@@ -1,12 +1,10 @@
 /** `latentlab summary [--model M --latent L | RUN]`: the study's model table. */
 import type { Command } from 'commander';
 import { AutoEncoder, parseLatent } from '../lab/models/autoencoder.js';
-import { readJson } from '../lab/run/atomic.js';
 import { formatSummary, summarize } from '../lab/models/summary.js';
 import { oneOf } from './options.js';
-import path from 'node:path';
-import { existsSync } from 'node:fs';
 import type { TrainConfig } from '../lab/run/config.js';
+import { RunFolder } from '../lab/run/folder.js';
 
 export function register(program: Command): void {
   program.command('summary [run]')
@@ -19,9 +17,7 @@ export function register(program: Command): void {
     .action((run: string | undefined, o: Record<string, unknown>) => {
       let cfg: Partial<TrainConfig> = {};
       if (run) {
-        const f = path.join(run, 'config.json');
-        if (!existsSync(f)) throw new Error(`${run}: not a run folder (no config.json)`);
-        cfg = readJson<TrainConfig>(f, "a run's settings");
+        cfg = RunFolder.open(run).readConfig();
       }
       for (const k of ['model', 'latent', 'activation', 'latentActivation'] as const) if (o[k] !== undefined) (cfg as Record<string, unknown>)[k] = o[k];
       // only the settings given: an unset one keeps the model's default (the study's)

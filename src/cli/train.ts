@@ -1,11 +1,12 @@
 /** `latentlab train`: flags -> TrainConfig -> lab.train(), with a progress bar, then the run's pictures. */
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
-import { OPTIMIZERS, SCHEDULERS, STUDY_LATENT_MAP, checkLatentMap, type TrainConfig } from '../lab/run/config.js';
+import { OPTIMIZERS, SCHEDULERS, STUDY_LATENT_MAP, checkLatentMap, resolveTrainConfig, type TrainConfig } from '../lab/run/config.js';
 import { parseLatent } from '../lab/models/autoencoder.js';
-import { readJson } from '../lab/run/atomic.js';
+import { readJson, readJsonObject, UsageError } from '../lab/run/atomic.js';
+import { RunFolder } from '../lab/run/folder.js';
 import { train } from '../lab/train/train.js';
+import { SIGNAL_EXIT } from '../lab/train/signals.js';
 import { int, num, numList, oneOf } from './options.js';
 import { progress, type Progress } from './progress.js';
 import { renderRunPictures } from './pictures.js';
@@ -17,16 +18,22 @@ export function readLatentMap(v: string | true): TrainConfig['supervised'] {
   return checkLatentMap(readJson(v, 'a latent map: JSON mapping the digits 0-9 to [x, y]'), v);
 }
 
+/** --latent: a usage error (exit 2) when it is not a size or 'conv'. */
+const latentFlag = (v: string): ReturnType<typeof parseLatent> => {
+  try { return parseLatent(v); } catch (e) { throw new UsageError((e as Error).message); }
+};
+
 export function register(program: Command): void {
   program.command('train')
     .description("train the study's autoencoder (defaults: bn, z=2, SGD momentum 0.9 + CyclicLR 1e-4..1e-2, batch 64, MSE)")
     .option('--config <file>', 'JSON file with the same keys as the flags (camelCase), overridden by flags')
     .option('--out <dir>', 'run folder (default runs/<time>)')
     .option('--resume <dir>', 'continue a stopped run from its last checkpoint')
+    .option('--overwrite', 'replace the run already in --out')
     .option('--dataset <name>', 'mnist or fashion-mnist', oneOf('--dataset', ['mnist', 'fashion-mnist'] as const))
     .option('--data-dir <dir>', 'folder with the IDX files (else $LATENTLAB_DATA, the cache, /usr/share/datasets, download)')
     .option('--model <variant>', 'bn (the study) or simple (no BatchNorm, no Tanh)', oneOf('--model', ['bn', 'simple'] as const))
-    .option('--latent <n|conv>', "latent size (2, 10, any n >= 1) or 'conv' for (2,7,7)", parseLatent)
+    .option('--latent <n|conv>', "latent size (2, 10, any n >= 1) or 'conv' for (2,7,7)", latentFlag)
     .option('--activation <a>', 'leaky or relu', oneOf('--activation', ['leaky', 'relu'] as const))
     .option('--latent-activation <a>', 'after the latent: leaky (the study), relu or none', oneOf('--latent-activation', ['leaky', 'relu', 'none'] as const))
     .option('--optimizer <name>', OPTIMIZERS.join(' | '), oneOf('--optimizer', OPTIMIZERS))
@@ -82,20 +89,29 @@ export async function runTrain(o: Record<string, unknown>): Promise<void> {
   for (const k of FLAG_KEYS) if (o[k] !== undefined) (flags as Record<string, unknown>)[k] = o[k];
   if (o.cycleMomentum === false) flags.cycleMomentum = false;
   if (o.supervised !== undefined) flags.supervised = readLatentMap(o.supervised as string | true);
-  let fromFile: Partial<TrainConfig> = {};
-  if (o.config) {
-    fromFile = readJson<Partial<TrainConfig>>(o.config as string, 'a JSON object of training settings');
-    if (!fromFile || typeof fromFile !== 'object' || Array.isArray(fromFile)) throw new Error(`${o.config}: expected a JSON object of training settings`);
-    if (fromFile.latent !== undefined) fromFile.latent = parseLatent(fromFile.latent as string | number);
-  }
+  let fromFile: Record<string, unknown> = {};
+  const configFile = o.config as string | undefined;
+  if (configFile) fromFile = readJsonObject(configFile, 'a JSON object of training settings');
   const resume = o.resume as string | undefined;
-  if (resume && !existsSync(path.join(resume, 'checkpoint.safetensors')))
-    throw new Error(`--resume: ${path.join(resume, 'checkpoint.safetensors')} not found (expected a run folder with a checkpoint)`);
+  if (resume && o.out !== undefined && path.resolve(o.out as string) !== path.resolve(resume))
+    throw new Error(`--out: not with --resume (the run continues in ${resume})`);
+  // the settings are checked (naming the flag, or the --config file and key) before any folder is touched
+  if (!resume) resolveTrainConfig(fromFile, flags, { file: configFile });
   const out = resume ?? (o.out as string | undefined) ?? path.join('runs', new Date().toISOString().replace(/[:.]/g, '-').slice(0, 19));
+  const folder = RunFolder.forTraining(out, { resume: !!resume, overwrite: !!o.overwrite });
+  try {
+    await trainInto(folder, { ...fromFile, ...flags } as Partial<TrainConfig>, o, !!resume);
+  } finally {
+    folder.unlock();
+  }
+}
+
+async function trainInto(folder: RunFolder, config: Partial<TrainConfig>, o: Record<string, unknown>, resume: boolean): Promise<void> {
+  const out = folder.dir;
   let bar: Progress | null = null;
   const lines: string[] = [];
-  const result = await train({ ...fromFile, ...flags }, {
-    out, resume: !!resume, testLimit: o.testLimit as number | undefined,
+  const result = await train(config, {
+    folder, resume, testLimit: o.testLimit as number | undefined, handleSignals: true,
     callbacks: {
       onLog: (l) => (bar ? bar.log(l) : lines.push(l)),
       onStep: (s) => {
@@ -112,10 +128,14 @@ export async function runTrain(o: Record<string, unknown>): Promise<void> {
   });
   (bar as Progress | null)?.stop();
   for (const l of lines) process.stderr.write(`${l}\n`);
-  const wrote = [path.join(out, 'model.safetensors'), path.join(out, 'metrics.jsonl'), path.join(out, 'latents.safetensors')];
+  if (result.signal) {
+    throw Object.assign(new Error(`stopped by ${result.signal} at step ${result.steps}: checkpoint written to ${folder.file('checkpoint')}`
+      + ` (continue with: latentlab train --resume ${out})`), { exitCode: SIGNAL_EXIT[result.signal] });
+  }
+  const wrote = [folder.file('model'), folder.file('metrics'), folder.file('latents')];
   // the pictures decode with the trained model, on its backend, without its training buffers
   result.model.releaseScratch();
-  if (o.pictures !== false) wrote.push(...await renderRunPictures(out, result.model));
+  if (o.pictures !== false) wrote.push(...await renderRunPictures(folder, result.model));
   process.stdout.write(`test MSE ${result.testMse.toFixed(4)} on [-1, 1] after ${result.steps} steps; training throughput ${Math.round(result.samplesPerSec)} samples/s\n`);
   for (const f of wrote) process.stdout.write(`wrote ${f}\n`);
 }

@@ -40,9 +40,11 @@ export function saveSafetensors(sd: StateDict, metadata?: Record<string, string>
     header[name] = { dtype: e.dtype, shape: e.shape, data_offsets: [offset, offset + bytes] };
     offset += bytes;
   }
-  let json = JSON.stringify(header);
-  while ((8 + json.length) % 8 !== 0) json += ' ';
-  const jsonBytes = new TextEncoder().encode(json);
+  // the header is padded with spaces so that the data starts 8-byte aligned: counted in UTF-8 bytes, not
+  // characters (metadata may hold any text)
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  const jsonBytes = new Uint8Array(Math.ceil(json.length / 8) * 8).fill(0x20);
+  jsonBytes.set(json);
   const out = new Uint8Array(8 + jsonBytes.length + offset);
   const dv = new DataView(out.buffer);
   dv.setBigUint64(0, BigInt(jsonBytes.length), true);

@@ -3,11 +3,12 @@
  * by its companion `xxxSize(...)` function, and returns nothing. White background throughout.
  */
 import { type Ctx2D, type Rect, clearRect, text } from './ctx.js';
-import type { Range } from './axes.js';
+import { type Range, type Transform, dataRange, logDataRange } from './axes.js';
 import { drawScatter, type ScatterOptions } from './scatter.js';
 import { drawImageGrid } from './grid.js';
-import { type LabelNamer, digitName } from './palette.js';
-import { type CurveSeries, type CurvesOptions, drawCurves } from './curves.js';
+import { type LabelNamer, TAB10, digitName } from './palette.js';
+import { type CurveSeries, drawCurves } from './curves.js';
+import { IMAGE_H, IMAGE_W } from '../lab/data/image.js';
 
 export interface Size { width: number; height: number }
 
@@ -84,7 +85,7 @@ export function sampleFigure(ctx: Ctx2D, opts: SampleFigureOptions): void {
   drawScatter(ctx, { title: 'Latent space (test set)', ...opts }, { x: 0, y: 0, width: 800, height: 800 });
   const [x0, y0, x1, y1] = opts.box;
   const gridTitle = opts.gridTitle ?? `Decoded from x ∈ [${fmt(x0)}, ${fmt(x1)}], y ∈ [${fmt(y0)}, ${fmt(y1)}]`;
-  drawImageGrid(ctx, opts.images, opts.gridN, opts.gridN, opts.h ?? 28, opts.w ?? 28,
+  drawImageGrid(ctx, opts.images, opts.gridN, opts.gridN, opts.h ?? IMAGE_H, opts.w ?? IMAGE_W,
     { x: 820, y: 8, width: 760, height: 784 }, { gap: 1, title: gridTitle });
   caption(ctx, opts.caption ?? '', size.width, 800);
 }
@@ -109,7 +110,7 @@ export interface ReconFigureOptions {
   caption?: string;
 }
 
-const CELL = 56; // 28 px × 2
+const CELL = 2 * IMAGE_W; // an image pixel is 2 × 2 figure pixels
 const PANEL_GAP = 40;
 
 function panelWidth(cols: number, w: number): number {
@@ -117,7 +118,7 @@ function panelWidth(cols: number, w: number): number {
   return cols * cell + (cols - 1) * 2;
 }
 
-export function reconFigureSize(perDigit: number, rows = 10, h = 28, w = 28, opts: { caption?: string } = {}): Size {
+export function reconFigureSize(perDigit: number, rows = 10, h = IMAGE_H, w = IMAGE_W, opts: { caption?: string } = {}): Size {
   const cellH = Math.max(CELL, h * 2);
   const pw = panelWidth(perDigit, w);
   return {
@@ -128,7 +129,7 @@ export function reconFigureSize(perDigit: number, rows = 10, h = 28, w = 28, opt
 
 /** Originals (left) beside their reconstructions (right), perDigit per row, one row per class. */
 export function reconFigure(ctx: Ctx2D, opts: ReconFigureOptions): void {
-  const rows = opts.rows ?? 10, h = opts.h ?? 28, w = opts.w ?? 28;
+  const rows = opts.rows ?? 10, h = opts.h ?? IMAGE_H, w = opts.w ?? IMAGE_W;
   const size = reconFigureSize(opts.perDigit, rows, h, w, opts);
   clearRect(ctx, { x: 0, y: 0, ...size });
   const nameOf = opts.labelName ?? digitName;
@@ -174,7 +175,7 @@ export function trainingFrame(ctx: Ctx2D, opts: TrainingFrameOptions): void {
   text(ctx, `step ${opts.step} · loss ${fmt(opts.loss)}`, size.width / 2, HEADER_H / 2 + 2,
     { size: 18, bold: true, align: 'center', baseline: 'middle' });
   drawScatter(ctx, { pointSize: 3, ...opts }, { x: 0, y: HEADER_H, width: 600, height: 600 });
-  drawImageGrid(ctx, opts.images, opts.gridN, opts.gridN, opts.h ?? 28, opts.w ?? 28,
+  drawImageGrid(ctx, opts.images, opts.gridN, opts.gridN, opts.h ?? IMAGE_H, opts.w ?? IMAGE_W,
     { x: 610, y: HEADER_H, width: 580, height: 592 }, { gap: 1, title: opts.gridTitle ?? 'Decoded' });
 }
 
@@ -192,7 +193,7 @@ export interface SheetFigureOptions {
   caption?: string;
 }
 
-export function sheetFigureSize(rows: number, cols: number, h = 28, w = 28, opts: { caption?: string; rowLabels?: string[] } = {}): Size {
+export function sheetFigureSize(rows: number, cols: number, h = IMAGE_H, w = IMAGE_W, opts: { caption?: string; rowLabels?: string[] } = {}): Size {
   const cw = Math.max(CELL, w * 2), ch = Math.max(CELL, h * 2);
   const labelW = opts.rowLabels && opts.rowLabels.length ? 60 : 0;
   return {
@@ -203,7 +204,7 @@ export function sheetFigureSize(rows: number, cols: number, h = 28, w = 28, opts
 
 /** A sheet of generated digits. */
 export function sheetFigure(ctx: Ctx2D, opts: SheetFigureOptions): void {
-  const h = opts.h ?? 28, w = opts.w ?? 28;
+  const h = opts.h ?? IMAGE_H, w = opts.w ?? IMAGE_W;
   const size = sheetFigureSize(opts.rows, opts.cols, h, w, opts);
   clearRect(ctx, { x: 0, y: 0, ...size });
   text(ctx, opts.title ?? 'Generated digits', size.width / 2, 28, { size: 16, bold: true, align: 'center', baseline: 'bottom' });
@@ -216,12 +217,110 @@ export function sheetFigure(ctx: Ctx2D, opts: SheetFigureOptions): void {
 // ---------------------------------------------------------------------------------------------
 // loss curves
 
-export function lossFigureSize(): Size {
-  return { width: 900, height: 600 };
+/** Points of one curve. */
+export interface Points { steps: number[]; values: number[] }
+
+/** The losses of one run, each term on its own: like is plotted with like. */
+export interface LossRun {
+  name: string;
+  /** Default: tab10 by run index. */
+  color?: string;
+  /** The training reconstruction term (MSE on [-1, 1]) at the logged steps. */
+  train: Points;
+  /** The test reconstruction MSE on [-1, 1] (per epoch, and at the end); drawn dashed with dots. */
+  test: Points;
+  /** The latent-map term (MSE of z to its class's target) of a supervised run, unweighted. */
+  latent?: Points;
 }
 
-/** Loss against step for one or more series (e.g. train/test of several runs). */
-export function lossFigure(ctx: Ctx2D, series: CurveSeries[], opts: CurvesOptions = {}): void {
-  const size = lossFigureSize();
-  drawCurves(ctx, series, { x: 0, y: 0, ...size }, { title: 'Loss', ...opts });
+/** The fields of a metrics line (metrics.jsonl) that the loss figure reads. */
+export interface LossLine { step: number; loss?: number; recon?: number; latent?: number; testLoss?: number }
+
+/**
+ * A run's curves from its metrics lines: the reconstruction term of each training line (`recon`;
+ * lines written before it existed carry only `loss`, which is the reconstruction term when the
+ * line has no `latent`), the test MSE of the evaluation lines, plus `final` (the end-of-run test
+ * MSE, when it was not an epoch's), and the latent-map term when there is one.
+ */
+export function lossRunFromMetrics(name: string, lines: readonly LossLine[], final?: { step: number; testMse: number } | null): LossRun {
+  const train: Points = { steps: [], values: [] }, test: Points = { steps: [], values: [] }, latent: Points = { steps: [], values: [] };
+  for (const m of lines) {
+    const r = m.recon ?? (m.latent === undefined ? m.loss : undefined);
+    if (r !== undefined && Number.isFinite(r)) { train.steps.push(m.step); train.values.push(r); }
+    if (m.latent !== undefined && Number.isFinite(m.latent)) { latent.steps.push(m.step); latent.values.push(m.latent); }
+    if (m.testLoss !== undefined && Number.isFinite(m.testLoss)) { test.steps.push(m.step); test.values.push(m.testLoss); }
+  }
+  if (final && Number.isFinite(final.step) && Number.isFinite(final.testMse) && !test.steps.includes(final.step)) {
+    test.steps.push(final.step); test.values.push(final.testMse);
+  }
+  return { name, train, test, ...(latent.steps.length ? { latent } : {}) };
+}
+
+export interface LossFigureOptions {
+  title?: string;
+  logY?: boolean;
+}
+
+const LOSS_W = 900, LOSS_RECON_H = 600, LOSS_LATENT_H = 360;
+
+/** 900 × 600, or 900 × 960 when a run has a latent-map term (a second panel below). */
+export function lossFigureSize(opts: { latent?: boolean } = {}): Size {
+  return { width: LOSS_W, height: LOSS_RECON_H + (opts.latent ? LOSS_LATENT_H : 0) };
+}
+
+/** Whether the loss figure of these runs has the latent-term panel. */
+export function lossHasLatent(runs: readonly LossRun[]): boolean {
+  return runs.some((r) => !!r.latent && r.latent.steps.length > 0);
+}
+
+function rangeOf(v: number[], logY: boolean): Range {
+  return logY ? logDataRange(v) : dataRange(v, 0.05);
+}
+
+/**
+ * The reconstruction loss of one or more runs against step: training (solid) and test (dashed, with
+ * a dot per evaluation) on the same scale, both MSE on [-1, 1]; one colour per run. A supervised
+ * run's latent-map term gets its own panel below (its scale is unrelated to the pixels').
+ * Returns the panels' transforms and the series drawn.
+ */
+export function lossFigure(ctx: Ctx2D, runs: readonly LossRun[], opts: LossFigureOptions = {}): { recon: Transform; latent: Transform | null; series: CurveSeries[] } {
+  const latent = lossHasLatent(runs);
+  const size = lossFigureSize({ latent });
+  clearRect(ctx, { x: 0, y: 0, ...size });
+  const logY = opts.logY ?? false;
+  const recon: CurveSeries[] = [], terms: CurveSeries[] = [];
+  runs.forEach((r, k) => {
+    const color = r.color ?? TAB10[k % TAB10.length];
+    recon.push({ name: `${r.name} train`, ...r.train, color });
+    if (r.test.steps.length) recon.push({ name: `${r.name} test`, ...r.test, color, dashed: true });
+    if (r.latent?.steps.length) terms.push({ name: `${r.name} latent term`, ...r.latent, color });
+  });
+  const all = [...recon, ...terms];
+  const xRange = dataRange(all.flatMap((c) => Array.from(c.steps)), 0.02);
+  const scale = logY ? ' (log scale)' : '';
+  const reconValues = recon.flatMap((c) => Array.from(c.values));
+  const tRecon = drawCurves(ctx, recon, { x: 0, y: 0, width: LOSS_W, height: LOSS_RECON_H }, {
+    title: opts.title ?? 'Reconstruction loss', yLabel: `MSE on [-1, 1]${scale}`, xRange,
+    xLabel: 'step  (solid: training batches; dashed, dots: test set)', logY, yRange: rangeOf(reconValues, logY),
+  });
+  ctx.save();
+  runs.forEach((r, k) => {
+    ctx.fillStyle = r.color ?? TAB10[k % TAB10.length];
+    for (let i = 0; i < r.test.steps.length; i++) {
+      const v = r.test.values[i];
+      if (!Number.isFinite(v) || (logY && !(v > 0))) continue;
+      ctx.beginPath();
+      ctx.arc(tRecon.toPx(r.test.steps[i]), tRecon.toPy(v), 4, 0, Math.PI * 2);
+      ctx.fill();
+    }
+  });
+  ctx.restore();
+  let tLatent: Transform | null = null;
+  if (latent) {
+    tLatent = drawCurves(ctx, terms, { x: 0, y: LOSS_RECON_H, width: LOSS_W, height: LOSS_LATENT_H }, {
+      title: 'Latent-map term: MSE of z to its class\'s target (training batches)', yLabel: `MSE in latent units${scale}`, xRange, logY,
+      yRange: rangeOf(terms.flatMap((c) => Array.from(c.values)), logY),
+    });
+  }
+  return { recon: tRecon, latent: tLatent, series: all };
 }

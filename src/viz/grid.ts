@@ -4,6 +4,7 @@
  * black, the MNIST look.
  */
 import { type Ctx2D, type Rect, clearRect, font, text } from './ctx.js';
+import { toByte } from '../lab/data/image.js';
 
 export interface GridOptions {
   /** Gap between cells in pixels (default 2). */
@@ -39,8 +40,7 @@ export function cellRect(g: GridLayout, row: number, col: number): Rect {
 /** Grey byte for an image value in [-1, 1]. */
 export function toGrey(v: number): number {
   if (!(v === v)) return 0;
-  const g = Math.round((v + 1) * 127.5);
-  return g < 0 ? 0 : g > 255 ? 255 : g;
+  return toByte(v);
 }
 
 /** Compute the cell layout without drawing. */

@@ -2,9 +2,8 @@
  * Node-only glue: render figures with @napi-rs/canvas, write files atomically, decode PNGs.
  */
 import { createCanvas, loadImage } from '@napi-rs/canvas';
-import { randomBytes } from 'node:crypto';
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { writeFileAtomic as writeFileAtomicSync } from '../lab/run/atomic.js';
 import type { Ctx2D } from './ctx.js';
 
 export type Draw = (ctx: Ctx2D) => void;
@@ -31,17 +30,9 @@ export function renderRgba(width: number, height: number, fn: Draw): Uint8Clampe
   return new Uint8ClampedArray(img.data.buffer, img.data.byteOffset, img.data.byteLength);
 }
 
-/** Write a file via a temporary file in the same folder and a rename, so readers never see half a file. */
+/** Writes a file atomically (the project's one writeFileAtomic, in lab/run/atomic.ts); a promise for callers that await it. */
 export async function writeFileAtomic(path: string, bytes: Uint8Array | string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(6).toString('hex')}`;
-  try {
-    await writeFile(tmp, bytes);
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
+  writeFileAtomicSync(path, bytes);
 }
 
 export interface DecodedImage { width: number; height: number; data: Uint8ClampedArray }

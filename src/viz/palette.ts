@@ -2,6 +2,7 @@
  * Colours and names for the ten classes. The palette is matplotlib's "tab10", so figures look
  * like the ones in the blog study this toolkit reproduces.
  */
+import { FASHION_MNIST_INFO, MNIST_INFO, className, datasetInfo } from '../lab/data/image.js';
 
 /** matplotlib tab10, index = digit. */
 export const TAB10: readonly string[] = [
@@ -33,17 +34,16 @@ export function hexToRgb(hex: string): [number, number, number] {
 export type LabelNamer = (label: number) => string;
 
 /** MNIST: the digit itself. */
-export const digitName: LabelNamer = (label) => String(label);
+export const digitName: LabelNamer = (label) => className(MNIST_INFO, label);
 
-export const FASHION_MNIST_NAMES: readonly string[] = [
-  'T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat',
-  'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot',
-];
+/** Fashion-MNIST's class names (declared with the data set, in lab/data/image.ts). */
+export const FASHION_MNIST_NAMES: readonly string[] = FASHION_MNIST_INFO.classes;
 
 /** Fashion-MNIST class names (falls back to the number outside 0-9). */
-export const fashionName: LabelNamer = (label) => FASHION_MNIST_NAMES[label] ?? String(label);
+export const fashionName: LabelNamer = (label) => className(FASHION_MNIST_INFO, label);
 
-/** The namer for a data set name ('mnist' | 'fashion-mnist' | anything else → digits). */
+/** The namer for a data set name: its class names (anything unknown → MNIST's digits). */
 export function labelNamer(dataset?: string): LabelNamer {
-  return dataset && /fashion/i.test(dataset) ? fashionName : digitName;
+  const info = datasetInfo(dataset);
+  return (label) => className(info, label);
 }

@@ -9,8 +9,13 @@
  * accumulate) unless a parameter says otherwise.
  *
  * One exception, opt-in: a backend that declares `channelBlock` (the native one) may also be handed
- * activations in the channel-blocked layout it computes fastest in (see `Layout`); layers ask for it
- * only inside a Sequential, and only from such a backend. Other backends never see it.
+ * activations in the channel-blocked layout it computes fastest in (see `Layout`); the planner
+ * (planner.ts) asks for it only inside a Sequential, and only from such a backend. Other backends never
+ * see it.
+ *
+ * Beside this interface: table.ts (the numbers shared with the compiled kernels), planner.ts (fusion and
+ * layouts of a chain of layers), composite.ts (kernels made of these primitives and a TypeScript loop),
+ * reference.ts, wasm/ and native/ (the backends), select.ts (choosing one).
  */
 
 /**
@@ -73,10 +78,12 @@ export interface Backend {
   /**
    * Batch-norm in training mode over [N,C,HW], followed by `act`:
    * y = act(gamma * (x - mean) * invstd + beta). Writes the batch mean and invstd = 1/sqrt(var + eps)
-   * (biased variance) for the backward pass and the running statistics.
+   * for the backward pass, and, when given, the biased batch variance var itself (for the running
+   * statistics: deriving it back from invstd loses its low bits to eps).
    */
   batchNormTrain(N: number, C: number, HW: number, x: Float32Array, gamma: Float32Array, beta: Float32Array,
-                 eps: number, act: Act, y: Float32Array, mean: Float32Array, invstd: Float32Array, layout?: Layout): void;
+                 eps: number, act: Act, y: Float32Array, mean: Float32Array, invstd: Float32Array, layout?: Layout,
+                 variance?: Float32Array): void;
   /** y = act(x * scale[c] + shift[c]) over [N,C,HW] (batch-norm in eval mode, folded). */
   channelAffine(N: number, C: number, HW: number, x: Float32Array, scale: Float32Array, shift: Float32Array,
                 act: Act, y: Float32Array, layout?: Layout): void;

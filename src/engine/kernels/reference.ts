@@ -2,7 +2,7 @@
  * The reference backend: plain TypeScript written for clarity, single-threaded.
  * It is the oracle the faster backends are tested against.
  */
-import type { Act, Backend, ConvGeom } from './index.js';
+import type { Act, Backend, ConvGeom, Layout } from './index.js';
 
 export function actForward(act: Act, v: number): number {
   switch (act.kind) {
@@ -133,7 +133,8 @@ export class ReferenceBackend implements Backend {
   }
 
   batchNormTrain(N: number, C: number, HW: number, x: Float32Array, gamma: Float32Array, beta: Float32Array,
-                 eps: number, act: Act, y: Float32Array, mean: Float32Array, invstd: Float32Array): void {
+                 eps: number, act: Act, y: Float32Array, mean: Float32Array, invstd: Float32Array, _layout?: Layout,
+                 variance?: Float32Array): void {
     const M = N * HW;
     for (let c = 0; c < C; c++) {
       let sum = 0;
@@ -143,6 +144,7 @@ export class ReferenceBackend implements Backend {
       for (let n = 0; n < N; n++) for (let i = 0; i < HW; i++) { const d = x[(n * C + c) * HW + i] - mu; sq += d * d; }
       const is = 1 / Math.sqrt(sq / M + eps);
       mean[c] = mu; invstd[c] = is;
+      if (variance) variance[c] = sq / M;
       for (let n = 0; n < N; n++) for (let i = 0; i < HW; i++) {
         const j = (n * C + c) * HW + i;
         y[j] = actForward(act, gamma[c] * (x[j] - mu) * is + beta[c]);

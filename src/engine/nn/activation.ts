@@ -1,11 +1,13 @@
 /** Element-wise activations, after torch.nn.LeakyReLU, ReLU, Tanh and Sigmoid. */
 import type { Act } from '../kernels/index.js';
+import type { BackwardOptions } from '../kernels/planner.js';
 import { Tensor } from '../tensor.js';
 import { Module } from './module.js';
 
 export abstract class Activation extends Module {
   abstract readonly act: Act;
-  override readonly blockedInput = 'keep' as const;
+  readonly blockedInput = 'keep' as const;
+  readonly inPlaceGrad = true;
   private x: Tensor | null = null;
   private y: Tensor | null = null;
 
@@ -17,17 +19,20 @@ export abstract class Activation extends Module {
     return this.y;
   }
 
-  backward(dy: Tensor): Tensor {
+  /** dx = dy * act'(x); `opts.inPlace`: dx may overwrite dy. */
+  backward(dy: Tensor, opts: BackwardOptions = {}): Tensor {
     const x = this.x, y = this.y;
     if (!x || !y) throw new Error(`${this.typeName}.backward called before forward`);
-    dy = this.toLayout(dy, x.layout, 'dyLayout');
-    const dx = this.gradInPlace ? dy.data.subarray(0, x.size) : this.scratch('dx', x.size);
+    if (dy.layout !== x.layout) throw new Error(`${this.typeName}.backward: dy is ${dy.layout}, the forward pass was ${x.layout}`);
+    const dx = opts.inPlace ? dy.data.subarray(0, x.size) : this.scratch('dx', x.size);
     this.backend.activationBackward(this.act, x.size, x.data, y.data, dy.data, dx);
     return new Tensor(x.shape, dx, x.layout);
   }
 
   /** Whether a preceding BatchNorm2d may fuse this activation (its derivative is known from its output). */
   get fusable(): boolean { return this.act.kind !== 'leaky' || this.act.slope >= 0; }
+  /** The activation a preceding layer may apply instead (the planner's fusion), or null. */
+  get fusableAct(): Act | null { return this.fusable ? this.act : null; }
 }
 
 export class LeakyReLU extends Activation {

@@ -1,5 +1,6 @@
 /** Conv2d, after torch.nn.Conv2d (groups = 1, dilation = 1). Weight [out, in, kh, kw]. */
-import { convOutSize, type ConvGeom, type Layout } from '../kernels/index.js';
+import { convOutSize, type ConvGeom } from '../kernels/index.js';
+import type { ForwardOptions } from '../kernels/planner.js';
 import type { Rng } from '../rng.js';
 import { Tensor } from '../tensor.js';
 import { accumulate, EMPTY, Module, type Parameter } from './module.js';
@@ -13,9 +14,8 @@ export class Conv2d extends Module {
   readonly padding: number;
   /** False for a first layer: its input needs no gradient, so the backward-data pass is skipped. */
   needsInputGrad = true;
-  override readonly blockedInput = 'any' as const;
-  /** Layout of the output (Sequential may choose 'blocked'; see Layout). */
-  outputLayout: Layout = 'nchw';
+  readonly blockedInput = 'any' as const;
+  readonly blockedOutput = 'native' as const;
   private x: Tensor | null = null;
   private g: ConvGeom | null = null;
 
@@ -45,8 +45,9 @@ export class Conv2d extends Module {
     return [g.N, g.K, g.OH, g.OW];
   }
 
-  forward(x: Tensor): Tensor {
-    const g = { ...this.geometry(x.shape), xLayout: x.layout, yLayout: this.outputLayout };
+  /** y = conv2d(x) + bias, in the layout `opts.layout` (default NCHW). */
+  forward(x: Tensor, opts: ForwardOptions = {}): Tensor {
+    const g: ConvGeom = { ...this.geometry(x.shape), xLayout: x.layout, yLayout: opts.layout ?? 'nchw' };
     const y = this.scratch('y', g.N * g.K * g.OH * g.OW);
     this.backend.conv2d(g, x.data, this.weight.data, this.bias?.data ?? null, y);
     this.x = x; this.g = g;
@@ -56,7 +57,7 @@ export class Conv2d extends Module {
   backward(dy: Tensor): Tensor {
     const g = this.g, x = this.x;
     if (!g || !x) throw new Error('Conv2d.backward called before forward');
-    dy = this.toLayout(dy, g.yLayout ?? 'nchw', 'dyLayout');
+    if (dy.layout !== g.yLayout) throw new Error(`Conv2d.backward: dy is ${dy.layout}, the output was ${g.yLayout}`);
     const dw = this.scratch('dw', this.weight.size);
     const db = this.bias ? this.scratch('db', this.outChannels) : null;
     this.backend.conv2dBackwardWeight(g, x.data, dy.data, dw, db);

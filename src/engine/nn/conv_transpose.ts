@@ -6,7 +6,9 @@
  *   input gradient = conv2d
  *   weight grad    = conv2dBackwardWeight with x and dy exchanged
  */
-import { NO_ACT, type ConvGeom, type Layout } from '../kernels/index.js';
+import { channelSums } from '../kernels/composite.js';
+import { NO_ACT, type ConvGeom } from '../kernels/index.js';
+import type { ForwardOptions } from '../kernels/planner.js';
 import type { Rng } from '../rng.js';
 import { Tensor } from '../tensor.js';
 import { accumulate, EMPTY, Module, type Parameter } from './module.js';
@@ -20,9 +22,8 @@ export class ConvTranspose2d extends Module {
   readonly padding: number;
   readonly outputPadding: number;
   needsInputGrad = true;
-  override readonly blockedInput = 'any' as const;
-  /** Layout of the output (Sequential may choose 'blocked'; see Layout). */
-  outputLayout: Layout = 'nchw';
+  readonly blockedInput = 'any' as const;
+  readonly blockedOutput = 'native' as const;
   private x: Tensor | null = null;
   private g: ConvGeom | null = null;
 
@@ -56,9 +57,10 @@ export class ConvTranspose2d extends Module {
     return [g.N, g.C, g.H, g.W];
   }
 
-  forward(x: Tensor): Tensor {
+  /** y = conv_transpose2d(x) + bias, in the layout `opts.layout` (default NCHW). */
+  forward(x: Tensor, opts: ForwardOptions = {}): Tensor {
     // the equivalent Conv2d's x is this layer's output, its y this layer's input
-    const g = { ...this.geometry(x.shape), xLayout: this.outputLayout, yLayout: x.layout };
+    const g: ConvGeom = { ...this.geometry(x.shape), xLayout: opts.layout ?? 'nchw', yLayout: x.layout };
     const HW = g.H * g.W;
     const y = this.scratch('y', g.N * g.C * HW);
     this.backend.conv2dBackwardData(g, x.data, this.weight.data, y);
@@ -72,11 +74,15 @@ export class ConvTranspose2d extends Module {
   backward(dy: Tensor): Tensor {
     const g = this.g, x = this.x;
     if (!g || !x) throw new Error('ConvTranspose2d.backward called before forward');
-    dy = this.toLayout(dy, g.xLayout ?? 'nchw', 'dyLayout');
+    if (dy.layout !== g.xLayout) throw new Error(`ConvTranspose2d.backward: dy is ${dy.layout}, the output was ${g.xLayout}`);
     const dw = this.scratch('dw', this.weight.size);
     this.backend.conv2dBackwardWeight(g, dy.data, x.data, dw, null);
     accumulate(this.weight.grad, dw);
-    if (this.bias) this.addChannelSumsOf(g.N, g.C, g.H * g.W, dy.data, dy.layout, this.bias.grad);
+    if (this.bias) {
+      const db = this.scratch('db', g.C);
+      channelSums(this.backend, g.N, g.C, g.H * g.W, dy.data, db, dy.layout);
+      accumulate(this.bias.grad, db);
+    }
     if (!this.needsInputGrad) return EMPTY;
     const dx = this.scratch('dx', x.size);
     this.backend.conv2d(g, dy.data, this.weight.data, null, dx);

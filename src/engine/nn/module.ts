@@ -5,7 +5,8 @@
  * the forward saved. A layer's output lives in a buffer it owns and reuses: it is valid until the
  * layer's next forward (clone() it to keep it).
  */
-import type { Backend, Layout } from '../kernels/index.js';
+import type { Backend } from '../kernels/index.js';
+import type { BackwardOptions, ForwardOptions, Plannable } from '../kernels/planner.js';
 import { ReferenceBackend } from '../kernels/reference.js';
 import { f32, i64, type StateDict } from '../state.js';
 import { Tensor } from '../tensor.js';
@@ -26,7 +27,9 @@ export interface BufferEntry { shape: number[]; dtype: 'F32' | 'I64'; data: Floa
 
 export interface LoadResult { missingKeys: string[]; unexpectedKeys: string[] }
 
-export abstract class Module {
+export type { BackwardOptions, ForwardOptions };
+
+export abstract class Module implements Plannable {
   training = true;
   protected backend: Backend = currentDefault;
   private readonly _children: [string, Module][] = [];
@@ -34,18 +37,9 @@ export abstract class Module {
   private readonly _buffers: [string, BufferEntry][] = [];
   private readonly _scratch = new Map<string, Float32Array>();
 
-  /**
-   * How the layer takes an activation in the blocked layout: 'keep' (its output and input gradient are in
-   * the input's layout: BatchNorm2d, activations), 'any' (it accepts either: convolutions, Flatten), or
-   * undefined (NCHW only; Sequential never hands it a blocked tensor).
-   */
-  readonly blockedInput?: 'keep' | 'any';
-  /**
-   * Set by a container (Sequential) while it runs this layer's backward: the dy it passes is a temporary
-   * of the layer after this one, so an element-wise backward (BatchNorm2d, activations) may write its
-   * input gradient over it instead of into a buffer of its own (less memory, fewer cache misses).
-   */
-  gradInPlace = false;
+  // A layer may also declare what the planner (kernels/planner.ts, Plannable) reads when it runs inside a
+  // Sequential: blockedInput, blockedOutput with outChannels, takesAct, fusableAct, inPlaceGrad; forward
+  // then takes ForwardOptions and backward BackwardOptions as their second argument.
 
   abstract forward(x: Tensor): Tensor;
   /** Given dL/d(output), accumulates parameter gradients and returns dL/d(input). */
@@ -237,48 +231,6 @@ export abstract class Module {
     const inner = kids.map(([n, m]) => `  (${n}): ${m.toString().split('\n').join('\n  ')}`).join('\n');
     return `${head}\n${inner}\n)`;
   }
-
-  /** Own parameters, for layers. */
-  protected ownParams(): Parameter[] { return this._params.map(([, p]) => p); }
-
-  /**
-   * t in layout `to`: t itself when it already is, else a copy in this module's scratch `key`
-   * (an activation [N, C, ...]; only a backend with `channelBlock` has the blocked layout).
-   */
-  protected toLayout(t: Tensor, to: Layout, key: string): Tensor {
-    if (t.layout === to) return t;
-    const b = this.backend;
-    if (!b.channelBlock || !b.reorderLayout) throw new Error(`${this.typeName}: the ${b.name} backend has no blocked layout`);
-    const [N, C] = t.shape;
-    const out = this.scratch(key, t.size);
-    b.reorderLayout(N, C, t.size / (N * C), t.data, out, to);
-    return new Tensor(t.shape, out, to);
-  }
-
-  /**
-   * out[c] += the sum of channel c of d [N, C, HW] in `layout` (a bias gradient), on the backend when
-   * it has the kernel.
-   */
-  protected addChannelSumsOf(N: number, C: number, HW: number, d: Float32Array, layout: Layout, out: Float32Array): void {
-    if (this.backend.channelSums) {
-      const s = this.scratch('channelSums', C);
-      this.backend.channelSums(N, C, HW, d, s, layout);
-      accumulate(out, s);
-    } else {
-      if (layout !== 'nchw') throw new Error(`${this.typeName}: the ${this.backend.name} backend has no blocked layout`);
-      addChannelSums(N, C, HW, d, out);
-    }
-  }
-}
-
-/**
- * A layer whose output layout its container may choose (Conv2d, ConvTranspose2d): Sequential sets
- * `outputLayout` to 'blocked' when the backend keeps activations blocked and the next layers accept it.
- */
-export interface LayoutChoosing { outputLayout: Layout; readonly outChannels: number }
-
-export function choosesLayout(m: Module): m is Module & LayoutChoosing {
-  return 'outputLayout' in m && typeof (m as { outChannels?: unknown }).outChannels === 'number';
 }
 
 /** What backward returns when the input needs no gradient (a first layer). */
@@ -287,25 +239,4 @@ export const EMPTY = new Tensor([0], new Float32Array(0));
 /** Adds src into a parameter's gradient (PyTorch accumulates gradients until zero_grad()). */
 export function accumulate(grad: Float32Array, src: Float32Array): void {
   for (let i = 0; i < grad.length; i++) grad[i] += src[i];
-}
-
-/**
- * out[c] += the sum of d over n and the HW positions of channel c, for d of shape [N, C, HW]
- * (a bias gradient). Four partial sums break the add chain (about twice as fast in V8).
- */
-export function addChannelSums(N: number, C: number, HW: number, d: Float32Array, out: Float32Array): void {
-  for (let n = 0; n < N; n++)
-    for (let c = 0; c < C; c++) {
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0, i = 0;
-      const o = (n * C + c) * HW;
-      for (; i + 3 < HW; i += 4) { s0 += d[o + i]; s1 += d[o + i + 1]; s2 += d[o + i + 2]; s3 += d[o + i + 3]; }
-      for (; i < HW; i++) s0 += d[o + i];
-      out[c] += (s0 + s1) + (s2 + s3);
-    }
-}
-
-/** Returns t's data as an array of n elements (checks the size). */
-export function expectSize(t: Tensor, n: number, who: string): Float32Array {
-  if (t.size !== n) throw new Error(`${who}: expected ${n} elements, got shape [${t.shape.join(', ')}]`);
-  return t.data;
 }

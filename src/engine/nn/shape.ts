@@ -1,15 +1,15 @@
 /**
- * Flatten and Unflatten, after torch.nn.Flatten and torch.nn.Unflatten: views, no copies (except that
- * Flatten first brings a blocked activation back to NCHW, and its gradient back to blocked).
+ * Flatten and Unflatten, after torch.nn.Flatten and torch.nn.Unflatten: views, no copies. Inside a
+ * Sequential on a backend with a blocked layout the planner converts around them (a blocked activation
+ * before Flatten, Unflatten's output when the layers after it take it blocked).
  */
-import type { Layout } from '../kernels/index.js';
 import { Tensor } from '../tensor.js';
 import { Module } from './module.js';
 
 export class Flatten extends Module {
   private inShape: readonly number[] = [];
-  private inLayout: Layout = 'nchw';
-  override readonly blockedInput = 'any' as const;
+  /** NCHW only, but a chain of blocked activations may end here (the planner reorders first). */
+  readonly blockedInput = 'convert' as const;
   constructor(readonly startDim = 1, readonly endDim = -1) { super(); }
   override extraRepr(): string { return `start_dim=${this.startDim}, end_dim=${this.endDim}`; }
 
@@ -20,23 +20,24 @@ export class Flatten extends Module {
   }
 
   forward(x: Tensor): Tensor {
+    if (x.layout !== 'nchw') throw new Error('Flatten: expected an NCHW input');
     this.inShape = x.shape;
-    this.inLayout = x.layout;
-    return new Tensor(this.outputShape(x.shape), this.toLayout(x, 'nchw', 'plain').data);
+    return new Tensor(this.outputShape(x.shape), x.data);
   }
 
-  backward(dy: Tensor): Tensor {
-    return this.toLayout(new Tensor(this.inShape, dy.data), this.inLayout, 'dxLayout');
-  }
+  backward(dy: Tensor): Tensor { return new Tensor(this.inShape, dy.data); }
 }
 
 export class Unflatten extends Module {
   private inShape: readonly number[] = [];
-  /** Layout of the output (Sequential may choose 'blocked' for an [N, C, H, W] output; see Layout). */
-  outputLayout: Layout = 'nchw';
-  constructor(readonly dim: number, readonly sizes: readonly number[]) { super(); }
+  /** An [N, C, H, W] output may be handed on blocked (the planner reorders it). */
+  readonly blockedOutput = 'convert' as const;
   /** The channels of an [N, C, H, W] output (0 for other shapes, which stay NCHW). */
-  get outChannels(): number { return this.dim === 1 && this.sizes.length === 3 ? this.sizes[0] : 0; }
+  readonly outChannels: number;
+  constructor(readonly dim: number, readonly sizes: readonly number[]) {
+    super();
+    this.outChannels = dim === 1 && sizes.length === 3 ? sizes[0] : 0;
+  }
   override extraRepr(): string { return `dim=${this.dim}, unflattened_size=(${this.sizes.join(', ')})`; }
 
   outputShape(s: readonly number[]): number[] {
@@ -48,8 +49,11 @@ export class Unflatten extends Module {
   forward(x: Tensor): Tensor {
     if (x.layout !== 'nchw') throw new Error('Unflatten: expected an NCHW input');
     this.inShape = x.shape;
-    return this.toLayout(new Tensor(this.outputShape(x.shape), x.data), this.outputLayout, 'blocked');
+    return new Tensor(this.outputShape(x.shape), x.data);
   }
 
-  backward(dy: Tensor): Tensor { return new Tensor(this.inShape, this.toLayout(dy, 'nchw', 'dxPlain').data); }
+  backward(dy: Tensor): Tensor {
+    if (dy.layout !== 'nchw') throw new Error('Unflatten.backward: expected an NCHW gradient');
+    return new Tensor(this.inShape, dy.data);
+  }
 }

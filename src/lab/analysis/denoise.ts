@@ -5,6 +5,7 @@
 import type { Rng } from '../../engine/rng.js';
 import { corrupt, type NoiseSpec } from '../data/noise.js';
 import { psnr } from './quality.js';
+import { IMAGE_PIXELS } from '../data/image.js';
 
 /** Anything that reconstructs n images (n*784 floats in [-1, 1]): an AutoEncoder, a VAE (through its mean). */
 export interface Reconstructor { reconstruct(x: Float32Array, n: number, batchSize?: number): Float32Array }
@@ -20,7 +21,7 @@ export interface DenoiseResult {
 
 /** Corrupts the first n clean images with spec (drawing from rng) and denoises them with the model. */
 export function denoise(model: Reconstructor, clean: Float32Array, n: number, spec: NoiseSpec | null, rng: Rng, batchSize = 64): DenoiseResult {
-  const P = 784, x = clean.subarray(0, n * P);
+  const P = IMAGE_PIXELS, x = clean.subarray(0, n * P);
   const noisy = corrupt(x, spec, rng, new Float32Array(n * P));
   const denoised = model.reconstruct(noisy, n, batchSize);
   return { noisy, denoised, before: psnr(noisy, x, n, P), after: psnr(denoised, x, n, P) };

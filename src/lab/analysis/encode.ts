@@ -15,17 +15,18 @@ import { latentFigure, latentFigureSize, type LatentFigureOptions } from '../../
 import { labelNamer } from '../../viz/palette.js';
 import type { ScatterMark } from '../../viz/scatter.js';
 import { renderPng, writeFileAtomic } from '../../viz/node.js';
+import { IMAGE_H, IMAGE_PIXELS, IMAGE_W, toByte } from '../data/image.js';
 
 export interface EncodedImage {
   /** The file as given. */
   file: string;
   /** The preprocessed 28x28 input as bytes (0 background, 255 ink). */
   pixels: Uint8Array;
-  /** The model's input, 784 values in [-1, 1]. */
+  /** The model's input, IMAGE_PIXELS (784) values in [-1, 1]. */
   input: Float32Array;
   /** The latent point (the model's latent size; 98 values for a 'conv' latent). */
   z: Float32Array;
-  /** The reconstruction, 784 values in [-1, 1] (or the 'simple' model's raw outputs). */
+  /** The reconstruction, IMAGE_PIXELS (784) values in [-1, 1] (or the 'simple' model's raw outputs). */
   recon: Float32Array;
 }
 
@@ -69,8 +70,8 @@ export async function encodeImages(run: Run | string, files: readonly string[]):
   const pixels: Uint8Array[] = [];
   for (const f of files) pixels.push(await readDigitImage(f));
   const n = files.length;
-  const x = new Float32Array(n * 784);
-  pixels.forEach((p, i) => x.set(normalizeMnist(p), i * 784));
+  const x = new Float32Array(n * IMAGE_PIXELS);
+  pixels.forEach((p, i) => x.set(normalizeMnist(p), i * IMAGE_PIXELS));
   const model = r.model;
   model.eval();
   const dim = model.latentDim;
@@ -79,9 +80,9 @@ export async function encodeImages(run: Run | string, files: readonly string[]):
   return files.map((file, i) => ({
     file,
     pixels: pixels[i]!,
-    input: x.slice(i * 784, (i + 1) * 784),
+    input: x.slice(i * IMAGE_PIXELS, (i + 1) * IMAGE_PIXELS),
     z: z.slice(i * dim, (i + 1) * dim),
-    recon: recon.slice(i * 784, (i + 1) * 784),
+    recon: recon.slice(i * IMAGE_PIXELS, (i + 1) * IMAGE_PIXELS),
   }));
 }
 
@@ -93,10 +94,10 @@ export function formatLatent(e: EncodedImage, digits = 4): string {
 
 /** A 28x28 greyscale PNG of 784 values in [-1, 1] drawn pixel by pixel (no layout involved). */
 export async function imagePng(values: Float32Array): Promise<Buffer> {
-  return renderPng(28, 28, (ctx) => {
-    const img = ctx.createImageData(28, 28);
-    for (let i = 0; i < 784; i++) {
-      const g = Math.round(Math.min(1, Math.max(0, (values[i]! + 1) / 2)) * 255);
+  return renderPng(IMAGE_W, IMAGE_H, (ctx) => {
+    const img = ctx.createImageData(IMAGE_W, IMAGE_H);
+    for (let i = 0; i < IMAGE_PIXELS; i++) {
+      const g = toByte(values[i]!);
       img.data[4 * i] = img.data[4 * i + 1] = img.data[4 * i + 2] = g;
       img.data[4 * i + 3] = 255;
     }

@@ -1,42 +1,48 @@
 /**
  * Evaluation of a trained model: reconstruction error (MSE on [-1, 1] and on [0, 1] pixels, PSNR)
- * and what the latent space knows about digits: k-NN (k = 5, against train latents) accuracy,
- * per-digit accuracy, the most confused digit pairs; for supervised runs the nearest-target
- * accuracy and the mean distance to the digit's target.
+ * and what the latent space knows about the classes (digits for MNIST, articles for Fashion-MNIST):
+ * k-NN (k = 5, against train latents) accuracy, per-class accuracy, the most confused class pairs;
+ * for supervised runs the nearest-target accuracy and the mean distance to the class's target.
+ * The report names the data set and its classes, and `formatEval` words it with them.
  */
 import { mseLoss } from '../../engine/loss.js';
 import type { LatentMap } from '../run/config.js';
 import type { Split } from '../data/idx.js';
 import type { AutoEncoder } from '../models/autoencoder.js';
+import { IMAGE_PIXELS, MNIST_INFO, MSE_TO_UNIT, classPair, datasetInfo, psnrOfUnitMse, toModelImages, type DatasetInfo } from '../data/image.js';
 
 export interface Confusion { a: number; b: number; count: number }
 
 export interface EvalReport {
+  /** The data set evaluated ('mnist', 'fashion-mnist'). */
+  dataset: string;
+  /** Its class names, indexed by label (perClass[i] is the accuracy of classes[i]). */
+  classes: string[];
   n: number;
   mse: number; mse01: number; psnr: number;
-  knn?: { k: number; references: number; accuracy: number; perDigit: number[]; confused: Confusion[] };
-  supervised?: { nearestTargetAccuracy: number; meanDistance: number; perDigit: number[] };
+  knn?: { k: number; references: number; accuracy: number; perClass: number[]; confused: Confusion[] };
+  supervised?: { nearestTargetAccuracy: number; meanDistance: number; perClass: number[] };
 }
 
 /** Reconstruction error over the first n images of a split; returns the test latents too. */
 export function reconstructionError(model: AutoEncoder, split: Split, n = split.n, B = 64): { mse: number; z: Float32Array; labels: Uint8Array } {
   n = Math.min(n, split.n);
   const D = model.latentDim, z = new Float32Array(n * D);
-  const x = new Float32Array(B * 784);
+  const x = new Float32Array(B * IMAGE_PIXELS);
   let se = 0;
   for (let i = 0; i < n; i += B) {
     const b = Math.min(B, n - i);
-    for (let j = 0; j < b * 784; j++) x[j] = split.images[i * 784 + j] / 127.5 - 1;
-    const xb = x.subarray(0, b * 784);
+    toModelImages(split.images, x, i, b);
+    const xb = x.subarray(0, b * IMAGE_PIXELS);
     const zb = model.encode(xb, b, B);
     z.set(zb, i * D);
-    se += mseLoss(model.decode(zb, b, B), xb, b * 784) * b * 784;
+    se += mseLoss(model.decode(zb, b, B), xb, b * IMAGE_PIXELS) * b * IMAGE_PIXELS;
   }
-  return { mse: se / (n * 784), z, labels: split.labels.slice(0, n) };
+  return { mse: se / (n * IMAGE_PIXELS), z, labels: split.labels.slice(0, n) };
 }
 
 /** k-NN classification of latents `z` against reference latents (majority vote, ties to the nearest). */
-export function knn(z: Float32Array, refZ: Float32Array, refLabels: Uint8Array, D: number, k = 5): Uint8Array {
+export function knn(z: Float32Array, refZ: Float32Array, refLabels: Uint8Array, D: number, k = 5, classes = 10): Uint8Array {
   const n = z.length / D, m = refZ.length / D;
   const pred = new Uint8Array(n);
   const bestD = new Float64Array(k), bestL = new Int32Array(k);
@@ -51,29 +57,29 @@ export function knn(z: Float32Array, refZ: Float32Array, refLabels: Uint8Array, 
         bestD[p] = d; bestL[p] = refLabels[j];
       }
     }
-    const votes = new Int32Array(10);
+    const votes = new Int32Array(classes);
     for (let t = 0; t < k; t++) if (bestL[t] >= 0) votes[bestL[t]]++;
     let best = bestL[0];
-    for (let c = 0; c < 10; c++) if (votes[c] > votes[best]) best = c;
+    for (let c = 0; c < classes; c++) if (votes[c] > votes[best]) best = c;
     pred[i] = best;
   }
   return pred;
 }
 
-/** Per-digit accuracy and the most confused unordered pairs of digits. */
-export function confusionSummary(pred: Uint8Array, labels: Uint8Array, top = 5): { accuracy: number; perDigit: number[]; confused: Confusion[] } {
-  const M = Array.from({ length: 10 }, () => new Int32Array(10));
+/** Per-class accuracy and the most confused unordered pairs of classes. */
+export function confusionSummary(pred: Uint8Array, labels: Uint8Array, top = 5, classes = 10): { accuracy: number; perClass: number[]; confused: Confusion[] } {
+  const M = Array.from({ length: classes }, () => new Int32Array(classes));
   let ok = 0;
   for (let i = 0; i < labels.length; i++) { M[labels[i]][pred[i]]++; if (pred[i] === labels[i]) ok++; }
-  const perDigit = M.map((row, d) => { const s = row.reduce((a, b) => a + b, 0); return s ? row[d] / s : NaN; });
+  const perClass = M.map((row, d) => { const s = row.reduce((a, b) => a + b, 0); return s ? row[d] / s : NaN; });
   const pairs: Confusion[] = [];
-  for (let a = 0; a < 10; a++) for (let b = a + 1; b < 10; b++) pairs.push({ a, b, count: M[a][b] + M[b][a] });
+  for (let a = 0; a < classes; a++) for (let b = a + 1; b < classes; b++) pairs.push({ a, b, count: M[a][b] + M[b][a] });
   pairs.sort((p, q) => q.count - p.count);
-  return { accuracy: ok / labels.length, perDigit, confused: pairs.slice(0, top).filter((p) => p.count > 0) };
+  return { accuracy: ok / labels.length, perClass, confused: pairs.slice(0, top).filter((p) => p.count > 0) };
 }
 
 /** Nearest-target accuracy and mean distance to the target for a supervised (latent-map) run. */
-export function targetMetrics(z: Float32Array, labels: Uint8Array, map: LatentMap): { nearestTargetAccuracy: number; meanDistance: number; perDigit: number[] } {
+export function targetMetrics(z: Float32Array, labels: Uint8Array, map: LatentMap): { nearestTargetAccuracy: number; meanDistance: number; perClass: number[] } {
   const n = labels.length;
   let ok = 0, dist = 0;
   const hit = new Int32Array(10), cnt = new Int32Array(10);
@@ -90,7 +96,7 @@ export function targetMetrics(z: Float32Array, labels: Uint8Array, map: LatentMa
     cnt[labels[i]]++;
     if (best === labels[i]) { ok++; hit[labels[i]]++; }
   }
-  return { nearestTargetAccuracy: ok / n, meanDistance: dist / n, perDigit: Array.from(hit, (h, d) => (cnt[d] ? h / cnt[d] : NaN)) };
+  return { nearestTargetAccuracy: ok / n, meanDistance: dist / n, perClass: Array.from(hit, (h, d) => (cnt[d] ? h / cnt[d] : NaN)) };
 }
 
 export interface EvaluateOptions {
@@ -100,18 +106,49 @@ export interface EvaluateOptions {
   reference?: { z: Float32Array; labels: Uint8Array } | null;
   supervised?: LatentMap;
   k?: number;
+  /** The data set of `test` (its name and class names go into the report; default MNIST). */
+  dataset?: DatasetInfo;
 }
 
 export function evaluate(model: AutoEncoder, test: Split, opts: EvaluateOptions = {}): EvalReport {
   const { mse, z, labels } = reconstructionError(model, test, opts.limit);
-  const mse01 = mse / 4;
-  const report: EvalReport = { n: labels.length, mse, mse01, psnr: 10 * Math.log10(1 / mse01) };
-  const D = model.latentDim;
+  const mse01 = mse * MSE_TO_UNIT;
+  const info = opts.dataset ?? MNIST_INFO;
+  const report: EvalReport = { dataset: info.name, classes: [...info.classes], n: labels.length, mse, mse01, psnr: psnrOfUnitMse(mse01) };
+  const D = model.latentDim, C = info.classes.length;
   if (opts.reference) {
     const k = opts.k ?? 5;
-    const pred = knn(z, opts.reference.z, opts.reference.labels, D, k);
-    report.knn = { k, references: opts.reference.labels.length, ...confusionSummary(pred, labels) };
+    const pred = knn(z, opts.reference.z, opts.reference.labels, D, k, C);
+    report.knn = { k, references: opts.reference.labels.length, ...confusionSummary(pred, labels, 5, C) };
   }
   if (opts.supervised && D === 2) report.supervised = targetMetrics(z, labels, opts.supervised);
   return report;
+}
+
+/**
+ * The report as text, worded with its data set's classes: "digit accuracy" and "per digit: 0: 98%, ..."
+ * for MNIST, "class accuracy" and "per class: T-shirt/top: 80%, ..." for Fashion-MNIST.
+ */
+export function formatEval(r: EvalReport): string {
+  const info = { ...datasetInfo(r.dataset), classes: r.classes ?? datasetInfo(r.dataset).classes };
+  const pct = (a: number): string => `${(100 * a).toFixed(0)}%`;
+  const perClass = (acc: number[]): string => acc.map((a, c) => `${info.classes[c] ?? c}: ${pct(a)}`).join(', ');
+  const lines = [
+    `test images: ${r.n}`,
+    `data set: ${info.title}`,
+    `MSE on [-1, 1]: ${r.mse.toFixed(5)}`,
+    `MSE on [0, 1] pixels: ${r.mse01.toFixed(5)}`,
+    `PSNR: ${r.psnr.toFixed(2)} dB`,
+  ];
+  if (r.knn) {
+    lines.push(`k-NN (k=${r.knn.k}, ${r.knn.references} train latents) ${info.classNoun} accuracy: ${(100 * r.knn.accuracy).toFixed(1)}%`);
+    lines.push(`per ${info.classNoun}: ${perClass(r.knn.perClass)}`);
+    lines.push(`most confused pairs: ${r.knn.confused.map((c) => `${classPair(info, c.a, c.b)} (${c.count})`).join(', ') || 'none'}`);
+  }
+  if (r.supervised) {
+    lines.push(`nearest-target accuracy: ${(100 * r.supervised.nearestTargetAccuracy).toFixed(1)}%`);
+    lines.push(`nearest-target accuracy per ${info.classNoun}: ${perClass(r.supervised.perClass)}`);
+    lines.push(`mean distance to the target: ${r.supervised.meanDistance.toFixed(3)}`);
+  }
+  return `${lines.join('\n')}\n`;
 }

@@ -17,8 +17,9 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DataError, checkSplit, md5Hex, readIdxImages, readIdxLabels, readMaybeGzip, type Split } from './idx.js';
 import { downloadDataset, type DownloadOptions } from './download.js';
+import { FASHION_MNIST_INFO, MNIST_INFO, type DatasetInfo, type DatasetName } from './image.js';
 
-export type DatasetName = 'mnist' | 'fashion-mnist';
+export type { DatasetInfo, DatasetName } from './image.js';
 export type FileKey = 'trainImages' | 'trainLabels' | 'testImages' | 'testLabels';
 export const FILE_KEYS: readonly FileKey[] = ['trainImages', 'trainLabels', 'testImages', 'testLabels'];
 
@@ -29,14 +30,8 @@ export interface DatasetFile {
   md5: string;
 }
 
-export interface DatasetDescriptor {
-  /** Folder name under the cache / system folders, and the `--dataset` value. */
-  name: string;
-  title: string;
-  rows: number;
-  cols: number;
-  /** Class names, indexed by label. */
-  classes: readonly string[];
+/** A data set (name, shape, class names: see image.ts) and where its files come from. */
+export interface DatasetDescriptor extends DatasetInfo {
   /** Expected sample counts (informational; the files' headers are authoritative). */
   counts: { train: number; test: number };
   files: Record<FileKey, DatasetFile>;
@@ -52,11 +47,7 @@ const IDX_NAMES = {
 } as const;
 
 export const MNIST: DatasetDescriptor = {
-  name: 'mnist',
-  title: 'MNIST handwritten digits',
-  rows: 28,
-  cols: 28,
-  classes: ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'],
+  ...MNIST_INFO,
   counts: { train: 60000, test: 10000 },
   files: {
     trainImages: { name: IDX_NAMES.trainImages, md5: '6bbc9ace898e44ae57da46a324031adb' },
@@ -76,11 +67,7 @@ export const MNIST: DatasetDescriptor = {
  * copies in /usr/share/datasets/fashion-mnist/*.gz (`gunzip -c FILE | md5sum`).
  */
 export const FASHION_MNIST: DatasetDescriptor = {
-  name: 'fashion-mnist',
-  title: 'Fashion-MNIST (Zalando article images)',
-  rows: 28,
-  cols: 28,
-  classes: ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'],
+  ...FASHION_MNIST_INFO,
   counts: { train: 60000, test: 10000 },
   files: {
     trainImages: { name: IDX_NAMES.trainImages, md5: 'f4a8712d7a061bf5bd6d2ca38dc4d50a' },

@@ -15,6 +15,7 @@
  * draws after a resume will not be.
  */
 import { Rng, type RngState } from '../../engine/rng.js';
+import { IMAGE_PIXELS, toModel } from './image.js';
 
 /** A serializable loader position (plain JSON). */
 export interface LoaderState {
@@ -67,7 +68,7 @@ export interface Batch {
 /** images[i] / 127.5 - 1 for each byte value, as float32. */
 const LUT = (() => {
   const t = new Float32Array(256);
-  for (let v = 0; v < 256; v++) t[v] = v / 127.5 - 1;
+  for (let v = 0; v < 256; v++) t[v] = toModel(v);
   return t;
 })();
 
@@ -75,7 +76,7 @@ const LUT = (() => {
  * Writes the images at `indices` as float32 in [-1, 1] into `out` (image k at k * pixels).
  * Returns `out`.
  */
-export function toFloat(images: Uint8Array, indices: ArrayLike<number>, out: Float32Array, pixels = 784): Float32Array {
+export function toFloat(images: Uint8Array, indices: ArrayLike<number>, out: Float32Array, pixels = IMAGE_PIXELS): Float32Array {
   const m = indices.length;
   if (out.length < m * pixels) {
     throw new RangeError(`toFloat: out holds ${out.length} floats, expected at least ${m}*${pixels} = ${m * pixels}`);
@@ -112,7 +113,7 @@ export class DataLoader implements Iterable<Batch> {
   constructor(data: LoaderData, opts: DataLoaderOptions) {
     const { images } = data;
     this.pixels = data.rows !== undefined && data.cols !== undefined ? data.rows * data.cols
-      : data.n ? Math.floor(images.length / data.n) : 784;
+      : data.n ? Math.floor(images.length / data.n) : IMAGE_PIXELS;
     this.n = data.n ?? Math.floor(images.length / this.pixels);
     if (images.length < this.n * this.pixels) {
       throw new RangeError(`DataLoader: images hold ${images.length} bytes, expected ${this.n}*${this.pixels}`);

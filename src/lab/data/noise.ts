@@ -52,7 +52,7 @@ export function formatNoise(spec: NoiseSpec | null): string {
  * Writes a corrupted copy of the first `count` values of x (images in [-1, 1]) into out (x itself is not
  * changed: it is the clean target) and returns out. Draws from rng; with spec null, copies.
  */
-export function corrupt(x: Float32Array, spec: NoiseSpec | null, rng: Rng, out = new Float32Array(x.length), count = x.length): Float32Array {
+export function corrupt(x: Float32Array, spec: NoiseSpec | null, rng: Rng, out: Float32Array = new Float32Array(x.length), count = x.length): Float32Array {
   if (out === x) throw new Error('corrupt: out must not be the clean input (it is the target)');
   if (out.length < count) throw new Error(`corrupt: out holds ${out.length} values, ${count} needed`);
   if (!spec) { out.set(x.subarray(0, count)); return out; }

@@ -16,9 +16,10 @@
  *
  * Browser-safe: no Node imports.
  */
+import { IMAGE_H, toModel } from './image.js';
 
 /** MNIST's side. */
-export const MNIST_SIDE = 28;
+export const MNIST_SIDE = IMAGE_H;
 /** MNIST's digit box: the larger side of the digit is scaled to this. */
 export const MNIST_BOX = 20;
 
@@ -212,7 +213,7 @@ export function mnistPixelsFromPixels(
 /** Maps MNIST bytes (0..255) to the model's input range: x / 127.5 - 1. */
 export function normalizeMnist(pixels: Uint8Array): Float32Array {
   const out = new Float32Array(pixels.length);
-  for (let i = 0; i < pixels.length; i++) out[i] = pixels[i]! / 127.5 - 1;
+  for (let i = 0; i < pixels.length; i++) out[i] = toModel(pixels[i]!);
   return out;
 }
 

@@ -15,6 +15,7 @@ import {
   BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, LeakyReLU, Linear, Module, ReLU, Sequential, Tanh, Unflatten,
 } from '../../engine/nn/index.js';
 import type { Rng } from '../../engine/rng.js';
+import { IMAGE_PIXELS, batchShape } from '../data/image.js';
 
 export type Variant = 'bn' | 'simple';
 export type LatentSpec = number | 'conv';
@@ -153,33 +154,33 @@ export class AutoEncoder extends Module {
     try { return f(); } finally { this.train(was); }
   }
 
-  /** Encodes n images (n*784 floats in [-1,1]) in eval mode; returns n*latentDim floats (a copy). */
+  /** Encodes n images (n*IMAGE_PIXELS floats in [-1,1], see data/image.ts) in eval mode; returns n*latentDim floats (a copy). */
   encode(x: Float32Array, n: number, batchSize = 64): Float32Array {
     const D = this.latentDim, out = new Float32Array(n * D);
     this.withMode(false, () => {
       for (let i = 0; i < n; i += batchSize) {
         const b = Math.min(batchSize, n - i);
-        const xb = this.stage('x', x.subarray(i * 784, (i + b) * 784));
-        out.set(this.encoder.forward(new Tensor([b, 1, 28, 28], xb)).data.subarray(0, b * D), i * D);
+        const xb = this.stage('x', x.subarray(i * IMAGE_PIXELS, (i + b) * IMAGE_PIXELS));
+        out.set(this.encoder.forward(new Tensor(batchShape(b), xb)).data.subarray(0, b * D), i * D);
       }
     });
     return out;
   }
 
-  /** Decodes n latents (n*latentDim floats) in eval mode; returns n*784 floats in the output's range (a copy). */
+  /** Decodes n latents (n*latentDim floats) in eval mode; returns n*IMAGE_PIXELS floats in the output's range (a copy). */
   decode(z: Float32Array, n: number, batchSize = 64): Float32Array {
-    const D = this.latentDim, out = new Float32Array(n * 784);
+    const D = this.latentDim, out = new Float32Array(n * IMAGE_PIXELS);
     this.withMode(false, () => {
       for (let i = 0; i < n; i += batchSize) {
         const b = Math.min(batchSize, n - i);
         const zb = this.stage('z', z.subarray(i * D, (i + b) * D));
-        out.set(this.decoder.forward(new Tensor([b, ...this.latentShape], zb)).data.subarray(0, b * 784), i * 784);
+        out.set(this.decoder.forward(new Tensor([b, ...this.latentShape], zb)).data.subarray(0, b * IMAGE_PIXELS), i * IMAGE_PIXELS);
       }
     });
     return out;
   }
 
-  /** Encodes then decodes n images; returns n*784 floats (a copy). */
+  /** Encodes then decodes n images; returns n*IMAGE_PIXELS floats (a copy). */
   reconstruct(x: Float32Array, n: number, batchSize = 64): Float32Array {
     return this.decode(this.encode(x, n, batchSize), n, batchSize);
   }

@@ -7,6 +7,7 @@ import { Tensor } from '../../engine/tensor.js';
 import { Module } from '../../engine/nn/module.js';
 import { Sequential } from '../../engine/nn/sequential.js';
 import type { AutoEncoder } from './autoencoder.js';
+import { IMAGE_PIXELS, IMAGE_SHAPE, batchShape } from '../data/image.js';
 
 export interface SummaryRow { layer: string; type: string; outputShape: number[]; params: number; depth: number }
 
@@ -28,8 +29,8 @@ export function summarize(model: AutoEncoder): ModelSummary {
   const rows: SummaryRow[] = [];
   const was = model.training;
   model.eval();
-  let x = new Tensor([1, 1, 28, 28], new Float32Array(784));
-  rows.push({ layer: 'autoencoder', type: 'AutoEncoder', outputShape: [-1, 1, 28, 28], params: 0, depth: 0 });
+  let x = new Tensor(batchShape(1), new Float32Array(IMAGE_PIXELS));
+  rows.push({ layer: 'autoencoder', type: 'AutoEncoder', outputShape: [-1, ...IMAGE_SHAPE], params: 0, depth: 0 });
   let activations = 0;
   for (const [name, seq] of [['encoder', model.encoder], ['decoder', model.decoder]] as [string, Sequential][]) {
     const header: SummaryRow = { layer: name, type: 'Sequential', outputShape: [], params: 0, depth: 1 };
@@ -48,7 +49,7 @@ export function summarize(model: AutoEncoder): ModelSummary {
   const { trainable, nonTrainable } = model.countParameters();
   const total = trainable + nonTrainable;
   const MB = 1024 * 1024;
-  const inputMB = (784 * 4) / MB, forwardBackwardMB = (2 * activations * 4) / MB, paramsMB = (total * 4) / MB;
+  const inputMB = (IMAGE_PIXELS * 4) / MB, forwardBackwardMB = (2 * activations * 4) / MB, paramsMB = (total * 4) / MB;
   return { rows, total, trainable, nonTrainable, inputMB, forwardBackwardMB, paramsMB, totalMB: inputMB + forwardBackwardMB + paramsMB };
 }
 

@@ -25,6 +25,7 @@ import type { StateDict } from '../../engine/state.js';
 import {
   checkModelConfig, convBody, decoderLayers, DEFAULT_MODEL, latentShapeOf, type ModelConfig,
 } from './autoencoder.js';
+import { IMAGE_PIXELS, batchShape } from '../data/image.js';
 
 /** A VAE's configuration: the autoencoder's, whose latent activation is always 'none' (linear heads). */
 export type VaeConfig = ModelConfig & { latentActivation: 'none' };
@@ -178,8 +179,8 @@ export class VAE extends Module {
     this.withMode(false, () => {
       for (let i = 0; i < n; i += batchSize) {
         const b = Math.min(batchSize, n - i);
-        const xb = this.stage('x', x.subarray(i * 784, (i + b) * 784));
-        const r = this.heads(this.encoder.forward(new Tensor([b, 1, 28, 28], xb)));
+        const xb = this.stage('x', x.subarray(i * IMAGE_PIXELS, (i + b) * IMAGE_PIXELS));
+        const r = this.heads(this.encoder.forward(new Tensor(batchShape(b), xb)));
         mu.set(r.mu.data.subarray(0, b * D), i * D);
         logvar.set(r.logvar.data.subarray(0, b * D), i * D);
       }
@@ -194,12 +195,12 @@ export class VAE extends Module {
 
   /** Decodes n latents (n*latentDim floats) in eval mode; returns n*784 floats (a copy). */
   decode(z: Float32Array, n: number, batchSize = 64): Float32Array {
-    const D = this.latentDim, out = new Float32Array(n * 784);
+    const D = this.latentDim, out = new Float32Array(n * IMAGE_PIXELS);
     this.withMode(false, () => {
       for (let i = 0; i < n; i += batchSize) {
         const b = Math.min(batchSize, n - i);
         const zb = this.stage('zIn', z.subarray(i * D, (i + b) * D));
-        out.set(this.decoder.forward(new Tensor([b, ...this.latentShape], zb)).data.subarray(0, b * 784), i * 784);
+        out.set(this.decoder.forward(new Tensor([b, ...this.latentShape], zb)).data.subarray(0, b * IMAGE_PIXELS), i * IMAGE_PIXELS);
       }
     });
     return out;

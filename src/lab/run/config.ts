@@ -1,9 +1,17 @@
 /**
- * A training run's settings: every field has the study's default, a `--config` JSON file may set
- * any of them (same keys), and flags override both. `checkTrainConfig` validates the resolved
- * settings and throws a one-line error naming the flag and what was expected.
+ * A training run's settings, declared once as a schema (zod): every key's type, bounds, default and
+ * the words of its error. CLI flags, `--config` files, a run's config.json (resume, eval) and the
+ * web server's training form all go through `resolveTrainConfig` / `parseTrainSettings`, and every
+ * error names what the user typed: the flag (`--latent: expected ...`) or the file and its key
+ * (`runs/x/config.json: key "latent": expected ...`).
+ *
+ * Each key is also declared as a MODEL setting (the weights' shape: a resumed run keeps it), a RUN
+ * setting (how long and where it runs: a resumed run may change it), or a TRAINING setting (the
+ * optimiser, schedule and data order the checkpoint carries: a resumed run keeps it too).
  */
-import { checkModelConfig, DEFAULT_MODEL, type ModelConfig } from '../models/autoencoder.js';
+import { z } from 'zod';
+import { DEFAULT_MODEL, type ModelConfig } from '../models/autoencoder.js';
+import { UsageError } from './errors.js';
 
 export type OptimizerName = 'sgd' | 'adam' | 'adamw';
 export type SchedulerName = 'none' | 'cyclic' | 'onecycle' | 'step' | 'multistep' | 'exp' | 'cosine' | 'plateau';
@@ -17,6 +25,13 @@ export type LatentMap = Record<string, [number, number]>;
 export const STUDY_LATENT_MAP: LatentMap = {
   0: [-2, 6], 1: [-2, -6], 2: [-6, 2], 3: [-3, 4], 4: [6, 2], 5: [2, 4], 6: [0, 2], 7: [0, -2], 8: [-2, 0], 9: [2, -2],
 };
+
+/** The largest latent size: the Linear layers around it hold 2 x 3136 x latent weights (1024: 6.4M, 26 MB). */
+export const LATENT_MAX = 1024;
+/** The most compute threads: the machine's cores, or this cap when the machine has fewer cores. */
+export const THREADS_CAP = 64;
+export const threadsMax = (): number =>
+  Math.max(THREADS_CAP, (globalThis as { navigator?: { hardwareConcurrency?: number } }).navigator?.hardwareConcurrency ?? 1);
 
 export interface TrainConfig extends ModelConfig {
   dataset: 'mnist' | 'fashion-mnist';
@@ -85,86 +100,243 @@ export const DEFAULT_TRAIN: TrainConfig = {
   checkpointEvery: 500, snapshotEvery: 0, snapshotPoints: 2000, logEvery: 10, latentWeight: 1,
 };
 
-const positive = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v > 0;
-const nonNegative = (v: unknown): boolean => typeof v === 'number' && Number.isFinite(v) && v >= 0;
-const posInt = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 1;
-const nonNegInt = (v: unknown): boolean => Number.isInteger(v) && (v as number) >= 0;
+// ---------------------------------------------------------------------------------------------
+// the schema
+
+/** What a key is: the model's shape, the training's numerics (kept on resume), or the run's length and place (may change on resume). */
+export type SettingKind = 'model' | 'training' | 'run';
+
+interface Field { type: z.ZodType; expected: string; kind: SettingKind }
+
+const finite = () => z.number().finite();
+const posNum = () => finite().positive();
+const nonNeg = () => finite().min(0);
+const posInt = () => z.number().int().min(1);
+const nonNegInt = () => z.number().int().min(0);
+const oneOfText = (v: readonly string[]): string => `one of ${v.join(', ')}`;
+const f = (type: z.ZodType, expected: string, kind: SettingKind = 'training'): Field => ({ type, expected, kind });
+
+/** Checks a latent map: ten digits 0-9, each a point [x, y] of finite numbers. */
+export function checkLatentMap(m: unknown, source = '--supervised'): LatentMap {
+  if (!m || typeof m !== 'object' || Array.isArray(m)) throw new UsageError(`${source}: expected a JSON object mapping the digits 0-9 to [x, y] points`);
+  const keys = Object.keys(m).sort();
+  const want = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
+  if (keys.length !== 10 || !want.every((k) => keys.includes(k)))
+    throw new UsageError(`${source}: expected ten points, one for each digit 0-9, got keys [${keys.join(', ')}]`);
+  for (const k of want) {
+    const p = (m as Record<string, unknown>)[k];
+    if (!Array.isArray(p) || p.length !== 2 || !p.every((v) => typeof v === 'number' && Number.isFinite(v)))
+      throw new UsageError(`${source}: the point of digit ${k} must be [x, y] with two finite numbers, got ${JSON.stringify(p)}`);
+  }
+  return m as LatentMap;
+}
+
+const latentMapType = z.custom<LatentMap>((v) => { try { checkLatentMap(v); return true; } catch { return false; } });
+
+/** Every training setting: its type and bounds, the words of its error, and its kind. */
+export const TRAIN_FIELDS: Readonly<Record<keyof TrainConfig, Field>> = {
+  model: f(z.enum(['bn', 'simple']), 'bn or simple', 'model'),
+  latent: f(z.union([z.literal('conv'), z.number().int().min(1).max(LATENT_MAX)]), `a positive integer (at most ${LATENT_MAX}) or 'conv'`, 'model'),
+  activation: f(z.enum(['leaky', 'relu']), 'leaky or relu', 'model'),
+  latentActivation: f(z.enum(['leaky', 'relu', 'none']), 'leaky, relu or none', 'model'),
+  dataset: f(z.enum(['mnist', 'fashion-mnist']), 'mnist or fashion-mnist', 'training'),
+  dataDir: f(z.string().min(1), 'a folder', 'run'),
+  optimizer: f(z.enum(OPTIMIZERS as [OptimizerName, ...OptimizerName[]]), oneOfText(OPTIMIZERS)),
+  lr: f(posNum(), 'a positive number', 'run'),
+  momentum: f(nonNeg(), 'a number >= 0'),
+  weightDecay: f(nonNeg(), 'a number >= 0'),
+  nesterov: f(z.boolean(), 'true or false'),
+  betas: f(z.tuple([finite().min(0).lt(1), finite().min(0).lt(1)]), 'two numbers in [0, 1)'),
+  scheduler: f(z.enum(SCHEDULERS as [SchedulerName, ...SchedulerName[]]), oneOfText(SCHEDULERS)),
+  baseLr: f(posNum(), 'a positive number'),
+  maxLr: f(posNum(), 'a positive number'),
+  stepSizeUp: f(posInt(), 'a positive integer'),
+  stepSizeDown: f(posInt(), 'a positive integer'),
+  mode: f(z.enum(['triangular', 'triangular2', 'exp_range']), 'triangular, triangular2 or exp_range'),
+  gamma: f(posNum(), 'a positive number'),
+  cycleMomentum: f(z.boolean(), 'true or false'),
+  baseMomentum: f(nonNeg(), 'a number >= 0'),
+  maxMomentum: f(nonNeg(), 'a number >= 0'),
+  pctStart: f(finite().gt(0).lt(1), 'a number in (0, 1)'),
+  annealStrategy: f(z.enum(['cos', 'linear']), 'cos or linear'),
+  threePhase: f(z.boolean(), 'true or false'),
+  stepSize: f(posInt(), 'a positive integer'),
+  milestones: f(z.array(posInt()), 'a list of positive integers'),
+  tMax: f(posInt(), 'a positive integer'),
+  etaMin: f(nonNeg(), 'a number >= 0'),
+  factor: f(finite().gt(0).lt(1), 'a number in (0, 1)'),
+  patience: f(nonNegInt(), 'an integer >= 0'),
+  epochs: f(posInt(), 'a positive integer', 'run'),
+  maxSteps: f(posInt(), 'a positive integer', 'run'),
+  batchSize: f(z.number().int().min(2), 'an integer >= 2 (BatchNorm needs two samples)'),
+  seed: f(nonNegInt(), 'an integer >= 0'),
+  threads: f(z.number().int().min(1).refine((n) => n <= threadsMax()), `a positive integer, at most ${threadsMax()} (the cores of this machine, or ${THREADS_CAP})`, 'run'),
+  backend: f(z.enum(['auto', 'native', 'wasm', 'reference']), 'auto, native, wasm or reference', 'run'),
+  precision: f(z.enum(['fp32', 'bf16']), 'fp32 or bf16', 'run'),
+  loss: f(z.enum(['mse', 'bce']), 'mse or bce'),
+  checkpointEvery: f(posInt(), 'a positive integer', 'run'),
+  snapshotEvery: f(nonNegInt(), 'an integer >= 0', 'run'),
+  snapshotPoints: f(posInt(), 'a positive integer'),
+  logEvery: f(posInt(), 'a positive integer', 'run'),
+  supervised: f(latentMapType, 'a JSON object mapping the digits 0-9 to [x, y] points'),
+  latentWeight: f(nonNeg(), 'a number >= 0'),
+};
+
+/** The schema of a complete, resolved TrainConfig (optional keys may be absent). */
+export const TrainConfigSchema = z.object(Object.fromEntries(Object.entries(TRAIN_FIELDS).map(([k, fl]) =>
+  [k, k in DEFAULT_TRAIN ? fl.type : fl.type.optional()]))).strict();
+
+/** The schema of a partial set of settings (a `--config` file, the web form's settings). */
+export const TrainSettingsSchema = TrainConfigSchema.partial();
+
+export const TRAIN_KEYS: ReadonlySet<string> = new Set(Object.keys(TRAIN_FIELDS));
 
 /** Flag name of a config key: maxLr -> --max-lr. */
 export function flagOf(key: string): string {
   return `--${key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
 }
 
-function need(ok: boolean, key: string, expected: string, got: unknown): void {
-  if (!ok) throw new Error(`${flagOf(key)}: expected ${expected}, got ${JSON.stringify(got)}`);
+/** Where a setting came from, for the words of its error: a flag, or a key of a file. */
+export type Origin = { flag: true } | { file: string };
+export const FROM_FLAGS: Origin = { flag: true };
+
+/** How an error names a key: `--latent` or `runs/x/config.json: key "latent"`. */
+export function nameOf(key: string, origin: Origin): string {
+  return 'file' in origin ? `${origin.file}: key ${JSON.stringify(key)}` : flagOf(key);
 }
 
-/** Checks a latent map: ten digits 0-9, each a point [x, y] of finite numbers. */
-export function checkLatentMap(m: unknown, source = '--supervised'): LatentMap {
-  if (!m || typeof m !== 'object' || Array.isArray(m)) throw new Error(`${source}: expected a JSON object mapping the digits 0-9 to [x, y] points`);
-  const keys = Object.keys(m).sort();
-  const want = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9'];
-  if (keys.length !== 10 || !want.every((k) => keys.includes(k)))
-    throw new Error(`${source}: expected ten points, one for each digit 0-9, got keys [${keys.join(', ')}]`);
-  for (const k of want) {
-    const p = (m as Record<string, unknown>)[k];
-    if (!Array.isArray(p) || p.length !== 2 || !p.every((v) => typeof v === 'number' && Number.isFinite(v)))
-      throw new Error(`${source}: the point of digit ${k} must be [x, y] with two finite numbers, got ${JSON.stringify(p)}`);
+const show = (v: unknown): string => (v === undefined ? 'nothing' : JSON.stringify(v) ?? String(v));
+
+/**
+ * Checks settings from one origin (flags, a --config file, a run's config.json, the web form)
+ * against the schema: an object of known keys, each of the right type and within bounds. Throws
+ * one line naming the flag, or the file and the key. Keys whose value is undefined are dropped.
+ */
+export function parseTrainSettings(input: unknown, origin: Origin = FROM_FLAGS): Partial<TrainConfig> {
+  const where = 'file' in origin ? origin.file : 'settings';
+  if (input === null || typeof input !== 'object' || Array.isArray(input))
+    throw new UsageError(`${where}: expected a JSON object of training settings, got ${input === null ? 'null' : Array.isArray(input) ? 'an array' : typeof input}`);
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(input)) {
+    if (!Object.prototype.hasOwnProperty.call(TRAIN_FIELDS, k))
+      throw new UsageError('file' in origin ? `${origin.file}: unknown key ${JSON.stringify(k)} (not a training setting)` : `${flagOf(k)}: unknown setting '${k}'`);
+    if (v === undefined) continue;
+    const fl = TRAIN_FIELDS[k as keyof TrainConfig];
+    let value = v;
+    // a latent size written as text in a file: "10"
+    if (k === 'latent' && typeof v === 'string' && /^\d+$/.test(v)) value = Number(v);
+    if (!fl.type.safeParse(value).success) {
+      if (k === 'supervised') checkLatentMap(value, nameOf(k, origin));
+      throw new UsageError(`${nameOf(k, origin)}: expected ${fl.expected}, got ${show(v)}`);
+    }
+    out[k] = value;
   }
-  return m as LatentMap;
+  return out as Partial<TrainConfig>;
 }
 
-export const TRAIN_KEYS = new Set(Object.keys(DEFAULT_TRAIN).concat(['dataDir', 'stepSizeDown', 'gamma', 'baseMomentum', 'maxMomentum', 'tMax', 'maxSteps', 'threads', 'supervised']));
-
-/** Validates every setting; returns the config. */
-export function checkTrainConfig(c: TrainConfig): TrainConfig {
-  for (const k of Object.keys(c)) if (!TRAIN_KEYS.has(k)) throw new Error(`config: unknown setting '${k}'`);
-  checkModelConfig(c);
-  need(c.dataset === 'mnist' || c.dataset === 'fashion-mnist', 'dataset', 'mnist or fashion-mnist', c.dataset);
-  need(OPTIMIZERS.includes(c.optimizer), 'optimizer', OPTIMIZERS.join(', '), c.optimizer);
-  need(SCHEDULERS.includes(c.scheduler), 'scheduler', SCHEDULERS.join(', '), c.scheduler);
-  need(positive(c.lr), 'lr', 'a positive number', c.lr);
-  need(nonNegative(c.momentum), 'momentum', 'a number >= 0', c.momentum);
-  need(nonNegative(c.weightDecay), 'weightDecay', 'a number >= 0', c.weightDecay);
-  need(Array.isArray(c.betas) && c.betas.length === 2 && c.betas.every((b) => b >= 0 && b < 1), 'betas', 'two numbers in [0, 1)', c.betas);
-  need(positive(c.baseLr), 'baseLr', 'a positive number', c.baseLr);
-  need(positive(c.maxLr), 'maxLr', 'a positive number', c.maxLr);
-  need(posInt(c.stepSizeUp), 'stepSizeUp', 'a positive integer', c.stepSizeUp);
-  if (c.stepSizeDown !== undefined) need(posInt(c.stepSizeDown), 'stepSizeDown', 'a positive integer', c.stepSizeDown);
-  need(['triangular', 'triangular2', 'exp_range'].includes(c.mode), 'mode', 'triangular, triangular2 or exp_range', c.mode);
-  if (c.gamma !== undefined) need(positive(c.gamma), 'gamma', 'a positive number', c.gamma);
-  need(c.pctStart > 0 && c.pctStart < 1, 'pctStart', 'a number in (0, 1)', c.pctStart);
-  need(c.annealStrategy === 'cos' || c.annealStrategy === 'linear', 'annealStrategy', 'cos or linear', c.annealStrategy);
-  need(posInt(c.stepSize), 'stepSize', 'a positive integer', c.stepSize);
-  need(Array.isArray(c.milestones) && c.milestones.every(posInt), 'milestones', 'a list of positive integers', c.milestones);
-  if (c.tMax !== undefined) need(posInt(c.tMax), 'tMax', 'a positive integer', c.tMax);
-  need(nonNegative(c.etaMin), 'etaMin', 'a number >= 0', c.etaMin);
-  need(c.factor > 0 && c.factor < 1, 'factor', 'a number in (0, 1)', c.factor);
-  need(nonNegInt(c.patience), 'patience', 'an integer >= 0', c.patience);
-  need(posInt(c.epochs), 'epochs', 'a positive integer', c.epochs);
-  if (c.maxSteps !== undefined) need(posInt(c.maxSteps), 'maxSteps', 'a positive integer', c.maxSteps);
-  need(posInt(c.batchSize) && c.batchSize >= 2, 'batchSize', 'an integer >= 2 (BatchNorm needs two samples)', c.batchSize);
-  need(nonNegInt(c.seed), 'seed', 'an integer >= 0', c.seed);
-  if (c.threads !== undefined) need(posInt(c.threads), 'threads', 'a positive integer', c.threads);
-  need(['auto', 'native', 'wasm', 'reference'].includes(c.backend), 'backend', 'auto, native, wasm or reference', c.backend);
-  need(c.precision === 'fp32' || c.precision === 'bf16', 'precision', 'fp32 or bf16', c.precision);
-  need(c.loss === 'mse' || c.loss === 'bce', 'loss', 'mse or bce', c.loss);
-  need(posInt(c.checkpointEvery), 'checkpointEvery', 'a positive integer', c.checkpointEvery);
-  need(nonNegInt(c.snapshotEvery), 'snapshotEvery', 'an integer >= 0', c.snapshotEvery);
-  need(posInt(c.snapshotPoints), 'snapshotPoints', 'a positive integer', c.snapshotPoints);
-  need(posInt(c.logEvery), 'logEvery', 'a positive integer', c.logEvery);
-  need(nonNegative(c.latentWeight), 'latentWeight', 'a number >= 0', c.latentWeight);
-  if (c.supervised !== undefined) {
-    checkLatentMap(c.supervised);
-    if (c.latent !== 2) throw new Error(`--supervised: a latent map needs a 2-D latent (--latent 2), got --latent ${c.latent}`);
+/** Which settings take effect, given the resolved optimiser and scheduler; else the words saying what does. */
+function noEffect(key: keyof TrainConfig, c: TrainConfig): string | null {
+  const s = c.scheduler, o = c.optimizer;
+  const sched = (...ok: SchedulerName[]) => ok.includes(s);
+  const withSched = `with --scheduler ${s}`;
+  switch (key) {
+    case 'lr':
+      if (s === 'cyclic') return `${withSched} (CyclicLR sets the LR between --base-lr and --max-lr: use those, or --scheduler none)`;
+      if (s === 'onecycle') return `${withSched} (OneCycleLR sets the LR from --max-lr: use it, or --scheduler none)`;
+      return null;
+    case 'baseLr': return sched('cyclic') ? null : `${withSched} (it is CyclicLR's; this schedule starts from --lr)`;
+    case 'maxLr': return sched('cyclic', 'onecycle') ? null : `${withSched} (it is CyclicLR's and OneCycleLR's; this schedule starts from --lr)`;
+    case 'stepSizeUp': case 'stepSizeDown': case 'mode':
+      return sched('cyclic') ? null : `${withSched} (it is CyclicLR's: --scheduler cyclic)`;
+    case 'gamma':
+      return (s === 'cyclic' && c.mode === 'exp_range') || sched('step', 'multistep', 'exp') ? null
+        : `${withSched}${s === 'cyclic' ? ` --mode ${c.mode}` : ''} (it is used by --mode exp_range and --scheduler step, multistep, exp)`;
+    case 'pctStart': case 'annealStrategy': case 'threePhase':
+      return sched('onecycle') ? null : `${withSched} (it is OneCycleLR's: --scheduler onecycle)`;
+    case 'cycleMomentum': case 'baseMomentum': case 'maxMomentum':
+      return sched('cyclic', 'onecycle') ? null : `${withSched} (it is CyclicLR's and OneCycleLR's)`;
+    case 'stepSize': return sched('step') ? null : `${withSched} (it is StepLR's: --scheduler step)`;
+    case 'milestones': return sched('multistep') ? null : `${withSched} (it is MultiStepLR's: --scheduler multistep)`;
+    case 'tMax': case 'etaMin': return sched('cosine') ? null : `${withSched} (it is CosineAnnealingLR's: --scheduler cosine)`;
+    case 'factor': case 'patience': return sched('plateau') ? null : `${withSched} (it is ReduceLROnPlateau's: --scheduler plateau)`;
+    case 'momentum': case 'nesterov': return o === 'sgd' ? null : `with --optimizer ${o} (its momentum is --betas)`;
+    case 'betas': return o === 'sgd' ? `with --optimizer sgd (its momentum is --momentum)` : null;
+    case 'latentWeight': return c.supervised ? null : 'without --supervised (it weighs the latent-map term)';
+    default: return null;
   }
+}
+
+/** Checks the settings against each other: a latent map needs a 2-D latent; a setting the user changed must take effect. */
+function checkTogether(c: TrainConfig, given: Map<string, Origin>): void {
+  if (c.supervised !== undefined && c.latent !== 2) {
+    const o = given.get('supervised') ?? FROM_FLAGS;
+    throw new UsageError(`${nameOf('supervised', o)}: a latent map needs a 2-D latent (--latent 2), got --latent ${c.latent}`);
+  }
+  for (const [k, origin] of given) {
+    const v = (c as unknown as Record<string, unknown>)[k];
+    const d = (DEFAULT_TRAIN as unknown as Record<string, unknown>)[k];
+    if (JSON.stringify(v) === JSON.stringify(d)) continue; // the default changes nothing either way
+    const why = noEffect(k as keyof TrainConfig, c);
+    if (why) throw new UsageError(`${nameOf(k, origin)}: has no effect ${why}`);
+  }
+}
+
+/** Validates a complete config (every key of the schema); returns it. */
+export function checkTrainConfig(c: TrainConfig, origin: Origin = FROM_FLAGS): TrainConfig {
+  const parsed = parseTrainSettings(c, origin) as TrainConfig;
+  for (const k of Object.keys(DEFAULT_TRAIN)) if ((parsed as unknown as Record<string, unknown>)[k] === undefined)
+    throw new UsageError(`${nameOf(k, origin)}: expected ${TRAIN_FIELDS[k as keyof TrainConfig].expected}, got nothing`);
+  checkTogether(parsed, new Map());
+  return parsed;
+}
+
+/**
+ * Defaults, then the file's settings, then the flags; each layer checked with its own origin
+ * (errors name the flag, or `file: key`). `file` names the --config file when there is one.
+ */
+export function resolveTrainConfig(fromFile: unknown = {}, flags: Partial<TrainConfig> = {}, opts: { file?: string } = {}): TrainConfig {
+  const fileOrigin: Origin = opts.file ? { file: opts.file } : FROM_FLAGS;
+  const layers: [Partial<TrainConfig>, Origin][] = [[parseTrainSettings(fromFile, fileOrigin), fileOrigin], [parseTrainSettings(flags, FROM_FLAGS), FROM_FLAGS]];
+  const c = { ...DEFAULT_TRAIN } as unknown as Record<string, unknown>;
+  const given = new Map<string, Origin>();
+  for (const [values, origin] of layers)
+    for (const [k, v] of Object.entries(values)) if (v !== undefined) { c[k] = v; given.set(k, origin); }
+  checkTogether(c as unknown as TrainConfig, given);
+  return c as unknown as TrainConfig;
+}
+
+/** The training settings recorded in a run's config.json (other recorded keys: version, data, ...), checked, naming the file and key. */
+export function parseRunConfig(saved: Record<string, unknown>, file: string): TrainConfig {
+  const picked = Object.fromEntries(Object.entries(saved).filter(([k]) => TRAIN_KEYS.has(k)));
+  // `backend` and `threads` hold what the run ran on (a resumed run keeps the same numerics)
+  const parsed = parseTrainSettings(picked, { file });
+  const c = { ...DEFAULT_TRAIN, ...parsed } as TrainConfig;
   return c;
 }
 
-/** Defaults, then the file's settings, then the flags. */
-export function resolveTrainConfig(fromFile: Partial<TrainConfig> = {}, flags: Partial<TrainConfig> = {}): TrainConfig {
-  const c = { ...DEFAULT_TRAIN } as TrainConfig;
-  for (const src of [fromFile, flags])
-    for (const [k, v] of Object.entries(src)) if (v !== undefined) (c as unknown as Record<string, unknown>)[k] = v;
-  return checkTrainConfig(c);
+/**
+ * A resumed run's settings: the saved ones, with the run settings the user changed (epochs, max
+ * steps, LR, backend, threads, data folder, checkpoint/log/snapshot intervals). A changed model or
+ * training setting is refused with one line naming it. Returns the config and the keys changed.
+ */
+export function resumeConfig(saved: TrainConfig, given: Partial<TrainConfig>, dir: string): { config: TrainConfig; changed: string[] } {
+  const c = { ...saved } as unknown as Record<string, unknown>;
+  const changed: string[] = [];
+  for (const [k, v] of Object.entries(parseTrainSettings(given, FROM_FLAGS))) {
+    if (v === undefined) continue;
+    const was = c[k];
+    if (JSON.stringify(was) === JSON.stringify(v)) continue;
+    const kind = TRAIN_FIELDS[k as keyof TrainConfig].kind;
+    if (kind !== 'run') {
+      throw new UsageError(`${flagOf(k)}: the run in ${dir} was trained with ${flagOf(k)} ${show(was)}; a resumed run keeps its ${kind} settings`
+        + ` (${kind === 'model' ? 'the checkpoint holds weights of that shape' : 'the checkpoint holds that optimiser, schedule and data order'}; start a new run with --out to change it)`);
+    }
+    if (k === 'lr' && saved.scheduler !== 'none')
+      throw new UsageError(`--lr: cannot change on --resume with --scheduler ${saved.scheduler} (the scheduler's state sets the LR); only with --scheduler none`);
+    c[k] = v;
+    changed.push(k);
+  }
+  const config = c as unknown as TrainConfig;
+  checkTogether(config, new Map());
+  return { config, changed };
 }

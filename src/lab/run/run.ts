@@ -1,30 +1,24 @@
 /**
- * A run folder, as `latentlab train` writes it:
- *   config.json               every resolved setting, the version, backend and threads
- *   metrics.jsonl             a line per logged step {step, epoch, loss, lr, elapsed, samplesPerSec} and per epoch {testLoss}
- *   model.safetensors         the weights, with the study's PyTorch state-dict names
- *   checkpoint.safetensors    weights + optimiser + scheduler + data order: what --resume needs
- *   latents.safetensors       the test set's latents `z` [N, D] and `labels` [N]
- *   train-latents.safetensors latents of a fixed subset of the training set (centroids, k-NN)
- *   result.json               steps, test MSE, throughput
- *   snapshots/                step-NNNNNNN.safetensors (latents of a fixed test subset + a decoded grid), for training.gif
+ * An opened run: its folder (./folder.ts, the only code touching its files), its settings, its
+ * model and latents, loaded once and handed on to whatever draws or evaluates it.
  */
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
-import path from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import { createBackend } from '../../engine/kernels/select.js';
 import type { Backend } from '../../engine/kernels/index.js';
 import { loadSafetensors, type StateDict } from '../../engine/state.js';
 import type { TrainConfig } from './config.js';
-import { readJson } from './atomic.js';
+import { fsError } from './atomic.js';
+import { RunFolder, type MetricsLine, type RunResult } from './folder.js';
 import { AutoEncoder, type ModelConfig } from '../models/autoencoder.js';
 
-export interface Latents { z: Float32Array; dim: number; labels: Uint8Array; n: number }
+export type { MetricsLine } from './folder.js';
 
-export interface MetricsLine { step: number; epoch: number; loss?: number; recon?: number; latent?: number; lr?: number; elapsed?: number; samplesPerSec?: number; testLoss?: number }
+export interface Latents { z: Float32Array; dim: number; labels: Uint8Array; n: number }
 
 export interface SnapshotRecord { step: number; loss: number; z: Float32Array; dim: number; grid: Float32Array; gridSize: number; box: [number, number, number, number] | null }
 
 export interface Run {
+  folder: RunFolder;
   dir: string;
   name: string;
   config: TrainConfig & Record<string, unknown>;
@@ -32,7 +26,7 @@ export interface Run {
   testLatents: Latents;
   /** Latents of a subset of the training set (may be absent in runs made elsewhere). */
   trainLatents: Latents | null;
-  result: Record<string, unknown> | null;
+  result: RunResult | null;
   metrics(): MetricsLine[];
   /** Snapshot steps recorded for the GIF. */
   snapshotSteps(): number[];
@@ -53,7 +47,9 @@ export function readLatents(file: string): Latents {
 /** Reads a model's weights (a state dict in safetensors, ours or PyTorch's) into a new model of the given shape. */
 export function loadModel(file: string, cfg: Partial<ModelConfig>, backend?: Backend): AutoEncoder {
   if (!existsSync(file)) throw new Error(`${file}: not found (expected a safetensors checkpoint)`);
-  const { tensors } = loadSafetensors(readFileSync(file), file);
+  let bytes: Uint8Array;
+  try { bytes = readFileSync(file); } catch (e) { throw fsError(e, file, 'read'); }
+  const { tensors } = loadSafetensors(bytes, file);
   let sd: StateDict = tensors;
   if ([...tensors.keys()].some((k) => k.startsWith('model.'))) {
     sd = new Map([...tensors].filter(([k]) => k.startsWith('model.')).map(([k, v]) => [k.slice(6), v]));
@@ -66,48 +62,57 @@ export function loadModel(file: string, cfg: Partial<ModelConfig>, backend?: Bac
     const desc = `--model ${model.config.model} --latent ${model.config.latent}`;
     throw new Error(`${file}: does not fit ${desc} (${(e as Error).message.replace(/^Error\(s\) in loading state_dict for AutoEncoder: /, '').slice(0, 300)})`);
   }
+  const bad = firstNonFinite(sd);
+  if (bad) throw new Error(`${file}: holds non-finite weights (${bad}); the training diverged (train again with a lower --lr or --max-lr)`);
   model.eval();
   return model;
 }
 
-/** Opens a run folder made by `latentlab train`. */
-export async function openRun(dir: string, opts: { backend?: Backend; backendName?: string; threads?: number; model?: AutoEncoder } = {}): Promise<Run> {
-  if (!existsSync(dir)) throw new Error(`${dir}: no such run folder`);
-  const cfgFile = path.join(dir, 'config.json');
-  if (!existsSync(cfgFile)) throw new Error(`${dir}: not a run folder (no config.json; expected the --out folder of latentlab train)`);
-  const config = readJson<TrainConfig & Record<string, unknown>>(cfgFile, "a run's settings");
+/** The first tensor holding a NaN or an infinity, as "NaN in encoder.0.weight"; null when all are finite. */
+export function firstNonFinite(sd: StateDict): string | null {
+  for (const [k, v] of sd) {
+    const d = v.data;
+    if (!(d instanceof Float32Array || d instanceof Float64Array)) continue;
+    for (let i = 0; i < d.length; i++) {
+      const x = d[i];
+      if (x - x !== 0) return `${Number.isNaN(x) ? 'NaN' : x > 0 ? 'Infinity' : '-Infinity'} in ${k}`;
+    }
+  }
+  return null;
+}
+
+/**
+ * Opens a run folder made by `latentlab train`: a path, or a RunFolder already opened by the caller.
+ * Loads its settings, its model (or takes `opts.model`, the model just trained into it) and its latents.
+ */
+export async function openRun(dir: string | RunFolder, opts: { backend?: Backend; backendName?: string; threads?: number; model?: AutoEncoder } = {}): Promise<Run> {
+  const folder = typeof dir === 'string' ? RunFolder.open(dir) : dir;
+  const config = { ...folder.readConfigRecord(), ...folder.readConfig() } as TrainConfig & Record<string, unknown>;
+  const latFile = folder.latentsFile('test');
+  if (!existsSync(latFile)) throw new Error(`${latFile}: not found (the run has not finished; latents are written at the end${folder.has('checkpoint') ? `: finish it with latentlab train --resume ${folder.dir}` : ''})`);
   // opts.model: the model just trained into this folder (the same weights as its model.safetensors)
-  const model = opts.model ?? loadModel(path.join(dir, 'model.safetensors'), config,
+  const model = opts.model ?? loadModel(folder.file('model'), config,
     opts.backend ?? await createBackend(opts.backendName ?? 'auto', opts.threads ? { threads: opts.threads } : {}));
-  const latFile = path.join(dir, 'latents.safetensors');
-  if (!existsSync(latFile)) throw new Error(`${latFile}: not found (the run has not finished; latents are written at the end)`);
   const testLatents = readLatents(latFile);
-  const tl = path.join(dir, 'train-latents.safetensors');
-  const resFile = path.join(dir, 'result.json');
-  const snapDir = path.join(dir, 'snapshots');
+  const tl = folder.latentsFile('train');
   return {
-    dir, name: path.basename(path.resolve(dir)), config, model, testLatents,
+    folder, dir: folder.dir, name: folder.name, config, model, testLatents,
     trainLatents: existsSync(tl) ? readLatents(tl) : null,
-    result: existsSync(resFile) ? readJson(resFile) : null,
-    metrics: () => readMetrics(dir),
-    snapshotSteps: () => existsSync(snapDir)
-      ? readdirSync(snapDir).map((f) => /^step-(\d+)\.safetensors$/.exec(f)).filter((m): m is RegExpExecArray => !!m).map((m) => Number(m[1])).sort((a, b) => a - b)
-      : [],
-    snapshot: (step: number) => readSnapshot(path.join(snapDir, `step-${String(step).padStart(7, '0')}.safetensors`)),
+    result: folder.readResult(),
+    metrics: () => folder.readMetrics(),
+    snapshotSteps: () => folder.snapshotSteps(),
+    snapshot: (step: number) => readSnapshot(folder.snapshotFile(step)),
     snapshotLabels: () => {
-      const f = path.join(snapDir, 'labels.safetensors');
+      const f = folder.snapshotLabelsFile();
       if (!existsSync(f)) return null;
       return Uint8Array.from(loadSafetensors(readFileSync(f), f).tensors.get('labels')!.data as Float32Array);
     },
   };
 }
 
-export function readMetrics(dir: string): MetricsLine[] {
-  const f = path.join(dir, 'metrics.jsonl');
-  if (!existsSync(f)) return [];
-  return readFileSync(f, 'utf8').split('\n').filter((l) => l.trim()).map((l, i) => {
-    try { return JSON.parse(l) as MetricsLine; } catch { throw new Error(`${f}: line ${i + 1} is not JSON`); }
-  });
+/** The metrics lines of a run folder (a torn last line skipped). */
+export function readMetrics(dir: string | RunFolder): MetricsLine[] {
+  return (typeof dir === 'string' ? RunFolder.open(dir) : dir).readMetrics();
 }
 
 export function readSnapshot(file: string): SnapshotRecord {

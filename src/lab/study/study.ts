@@ -13,6 +13,7 @@
  */
 import { DEFAULT_TRAIN, STUDY_LATENT_MAP, type TrainConfig } from '../run/config.js';
 import type { Block, ReportDoc } from './report.js';
+import { SUPERVISED_REFERENCE, supervisedReferenceSentence, type SupervisedReference } from './reference.js';
 
 export type Section = 'unsup' | 'sup' | 'z10' | 'conv' | 'act' | 'optim';
 
@@ -200,6 +201,8 @@ export interface StudyReportInput {
   trainedNow: number;
   command: string;
   failures: { name: string; message: string }[];
+  /** PyTorch's figures for the supervised experiment (default: the committed reference/supervised.json). */
+  reference?: SupervisedReference;
 }
 
 const f4 = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(4));
@@ -303,7 +306,7 @@ export function buildStudyReport(inp: StudyReportInput): ReportDoc {
       + `reaching -2 needs a pre-activation of -200. Seven of the ten targets (digits ${neg.join(', ')}) have a negative coordinate and are out of reach; their latents pile up near the axes and get mistaken for the digits whose targets are there. `
       + `Without the activation the encoder's last Linear layer can place z anywhere. `
       + (a !== undefined && b !== undefined ? `Here: target accuracy **${acc(a)}** with LeakyReLU vs **${acc(b)}** without. ` : '')
-      + 'In PyTorch after one epoch: 0.53 vs 0.89.' });
+      + supervisedReferenceSentence(inp.reference ?? SUPERVISED_REFERENCE, acc) });
     figs(of('sup').map((r) => ({ name: r.name, key: 'latent', caption: `${r.name}: target acc ${acc(F.get(r.name)?.targetAccuracy)}` })));
     B.push({ kind: 'p', text: 'The whole plane (-8..8 on both axes) sampled on a 16 × 16 grid:' });
     figs(of('sup').map((r) => ({ name: r.name, key: 'sample', caption: `${r.name}: whole plane` })));
@@ -337,7 +340,7 @@ export function buildStudyReport(inp: StudyReportInput): ReportDoc {
     B.push({ kind: 'p', text: 'The study kept the latent as a (2, 7, 7) feature map (98 numbers) and found training much faster and more accurate, in steps, within one epoch. '
       + `Test MSE: ${cmp.map((n) => `${n} **${f4(F.get(n)!.testMse)}**`).join(', ')}${f ? '' : ' (conv-adam not finished)'}. `
       + 'All three use Adam 1e-3 without a scheduler, so the curves differ by the latent only.' });
-    if (inp.combined.lossModels) B.push({ kind: 'figures', items: [{ src: inp.combined.lossModels, alt: 'loss of the 2-D, 10-D and conv runs', caption: 'Training loss (solid) and test loss (dashed) against step: 2-D, 10-D and (2,7,7) latents' }] });
+    if (inp.combined.lossModels) B.push({ kind: 'figures', items: [{ src: inp.combined.lossModels, alt: 'loss of the 2-D, 10-D and conv runs', caption: 'Reconstruction MSE against step, training batches (solid) and test set (dashed): 2-D, 10-D and (2,7,7) latents' }] });
   }
 
   // ---- 5. LeakyReLU vs ReLU
@@ -371,7 +374,7 @@ export function buildStudyReport(inp: StudyReportInput): ReportDoc {
       }) });
     const done = optRuns.filter((n) => F.has(n)).sort((a, b) => F.get(a)!.testMse - F.get(b)!.testMse);
     if (done.length > 1) B.push({ kind: 'p', text: `Lowest test MSE: **${done[0]}** (${f4(F.get(done[0])!.testMse)}); highest: **${done[done.length - 1]}** (${f4(F.get(done[done.length - 1])!.testMse)}).` });
-    if (inp.combined.lossOptim) B.push({ kind: 'figures', items: [{ src: inp.combined.lossOptim, alt: 'loss curves of the optimisers', caption: 'Training loss against step, one colour per optimiser/scheduler' }] });
+    if (inp.combined.lossOptim) B.push({ kind: 'figures', items: [{ src: inp.combined.lossOptim, alt: 'loss curves of the optimisers', caption: 'Reconstruction MSE against step, training batches (solid) and test set (dashed), one colour per optimiser/scheduler' }] });
   }
 
   // ---- 7. GIFs

@@ -12,7 +12,7 @@ export function makeOptimizer(c: TrainConfig, params: Parameter[]): AnyOpt {
   switch (c.optimizer) {
     case 'sgd': return new SGD(params, { lr: c.lr, momentum: c.momentum, weightDecay: c.weightDecay, nesterov: c.nesterov });
     case 'adam': return new Adam(params, { lr: c.lr, betas: c.betas, weightDecay: c.weightDecay });
-    case 'adamw': return new AdamW(params, { lr: c.lr, betas: c.betas, weightDecay: c.weightDecay || 1e-2 });
+    case 'adamw': return new AdamW(params, { lr: c.lr, betas: c.betas, weightDecay: c.weightDecay });
   }
 }
 

@@ -1,28 +1,35 @@
 /**
  * The training loop. One step: uint8 batch -> float [-1,1] (straight into backend memory) ->
  * encoder -> z (+ the latent-map term when supervised) -> decoder -> loss -> backward through the
- * decoder, then the encoder -> optimizer.step -> scheduler.step -> metrics -> now and then a
- * checkpoint or a snapshot. Everything a resumed run needs (weights, optimiser, scheduler, data
- * order, step) is in one checkpoint file, written atomically.
+ * decoder, then the encoder -> optimizer.step -> scheduler.step -> a metrics line appended -> now
+ * and then a checkpoint, a snapshot or the live weights, all through the run folder (../run/).
+ * Everything a resumed run needs (weights, optimiser, scheduler, data order, step, metrics length)
+ * is in one checkpoint file, written atomically, and only when the weights are finite.
+ *
+ * `Trainer.run` is four named steps: begin (the folder: fresh or resumed), loop (the steps),
+ * finish (every final file) or fail (the status says why).
  */
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import path from 'node:path';
+import { readFileSync } from 'node:fs';
 import type { Backend } from '../../engine/kernels/index.js';
 import { createBackend } from '../../engine/kernels/select.js';
 import { bceLoss, mseLoss } from '../../engine/loss.js';
 import { packOptimizerState, unpackOptimizerState } from '../../engine/optim/optimizer.js';
 import { Rng } from '../../engine/rng.js';
-import { f32, i64, loadSafetensors, saveSafetensors, type StateDict } from '../../engine/state.js';
+import { f32, i64, saveSafetensors, type StateDict } from '../../engine/state.js';
 import { Tensor } from '../../engine/tensor.js';
 import { VERSION } from '../../version.js';
-import { resolveTrainConfig, TRAIN_KEYS, type LatentMap, type TrainConfig } from '../run/config.js';
+import { resolveTrainConfig, resumeConfig, type LatentMap, type TrainConfig } from '../run/config.js';
 import { DataLoader, type LoaderState } from '../data/loader.js';
 import { loadDataset, type LoadedDataset } from '../data/datasets.js';
 import type { Split } from '../data/idx.js';
-import { writeFileAtomic, writeJsonAtomic } from '../run/atomic.js';
+import { RunFolder, parseMetricsText, type DataIdentity } from '../run/folder.js';
+import { firstNonFinite } from '../run/run.js';
+import { checkDataIsNamed, checkSameData, dataIdentity } from '../run/data-identity.js';
 import { AutoEncoder } from '../models/autoencoder.js';
 import { reconstructionError } from '../analysis/eval.js';
 import { currentMomentum, makeOptimizer, makeScheduler, type AnyOpt, type Schedule } from './optimizer.js';
+import { IMAGE_H, IMAGE_PIXELS, IMAGE_W, batchShape, toModel } from '../data/image.js';
+import { onStopSignals, type StopSignal } from './signals.js';
 
 export interface StepInfo {
   step: number; epoch: number; batch: number; batchesPerEpoch: number; totalSteps: number;
@@ -36,7 +43,7 @@ export interface Snapshot {
   step: number; loss: number;
   /** Latents of the fixed snapshot subset of the test set: n * dim. */
   z: Float32Array; dim: number; labels: Uint8Array;
-  /** Decoded images (g*g*784) over `box` for 2-D latents, else reconstructions of the first g*g subset images. */
+  /** Decoded images (g*g*IMAGE_PIXELS) over `box` for 2-D latents, else reconstructions of the first g*g subset images. */
   grid: Float32Array; gridSize: number; box?: [number, number, number, number];
 }
 
@@ -52,8 +59,12 @@ export interface TrainCallbacks {
 export interface TrainOptions {
   /** Run folder; without it nothing is written. */
   out?: string;
-  /** Continue the run in `out` from its checkpoint (its config.json wins over `config`, except epochs/maxSteps). */
+  /** Continue the run in `out` from its checkpoint (its settings win, except the run settings: epochs, max steps, ...). */
   resume?: boolean;
+  /** Replace a run already in `out` (else a folder holding a run is refused). */
+  overwrite?: boolean;
+  /** The run folder, already opened for training (train() opens `out`). */
+  folder?: RunFolder;
   /** Data already loaded (else found via config.dataset / dataDir). */
   data?: LoadedDataset;
   /** A backend already made (else created from config.backend and threads). */
@@ -62,19 +73,24 @@ export interface TrainOptions {
   testLimit?: number;
   /** Train images encoded at the end for centroids and k-NN (default 10,000). */
   trainLatents?: number;
+  /** Stop at SIGINT/SIGTERM after the current step, with a checkpoint there (the CLI). */
+  handleSignals?: boolean;
+  /** Seconds between writes of live.safetensors, the latest weights (default 5; 0: never). */
+  liveEvery?: number;
   callbacks?: TrainCallbacks;
 }
 
 export interface TrainResult {
   config: TrainConfig; model: AutoEncoder; steps: number; epochs: number;
   testMse: number; samplesPerSec: number; seconds: number; out?: string; stopped: boolean;
+  /** The signal that stopped the run (its final files are not written: --resume finishes them). */
+  signal?: StopSignal;
 }
 
 export class TrainingError extends Error {}
 
-const CKPT = 'checkpoint.safetensors';
-
-interface MetricLine { step: number; epoch: number; loss?: number; lr?: number; elapsed: number; samplesPerSec?: number; testLoss?: number; [k: string]: unknown }
+/** Seconds between status.json updates of the step while training. */
+const STATUS_EVERY = 2;
 
 export class Trainer {
   readonly model: AutoEncoder;
@@ -82,8 +98,11 @@ export class Trainer {
   readonly sched: Schedule;
   readonly loader: DataLoader;
   readonly totalSteps: number;
+  /** The run folder written (null: nothing is written). */
+  folder: RunFolder | null;
   step = 0;
-  private metrics: MetricLine[] = [];
+  /** samples/s of the metrics lines so far (the run's throughput is their median). */
+  private spsLog: number[] = [];
   private elapsedBefore = 0;
   private t0 = 0;
   private xbuf: Float32Array;
@@ -91,15 +110,19 @@ export class Trainer {
   private latentGrad: Float32Array | null = null;
   private targets: Float32Array | null = null;
   private snapIdx: Int32Array;
-  private lastGoodStep = 0;
+  private lastGoodStep: number | null = null;
+  private stopSignal: StopSignal | null = null;
+  private lastLive = 0;
+  private lastStatus = 0;
 
   constructor(readonly config: TrainConfig, readonly data: LoadedDataset, readonly backend: Backend, readonly opts: TrainOptions) {
     const c = config;
+    this.folder = opts.folder ?? null;
     this.model = new AutoEncoder(c, new Rng(c.seed)).to(backend);
     this.model.train();
     const B = c.batchSize;
-    this.xbuf = backend.alloc(B * 784);
-    this.grad = backend.alloc(B * 784);
+    this.xbuf = backend.alloc(B * IMAGE_PIXELS);
+    this.grad = backend.alloc(B * IMAGE_PIXELS);
     this.loader = new DataLoader(data.train, { batchSize: B, seed: c.seed + 1, out: this.xbuf, dropLast: true });
     const perEpoch = this.loader.batchesPerEpoch;
     this.totalSteps = Math.min(c.maxSteps ?? Infinity, c.epochs * perEpoch);
@@ -115,19 +138,30 @@ export class Trainer {
     this.snapIdx = new Rng(c.seed + 2).permutation(nTest).slice(0, k);
   }
 
-  get out(): string | undefined { return this.opts.out; }
+  get out(): string | undefined { return this.folder?.dir ?? this.opts.out; }
   get elapsed(): number { return this.elapsedBefore + (performance.now() - this.t0) / 1000; }
   private log(line: string): void { this.opts.callbacks?.onLog?.(line); }
+
+  /** Asks the loop to stop after the current step, with a checkpoint there (SIGINT/SIGTERM). */
+  requestStop(signal: StopSignal): void { this.stopSignal = signal; }
+
+  /** Where the last finite checkpoint is, in words, naming only a file that exists. */
+  private lastGood(): string {
+    if (!this.folder) return '';
+    return this.lastGoodStep !== null && this.folder.has('checkpoint')
+      ? `, the last good checkpoint (step ${this.lastGoodStep}) is kept in ${this.folder.file('checkpoint')}`
+      : ', no checkpoint was written before it';
+  }
 
   /** One optimisation step on the next batch; returns the step's losses. */
   trainStep(): { loss: number; recon: number; latent?: number; epoch: number; batch: number } {
     const c = this.config, model = this.model;
     const b = this.loader.next();
     const n = b.size;
-    const x = new Tensor([n, 1, 28, 28], this.xbuf);
+    const x = new Tensor(batchShape(n), this.xbuf);
     model.zeroGrad();
     const y = model.forward(x);
-    const m = n * 784;
+    const m = n * IMAGE_PIXELS;
     let recon: number;
     if (c.loss === 'mse') {
       recon = mseLoss(y.data, this.xbuf, m, this.grad);
@@ -147,10 +181,11 @@ export class Trainer {
       latent = mseLoss(z, this.targets, n * 2, this.latentGrad, c.latentWeight);
     }
     const loss = recon + (latent !== undefined ? c.latentWeight * latent : 0);
-    if (!Number.isFinite(loss))
-      throw new TrainingError(`the loss became ${loss} at step ${this.step + 1}; training stopped` +
-        (this.out ? `, the last good checkpoint (step ${this.lastGoodStep}) is kept in ${path.join(this.out, CKPT)}` : '') +
-        ' (try a lower --lr or --max-lr)');
+    if (!Number.isFinite(loss)) {
+      this.pending = null; // the weights of that checkpoint gave this loss
+      throw new TrainingError(`the loss became ${loss} at step ${this.step + 1}; training stopped${this.lastGood()} (try a lower --lr or --max-lr)`);
+    }
+    this.commitCheckpoint();
     model.backward(new Tensor(y.shape, this.grad), this.latentGrad ?? undefined);
     this.opt.step();
     if (this.sched.kind === 'batch') this.sched.s.step();
@@ -171,10 +206,10 @@ export class Trainer {
 
   snapshot(loss: number): Snapshot {
     const t = this.data.test, k = this.snapIdx.length, D = this.model.latentDim;
-    const x = new Float32Array(k * 784);
+    const x = new Float32Array(k * IMAGE_PIXELS);
     for (let i = 0; i < k; i++) {
-      const src = this.snapIdx[i] * 784;
-      for (let j = 0; j < 784; j++) x[i * 784 + j] = t.images[src + j] / 127.5 - 1;
+      const src = this.snapIdx[i] * IMAGE_PIXELS;
+      for (let j = 0; j < IMAGE_PIXELS; j++) x[i * IMAGE_PIXELS + j] = toModel(t.images[src + j]);
     }
     const z = this.model.encode(x, k, this.config.batchSize);
     const labels = Uint8Array.from(this.snapIdx, (i) => t.labels[i]);
@@ -184,32 +219,61 @@ export class Trainer {
       box = latentBox(z);
       grid = this.model.decode(gridPoints(box, g), g * g);
     } else {
-      grid = this.model.reconstruct(x.subarray(0, g * g * 784), g * g);
+      grid = this.model.reconstruct(x.subarray(0, g * g * IMAGE_PIXELS), g * g);
     }
     return { step: this.step, loss, z, dim: D, labels, grid, gridSize: g, box };
   }
 
-  /** Writes everything needed to resume, atomically, then the plain PyTorch-style weights. */
-  checkpoint(epochDone: number): void {
-    if (!this.out) return;
+  /** The weights in PyTorch's state-dict names (model.safetensors, live.safetensors). */
+  private weightsBytes(meta: Record<string, string> = {}): Uint8Array {
+    return saveSafetensors(this.model.stateDict(), { format: 'pt', producer: `latentlab ${VERSION}`, ...meta });
+  }
+
+  /**
+   * Writes everything needed to resume, atomically, then the plain PyTorch-style weights. Only
+   * finite weights and optimiser state are kept (else a TrainingError names the last good
+   * checkpoint), and only weights that have given a finite loss: a checkpoint taken between steps
+   * is written once the next step's loss is finite (`now`: at once, for the last step and a stop).
+   */
+  checkpoint(epochDone: number, now = true): void {
+    const folder = this.folder;
+    if (!folder) return;
     const tensors: StateDict = new Map();
-    for (const [k, v] of this.model.stateDict()) tensors.set(`model.${k}`, v);
+    const msd = this.model.stateDict();
+    for (const [k, v] of msd) tensors.set(`model.${k}`, v);
     const po = packOptimizerState(this.opt.stateDict());
     for (const [k, v] of po.tensors) tensors.set(`optim.${k}`, v);
+    const bad = firstNonFinite(tensors);
+    if (bad) throw new TrainingError(`the weights became non-finite at step ${this.step} (${bad.replace(/ in (model|optim)\./, ' in $1 ')}); training stopped${this.lastGood()} (try a lower --lr or --max-lr)`);
     const meta: Record<string, string> = {
       format: 'latentlab-checkpoint', version: VERSION, step: String(this.step), epoch: String(epochDone),
       elapsed: String(this.elapsed), loader: JSON.stringify(this.loader.state()),
       scheduler: this.sched.kind === 'none' ? 'null' : JSON.stringify(this.sched.s.stateDict()),
-      metricsLines: String(this.metrics.length), ...po.metadata,
+      metricsBytes: String(folder.metricsSize), ...po.metadata,
     };
-    writeFileAtomic(path.join(this.out, CKPT), saveSafetensors(tensors, meta));
-    writeFileAtomic(path.join(this.out, 'model.safetensors'), saveSafetensors(this.model.stateDict(), { format: 'pt', producer: `latentlab ${VERSION}` }));
-    this.lastGoodStep = this.step;
+    this.pending = { step: this.step, checkpoint: saveSafetensors(tensors, meta), model: this.weightsBytes() };
+    if (now) this.commitCheckpoint();
   }
 
-  /** Restores a checkpoint written by `checkpoint()`. */
-  restore(file: string): void {
-    const { tensors, metadata } = loadSafetensors(readFileSync(file), file);
+  private pending: { step: number; checkpoint: Uint8Array; model: Uint8Array } | null = null;
+
+  /** Writes the checkpoint taken last (its weights have given a finite loss, or training ends there). */
+  private commitCheckpoint(): void {
+    const p = this.pending, folder = this.folder;
+    if (!p || !folder) return;
+    this.pending = null;
+    folder.writeCheckpoint(p.checkpoint);
+    folder.writeModel(p.model);
+    this.lastGoodStep = p.step;
+    this.lastStatus = performance.now();
+    folder.writeStatus({ step: this.step, checkpointStep: p.step });
+  }
+
+  /** Restores the folder's checkpoint; returns how many bytes of the metrics log it covers (null: unknown, a line count instead). */
+  restore(): { metricsBytes: number | null; metricsLines: number } {
+    const folder = this.folder!;
+    const file = folder.file('checkpoint');
+    const { tensors, metadata } = folder.readCheckpoint();
     if (metadata.format !== 'latentlab-checkpoint') throw new Error(`${file}: not a latentlab checkpoint`);
     const model: StateDict = new Map(), optim: StateDict = new Map();
     for (const [k, v] of tensors) {
@@ -227,42 +291,63 @@ export class Trainer {
     this.step = Number(metadata.step);
     this.lastGoodStep = this.step;
     this.elapsedBefore = Number(metadata.elapsed);
-    this.metrics = this.metrics.slice(0, Number(metadata.metricsLines));
+    return {
+      metricsBytes: metadata.metricsBytes !== undefined ? Number(metadata.metricsBytes) : null,
+      metricsLines: Number(metadata.metricsLines ?? 0),
+    };
   }
 
-  private writeMetrics(): void {
-    if (this.out) writeFileAtomic(path.join(this.out, 'metrics.jsonl'), this.metrics.map((m) => JSON.stringify(m)).join('\n') + '\n');
+  /** A changed LR of a resumed run (scheduler none): the optimiser's groups take it. */
+  private applyRunSettings(changed: string[]): void {
+    if (changed.includes('lr')) for (const g of this.opt.paramGroups) g.lr = this.config.lr;
   }
 
-  /** Runs to the end (or until a callback says stop). */
-  async run(): Promise<TrainResult> {
-    const c = this.config, cb = this.opts.callbacks ?? {}, out = this.out;
-    if (out) {
-      mkdirSync(out, { recursive: true });
-      if (this.opts.resume && existsSync(path.join(out, CKPT))) {
-        if (existsSync(path.join(out, 'metrics.jsonl')))
-          this.metrics = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l) as MetricLine);
-        this.restore(path.join(out, CKPT));
-        this.log(`resumed ${out} at step ${this.step} of ${this.totalSteps}`);
-        const snaps = path.join(out, 'snapshots');
-        if (existsSync(snaps)) for (const f of readdirSync(snaps)) {
-          const m = /^step-(\d+)\.safetensors$/.exec(f);
-          if (m && Number(m[1]) > this.step) rmSync(path.join(snaps, f));
-        }
-      } else {
-        for (const f of ['metrics.jsonl', 'snapshots', 'latents.safetensors', 'train-latents.safetensors', 'result.json', 'training.gif'])
-          rmSync(path.join(out, f), { recursive: true, force: true });
+  // ------------------------------------------------------------------------------ the named steps of run()
+
+  /** Prepares the run folder: a resumed run continues from its checkpoint, a new one starts empty; writes config.json and status.json. */
+  begin(extra: { data?: DataIdentity; changed?: string[] } = {}): void {
+    const folder = this.folder, c = this.config;
+    if (!folder) return;
+    const record: Record<string, unknown> = {};
+    if (this.opts.resume && folder.has('checkpoint')) {
+      const prev = folder.readConfigRecord();
+      const { metricsBytes, metricsLines } = this.restore();
+      this.applyRunSettings(extra.changed ?? []);
+      let keep = metricsBytes;
+      if (keep === null) {
+        // a checkpoint of an older version counts lines: keep that many
+        const text = folder.has('metrics') ? readMetricsPrefix(folder.file('metrics')) : '';
+        keep = Buffer.byteLength(text.split('\n').slice(0, metricsLines).map((l) => `${l}\n`).join(''), 'utf8');
       }
-      writeJsonAtomic(path.join(out, 'config.json'), {
-        ...c, version: VERSION, backend: this.backend.name, requestedBackend: c.backend, threads: this.backend.threads,
-        dataset: c.dataset, dataSource: this.data.source, totalSteps: this.totalSteps, batchesPerEpoch: this.loader.batchesPerEpoch,
-      });
+      folder.openMetrics(keep);
+      this.spsLog = folder.readMetrics().map((m) => m.samplesPerSec).filter((v): v is number => v !== undefined);
+      folder.removeSnapshotsAfter(this.step);
+      const resumes = Array.isArray(prev.resumes) ? prev.resumes : [];
+      record.resumes = [...resumes, { step: this.step, changed: Object.fromEntries((extra.changed ?? []).map((k) => [k, (c as unknown as Record<string, unknown>)[k]])) }];
+      this.log(`resumed ${folder.dir} at step ${this.step} of ${this.totalSteps}${extra.changed?.length ? ` (changed: ${extra.changed.join(', ')})` : ''}`);
+    } else {
+      folder.clearOutputs();
+      folder.openMetrics(null);
     }
+    folder.writeConfig({
+      ...c, version: VERSION, backend: this.backend.name, requestedBackend: c.backend, threads: this.backend.threads,
+      dataset: c.dataset, dataSource: this.data.source, totalSteps: this.totalSteps, batchesPerEpoch: this.loader.batchesPerEpoch,
+      ...(extra.data ? { data: extra.data } : {}), ...record,
+    });
+    folder.writeStatus({ state: 'running', step: this.step, totalSteps: this.totalSteps, checkpointStep: this.lastGoodStep, error: null });
+  }
+
+  /** The training steps, to the end or until stopped; returns why it stopped early (null: it ran to the end). */
+  async loop(): Promise<{ stopped: boolean; lastLoss: number }> {
+    const c = this.config, cb = this.opts.callbacks ?? {};
     const perEpoch = this.loader.batchesPerEpoch;
     let stopped = false;
     let windowStart = performance.now(), windowSteps = 0;
     let sps = 0;
     this.t0 = performance.now();
+    this.lastLive = this.t0;
+    this.lastStatus = this.t0;
+    const liveMs = (this.opts.liveEvery ?? 5) * 1000;
     let lastLoss = NaN;
     if (c.snapshotEvery > 0 && this.step === 0) this.emitSnapshot(NaN);
     while (this.step < this.totalSteps) {
@@ -281,65 +366,123 @@ export class Trainer {
         elapsed: this.elapsed, samplesPerSec: sps,
       };
       if (this.step % c.logEvery === 0 || this.step === this.totalSteps) {
-        this.metrics.push({ step: this.step, epoch: r.epoch, loss: r.loss, recon: r.recon, ...(r.latent !== undefined ? { latent: r.latent } : {}),
+        this.appendMetrics({ step: this.step, epoch: r.epoch, loss: r.loss, recon: r.recon, ...(r.latent !== undefined ? { latent: r.latent } : {}),
           lr, elapsed: round3(info.elapsed), samplesPerSec: Math.round(sps) });
-        this.writeMetrics();
       }
       if (c.snapshotEvery > 0 && this.step % c.snapshotEvery === 0) this.emitSnapshot(r.loss);
       const epochEnd = r.batch + 1 === perEpoch;
-      if (epochEnd) {
-        const { mse } = this.evaluate();
-        if (this.sched.kind === 'plateau') this.sched.s.step(mse);
-        this.metrics.push({ step: this.step, epoch: r.epoch, testLoss: mse, elapsed: round3(this.elapsed) });
-        this.writeMetrics();
-        cb.onEpoch?.({ epoch: r.epoch, step: this.step, testLoss: mse });
-        this.log(`epoch ${r.epoch + 1}: test MSE ${mse.toFixed(4)} (on [-1, 1])`);
-      }
-      if (cb.onStep?.(info, this) === 'stop') { stopped = true; }
-      if (epochEnd || this.step % c.checkpointEvery === 0 || stopped || this.step === this.totalSteps) this.checkpoint(epochEnd ? r.epoch + 1 : r.epoch);
+      if (epochEnd) this.endEpoch(r.epoch);
+      if (cb.onStep?.(info, this) === 'stop') stopped = true;
+      if (this.stopSignal) stopped = true;
+      const last = stopped || this.step === this.totalSteps;
+      if (epochEnd || this.step % c.checkpointEvery === 0 || last) this.checkpoint(epochEnd ? r.epoch + 1 : r.epoch, last);
       if (stopped) break;
+      if (this.folder && liveMs > 0 && now - this.lastLive >= liveMs) {
+        this.lastLive = now;
+        this.folder.writeLive(this.weightsBytes({ step: String(this.step) }));
+      }
+      if (this.folder && now - this.lastStatus >= STATUS_EVERY * 1000) {
+        this.lastStatus = now;
+        this.folder.writeStatus({ step: this.step });
+      }
       // let timers, signals and servers run between steps
       if (this.step % 8 === 0) await new Promise((res) => setImmediate(res));
     }
+    return { stopped, lastLoss };
+  }
+
+  private appendMetrics(line: Record<string, unknown>): void {
+    if (typeof line.samplesPerSec === 'number') this.spsLog.push(line.samplesPerSec);
+    this.folder?.appendMetrics(line);
+  }
+
+  /** The end of an epoch: test loss, the plateau scheduler, a metrics line. */
+  private endEpoch(epoch: number): void {
+    const { mse } = this.evaluate();
+    if (this.sched.kind === 'plateau') this.sched.s.step(mse);
+    this.appendMetrics({ step: this.step, epoch, testLoss: mse, elapsed: round3(this.elapsed) });
+    this.opts.callbacks?.onEpoch?.({ epoch, step: this.step, testLoss: mse });
+    this.log(`epoch ${epoch + 1}: test MSE ${mse.toFixed(4)} (on [-1, 1])`);
+  }
+
+  /** Every final file: the weights, the latents, result.json; status finished (or stopped by a callback). */
+  finish(stopped: boolean, lastLoss: number): TrainResult {
+    const c = this.config, folder = this.folder, perEpoch = this.loader.batchesPerEpoch;
     const seconds = this.elapsed;
-    const trainSps = this.metrics.length ? this.throughput() : 0;
+    const trainSps = this.throughput();
     const ev = this.evaluate();
-    if (out) {
-      writeFileAtomic(path.join(out, 'latents.safetensors'), saveSafetensors(new Map([
+    if (folder) {
+      // a resumed run whose checkpoint was the last step writes these too (a kill may have come before them)
+      folder.writeModel(this.weightsBytes());
+      folder.writeLatents('test', saveSafetensors(new Map([
         ['z', f32([ev.labels.length, this.model.latentDim], ev.z)],
         ['labels', i64([ev.labels.length], BigInt64Array.from(ev.labels, (v) => BigInt(v)))],
       ]), { split: 'test', shape: JSON.stringify(this.model.latentShape) }));
       const tl = this.trainLatents(this.opts.trainLatents ?? 10000);
-      writeFileAtomic(path.join(out, 'train-latents.safetensors'), saveSafetensors(new Map([
+      folder.writeLatents('train', saveSafetensors(new Map([
         ['z', f32([tl.labels.length, this.model.latentDim], tl.z)],
         ['labels', i64([tl.labels.length], BigInt64Array.from(tl.labels, (v) => BigInt(v)))],
       ]), { split: 'train' }));
-      writeJsonAtomic(path.join(out, 'result.json'), {
+      folder.writeResult({
         steps: this.step, epochs: this.step / perEpoch, testMse: ev.mse, finalLoss: lastLoss,
         samplesPerSec: Math.round(trainSps), seconds: round3(seconds), backend: this.backend.name, threads: this.backend.threads, stopped,
       });
+      folder.writeStatus({ state: stopped ? 'stopped' : 'finished', step: this.step, error: stopped ? 'stopped on request' : null });
     }
     this.log(`done: ${this.step} steps in ${seconds.toFixed(1)} s, test MSE ${ev.mse.toFixed(4)} on [-1, 1], ${Math.round(trainSps)} samples/s on ${this.backend.name} with ${this.backend.threads} thread${this.backend.threads > 1 ? 's' : ''}`);
     return { config: c, model: this.model, steps: this.step, epochs: this.step / perEpoch, testMse: ev.mse,
-             samplesPerSec: trainSps, seconds, out, stopped };
+             samplesPerSec: trainSps, seconds, out: this.out, stopped };
+  }
+
+  /** Stopped by a signal: the checkpoint at this step is written; status stopped. */
+  private stoppedBySignal(signal: StopSignal): TrainResult {
+    this.folder?.writeStatus({ state: 'stopped', step: this.step, error: `stopped by ${signal} at step ${this.step}` });
+    const perEpoch = this.loader.batchesPerEpoch;
+    return { config: this.config, model: this.model, steps: this.step, epochs: this.step / perEpoch, testMse: NaN,
+             samplesPerSec: this.throughput(), seconds: this.elapsed, out: this.out, stopped: true, signal };
+  }
+
+  /** A failed run: status failed with the error line. */
+  fail(e: unknown): void {
+    const line = (e instanceof Error ? e.message : String(e)).split('\n')[0];
+    try { this.folder?.writeStatus({ state: 'failed', step: this.step, error: line }); } catch { /* the folder itself may be the fault */ }
+  }
+
+  /** Runs to the end (or until a callback or a signal says stop): begin, loop, finish; fail on an error. */
+  async run(extra: { data?: DataIdentity; changed?: string[] } = {}): Promise<TrainResult> {
+    // a Trainer made by hand with `out` opens (and locks) its folder itself
+    const own = !this.folder && this.opts.out ? RunFolder.forTraining(this.opts.out, { resume: this.opts.resume, overwrite: this.opts.overwrite }) : null;
+    if (own) this.folder = own;
+    const off = this.opts.handleSignals ? onStopSignals((s) => this.requestStop(s)) : null;
+    try {
+      this.begin(extra);
+      const { stopped, lastLoss } = await this.loop();
+      off?.();
+      if (this.stopSignal) return this.stoppedBySignal(this.stopSignal);
+      return this.finish(stopped, lastLoss);
+    } catch (e) {
+      this.fail(e);
+      throw e;
+    } finally {
+      off?.();
+      this.folder?.closeMetrics();
+      own?.unlock();
+    }
   }
 
   /** Training throughput from the metrics lines: samples per second of training time (evaluation excluded). */
   private throughput(): number {
-    const lines = this.metrics.filter((m) => m.samplesPerSec !== undefined).map((m) => m.samplesPerSec as number);
-    if (!lines.length) return 0;
-    const s = [...lines].sort((a, b) => a - b);
+    if (!this.spsLog.length) return 0;
+    const s = [...this.spsLog].sort((a, b) => a - b);
     return s[Math.floor(s.length / 2)];
   }
 
   private emitSnapshot(loss: number): void {
     const snap = this.snapshot(loss);
-    if (this.out) {
-      const dir = path.join(this.out, 'snapshots');
-      const t: StateDict = new Map([['z', f32([snap.labels.length, snap.dim], snap.z)], ['grid', f32([snap.gridSize * snap.gridSize, 28, 28], snap.grid)]]);
-      if (snap.step === 0) writeFileAtomic(path.join(dir, 'labels.safetensors'), saveSafetensors(new Map([['labels', f32([snap.labels.length], Float32Array.from(snap.labels))]])));
-      writeFileAtomic(path.join(dir, `step-${String(snap.step).padStart(7, '0')}.safetensors`),
-        saveSafetensors(t, { step: String(snap.step), loss: String(snap.loss), box: JSON.stringify(snap.box ?? null), gridSize: String(snap.gridSize) }));
+    if (this.folder) {
+      const t: StateDict = new Map([['z', f32([snap.labels.length, snap.dim], snap.z)], ['grid', f32([snap.gridSize * snap.gridSize, IMAGE_H, IMAGE_W], snap.grid)]]);
+      if (snap.step === 0) this.folder.writeSnapshotLabels(saveSafetensors(new Map([['labels', f32([snap.labels.length], Float32Array.from(snap.labels))]])));
+      this.folder.writeSnapshot(snap.step, saveSafetensors(t, { step: String(snap.step), loss: String(snap.loss), box: JSON.stringify(snap.box ?? null), gridSize: String(snap.gridSize) }));
     }
     this.opts.callbacks?.onSnapshot?.(snap);
   }
@@ -348,11 +491,11 @@ export class Trainer {
   trainLatents(count: number): { z: Float32Array; labels: Uint8Array } {
     const tr = this.data.train, n = Math.min(count, tr.n), D = this.model.latentDim, B = this.config.batchSize;
     const idx = new Rng(this.config.seed + 3).permutation(tr.n).slice(0, n);
-    const z = new Float32Array(n * D), x = new Float32Array(B * 784);
+    const z = new Float32Array(n * D), x = new Float32Array(B * IMAGE_PIXELS);
     for (let i = 0; i < n; i += B) {
       const b = Math.min(B, n - i);
-      for (let k = 0; k < b; k++) for (let j = 0; j < 784; j++) x[k * 784 + j] = tr.images[idx[i + k] * 784 + j] / 127.5 - 1;
-      z.set(this.model.encode(x.subarray(0, b * 784), b, B), i * D);
+      for (let k = 0; k < b; k++) for (let j = 0; j < IMAGE_PIXELS; j++) x[k * IMAGE_PIXELS + j] = toModel(tr.images[idx[i + k] * IMAGE_PIXELS + j]);
+      z.set(this.model.encode(x.subarray(0, b * IMAGE_PIXELS), b, B), i * D);
     }
     return { z, labels: Uint8Array.from(idx, (i) => tr.labels[i]) };
   }
@@ -363,8 +506,8 @@ function round3(v: number): number { return Math.round(v * 1000) / 1000; }
 
 /** The first n images of a split as floats in [-1, 1]. */
 export function floatImages(s: Split, n = s.n): Float32Array {
-  const out = new Float32Array(n * 784);
-  for (let i = 0; i < n * 784; i++) out[i] = s.images[i] / 127.5 - 1;
+  const out = new Float32Array(n * IMAGE_PIXELS);
+  for (let i = 0; i < n * IMAGE_PIXELS; i++) out[i] = toModel(s.images[i]);
   return out;
 }
 
@@ -396,34 +539,45 @@ export function gridPoints(box: readonly number[], g: number): Float32Array {
   return out;
 }
 
-/** Trains a model: the library's one-call entry point (the CLI's `train` is a thin layer over it). */
+function readMetricsPrefix(file: string): string {
+  return parseMetricsText(readFileSync(file, 'utf8'), file).lines.map((l) => JSON.stringify(l)).join('\n');
+}
+
+/**
+ * Trains a model: the library's one-call entry point (the CLI's `train` is a thin layer over it).
+ * With `out`, the run folder is opened for training (its lock taken: one writer), the data's
+ * identity checked and recorded, and the lock released at the end.
+ */
 export async function train(config: Partial<TrainConfig>, opts: TrainOptions = {}): Promise<TrainResult> {
-  let c: TrainConfig;
-  if (opts.resume) {
-    if (!opts.out) throw new Error('--resume: needs the run folder');
-    const file = path.join(opts.out, 'config.json');
-    if (!existsSync(file)) throw new Error(`--resume: ${file} not found (expected a run folder made by latentlab train)`);
-    const saved = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
-    // the saved settings, with the backend and thread count the run used (the same numerics);
-    // only the length of the run, the backend, the threads and the data folder may be changed
-    c = resolveTrainConfig(pickTrainKeys(saved), pickDefined({
-      epochs: config.epochs, maxSteps: config.maxSteps, backend: config.backend, threads: config.threads, dataDir: config.dataDir,
-    }));
-  } else {
-    c = resolveTrainConfig({}, config);
+  if (opts.resume && !opts.out && !opts.folder) throw new Error('--resume: needs the run folder');
+  // the settings are checked before any folder is touched
+  if (!opts.resume) resolveTrainConfig({}, config);
+  const ownFolder = !opts.folder && opts.out ? RunFolder.forTraining(opts.out, { resume: opts.resume, overwrite: opts.overwrite }) : null;
+  const folder = opts.folder ?? ownFolder;
+  try {
+    let c: TrainConfig;
+    let changed: string[] = [];
+    if (opts.resume) {
+      // the saved settings, with the backend and thread count the run used (the same numerics);
+      // run settings (length, LR, backend, threads, data folder, intervals) may change, others are refused
+      ({ config: c, changed } = resumeConfig(folder!.readConfig(), config, folder!.dir));
+    } else {
+      c = resolveTrainConfig({}, config);
+    }
+    const backend = opts.backend ?? await createBackend(c.backend, { threads: c.threads, precision: c.precision, onNotice: opts.callbacks?.onLog });
+    const data = opts.data ?? await loadDataset(c.dataset, { dataDir: c.dataDir });
+    let identity: DataIdentity | undefined;
+    if (folder) {
+      identity = dataIdentity(data);
+      checkDataIsNamed(identity, data.dir);
+      const recorded = opts.resume ? folder.readDataIdentity() : null;
+      if (recorded) checkSameData(recorded, identity, data.dir, folder.dir);
+    }
+    const trainer = new Trainer(c, data, backend, { ...opts, folder: folder ?? undefined });
+    return await trainer.run({ data: identity, changed });
+  } finally {
+    ownFolder?.unlock();
   }
-  const backend = opts.backend ?? await createBackend(c.backend, { threads: c.threads, precision: c.precision, onNotice: opts.callbacks?.onLog });
-  const data = opts.data ?? await loadDataset(c.dataset, { dataDir: c.dataDir });
-  const trainer = new Trainer(c, data, backend, opts);
-  return trainer.run();
-}
-
-function pickDefined<T extends object>(o: T): Partial<T> {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function pickTrainKeys(saved: Record<string, unknown>): Partial<TrainConfig> {
-  return Object.fromEntries(Object.entries(saved).filter(([k]) => TRAIN_KEYS.has(k))) as Partial<TrainConfig>;
 }
 
 export type { LatentMap };

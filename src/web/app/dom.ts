@@ -1,5 +1,6 @@
 /** Small DOM and fetch helpers shared by the panels. */
 import { toGrey } from '../../viz/grid.js';
+import { IMAGE_H, IMAGE_PIXELS, IMAGE_W } from '../../lab/data/image.js';
 
 export const $ = <T extends HTMLElement = HTMLElement>(id: string): T => {
   const e = document.getElementById(id);
@@ -56,8 +57,8 @@ export function gauss(): number {
 /** Paints one 28x28 image (values in [-1, 1]) into a 28x28 canvas. */
 export function paintDigit(canvas: HTMLCanvasElement, img: Float32Array, offset = 0): void {
   const ctx = canvas.getContext('2d')!;
-  const id = ctx.createImageData(28, 28);
-  for (let i = 0; i < 784; i++) {
+  const id = ctx.createImageData(IMAGE_W, IMAGE_H);
+  for (let i = 0; i < IMAGE_PIXELS; i++) {
     const g = toGrey(img[offset + i]);
     id.data[4 * i] = g; id.data[4 * i + 1] = g; id.data[4 * i + 2] = g; id.data[4 * i + 3] = 255;
   }

@@ -18,6 +18,8 @@ export interface NativeInfo {
   numProcs: number;
   /** The instruction set oneDNN dispatches to, e.g. 'avx512_core_bf16'. */
   isa: string;
+  /** kernelTableHash() of the kernel table the addon was built from (src/engine/kernels/table.ts). */
+  tableHash: number;
 }
 
 /** One native context: threads, precision and the primitive caches of one backend. */
@@ -35,7 +37,7 @@ export interface NativeContext {
                        x: Float32Array, dy: Float32Array, db: Float32Array | null, dw: Float32Array, xBlocked?: boolean, yBlocked?: boolean): void;
   batchNormTrain(N: number, C: number, HW: number, x: Float32Array, gamma: Float32Array, beta: Float32Array,
                  eps: number, actKind: number, slope: number, y: Float32Array, mean: Float32Array,
-                 invstd: Float32Array, blocked?: boolean): void;
+                 invstd: Float32Array, blocked?: boolean, variance?: Float32Array | null): void;
   channelAffine(N: number, C: number, HW: number, x: Float32Array, scale: Float32Array, shift: Float32Array,
                 actKind: number, slope: number, y: Float32Array, blocked?: boolean): void;
   batchNormBackward(N: number, C: number, HW: number, x: Float32Array, y: Float32Array, dy: Float32Array,
@@ -47,7 +49,7 @@ export interface NativeContext {
   channelSums(N: number, C: number, HW: number, x: Float32Array, out: Float32Array, blocked: boolean): void;
   sgdMomentumStep(n: number, data: Float32Array, grad: Float32Array, buf: Float32Array, momentum: number,
                   gradScale: number, negLr: number): void;
-  /** scalars: sign, beta1, 1-beta1, beta2, 1-beta2, eps, weightDecay, decay, negStepSize, bc2Sqrt. */
+  /** scalars: the AdamStepScalars fields in the order of KERNEL_TABLE.nativeAdamScalars. */
   adamStep(n: number, data: Float32Array, grad: Float32Array, expAvg: Float32Array, expAvgSq: Float32Array,
            scalars: Float32Array, useWeightDecay: boolean, decoupled: boolean): void;
   activation(actKind: number, slope: number, n: number, x: Float32Array, y: Float32Array): void;

@@ -9,6 +9,7 @@
 import { availableParallelism } from 'node:os';
 import type { Act, ActKind, AdamStepScalars, Backend, ConvGeom, Layout } from '../index.js';
 import type { BackendOptions } from '../select.js';
+import { KERNEL_TABLE, kernelTableHash } from '../table.js';
 import { loadNativeAddon, type NativeContext, type NativeInfo } from './addon.js';
 
 export { loadNativeAddon, nativeAvailable, nativeAddonPath, NATIVE_HINT } from './addon.js';
@@ -37,8 +38,11 @@ export interface NativeBackendOptions extends BackendOptions {
   alignedAlloc?: boolean;
 }
 
-const ACT_CODE: Record<ActKind, number> = { none: 0, relu: 1, leaky: 2, tanh: 3, sigmoid: 4 };
-const LAYOUT_CODE: Record<NativeLayout, number> = { any: 0, plain: 1, tuned: 2, auto: 3 };
+const ACT_CODE: Record<ActKind, number> = KERNEL_TABLE.act;
+const LAYOUT_CODE: Record<NativeLayout, number> = KERNEL_TABLE.nativeLayout;
+const CONV_KIND = KERNEL_TABLE.nativeConvKind;
+/** Index of each AdamStepScalars field in adamStep's scalars array. */
+const ADAM_SLOT = KERNEL_TABLE.nativeAdamScalars;
 
 function actCode(act: Act): number {
   const k = ACT_CODE[act.kind];
@@ -50,7 +54,7 @@ export class NativeBackend implements Backend {
   readonly name = 'native';
   readonly threads: number;
   /** Activations may stay in oneDNN's nChw16c layout between layers (see Layout). */
-  readonly channelBlock = 16;
+  readonly channelBlock = KERNEL_TABLE.nativeChannelBlock;
   readonly precision: 'fp32' | 'bf16';
   readonly layout: NativeLayout;
   readonly info: NativeInfo;
@@ -62,6 +66,8 @@ export class NativeBackend implements Backend {
   constructor(opts: NativeBackendOptions = {}) {
     const addon = loadNativeAddon();
     this.info = addon.info();
+    if (this.info.tableHash !== kernelTableHash())
+      throw new Error(`native addon built from another kernel table (src/engine/kernels/table.ts); run npm run build:native`);
     this.threads = opts.threads ?? availableParallelism();
     if (!Number.isInteger(this.threads) || this.threads < 1)
       throw new Error(`--threads: expected a positive integer, got '${this.threads}'`);
@@ -104,8 +110,10 @@ export class NativeBackend implements Backend {
   }
 
   batchNormTrain(N: number, C: number, HW: number, x: Float32Array, gamma: Float32Array, beta: Float32Array,
-                 eps: number, act: Act, y: Float32Array, mean: Float32Array, invstd: Float32Array, layout?: Layout): void {
-    this.c.batchNormTrain(N, C, HW, x, gamma, beta, eps, actCode(act), act.slope, y, mean, invstd, layout === 'blocked');
+                 eps: number, act: Act, y: Float32Array, mean: Float32Array, invstd: Float32Array, layout?: Layout,
+                 variance?: Float32Array): void {
+    this.c.batchNormTrain(N, C, HW, x, gamma, beta, eps, actCode(act), act.slope, y, mean, invstd, layout === 'blocked',
+      variance ?? null);
   }
 
   channelAffine(N: number, C: number, HW: number, x: Float32Array, scale: Float32Array, shift: Float32Array,
@@ -141,18 +149,17 @@ export class NativeBackend implements Backend {
     this.c.sgdMomentumStep(n, data, grad, buf, momentum, gradScale, negLr);
   }
 
-  private readonly adamScalars = new Float32Array(10);
+  private readonly adamScalars = new Float32Array(ADAM_SLOT.length);
   adamStep(n: number, data: Float32Array, grad: Float32Array, expAvg: Float32Array, expAvgSq: Float32Array,
            s: AdamStepScalars): void {
     const k = this.adamScalars;
-    k[0] = s.sign; k[1] = s.beta1; k[2] = s.oneMinusBeta1; k[3] = s.beta2; k[4] = s.oneMinusBeta2;
-    k[5] = s.eps; k[6] = s.weightDecay; k[7] = s.decay; k[8] = s.negStepSize; k[9] = s.bc2Sqrt;
+    for (let i = 0; i < ADAM_SLOT.length; i++) k[i] = s[ADAM_SLOT[i]];
     this.c.adamStep(n, data, grad, expAvg, expAvgSq, k, s.useWeightDecay, s.decoupled);
   }
 
   /** The oneDNN implementation chosen for a convolution already run (for reports), or null. */
   convImpl(kind: 'fwd' | 'bwd-data' | 'bwd-weight', g: ConvGeom, hasBias = false): string | null {
-    const k = kind === 'fwd' ? 0 : kind === 'bwd-data' ? 1 : 2;
+    const k = kind === 'fwd' ? CONV_KIND.fwd : kind === 'bwd-data' ? CONV_KIND.bwdData : CONV_KIND.bwdWeight;
     return this.c.convImpl(k, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.strideH, g.strideW, g.padH, g.padW, g.OH, g.OW,
       hasBias, g.xLayout === 'blocked', g.yLayout === 'blocked');
   }

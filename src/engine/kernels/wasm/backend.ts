@@ -3,22 +3,23 @@
  * multithreaded over workers that wait on a control block in that memory (Atomics.wait/notify, no message
  * per call). This file has no `node:` imports: it is the browser-friendly loader; node.ts wires it up for Node.
  */
-import type { Act, Backend, ConvGeom } from '../index.js';
+import type { Act, Backend, ConvGeom, Layout } from '../index.js';
+import { KERNEL_TABLE, kernelTableHash } from '../table.js';
 import { WORKER_SOURCE } from './worker-source.js';
 
-/** Must match --maximumMemory in tools/build-wasm.mjs. */
-export const MEMORY_MAX_PAGES = 32768;
+/** The most pages the shared memory may grow to (the kernel table's; tools/build-wasm.mjs builds with it). */
+export const MEMORY_MAX_PAGES = KERNEL_TABLE.wasmMaxPages;
 const PAGE = 65536;
 /** Below this the module's static data lives (AssemblyScript puts it at 1024). */
 const HEAP_BASE = 65536;
 /** Readable bytes kept past the end of the heap (kernels may read a few lanes past an array's end). */
 const SLACK = 65536;
 
-const OP_GEMM = 1, OP_CONV_FWD = 2, OP_CONV_BWD_DATA = 3, OP_CONV_BWD_W = 4, OP_REDUCE_DW = 5,
-  OP_BN_TRAIN = 6, OP_AFFINE = 7, OP_BN_BWD = 8, OP_ACT = 9, OP_ACT_BWD = 10, OP_EXIT = -1;
-const CTRL_WORDS = 64, ARG0 = 6, ERR = 63;
-
-const ACT_CODE: Record<Act['kind'], number> = { none: 0, relu: 1, leaky: 2, tanh: 3, sigmoid: 4 };
+const OP = KERNEL_TABLE.wasmOp;
+const CTRL = KERNEL_TABLE.wasmCtrl;
+const ERR = KERNEL_TABLE.wasmError;
+const ARG0 = CTRL.arg0;
+const ACT_CODE: Record<Act['kind'], number> = KERNEL_TABLE.act;
 
 /** What the backend needs from a worker, in Node or in a browser. */
 export interface WorkerPort {
@@ -104,6 +105,7 @@ export class WasmBackend implements Backend {
 
   private readonly module: WebAssembly.Module;
   private readonly runFn: (ctrl: number, tid: number) => void;
+  private readonly scratchBytesFn: (ctrl: number) => number;
   private readonly buffers = new Set<ArrayBufferLike>();
   private top = HEAP_BASE;
   private readonly live = new Map<number, number>();
@@ -129,10 +131,14 @@ export class WasmBackend implements Backend {
     const inst = new WebAssembly.Instance(module, {
       env: { memory: this.memory, abort: () => { throw new Error('wasm abort'); } },
     });
+    const hash = (inst.exports.tableHash as (() => number) | undefined)?.() ?? 0;
+    if (hash >>> 0 !== kernelTableHash())
+      throw new Error('wasm kernels: built from another kernel table (src/engine/kernels/table.ts): run npm run build:wasm');
     this.runFn = inst.exports.run as (ctrl: number, tid: number) => void;
-    this.ctrlOff = this.rawAlloc(CTRL_WORDS * 4);
-    this.ci = new Int32Array(this.memory.buffer, this.ctrlOff, CTRL_WORDS);
-    this.cf = new Float32Array(this.memory.buffer, this.ctrlOff, CTRL_WORDS);
+    this.scratchBytesFn = inst.exports.scratchBytes as (ctrl: number) => number;
+    this.ctrlOff = this.rawAlloc(CTRL.words * 4);
+    this.ci = new Int32Array(this.memory.buffer, this.ctrlOff, CTRL.words);
+    this.cf = new Float32Array(this.memory.buffer, this.ctrlOff, CTRL.words);
     this.canBlock = opts.canBlock ?? typeof (globalThis as { window?: unknown }).window === 'undefined';
     this.spin = opts.spin ?? 20000;
   }
@@ -211,15 +217,17 @@ export class WasmBackend implements Backend {
   /** Bytes of wasm memory in use (heap top). */
   get heapBytes(): number { return this.top; }
 
-  private scratch(bytesPerThread: number): void {
-    const need = Math.ceil((bytesPerThread + 256) / 64) * 64;
+  /** Makes each thread's scratch hold what the module says the op in the control block needs. */
+  private scratch(op: number): void {
+    this.ci[CTRL.op] = op;
+    const need = Math.ceil((this.scratchBytesFn(this.ctrlOff) + 256) / 64) * 64;
     if (need <= this.scratchStride) return;
     if (this.scratchOff) this.rawFree(this.scratchOff);
     const stride = Math.max(need, Math.ceil(this.scratchStride * 1.25 / 64) * 64);
     this.scratchOff = this.rawAlloc(stride * this.threads);
     this.scratchStride = stride;
-    this.ci[4] = this.scratchOff;
-    this.ci[5] = stride;
+    this.ci[CTRL.scratchBase] = this.scratchOff;
+    this.ci[CTRL.scratchStride] = stride;
   }
 
   // -------------------------------------------------------------------------------- staging of arrays
@@ -251,25 +259,27 @@ export class WasmBackend implements Backend {
   private exec(op: number, nt: number): void {
     if (this.disposed) throw new Error('wasm backend: used after dispose()');
     const c = this.ci;
-    c[2] = op; c[3] = nt; c[ERR] = 0;
+    c[CTRL.op] = op; c[CTRL.threads] = nt; c[CTRL.error] = ERR.none;
     try {
       if (nt <= 1 || this.workers.length === 0) {
         this.runFn(this.ctrlOff, 0);
       } else {
-        Atomics.store(c, 1, this.workers.length);
-        Atomics.add(c, 0, 1);
-        Atomics.notify(c, 0);
+        Atomics.store(c, CTRL.pending, this.workers.length);
+        Atomics.add(c, CTRL.generation, 1);
+        Atomics.notify(c, CTRL.generation);
         let err: unknown = null;
         try { this.runFn(this.ctrlOff, 0); } catch (e) { err = e; }
         let n = 0;
         for (;;) {
-          const p = Atomics.load(c, 1);
+          const p = Atomics.load(c, CTRL.pending);
           if (p === 0) break;
-          if (++n > this.spin && this.canBlock) Atomics.wait(c, 1, p, 20);
+          if (++n > this.spin && this.canBlock) Atomics.wait(c, CTRL.pending, p, 20);
         }
         if (err) throw err;
-        if (c[ERR]) throw new Error('wasm backend: a worker failed');
       }
+      const e = Atomics.load(c, CTRL.error);
+      if (e === ERR.scratchOverflow) throw new Error(`wasm backend: op ${op} carved more scratch than scratchBytes gave it (assembly/kernels.ts)`);
+      if (e) throw new Error('wasm backend: a worker failed');
     } finally {
       if (!this.hold) this.unstage();
     }
@@ -295,64 +305,60 @@ export class WasmBackend implements Backend {
   gemm(transA: boolean, transB: boolean, M: number, N: number, K: number, alpha: number,
        A: Float32Array, B: Float32Array, beta: number, C: Float32Array): void {
     if (M === 0 || N === 0) return;
-    const up = (x: number, m: number) => Math.ceil(x / m) * m;
-    this.scratch(256 + 64 + 4 * (M + 8) * K + 64 + (transB ? 4 * K * up(N, 8) : 0) + 64);
     this.setI(0, transA ? 1 : 0); this.setI(1, transB ? 1 : 0);
     this.setI(2, M); this.setI(3, N); this.setI(4, K); this.setF(5, alpha);
+    this.scratch(OP.gemm);
     this.setI(6, this.in(A, M * K)); this.setI(7, this.in(B, K * N));
     this.setF(8, beta); this.setI(9, this.out(C, M * N, beta !== 0));
-    this.exec(OP_GEMM, this.nt(M * N * K, Math.max(Math.ceil(N / 8), Math.ceil(M / 6))));
+    this.exec(OP.gemm, this.nt(M * N * K, Math.max(Math.ceil(N / 8), Math.ceil(M / 6))));
   }
 
   conv2d(g: ConvGeom, x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array): void {
     const { N, C, H, W, K, R, S, OH, OW } = g;
-    const CRS = C * R * S, P = OH * OW, Ppad = Math.ceil(P / 8) * 8, L = Math.ceil(CRS / 4) * 4 + 4;
-    const xp = (H + 2 * g.padH) * (W + 2 * g.padW) * C;
-    this.scratch(256 + 64 + 4 * (K + 8) * L + 64 + 4 * Math.max(xp, (H + 2 * g.padH + 4) * (OW + 16)) + 64 + 4 * Math.max((P + 8) * L, CRS * Ppad) + 64 + 4 * (K + 8) * L + 64 + 4 * (P + 8) * L + 64);
+    const CRS = C * R * S, P = OH * OW;
     this.geom(g);
+    this.scratch(OP.convFwd);
     this.setI(13, this.in(x, N * C * H * W)); this.setI(14, this.in(w, K * CRS));
     this.setI(15, bias ? this.in(bias, K) : 0); this.setI(16, this.out(y, N * K * P));
-    this.exec(OP_CONV_FWD, this.nt(N * K * P * CRS, N));
+    this.exec(OP.convFwd, this.nt(N * K * P * CRS, N));
   }
 
   conv2dBackwardData(g: ConvGeom, dy: Float32Array, w: Float32Array, dx: Float32Array): void {
     const { N, C, H, W, K, R, S, OH, OW } = g;
-    const CRS = C * R * S, P = OH * OW, Ppad = Math.ceil(P / 8) * 8;
-    const xp = (H + 2 * g.padH) * (W + 2 * g.padW) * C;
-    this.scratch(256 + 64 + 4 * (CRS + 8) * (K + 8) + 64 + 4 * (P + 4) * (K + 8) + 64 + 4 * CRS * Ppad + 64 + 4 * xp + 64 +
-      4 * (CRS + 8) * (K + 8) + 64 + 4 * (P + 8) * (K + 8) + 64);
+    const CRS = C * R * S, P = OH * OW;
     this.geom(g);
+    this.scratch(OP.convBwdData);
     this.setI(13, this.in(dy, N * K * P)); this.setI(14, this.in(w, K * CRS)); this.setI(15, this.out(dx, N * C * H * W));
-    this.exec(OP_CONV_BWD_DATA, this.nt(N * K * P * CRS, N));
+    this.exec(OP.convBwdData, this.nt(N * K * P * CRS, N));
   }
 
   conv2dBackwardWeight(g: ConvGeom, x: Float32Array, dy: Float32Array, dw: Float32Array, db: Float32Array | null): void {
     const { N, C, H, W, K, R, S, OH, OW } = g;
     const CRS = C * R * S, P = OH * OW;
-    const G = Math.max(1, Math.min(8, Math.ceil(192 / P))), L = Math.ceil(G * P / 4) * 4;
-    const img = (H + 2 * g.padH) * (W + 2 * g.padW) * C;
-    this.scratch(4 * K * CRS + 64 + 2 * (4 * (CRS + 8) * L + 64 + 4 * (K + 8) * L + 64) + 4 * (G + 1) * img + 64);
     this.geom(g);
+    this.scratch(OP.convBwdWeight);
     const px = this.in(x, N * C * H * W), pdy = this.in(dy, N * K * P);
     this.setI(13, px); this.setI(14, pdy);
     const pdw = this.out(dw, K * CRS), pdb = db ? this.out(db, K) : 0;
     const nt = this.nt(N * K * P * CRS, N);
     this.hold = true;
-    try { this.exec(OP_CONV_BWD_W, nt); } catch (e) { this.hold = false; this.unstage(); throw e; }
+    try { this.exec(OP.convBwdWeight, nt); } catch (e) { this.hold = false; this.unstage(); throw e; }
     this.hold = false;
     this.setI(0, N); this.setI(1, K); this.setI(2, CRS); this.setI(3, P); this.setI(4, Math.min(nt, N));
     this.setI(5, pdy); this.setI(6, pdw); this.setI(7, pdb); this.setI(8, C); this.setI(9, R); this.setI(10, S);
-    this.exec(OP_REDUCE_DW, this.nt(K * CRS + N * K * P, Math.max(1, K)));
+    this.exec(OP.reduceDw, this.nt(K * CRS + N * K * P, Math.max(1, K)));
   }
 
   batchNormTrain(N: number, C: number, HW: number, x: Float32Array, gamma: Float32Array, beta: Float32Array,
-                 eps: number, act: Act, y: Float32Array, mean: Float32Array, invstd: Float32Array): void {
+                 eps: number, act: Act, y: Float32Array, mean: Float32Array, invstd: Float32Array,
+                 _layout?: Layout, variance?: Float32Array): void {
     const n = N * C * HW;
     this.setI(0, N); this.setI(1, C); this.setI(2, HW);
     this.setI(3, this.in(x, n)); this.setI(4, this.in(gamma, C)); this.setI(5, this.in(beta, C));
     this.setF(6, eps); this.setI(7, ACT_CODE[act.kind]); this.setF(8, act.slope);
     this.setI(9, this.out(y, n)); this.setI(10, this.out(mean, C)); this.setI(11, this.out(invstd, C));
-    this.exec(OP_BN_TRAIN, this.nt(n, C));
+    this.setI(12, variance ? this.out(variance, C) : 0);
+    this.exec(OP.bnTrain, this.nt(n, C));
   }
 
   channelAffine(N: number, C: number, HW: number, x: Float32Array, scale: Float32Array, shift: Float32Array,
@@ -361,7 +367,7 @@ export class WasmBackend implements Backend {
     this.setI(0, N); this.setI(1, C); this.setI(2, HW);
     this.setI(3, this.in(x, n)); this.setI(4, this.in(scale, C)); this.setI(5, this.in(shift, C));
     this.setI(6, ACT_CODE[act.kind]); this.setF(7, act.slope); this.setI(8, this.out(y, n));
-    this.exec(OP_AFFINE, this.nt(n, N * C));
+    this.exec(OP.affine, this.nt(n, N * C));
   }
 
   batchNormBackward(N: number, C: number, HW: number, x: Float32Array, y: Float32Array, dy: Float32Array,
@@ -373,19 +379,19 @@ export class WasmBackend implements Backend {
     this.setI(6, this.in(gamma, C)); this.setI(7, this.in(mean, C)); this.setI(8, this.in(invstd, C));
     this.setI(9, ACT_CODE[act.kind]); this.setF(10, act.slope);
     this.setI(11, this.out(dx, n)); this.setI(12, this.out(dgamma, C)); this.setI(13, this.out(dbeta, C));
-    this.exec(OP_BN_BWD, this.nt(n, C));
+    this.exec(OP.bnBwd, this.nt(n, C));
   }
 
   activation(act: Act, n: number, x: Float32Array, y: Float32Array): void {
     this.setI(0, ACT_CODE[act.kind]); this.setF(1, act.slope); this.setI(2, n);
     this.setI(3, this.in(x, n)); this.setI(4, this.out(y, n));
-    this.exec(OP_ACT, this.nt(n, Math.ceil(n / 16), 1 << 16));
+    this.exec(OP.act, this.nt(n, Math.ceil(n / 16), 1 << 16));
   }
 
   activationBackward(act: Act, n: number, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void {
     this.setI(0, ACT_CODE[act.kind]); this.setF(1, act.slope); this.setI(2, n);
     this.setI(3, this.in(x, n)); this.setI(4, this.in(y, n)); this.setI(5, this.in(dy, n)); this.setI(6, this.out(dx, n));
-    this.exec(OP_ACT_BWD, this.nt(n, Math.ceil(n / 16), 1 << 16));
+    this.exec(OP.actBwd, this.nt(n, Math.ceil(n / 16), 1 << 16));
   }
 
   dispose(): void {
@@ -393,10 +399,10 @@ export class WasmBackend implements Backend {
     this.disposed = true;
     if (this.workers.length) {
       const c = this.ci;
-      c[2] = OP_EXIT;
-      Atomics.store(c, 1, this.workers.length);
-      Atomics.add(c, 0, 1);
-      Atomics.notify(c, 0);
+      c[CTRL.op] = OP.exit;
+      Atomics.store(c, CTRL.pending, this.workers.length);
+      Atomics.add(c, CTRL.generation, 1);
+      Atomics.notify(c, CTRL.generation);
       for (const w of this.workers) w.terminate();
       this.workers = [];
     }

@@ -6,6 +6,10 @@
  * and then loops: wait for the generation word of the control block to change (spinning a little first,
  * then Atomics.wait), run its share of the op, decrement the pending count and notify when it is the last.
  */
+import { KERNEL_TABLE } from '../table.js';
+
+const C = KERNEL_TABLE.wasmCtrl;
+
 export const WORKER_SOURCE = String.raw`
 'use strict';
 (function () {
@@ -24,21 +28,21 @@ export const WORKER_SOURCE = String.raw`
     } catch (e) { post({ error: String(e && e.message || e) }); return; }
     var run = inst.exports.run;
     var ctrlOff = d.ctrl, tid = d.tid, spin = d.spin;
-    var c = new Int32Array(d.memory.buffer, ctrlOff, 64);
-    var gen = Atomics.load(c, 0);
+    var c = new Int32Array(d.memory.buffer, ctrlOff, ${C.words});
+    var gen = Atomics.load(c, ${C.generation});
     post({ ready: true });
     for (;;) {
       var n = 0;
-      while (Atomics.load(c, 0) === gen) {
-        if (++n > spin) Atomics.wait(c, 0, gen);
+      while (Atomics.load(c, ${C.generation}) === gen) {
+        if (++n > spin) Atomics.wait(c, ${C.generation}, gen);
       }
-      gen = Atomics.load(c, 0);
-      if (Atomics.load(c, 2) < 0) break;
+      gen = Atomics.load(c, ${C.generation});
+      if (Atomics.load(c, ${C.op}) < 0) break;
       try { run(ctrlOff, tid); }
-      catch (e) { Atomics.store(c, 63, 1); }
-      if (Atomics.sub(c, 1, 1) === 1) Atomics.notify(c, 1);
+      catch (e) { Atomics.store(c, ${C.error}, ${KERNEL_TABLE.wasmError.workerFailed}); }
+      if (Atomics.sub(c, ${C.pending}, 1) === 1) Atomics.notify(c, ${C.pending});
     }
-    if (Atomics.sub(c, 1, 1) === 1) Atomics.notify(c, 1);
+    if (Atomics.sub(c, ${C.pending}, 1) === 1) Atomics.notify(c, ${C.pending});
   });
 })();
 `;

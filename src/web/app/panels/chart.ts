@@ -5,16 +5,11 @@
  */
 import { drawCurves, type CurveSeries } from '../../../viz/curves.js';
 import { $, fitCanvas } from '../dom.js';
-import { on, state, type MetricLine } from '../store.js';
+import { lossRunFromMetrics } from '../../../viz/figures.js';
+import { on, state } from '../store.js';
 
 const canvas = $<HTMLCanvasElement>('curve');
 const latentCanvas = $<HTMLCanvasElement>('curve-latent');
-
-/** A line's training reconstruction error: `recon`, or `loss` when the loss has no other term. */
-function trainRecon(l: MetricLine): number | undefined {
-  if (typeof l.recon === 'number') return l.recon;
-  return typeof l.loss === 'number' && l.latent === undefined ? l.loss : undefined;
-}
 
 function emptyChart(ctx: CanvasRenderingContext2D, w: number, h: number): void {
   ctx.fillStyle = '#ffffff'; ctx.fillRect(0, 0, w, h);
@@ -26,30 +21,31 @@ export function drawCurve(): void {
   const { w, h, dpr } = fitCanvas(canvas);
   const ctx = canvas.getContext('2d')!;
   ctx.setTransform(dpr, 0, 0, dpr, 0, 0);
-  const m = state.metrics;
-  const tr = m.filter((l) => trainRecon(l) !== undefined);
-  const te = m.filter((l) => typeof l.testLoss === 'number');
+  // one reading of the metrics for every loss chart (viz/figures.ts): recon of the training lines, the
+  // test MSE of the evaluation lines (and a finished run's final one), the latent-map term apart
+  const res = state.run?.result;
+  const final = res && typeof res.steps === 'number' && typeof res.testMse === 'number' ? { step: res.steps, testMse: res.testMse } : null;
+  const { train: tr, test: te, latent } = lossRunFromMetrics(state.runName, state.metrics, final);
   const series: CurveSeries[] = [];
-  if (tr.length) series.push({ name: 'train reconstruction (MSE)', steps: tr.map((l) => l.step), values: tr.map((l) => trainRecon(l)!) });
-  if (te.length) series.push({ name: 'test reconstruction (MSE)', steps: te.map((l) => l.step), values: te.map((l) => l.testLoss!), dashed: true });
+  if (tr.steps.length) series.push({ name: 'train reconstruction (MSE)', ...tr });
+  if (te.steps.length) series.push({ name: 'test reconstruction (MSE)', ...te, dashed: true });
   if (!series.length) emptyChart(ctx, w, h);
   else drawCurves(ctx, series, { x: 0, y: 0, width: w, height: h }, { logY: true, yLabel: 'reconstruction MSE' });
-  canvas.dataset.points = String(tr.length);
-  canvas.dataset.testPoints = String(te.length);
+  canvas.dataset.points = String(tr.steps.length);
+  canvas.dataset.testPoints = String(te.steps.length);
   canvas.dataset.series = series.map((s) => s.name).join('|');
-  canvas.dataset.trainLast = tr.length ? String(trainRecon(tr.at(-1)!)) : '';
+  canvas.dataset.trainLast = tr.values.length ? String(tr.values.at(-1)) : '';
   canvas.dataset.run = series.length ? state.runName : '';
 
-  const lat = m.filter((l) => typeof l.latent === 'number');
-  latentCanvas.hidden = !lat.length;
-  latentCanvas.dataset.points = String(lat.length);
-  latentCanvas.dataset.last = lat.length ? String(lat.at(-1)!.latent) : '';
-  if (lat.length) {
+  const n = latent?.steps.length ?? 0;
+  latentCanvas.hidden = !n;
+  latentCanvas.dataset.points = String(n);
+  latentCanvas.dataset.last = n ? String(latent!.values.at(-1)) : '';
+  if (latent && n) {
     const f = fitCanvas(latentCanvas);
     const c2 = latentCanvas.getContext('2d')!;
     c2.setTransform(f.dpr, 0, 0, f.dpr, 0, 0);
-    drawCurves(c2, [{ name: 'latent-map term', steps: lat.map((l) => l.step), values: lat.map((l) => l.latent!), color: '#9467bd' }],
-      { x: 0, y: 0, width: f.w, height: f.h }, { logY: true, yLabel: 'latent-map term' });
+    drawCurves(c2, [{ name: 'latent-map term (train)', ...latent, color: '#9467bd' }], { x: 0, y: 0, width: f.w, height: f.h }, { logY: true, yLabel: 'latent-map term' });
   }
 }
 

@@ -2,6 +2,7 @@
 import { $, clearCanvas, el, paintDigit, showError } from '../dom.js';
 import { model } from '../model-client.js';
 import { emit, fromPlane, on, paintedWithWeights, state } from '../store.js';
+import { IMAGE_H, IMAGE_W } from '../../../lab/data/image.js';
 
 const decoded = $<HTMLCanvasElement>('decoded');
 let hoverBusy = false;
@@ -50,7 +51,7 @@ function renderPins(): void {
   const ul = $('pins');
   ul.replaceChildren();
   state.pins.forEach((p, i) => {
-    const c = el('canvas', { width: '28', height: '28', role: 'img', 'aria-label': `pinned point ${i + 1}` });
+    const c = el('canvas', { width: String(IMAGE_W), height: String(IMAGE_H), role: 'img', 'aria-label': `pinned point ${i + 1}` });
     paintDigit(c, p.img);
     const b = el('button', { type: 'button', 'aria-label': `remove pin ${i + 1}`, text: '×' });
     b.addEventListener('click', () => { state.pins.splice(i, 1); emit('pins', 'overlay'); });

@@ -3,6 +3,7 @@ import { drawImageGrid } from '../../../viz/grid.js';
 import { $, clearCanvas, fitCanvas, fmt } from '../dom.js';
 import { model } from '../model-client.js';
 import { fromPlane, latentDim, on, paintedWithWeights, state } from '../store.js';
+import { IMAGE_H, IMAGE_W } from '../../../lab/data/image.js';
 
 const canvas = $<HTMLCanvasElement>('grid');
 const sizeInput = $<HTMLInputElement>('grid-size');
@@ -30,7 +31,7 @@ export async function decodeGrid(): Promise<void> {
   const ctx = canvas.getContext('2d')!;
   ctx.setTransform(1, 0, 0, 1, 0, 0);
   const side = Math.round(w * dpr);
-  drawImageGrid(ctx, images, g, g, 28, 28, { x: 0, y: 0, width: side, height: side }, { gap: Math.max(1, Math.round(dpr)) });
+  drawImageGrid(ctx, images, g, g, IMAGE_H, IMAGE_W, { x: 0, y: 0, width: side, height: side }, { gap: Math.max(1, Math.round(dpr)) });
   canvas.dataset.cells = String(g * g);
   canvas.dataset.run = state.runName;
   paintedWithWeights(canvas);

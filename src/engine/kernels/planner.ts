@@ -1,0 +1,128 @@
+/**
+ * The planner: how a chain of layers (a Sequential) runs on a backend, so that the layers themselves stay
+ * forward, backward and parameters. It decides two things per forward pass:
+ *
+ * - fusion: a layer that can apply an activation to its output (BatchNorm2d: `takesAct`) directly followed
+ *   by an activation whose derivative is known from its output (`fusableAct`) runs as one kernel; the
+ *   activation layer's own forward and backward are skipped. The result is the same.
+ * - layouts: on a backend with a channel-blocked layout (`Backend.channelBlock`, native), activations may
+ *   stay blocked between layers. A layer with `outChannels` (a multiple of the block) gives a blocked
+ *   output when every layer that will see it takes it: layers that keep the layout (`blockedInput:
+ *   'keep'`), then one that reads either layout ('any') or ends the chain with a conversion ('convert'),
+ *   or the end of the chain. The planner's reorder steps do every conversion, before a 'convert' layer,
+ *   after a layer whose blocked output is a conversion (`blockedOutput: 'convert'`), and at the end; a
+ *   layer that writes blocked output itself (`blockedOutput: 'native'`) is asked to by `ForwardOptions`.
+ *
+ * The chain's input and output are NCHW. A container runs the steps in order (a reorder step with
+ * `reorderTo`), and backward in reverse, where a reorder step converts the gradient back (`from`) and
+ * element-wise layers may write their input gradient over the gradient they are handed unless it is the
+ * caller's (`BackwardOptions.inPlace`).
+ */
+import type { Act, Backend, Layout } from './index.js';
+import { Tensor } from '../tensor.js';
+
+/** What a layer's forward may be asked, besides its input (all optional; a layer used on its own gets none). */
+export interface ForwardOptions {
+  /** Layout of the output (layers with `blockedOutput: 'native'`); default 'nchw'. */
+  layout?: Layout;
+  /** An activation to apply to the output (layers with `takesAct`); default none. */
+  act?: Act;
+}
+
+/** What a layer's backward may be told, besides dy. */
+export interface BackwardOptions {
+  /**
+   * dy is a temporary of the chain (not the caller's), so an element-wise backward may write its input
+   * gradient over it instead of into a buffer of its own (less memory, fewer cache misses).
+   */
+  inPlace?: boolean;
+}
+
+/** What the planner reads from a layer (Module declares these; each layer sets the ones that apply). */
+export interface Plannable {
+  readonly typeName: string;
+  forward(x: Tensor, opts?: ForwardOptions): Tensor;
+  backward(dy: Tensor, opts?: BackwardOptions): Tensor;
+  /**
+   * How the layer takes a blocked input: 'keep' (computes in it; output and input gradient in the same
+   * layout: batch-norm, activations), 'any' (reads either layout: convolutions), 'convert' (NCHW only, but a
+   * blocked chain may end here with a reorder: Flatten). Undefined: NCHW only, and no blocked chain reaches it.
+   */
+  readonly blockedInput?: 'keep' | 'any' | 'convert';
+  /** How the layer gives a blocked output: 'native' (its forward writes ForwardOptions.layout) or 'convert'. */
+  readonly blockedOutput?: 'native' | 'convert';
+  /** Channels of an [N, C, H, W] output (with blockedOutput; 0: the output is not such an activation). */
+  readonly outChannels?: number;
+  /** Whether forward applies ForwardOptions.act to its output (and backward differentiates it). */
+  readonly takesAct?: boolean;
+  /** The activation this layer applies, when a preceding `takesAct` layer may compute it instead. */
+  readonly fusableAct?: Act | null;
+  /** Whether backward takes BackwardOptions (element-wise layers that may write dx over dy). */
+  readonly inPlaceGrad?: boolean;
+}
+
+/** One step of a plan: a reorder of the activation, or a layer (with what its forward is asked). */
+export type Step =
+  | { kind: 'reorder'; to: Layout; from: Layout }
+  | { kind: 'layer'; index: number; layer: Plannable; opts: ForwardOptions | undefined; fused: number };
+
+export interface Plan {
+  steps: Step[];
+  /** The layout of each layer's output as the layers after it see it (a fused activation's is its layer's). */
+  layouts: Layout[];
+}
+
+/** The plan of one forward pass of `layers` on `backend`. */
+export function planChain(layers: readonly Plannable[], backend: Backend, opts: { fuse: boolean; blocked: boolean }): Plan {
+  const block = opts.blocked ? backend.channelBlock ?? 0 : 0;
+  const L = layers;
+  const outLayout = L.map((m, i): Layout => {
+    if (!m.blockedOutput || !block) return 'nchw';
+    const ch = m.outChannels ?? 0;
+    let ok = ch > 0 && ch % block === 0, j = i + 1;
+    while (ok && j < L.length && L[j].blockedInput === 'keep') j++;
+    ok &&= j === L.length || L[j].blockedInput === 'any' || L[j].blockedInput === 'convert';
+    return ok ? 'blocked' : 'nchw';
+  });
+  const steps: Step[] = [];
+  const layouts: Layout[] = [];
+  let cur: Layout = 'nchw';
+  const reorder = (to: Layout): void => {
+    if (cur !== to) steps.push({ kind: 'reorder', from: cur, to });
+    cur = to;
+  };
+  for (let i = 0; i < L.length; i++) {
+    const m = L[i], next = L[i + 1];
+    if (cur === 'blocked' && m.blockedInput !== 'keep' && m.blockedInput !== 'any') reorder('nchw');
+    const fuse = opts.fuse && m.takesAct === true && next !== undefined && next.fusableAct != null;
+    const o: ForwardOptions = {};
+    if (m.blockedOutput === 'native' && outLayout[i] === 'blocked') o.layout = 'blocked';
+    if (fuse) o.act = next.fusableAct!;
+    // options only for a layer that declared them (a custom module's forward may take something else)
+    const asked = m.blockedOutput === 'native' || m.takesAct === true;
+    steps.push({ kind: 'layer', index: i, layer: m, opts: asked ? o : undefined, fused: fuse ? 1 : 0 });
+    // the layout after the layer: what it was asked for, else what it keeps
+    if (m.blockedOutput) cur = o.layout ?? 'nchw';
+    else if (m.blockedInput !== 'keep') cur = 'nchw';
+    if (m.blockedOutput === 'convert' && outLayout[i] === 'blocked') reorder('blocked');
+    layouts[i] = cur;
+    if (fuse) layouts[++i] = cur;
+  }
+  reorder('nchw');
+  return { steps, layouts };
+}
+
+/** t in layout `to` (an activation [N, C, ...]): t itself, or a copy in `out` through the backend's reorder. */
+export function reorderTo(backend: Backend, t: Tensor, to: Layout, out: Float32Array): Tensor {
+  if (t.layout === to) return t;
+  if (!backend.channelBlock || !backend.reorderLayout) throw new Error(`the ${backend.name} backend has no blocked layout`);
+  const [N, C] = t.shape;
+  backend.reorderLayout(N, C, t.size / (N * C), t.data, out, to);
+  return new Tensor(t.shape, out, to);
+}
+
+/** Whether two arrays share any memory (the backward pass never overwrites the caller's dy). */
+export function overlaps(a: Float32Array, b: Float32Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset < b.byteOffset + b.byteLength && b.byteOffset < a.byteOffset + a.byteLength;
+}
+
