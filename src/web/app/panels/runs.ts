@@ -170,6 +170,12 @@ function watch(name: string, token: number): void {
     // the latents of the fixed test subset at this step: the scatter moves as the model learns
     void loadSnapshot(name, step, token).catch(() => { /* the next snapshot will do */ });
   });
+  source.addEventListener('problem', (e) => {
+    if (token !== state.token || !state.run) return;
+    const { message } = JSON.parse((e as MessageEvent).data) as { message: string };
+    const problems = state.run.problems ?? [];
+    if (!problems.includes(message)) { state.run.problems = [...problems, message]; renderRunInfo(); }
+  });
   source.addEventListener('weights', (e) => {
     if (token !== state.token) return;
     const { mtime } = JSON.parse((e as MessageEvent).data) as { mtime: number };
