@@ -1,115 +1,77 @@
 /**
  * Server-sent events of runs being trained. One watcher per run, shared by all its viewers: every
- * 300 ms it reads what was appended to metrics.jsonl since the last byte offset (never the whole file
- * again), looks at the snapshots and the status, and sends the news to each viewer. The number of
- * viewers is capped.
+ * 300 ms, and at once when the folder says a file changed (fs.watch, so new live weights reach the
+ * page within milliseconds), it asks the run-folder module's tail reader for what was appended to metrics.jsonl since the
+ * last byte offset (never the whole file again), looks at the snapshots, the live weights and the
+ * status, and sends the news to each viewer. The number of viewers is capped.
  *
- * Events: `status {status}`, `metrics {from, lines}` (lines from index `from` on; from 0 when the file
- * was rewritten), `snapshot {step}`, `end <summary>`, `error {message}`.
+ * Events: `status {status, progress}`, `metrics {from, lines}` (lines from index `from` on; from 0
+ * when the file was rewritten), `snapshot {step}`, `weights {mtime}` (new live.safetensors, published
+ * by the trainer at that time), `problem {message}` (a file that cannot be read), `end <summary>`,
+ * `error {message}`.
  */
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { watch, type FSWatcher } from 'node:fs';
 import type http from 'node:http';
 import { HttpError, setHeaders } from './http.js';
-import { FINAL_STATUSES, type RunStatus, type RunView } from './run-view.js';
-import { METRICS_FILE, type MetricLine, type RunsFolder } from './runs.js';
+import { FINAL_STATUSES, type Progress, type RunStatus, type RunView } from './run-view.js';
+import type { MetricsLine, RunsFolder } from './runs.js';
 
-const CHUNK = 1 << 20;
-
-/** Follows a metrics.jsonl that grows at the end: the byte offset of each counted line and of the end. */
-export class MetricsTail {
-  /** Byte offset of each complete line that parsed (line i of the API is starts[i]). */
-  private starts: number[] = [];
-  /** Bytes read so far (the end of the last complete line). */
-  private offset = 0;
-
-  get count(): number { return this.starts.length; }
-
-  /**
-   * Reads what was appended since the last call. Returns the new lines and where they start, or
-   * `reset` when the file shrank (rewritten): everything is read again from 0.
-   */
-  poll(file: string | null): { from: number; lines: MetricLine[]; reset: boolean } | null {
-    if (!file) return null;
-    let fd: number;
-    try { fd = openSync(file, 'r'); } catch { return null; }
-    try {
-      const size = fstatSync(fd).size;
-      let reset = false;
-      if (size < this.offset) { this.starts = []; this.offset = 0; reset = true; }
-      if (size === this.offset) return reset ? { from: 0, lines: [], reset } : null;
-      const from = this.starts.length;
-      const lines: MetricLine[] = [];
-      let pos = this.offset;
-      let carry = Buffer.alloc(0);
-      while (pos < size) {
-        const buf = Buffer.alloc(Math.min(CHUNK, size - pos));
-        const n = readSync(fd, buf, 0, buf.length, pos);
-        if (n <= 0) break;
-        const data = carry.length ? Buffer.concat([carry, buf.subarray(0, n)]) : buf.subarray(0, n);
-        const base = pos - carry.length;
-        let start = 0;
-        for (let i = data.indexOf(10); i >= 0; i = data.indexOf(10, start)) {
-          const text = data.toString('utf8', start, i);
-          if (text.trim()) {
-            try { lines.push(JSON.parse(text) as MetricLine); this.starts.push(base + start); } catch { /* broken line: skipped, as by the API */ }
-          }
-          start = i + 1;
-          this.offset = base + start;
-        }
-        carry = Buffer.from(data.subarray(start));
-        pos += n;
-      }
-      // a torn last line (no newline yet) is read again next time
-      return lines.length || reset ? { from, lines, reset } : null;
-    } finally { closeSync(fd); }
-  }
-
-  /** The lines from index `from` to the current end, read again from the file (a viewer catching up). */
-  since(file: string | null, from: number): MetricLine[] {
-    if (!file || from >= this.starts.length) return [];
-    const begin = this.starts[Math.max(0, from)];
-    let fd: number;
-    try { fd = openSync(file, 'r'); } catch { return []; }
-    try {
-      const buf = Buffer.alloc(this.offset - begin);
-      const n = readSync(fd, buf, 0, buf.length, begin);
-      const out: MetricLine[] = [];
-      for (const l of buf.toString('utf8', 0, n).split('\n')) {
-        if (!l.trim()) continue;
-        try { out.push(JSON.parse(l) as MetricLine); } catch { /* skipped, as when counted */ }
-      }
-      return out;
-    } finally { closeSync(fd); }
-  }
-}
-
-interface Viewer { res: http.ServerResponse; snap: number }
+interface Viewer { res: http.ServerResponse; snap: number; weights: number }
 
 /** One run being watched for its viewers. */
 class RunWatcher {
   readonly viewers = new Set<Viewer>();
-  private readonly tail = new MetricsTail();
   private status: RunStatus | '' = '';
+  private progress = '';
   private snapMtime = -1;
   private snapSteps: number[] = [];
+  private liveMtime = 0;
   private timer: NodeJS.Timeout | null = null;
   private beats = 0;
+  /** Byte offset of the metrics log read so far, lines counted before `base`, and the lines read since. */
+  private offset = 0;
+  private base = 0;
+  private lines: MetricsLine[] = [];
+  private problem: string | null = null;
+  private fsWatcher: FSWatcher | null = null;
+  private soon = false;
 
   constructor(private readonly hub: EventHub, readonly name: string, private readonly dir: string) {
-    this.tail.poll(this.metricsFile());
+    const t = hub.runs.tailMetrics(dir, 0);
+    if (t.value) { this.offset = t.value.offset; this.base = t.value.lines.length; }
+    this.problem = t.problem;
+    try {
+      this.fsWatcher = watch(dir, { persistent: false }, (_ev, f) => { if (f === 'live.safetensors' || f === 'status.json' || f === 'metrics.jsonl') this.tickSoon(); });
+      this.fsWatcher.on('error', () => { this.fsWatcher?.close(); this.fsWatcher = null; });
+    } catch { /* polling alone */ }
   }
 
-  private metricsFile(): string | null { return this.hub.runs.readable(this.dir, METRICS_FILE); }
+  /** A tick as soon as the event loop is free (once however many changes were reported). */
+  private tickSoon(): void {
+    if (this.soon || !this.timer) return;
+    this.soon = true;
+    setImmediate(() => { this.soon = false; if (this.timer) this.tick(); });
+  }
 
-  add(res: http.ServerResponse, from: number, snap: number): void {
-    const v: Viewer = { res, snap };
+  private get count(): number { return this.base + this.lines.length; }
+
+  /** Lines from index `from` to the end: from memory, or (a viewer further behind) the whole log once. */
+  private since(from: number): MetricsLine[] {
+    if (from >= this.base) return this.lines.slice(from - this.base);
+    return (this.hub.runs.metrics(this.dir).value ?? []).slice(from, this.count);
+  }
+
+  add(res: http.ServerResponse, from: number, snap: number, weights: number): void {
+    const v: Viewer = { res, snap, weights };
     this.viewers.add(v);
     res.on('close', () => this.remove(v));
-    if (this.status) send(res, 'status', { status: this.status });
-    const start = Math.min(Math.max(0, from), this.tail.count);
-    const lines = this.tail.since(this.metricsFile(), start);
+    if (this.status) send(res, 'status', { status: this.status, progress: JSON.parse(this.progress || 'null') as unknown });
+    if (this.problem) send(res, 'problem', { message: this.problem });
+    const start = Math.min(Math.max(0, from), this.count);
+    const lines = this.since(start);
     if (lines.length) send(res, 'metrics', { from: start, lines });
     this.sendSnapshot(v);
+    this.sendWeights(v);
     if (!this.timer) { this.timer = setInterval(() => this.tick(), this.hub.intervalMs); this.tick(); }
   }
 
@@ -123,25 +85,49 @@ class RunWatcher {
     if (newest !== undefined && newest !== v.snap) { v.snap = newest; send(v.res, 'snapshot', { step: newest }); }
   }
 
+  private sendWeights(v: Viewer): void {
+    if (this.liveMtime > v.weights) { v.weights = this.liveMtime; send(v.res, 'weights', { mtime: this.liveMtime }); }
+  }
+
   private broadcast(event: string, data: unknown): void {
     for (const v of this.viewers) send(v.res, event, data);
   }
 
+  private tickMetrics(): void {
+    if (this.problem) return;
+    const t = this.hub.runs.tailMetrics(this.dir, this.offset);
+    if (t.problem) { this.problem = t.problem; this.broadcast('problem', { message: t.problem }); return; }
+    if (!t.value) return;
+    const { lines, offset, reset } = t.value;
+    this.offset = offset;
+    if (reset) { this.base = 0; this.lines = []; }
+    if (!lines.length && !reset) return;
+    const from = this.count;
+    this.lines.push(...lines);
+    this.broadcast('metrics', { from: reset ? 0 : from, lines });
+  }
+
   private tick(): void {
     try {
-      const runs = this.hub.runs;
-      const st = this.hub.view.status(this.name, this.dir);
-      if (st !== this.status) { this.status = st; this.broadcast('status', { status: st }); }
-      const news = this.tail.poll(this.metricsFile());
-      if (news) this.broadcast('metrics', { from: news.from, lines: news.lines });
-      const sm = runs.mtimeMs(this.dir, 'snapshots', 'dir');
+      const runs = this.hub.runs, view = this.hub.view;
+      const st = view.status(this.name, this.dir);
+      const pr: Progress | null = view.progress(this.dir);
+      const prText = JSON.stringify(pr);
+      if (st !== this.status || prText !== this.progress) { this.status = st; this.progress = prText; this.broadcast('status', { status: st, progress: pr }); }
+      this.tickMetrics();
+      const sm = runs.mtimeMs(this.dir, 'snapshots');
       if (sm !== this.snapMtime) {
         this.snapMtime = sm;
         this.snapSteps = runs.snapshotSteps(this.dir);
         for (const v of this.viewers) this.sendSnapshot(v);
       }
+      const lm = runs.mtimeMs(this.dir, 'live');
+      if (lm > this.liveMtime) {
+        this.liveMtime = lm;
+        for (const v of this.viewers) this.sendWeights(v);
+      }
       if (FINAL_STATUSES.has(st)) {
-        this.broadcast('end', this.hub.view.summary(this.name, this.dir));
+        this.broadcast('end', view.summary(this.name, this.dir));
         for (const v of this.viewers) v.res.end();
         this.dispose();
         return;
@@ -155,6 +141,8 @@ class RunWatcher {
   }
 
   dispose(): void {
+    this.fsWatcher?.close();
+    this.fsWatcher = null;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     this.viewers.clear();
@@ -190,7 +178,8 @@ export class EventHub {
     if (!w) { w = new RunWatcher(this, name, dir); this.watchers.set(name, w); }
     const from = Math.max(0, Number(query.get('from') ?? 0) || 0);
     const snap = Number(query.get('snap') ?? -1);
-    w.add(res, from, Number.isFinite(snap) ? snap : -1);
+    const weights = Number(query.get('weights') ?? 0);
+    w.add(res, from, Number.isFinite(snap) ? snap : -1, Number.isFinite(weights) ? weights : 0);
     req.on('close', () => res.end());
   }
 

@@ -1,14 +1,13 @@
-/** Training runs this server started: `latentlab train` child processes, Stop, and keeping a stopped run. */
+/** Training runs this server started: `latentlab train` child processes (new or --resume), and Stop (SIGTERM: the trainer checkpoints and marks the run stopped). */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { writeJsonAtomic } from '../lab/run/atomic.js';
 import type { RunsFolder } from './runs.js';
 import type { TrainRequest } from './train-request.js';
 
 export interface Job {
   name: string;
   proc: ChildProcess | null;
-  state: 'running' | 'finishing' | 'exited';
+  state: 'running' | 'exited';
   stopping: boolean;
   exitCode: number | null;
   stderr: string;
@@ -44,46 +43,36 @@ export class Jobs {
     proc.stdout?.on('data', () => {});
   }
 
-  start(req: TrainRequest): Job {
-    const out = this.o.runs.newRunPath(req.name);
-    const args = ['train', '--out', out, ...req.args, '--no-pictures'];
+  private launch(name: string, args: string[], testLimit: number | undefined, what: string): Job {
     if (this.o.dataDir) args.push('--data-dir', this.o.dataDir);
-    const job: Job = { name: req.name, proc: null, state: 'running', stopping: false, exitCode: null, stderr: '', testLimit: req.testLimit, startedAt: Date.now() };
+    const job: Job = { name, proc: null, state: 'running', stopping: false, exitCode: null, stderr: '', testLimit, startedAt: Date.now() };
     const proc = this.spawnCli(args);
     job.proc = proc;
     this.keepStderr(job, proc);
     proc.on('error', (e) => { job.stderr += `\n${e.message}`; });
     proc.on('exit', (code, signal) => {
-      job.exitCode = code ?? (signal ? 128 : 1);
+      job.exitCode = job.stopping ? 0 : code ?? (signal ? 128 : 1);
       job.proc = null;
-      this.o.log(`run ${req.name}: training ${job.stopping ? 'stopped' : code === 0 ? 'finished' : `failed (exit ${code ?? signal})`}`);
-      if (job.stopping) this.finishStopped(job, out); else job.state = 'exited';
+      job.state = 'exited';
+      // a stopped run keeps its checkpoint at the step it reached (status.json: stopped); Resume continues it
+      this.o.log(`run ${name}: ${what} ${job.stopping ? 'stopped (its checkpoint is kept; resume it from the page or with latentlab train --resume)' : code === 0 ? 'finished' : `failed (exit ${code ?? signal})`}`);
     });
-    this.jobs.set(req.name, job);
-    this.o.log(`run ${req.name}: started node ${path.relative(process.cwd(), this.o.cliPath)} ${args.join(' ')}`);
+    this.jobs.set(name, job);
+    this.o.log(`run ${name}: started node ${path.relative(process.cwd(), this.o.cliPath)} ${args.join(' ')}`);
     return job;
   }
 
-  /** After Stop: the last checkpoint becomes a finished run (latents, result) by resuming it for zero steps. */
-  private finishStopped(job: Job, out: string): void {
-    const dir = this.o.runs.readable(path.dirname(out), path.basename(out), 'dir');
-    const step = dir ? this.o.runs.checkpointStep(dir) : null;
-    if (!dir || step === null || step < 1 || this.o.runs.has(dir, 'result.json')) { job.state = 'exited'; return; }
-    job.state = 'finishing';
-    const args = ['train', '--resume', out, '--max-steps', String(step), '--no-pictures'];
-    if (job.testLimit) args.push('--test-limit', String(job.testLimit));
-    if (this.o.dataDir) args.push('--data-dir', this.o.dataDir);
-    const proc = this.spawnCli(args);
-    job.proc = proc;
-    this.keepStderr(job, proc);
-    proc.on('exit', () => {
-      job.proc = null;
-      const r = this.o.runs.readJson(dir, 'result.json');
-      const rf = this.o.runs.readable(dir, 'result.json');
-      if (r && rf) writeJsonAtomic(rf, { ...r, stopped: true });
-      job.state = 'exited';
-      this.o.log(`run ${job.name}: kept as stopped at step ${step}`);
-    });
+  /** Starts `latentlab train --out RUNS/<name> ...`. */
+  start(req: TrainRequest): Job {
+    return this.launch(req.name, ['train', '--out', this.o.runs.newRunPath(req.name), ...req.args, '--no-pictures'], req.testLimit, 'training');
+  }
+
+  /** Continues a stopped run from its checkpoint: `latentlab train --resume DIR` (as from the CLI). */
+  resume(name: string, dir: string): Job {
+    const before = this.jobs.get(name);
+    const args = ['train', '--resume', dir, '--no-pictures'];
+    if (before?.testLimit) args.push('--test-limit', String(before.testLimit));
+    return this.launch(name, args, before?.testLimit, 'resumed training');
   }
 
   /** Sends SIGTERM to a run this server started; false when there is none running. */

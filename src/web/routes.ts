@@ -7,9 +7,10 @@
  *   GET  /api/runs                      the runs: name, status, settings (config.json), figures (result.json)
  *   GET  /api/runs/<name>               one run, with its metrics lines and snapshot steps
  *   GET  /api/runs/<name>/events        server-sent events while it trains (see events.ts)
- *   POST /api/runs/<name>/stop          stops a run this server started (it keeps its last checkpoint)
+ *   POST /api/runs/<name>/stop          stops a run this server started (SIGTERM: a checkpoint at that step, status stopped)
+ *   POST /api/runs/<name>/resume        continues a stopped run from its checkpoint (`latentlab train --resume`)
  *   POST /api/train                     starts `latentlab train --out RUNS_DIR/<name> ...` (see train-request.ts)
- *   GET  /runs/<name>/<file>            a run's data files (safetensors, JSON, metrics, pictures), nothing else
+ *   GET  /runs/<name>/<file>            a run's public files (the run-folder module's list: JSON, metrics, weights, live weights, latents, snapshots, pictures)
  */
 import { existsSync } from 'node:fs';
 import type http from 'node:http';
@@ -20,7 +21,7 @@ import type { EventHub } from './events.js';
 import { HttpError, readJsonBody, sendFile, sendJson, setHeaders } from './http.js';
 import type { Jobs } from './jobs.js';
 import type { RunView } from './run-view.js';
-import { RUN_FILE_RE, inside, realOrNull, type RunsFolder } from './runs.js';
+import { inside, isRunFile, realOrNull, type RunsFolder } from './runs.js';
 import { checkOrigin } from './security.js';
 import { parseTrainRequest, type TrainRequest } from './train-request.js';
 
@@ -90,7 +91,7 @@ function getRunFile(c: Ctx, r: Req): void {
   const name = r.params.name;
   const dir = runDir(c, name);
   const rel = r.rest.join('/');
-  if (!RUN_FILE_RE.test(rel)) throw new HttpError(404, `not a run file: ${rel}`);
+  if (!isRunFile(rel)) throw new HttpError(404, `not a run file: ${rel}`);
   const file = dir ? c.runs.file(dir, rel) : null;
   if (!file) throw new HttpError(404, `${name}/${rel}: not found`);
   sendFile(r.req, r.res, file, 'no-store');
@@ -112,11 +113,14 @@ function getRuns(c: Ctx, r: Req): void {
 function getRun(c: Ctx, r: Req): void {
   const name = r.params.name;
   const dir = runDir(c, name);
+  const summary = c.view.summary(name, dir, true);
+  const metrics = dir ? c.runs.metrics(dir) : { value: [], problem: null };
   sendJson(r.res, 200, {
-    ...c.view.summary(name, dir),
-    metrics: dir ? c.runs.metrics(dir) : [],
+    ...summary,
+    problems: [...summary.problems as string[], ...(metrics.problem ? [metrics.problem] : [])],
+    metrics: metrics.value ?? [],
     snapshotSteps: dir ? c.runs.snapshotSteps(dir) : [],
-    hasSnapshotLabels: !!dir && c.runs.has(dir, 'snapshots/labels.safetensors'),
+    hasSnapshotLabels: !!dir && c.runs.readable(dir, 'snapshots/labels.safetensors') !== null,
   });
 }
 
@@ -133,6 +137,22 @@ async function postStop(c: Ctx, r: Req): Promise<void> {
   await readJsonBody(r.req, c.maxBody);
   if (!c.jobs.stop(name)) throw new HttpError(409, `run '${name}' is not a training run started here (runs started from the CLI stop with Ctrl-C there)`);
   sendJson(r.res, 202, { name, status: 'finishing' });
+}
+
+async function postResume(c: Ctx, r: Req): Promise<void> {
+  const name = r.params.name;
+  const dir = runDir(c, name);
+  await readJsonBody(r.req, c.maxBody);
+  if (!dir) throw new HttpError(409, `run '${name}' has no folder yet`);
+  if (!existsSync(c.cliPath)) throw new HttpError(503, `${c.cliPath} not found: build the CLI first (npm run build)`);
+  const status = c.view.status(name, dir);
+  if (status !== 'stopped' && status !== 'failed') throw new HttpError(409, `run '${name}' is ${status}: only a stopped run is resumed`);
+  const ckpt = c.runs.checkpointStep(dir);
+  if (ckpt.value === null) throw new HttpError(409, ckpt.problem ?? `run '${name}' has no checkpoint to resume from`);
+  const running = c.jobs.active();
+  if (running >= c.maxJobs) throw new HttpError(409, `${running} training run${running > 1 ? 's are' : ' is'} going on already (at most ${c.maxJobs} at once)`);
+  c.jobs.resume(name, dir);
+  sendJson(r.res, 202, { name, status: 'starting', fromStep: ckpt.value });
 }
 
 async function postTrain(c: Ctx, r: Req): Promise<void> {
@@ -162,6 +182,7 @@ export const ROUTES: readonly Route[] = [
   route('GET', '/api/runs/:name', getRun),
   route('GET', '/api/runs/:name/events', getEvents),
   route('POST', '/api/runs/:name/stop', postStop),
+  route('POST', '/api/runs/:name/resume', postResume),
   route('POST', '/api/train', postTrain),
 ];
 

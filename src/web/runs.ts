@@ -1,21 +1,25 @@
 /**
- * The server's only reader of run folders. Every file is opened through `file()`: a name from a fixed
- * list, resolved with realpath, and used only when it is a regular file (or folder) whose real path
- * lies inside the runs folder, so a symlink cannot lead out. When the run-folder module of
- * src/lab/run/ lands, this is the one place to point at it.
+ * The server's only way to run folders. A run's files are read through the run-folder module
+ * (src/lab/run/folder.ts: config.json, status.json, metrics.jsonl and its tail reader, checkpoint,
+ * snapshots), and only after this file has checked them: a name from the module's list, resolved
+ * with realpath, used only when it is a regular file (or folder) whose real path lies inside the runs
+ * folder, so a symlink cannot lead out. What cannot be read becomes one line naming the file and
+ * what is wrong (a "problem"), never a silent gap.
  */
-import { closeSync, existsSync, openSync, readFileSync, readSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
+import { readFileSync, readdirSync, realpathSync, statSync, type Stats } from 'node:fs';
 import path from 'node:path';
+import { loadSafetensors } from '../engine/state.js';
+import { parseRunConfig } from '../lab/run/config.js';
+import { RUN_FILES, RunFolder, isPublicRunFile, type MetricsLine, type RunFileRole, type RunResult, type RunStatus as FolderStatus } from '../lab/run/folder.js';
 import { HttpError } from './http.js';
 
 /** A run name: one path segment, no dot first (so no `..`, no hidden files). */
 export const RUN_NAME_RE = /^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$/;
 
-/** The files of a run folder that may be read over HTTP. */
-export const RUN_FILE_RE = /^(config\.json|result\.json|metrics\.jsonl|model\.safetensors|latents\.safetensors|train-latents\.safetensors|[A-Za-z0-9_-]+\.(?:png|gif)|snapshots\/labels\.safetensors|snapshots\/step-\d{7}\.safetensors)$/;
+/** May `rel` be served over HTTP (the run-folder module's list of public files)? */
+export const isRunFile = isPublicRunFile;
 
-export const METRICS_FILE = 'metrics.jsonl';
-const SNAPSHOT_RE = /^step-(\d{7})\.safetensors$/;
+export type { MetricsLine };
 
 /** Is `p` the folder `root` or inside it (both real paths)? */
 export function inside(root: string, p: string): boolean {
@@ -26,18 +30,8 @@ export function realOrNull(p: string): string | null {
   try { return realpathSync(p); } catch { return null; }
 }
 
-/** One line from a metrics.jsonl, as the trainer writes it. */
-export interface MetricLine { step: number; epoch?: number; loss?: number; testLoss?: number; [k: string]: unknown }
-
-/** Complete, non-blank lines of `text` that parse as JSON (a line being written elsewhere is skipped). */
-export function parseMetricLines(text: string): MetricLine[] {
-  const out: MetricLine[] = [];
-  for (const l of text.split('\n')) {
-    if (!l.trim()) continue;
-    try { out.push(JSON.parse(l) as MetricLine); } catch { /* torn or broken: skip */ }
-  }
-  return out;
-}
+/** A value read from a run file, or the one line saying why it could not be. */
+export interface Read<T> { value: T | null; problem: string | null }
 
 export class RunsFolder {
   /** The real path of the runs folder. */
@@ -51,8 +45,6 @@ export class RunsFolder {
 
   /** The folder a new run `name` gets (not checked: it may not exist yet). */
   newRunPath(name: string): string { return path.join(this.root, name); }
-
-  exists(name: string): boolean { return existsSync(path.join(this.root, name)); }
 
   /**
    * The real folder of run `name`: a valid name and a folder inside the runs folder; null when it
@@ -94,50 +86,73 @@ export class RunsFolder {
     try { return this.file(dir, rel, kind); } catch { return null; }
   }
 
-  has(dir: string, rel: string): boolean { return this.readable(dir, rel) !== null; }
+  /** Does the run have this file (a checked regular file)? */
+  has(dir: string, role: RunFileRole): boolean { return this.readable(dir, RUN_FILES[role], role === 'snapshots' ? 'dir' : 'file') !== null; }
 
-  mtimeMs(dir: string, rel: string, kind: 'file' | 'dir' = 'file'): number {
-    const f = this.readable(dir, rel, kind);
+  /** The mtime of a run file (0: none); used to notice new live weights and to sort runs, never for a status. */
+  mtimeMs(dir: string, role: RunFileRole): number {
+    const f = this.readable(dir, RUN_FILES[role], role === 'snapshots' ? 'dir' : 'file');
     try { return f ? statSync(f).mtimeMs : 0; } catch { return 0; }
   }
 
-  readJson(dir: string, rel: string): Record<string, unknown> | null {
-    const f = this.readable(dir, rel);
-    if (!f) return null;
+  /** The run-folder module's handle on a checked run folder. */
+  folder(dir: string): RunFolder { return RunFolder.at(dir); }
+
+  /** One line about a run file, with the run folder's path taken out of the module's message. */
+  private problem(dir: string, role: RunFileRole, e: unknown): string {
+    const name = RUN_FILES[role];
+    let msg = ((e as Error).message ?? String(e)).split('\n')[0];
+    msg = msg.split(dir + path.sep).join('');
+    return msg.startsWith(name) ? msg : `${name}: ${msg}`;
+  }
+
+  /**
+   * Reads one file through the module after the checks above: missing is no problem (value null), a
+   * file that leads outside the runs folder or that the module refuses is one.
+   */
+  private via<T>(dir: string, role: RunFileRole, read: (f: RunFolder) => T | null): Read<T> {
+    const name = RUN_FILES[role];
     try {
-      const v = JSON.parse(readFileSync(f, 'utf8')) as unknown;
-      return v && typeof v === 'object' && !Array.isArray(v) ? v as Record<string, unknown> : null;
-    } catch { return null; }
+      if (!this.file(dir, name, role === 'snapshots' ? 'dir' : 'file')) return { value: null, problem: null };
+    } catch {
+      return { value: null, problem: `${name}: leads outside the runs folder (not read)` };
+    }
+    try { return { value: read(this.folder(dir)), problem: null }; } catch (e) { return { value: null, problem: this.problem(dir, role, e) }; }
   }
 
-  metrics(dir: string): MetricLine[] {
-    const f = this.readable(dir, METRICS_FILE);
-    if (!f) return [];
-    try { return parseMetricLines(readFileSync(f, 'utf8')); } catch { return []; }
+  /** config.json as recorded, checked by the training schema (errors name the key). */
+  config(dir: string): Read<Record<string, unknown>> {
+    return this.via(dir, 'config', (f) => {
+      const rec = f.readConfigRecord();
+      parseRunConfig(rec, f.file('config'));
+      return rec;
+    });
   }
 
-  snapshotSteps(dir: string): number[] {
-    const sd = this.readable(dir, 'snapshots', 'dir');
-    if (!sd) return [];
-    return readdirSync(sd).map((f) => SNAPSHOT_RE.exec(f)).filter((m): m is RegExpExecArray => !!m)
-      .map((m) => Number(m[1])).sort((a, b) => a - b);
+  /** status.json (a "running" run whose process is gone reads as failed). */
+  status(dir: string): Read<FolderStatus> { return this.via(dir, 'status', (f) => f.status()); }
+
+  result(dir: string): Read<RunResult> { return this.via(dir, 'result', (f) => f.readResult()); }
+
+  /** Every complete metrics line; a broken line is a problem (and no lines). */
+  metrics(dir: string): Read<MetricsLine[]> { return this.via(dir, 'metrics', (f) => f.readMetrics()); }
+
+  /** The metrics lines appended after byte `offset` (the module's tail reader). */
+  tailMetrics(dir: string, offset: number): Read<{ lines: MetricsLine[]; offset: number; reset: boolean }> {
+    return this.via(dir, 'metrics', (f) => f.tailMetrics(offset));
   }
 
-  /** The step of the run's checkpoint, read from its safetensors header alone. */
-  checkpointStep(dir: string): number | null {
-    const f = this.readable(dir, 'checkpoint.safetensors');
-    if (!f) return null;
-    let fd: number | null = null;
-    try {
-      fd = openSync(f, 'r');
-      const head = Buffer.alloc(8);
-      if (readSync(fd, head, 0, 8, 0) !== 8) return null;
-      const n = Number(head.readBigUInt64LE(0));
-      if (n <= 0 || n > 50_000_000) return null;
-      const json = Buffer.alloc(n);
-      readSync(fd, json, 0, n, 8);
-      const step = Number((JSON.parse(json.toString('utf8')) as { __metadata__?: { step?: unknown } }).__metadata__?.step);
-      return Number.isInteger(step) ? step : null;
-    } catch { return null; } finally { if (fd !== null) closeSync(fd); }
+  snapshotSteps(dir: string): number[] { return this.via(dir, 'snapshots', (f) => f.snapshotSteps()).value ?? []; }
+
+  /** The checkpoint's step from its header; a checkpoint whose header cannot be read is a problem. */
+  checkpointStep(dir: string): Read<number> {
+    const r = this.via(dir, 'checkpoint', (f) => f.checkpointStep());
+    if (r.problem || !this.has(dir, 'checkpoint')) return r;
+    return r.value === null ? { value: null, problem: `${RUN_FILES.checkpoint}: its header cannot be read (not a whole safetensors file, or no step)` } : r;
+  }
+
+  /** Reads a whole weights file (the checkpoint through the module, the model as safetensors): null or its problem. */
+  weightsProblem(dir: string, role: 'checkpoint' | 'model'): string | null {
+    return this.via(dir, role, (f) => (role === 'checkpoint' ? f.readCheckpoint() : loadSafetensors(readFileSync(f.file('model')), f.file('model')))).problem;
   }
 }

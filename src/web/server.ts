@@ -3,10 +3,12 @@
  * The routes are listed in routes.ts; this file puts the parts together:
  *
  *   routes.ts         one function per route, and the table that maps requests to them
- *   runs.ts           the only reader of run folders (regular files inside the runs folder, nothing else)
- *   run-view.ts       a run's status and summary (its folder plus this server's jobs)
- *   events.ts         server-sent events: one watcher per run, tailing metrics.jsonl from its last offset
- *   jobs.ts           training runs started here (spawn, Stop, keep a stopped run)
+ *   runs.ts           the only way to run folders: checks each file (regular, inside the runs folder), then
+ *                     reads it through the run-folder module (src/lab/run/folder.ts); unreadable files are problems
+ *   run-view.ts       a run's status (status.json, and this server's jobs), progress and summary
+ *   events.ts         server-sent events: one watcher per run, the module's metrics tail from the last offset,
+ *                     new snapshots, new live weights
+ *   jobs.ts           training runs started here (spawn, --resume, Stop)
  *   train-request.ts  the one check of a training request (the CLI's validator plus this machine's bounds)
  *   security.ts       Host (no DNS rebinding, on every bind) and Origin (POSTs from this server's pages)
  *   http.ts           headers (COOP/COEP for the wasm backend's shared memory, CSP, CORP, nosniff), bodies
@@ -93,7 +95,7 @@ export async function startServer(opts: ServeOptions): Promise<WebServer> {
   const log = opts.log ?? (() => {});
   const cliPath = opts.cliPath ?? path.join(root, 'dist', 'cli', 'main.js');
   const jobs = new Jobs({ runs, cliPath, dataDir: opts.dataDir, log });
-  const view = new RunView(runs, jobs);
+  const view = new RunView(runs, jobs, () => existsSync(cliPath));
   const events = new EventHub(runs, view, opts.maxViewers ?? 32);
   const ctx: Ctx = {
     runs, view, jobs, events, appDir, cliPath,

@@ -1,17 +1,19 @@
 /**
  * A training request from the page ({name?, settings: {...}, testLimit?}), checked at the edge before
  * anything is spawned: only known keys (a null-prototype copy, so `__proto__` and friends are
- * refused), values read like the CLI reads its flags, then the CLI's own validator
- * (`resolveTrainConfig` of src/lab/run/config.ts), then the bounds of a server that trains on this
- * machine (threads at most the cores, a batch at most the training set, ...). `checkWebTrainConfig`
- * is the one place the server validates a training configuration.
+ * refused), values read like the CLI reads its flags, then the training schema's own validator
+ * (`parseTrainSettings` of src/lab/run/config.ts, the zod schema every flag, --config file and
+ * config.json goes through), the CLI's resolution (`resolveTrainConfig`: defaults, settings that
+ * must go together), then the bounds of a server that trains on this machine (threads at most the
+ * cores, a batch at most the training set, ...). `checkWebTrainConfig` is the one place the server
+ * validates a training configuration.
  */
 import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { DATASETS } from '../lab/data/datasets.js';
 import { parseLatent } from '../lab/models/autoencoder.js';
-import { STUDY_LATENT_MAP, flagOf, resolveTrainConfig, type TrainConfig } from '../lab/run/config.js';
+import { FROM_FLAGS, STUDY_LATENT_MAP, flagOf, parseTrainSettings, resolveTrainConfig, type TrainConfig } from '../lab/run/config.js';
 import { RUN_NAME_RE } from './runs.js';
 
 type Kind = 'num' | 'int' | 'str' | 'bool' | 'latent';
@@ -29,8 +31,6 @@ const REQUEST_KEYS = new Set(['name', 'settings', 'testLimit']);
 
 /** What a server on this machine allows beyond the CLI's rules. */
 export const WEB_LIMITS = {
-  /** Largest latent width (a 1,000,000-wide latent would allocate gigabytes). */
-  maxLatent: 1024,
   /** Snapshots cost a pass over the test subset: at least this many steps apart. */
   minSnapshotEvery: 10,
   /** Training steps one request may ask for. */
@@ -54,11 +54,11 @@ function fail(flag: string, expected: string, got: unknown): never {
  * machine's bounds. Throws one line naming the flag.
  */
 export function checkWebTrainConfig(flags: Partial<TrainConfig>, cores: number): TrainConfig {
-  const config = resolveTrainConfig({}, flags);
+  if (typeof flags.threads === 'number' && flags.threads > cores) fail('--threads', `at most ${cores} (the cores of this machine)`, flags.threads);
+  // the schema's validator (types and bounds, one line naming the flag), then the CLI's resolution
+  const config = resolveTrainConfig({}, parseTrainSettings(flags, FROM_FLAGS));
   const train = DATASETS[config.dataset].counts.train;
-  if (config.threads !== undefined && config.threads > cores) fail('--threads', `at most ${cores} (the cores of this machine)`, config.threads);
   if (config.batchSize > train) fail('--batch-size', `at most ${train} (the ${config.dataset} training set)`, config.batchSize);
-  if (typeof config.latent === 'number' && config.latent > WEB_LIMITS.maxLatent) fail('--latent', `at most ${WEB_LIMITS.maxLatent} or 'conv'`, config.latent);
   if (config.snapshotEvery !== 0 && config.snapshotEvery < WEB_LIMITS.minSnapshotEvery)
     fail('--snapshot-every', `0 (no snapshots) or at least ${WEB_LIMITS.minSnapshotEvery} steps`, config.snapshotEvery);
   const steps = Math.min(config.maxSteps ?? Infinity, config.epochs * Math.floor(train / config.batchSize));

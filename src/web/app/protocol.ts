@@ -9,7 +9,7 @@ export type WorkerRequest =
 
 export type WorkerResponse =
   | { id: number; ok: true; type: 'init'; backend: string; threads: number; relaxed: boolean; note?: string }
-  | { id: number; ok: true; type: 'load'; latentDim: number; latentShape: number[]; ms: number }
+  | { id: number; ok: true; type: 'load'; latentDim: number; latentShape: number[]; ms: number; step: number | null }
   | { id: number; ok: true; type: 'decode'; images: Float32Array; ms: number }
   | { id: number; ok: true; type: 'encode'; z: Float32Array; ms: number }
   | { id: number; ok: false; error: string };

@@ -10,6 +10,14 @@ import { dataRange, type Transform } from '../../viz/axes.js';
 export interface RunSummary {
   name: string; status: string; config: Record<string, unknown> | null; result: Record<string, unknown> | null;
   hasModel?: boolean; hasLatents?: boolean; ownJob?: boolean; error?: string;
+  /** Where the run is (status.json): the step reached, the steps planned, the checkpoint's step. */
+  progress?: { step: number | null; totalSteps: number | null; checkpointStep: number | null; perEpoch?: number | null } | null;
+  /** live.safetensors is there (a run training), and its mtime. */
+  hasLive?: boolean; liveMtime?: number | null;
+  /** A stopped run with a checkpoint that this server can continue (Resume). */
+  canResume?: boolean;
+  /** Files of the run that cannot be read, one line each ("config.json: not JSON (...)"). */
+  problems?: string[];
 }
 export interface RunDetail extends RunSummary { metrics: MetricLine[]; snapshotSteps: number[]; hasSnapshotLabels: boolean }
 export interface MetricLine { step: number; epoch: number; loss?: number; recon?: number; latent?: number; testLoss?: number; lr?: number; samplesPerSec?: number }
@@ -44,10 +52,38 @@ export const state = {
   hover: null as { x: number; y: number } | null,
   metrics: [] as MetricLine[],
   lastSnap: -1,
-  mode: 'pan' as 'pan' | 'box',
+  mode: 'pan' as 'pan' | 'box' | 'scrub',
   /** The user zoomed or panned: new snapshots keep the view. */
   userView: false,
+  /**
+   * The weights the worker decodes with: their file, their training step (null: not recorded) and,
+   * for live weights, when the trainer published them (the file's mtime, ms since the epoch) and
+   * when the first decode with them was shown.
+   */
+  weights: null as { file: string; step: number | null; publishedAt: number | null; heardAt?: number; loadedAt?: number; firstDecodeAt: number | null } | null,
 };
+
+/** Live-decode latencies measured on this page (ms from publication to the first decode shown), for tests and the note. */
+export const liveLatencies: number[] = [];
+/** The same, split: publication → event heard, → weights loaded in the worker, → first decode shown (ms). */
+export const liveTimings: { heard: number; loaded: number; decoded: number }[] = [];
+
+/**
+ * Marks a canvas as painted with the current weights (data-weights: their step) and, the first time
+ * after live weights were swapped in, records the latency from their publication to this decode.
+ */
+export function paintedWithWeights(canvas: HTMLElement): void {
+  const w = state.weights;
+  canvas.dataset.weights = w ? `${w.file}@${w.step ?? ''}` : '';
+  if (!w || w.publishedAt === null || w.firstDecodeAt !== null) return;
+  w.firstDecodeAt = Date.now();
+  const ms = w.firstDecodeAt - w.publishedAt;
+  liveLatencies.push(ms);
+  liveTimings.push({ heard: (w.heardAt ?? NaN) - w.publishedAt, loaded: (w.loadedAt ?? NaN) - w.publishedAt, decoded: ms });
+  document.body.dataset.liveTimings = JSON.stringify(liveTimings);
+  document.body.dataset.liveLatency = String(Math.round(ms));
+  document.body.dataset.liveLatencies = liveLatencies.map((v) => Math.round(v)).join(',');
+}
 
 /**
  * What changed: `plane` the points or the view, `overlay` the marks on the plane (pins, box, hover,
@@ -80,6 +116,7 @@ export function beginRun(name: string, keepView: boolean): number {
   state.modelReady = false;
   state.lastSnap = -1;
   state.latentDim = 0;
+  state.weights = null;
   if (!same) {
     state.run = null;
     state.metrics = [];

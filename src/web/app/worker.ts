@@ -2,7 +2,8 @@
  * The model worker: latentlab's own engine in a dedicated Worker. The decoder and the encoder run on
  * the wasm backend (SIMD kernels on a shared WebAssembly.Memory; its thread pool is nested workers
  * that block in Atomics.wait, which a worker may do), or on the reference backend when the page is not
- * cross-origin isolated or WebAssembly threads are missing. Weights come from the run's model.safetensors.
+ * cross-origin isolated or WebAssembly threads are missing. Weights come from the run's model.safetensors,
+ * or live.safetensors while it trains (loaded into the same model: no new memory per swap).
  */
 import { ReferenceBackend } from '../../engine/kernels/reference.js';
 import type { Backend } from '../../engine/kernels/index.js';
@@ -51,7 +52,7 @@ async function load(req: Extract<WorkerRequest, { type: 'load' }>): Promise<Work
   const t0 = performance.now();
   const res = await fetch(req.url, { cache: 'no-store' });
   if (!res.ok) throw new Error(`${req.url}: ${res.status} ${res.statusText}`);
-  const { tensors } = loadSafetensors(new Uint8Array(await res.arrayBuffer()), req.url);
+  const { tensors, metadata } = loadSafetensors(new Uint8Array(await res.arrayBuffer()), req.url);
   let sd: StateDict = tensors;
   if ([...tensors.keys()].some((k) => k.startsWith('model.')))
     sd = new Map([...tensors].filter(([k]) => k.startsWith('model.')).map(([k, v]) => [k.slice(6), v]));
@@ -69,7 +70,8 @@ async function load(req: Extract<WorkerRequest, { type: 'load' }>): Promise<Work
   m.eval();
   model = m;
   modelKey = key;
-  return { id: req.id, ok: true, type: 'load', latentDim: m.latentDim, latentShape: m.latentShape, ms: performance.now() - t0 };
+  const step = Number(metadata.step);
+  return { id: req.id, ok: true, type: 'load', latentDim: m.latentDim, latentShape: m.latentShape, ms: performance.now() - t0, step: Number.isInteger(step) ? step : null };
 }
 
 self.addEventListener('message', (e: MessageEvent<WorkerRequest>) => {

@@ -1,7 +1,7 @@
 /** The decoded image under the pointer, and the pinned points. */
 import { $, clearCanvas, el, paintDigit, showError } from '../dom.js';
 import { model } from '../model-client.js';
-import { emit, fromPlane, on, state } from '../store.js';
+import { emit, fromPlane, on, paintedWithWeights, state } from '../store.js';
 import { IMAGE_H, IMAGE_W } from '../../../lab/data/image.js';
 
 const decoded = $<HTMLCanvasElement>('decoded');
@@ -23,6 +23,7 @@ export async function hoverDecode(x: number, y: number): Promise<void> {
       if (token !== state.token) break;
       paintDigit(decoded, images);
       decoded.dataset.run = state.runName;
+      paintedWithWeights(decoded);
       $('decoded-z').textContent = `z = [${Array.from(z.slice(0, 8), (v) => v.toFixed(2)).join(', ')}${z.length > 8 ? ', …' : ''}]`;
       $('decode-time').textContent = `decoded in ${ms.toFixed(1)} ms`;
     }
@@ -63,6 +64,8 @@ export function mountDecoded(): void {
   $('pins-clear').addEventListener('click', () => { state.pins = []; emit('pins', 'overlay'); });
   on('pins', renderPins);
   on('mapping', () => { if (state.hover) void hoverDecode(state.hover.x, state.hover.y); });
+  // new weights (a run training): the point under the pointer is decoded again with them
+  on('model', () => { if (state.modelReady && state.hover) void hoverDecode(state.hover.x, state.hover.y); });
   on('reset', () => {
     hoverNext = null;
     clearCanvas(decoded);

@@ -2,7 +2,7 @@
 import { mnistFromPixels } from '../../../lab/data/preprocess.js';
 import { $, clearCanvas, paintDigit, showError } from '../dom.js';
 import { model } from '../model-client.js';
-import { emit, on, state, toPlane } from '../store.js';
+import { emit, on, paintedWithWeights, state, toPlane } from '../store.js';
 
 const pad = $<HTMLCanvasElement>('pad');
 const padCtx = pad.getContext('2d', { willReadFrequently: true })!;
@@ -48,6 +48,7 @@ async function encodePad(): Promise<void> {
       if (token !== state.token) return;
       paintDigit(recon, images);
       recon.dataset.run = state.runName;
+      paintedWithWeights(recon);
       state.drawn = toPlane(z);
       $('drawn-z').textContent = `drawn: z = [${Array.from(z.slice(0, 6), (v) => v.toFixed(2)).join(', ')}${z.length > 6 ? ', …' : ''}]`;
       emit('overlay');

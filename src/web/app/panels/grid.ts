@@ -2,7 +2,7 @@
 import { drawImageGrid } from '../../../viz/grid.js';
 import { $, clearCanvas, fitCanvas, fmt } from '../dom.js';
 import { model } from '../model-client.js';
-import { fromPlane, latentDim, on, state } from '../store.js';
+import { fromPlane, latentDim, on, paintedWithWeights, state } from '../store.js';
 import { IMAGE_H, IMAGE_W } from '../../../lab/data/image.js';
 
 const canvas = $<HTMLCanvasElement>('grid');
@@ -34,13 +34,14 @@ export async function decodeGrid(): Promise<void> {
   drawImageGrid(ctx, images, g, g, IMAGE_H, IMAGE_W, { x: 0, y: 0, width: side, height: side }, { gap: Math.max(1, Math.round(dpr)) });
   canvas.dataset.cells = String(g * g);
   canvas.dataset.run = state.runName;
+  paintedWithWeights(canvas);
   $('grid-caption').textContent = `${g}×${g} decoded over x ${fmt(x0, 2)}…${fmt(x1, 2)}, y ${fmt(y0, 2)}…${fmt(y1, 2)} (${ms.toFixed(0)} ms)`;
 }
 
 export function mountGrid(): void {
   sizeInput.addEventListener('change', () => void decodeGrid());
   on('mapping', () => { if (state.box) void decodeGrid(); });
-  // new weights of the same run (a checkpoint while it trains): the grid follows them
+  // new weights of the same run (published while it trains): the grid follows them
   on('model', () => { if (state.modelReady && state.box) void decodeGrid(); });
   on('reset', () => {
     clearCanvas(canvas);

@@ -1,7 +1,9 @@
 /**
  * The latent plane: the scatter (plane canvas), the marks over it (overlay canvas: pins, box, drawn
  * digit, generated point, hover), the legend, the sliders of a PCA plane, and the interaction
- * (hover, click to pin, drag to pan, box drag, wheel and keys to zoom and pan).
+ * (hover, click to pin, drag to pan, box drag, wheel and keys to zoom and pan). Everything is pointer
+ * events, so a finger works like the mouse: Scrub mode (the default on a touch screen) decodes under a
+ * dragged finger, a tap pins, Box mode drags a box.
  */
 import { labelColor } from '../../../viz/palette.js';
 import { drawScatter } from '../../../viz/scatter.js';
@@ -13,7 +15,7 @@ import { decodeGrid } from './grid.js';
 const plane = $<HTMLCanvasElement>('plane');
 const overlay = $<HTMLCanvasElement>('overlay');
 
-interface Drag { id: number; kind: 'pan' | 'box'; x0: number; y0: number; x: number; y: number; moved: boolean; view0: View }
+interface Drag { id: number; kind: 'pan' | 'box' | 'scrub'; x0: number; y0: number; x: number; y: number; moved: boolean; view0: View }
 let drag: Drag | null = null;
 
 // ------------------------------------------------------------------------------------------ drawing
@@ -49,6 +51,7 @@ function drawPlaneNow(): void {
     state.T = null;
     overlay.dataset.points = '0';
     overlay.dataset.run = '';
+    delete overlay.dataset.plot;
     drawOverlay();
     return;
   }
@@ -58,6 +61,8 @@ function drawPlaneNow(): void {
   }, { x: 0, y: 0, width: w, height: h });
   overlay.dataset.points = String(l.n);
   overlay.dataset.run = state.runName;
+  // the plot area in CSS pixels of the canvas (tests and touch users aim inside it)
+  overlay.dataset.plot = [state.T.plot.x, state.T.plot.y, state.T.plot.width, state.T.plot.height].map((v) => Math.round(v)).join(',');
   drawOverlay();
 }
 
@@ -211,6 +216,20 @@ function endDrag(e: PointerEvent, cancel: boolean): void {
   }
 }
 
+/** Decodes the point under the pointer (hover, or a finger scrubbing). */
+function scrubTo(p: { x: number; y: number }): void {
+  const T = state.T;
+  if (!T) return;
+  state.hover = { x: T.fromPx(p.x), y: T.fromPy(p.y) };
+  drawOverlay();
+  void hoverDecode(state.hover.x, state.hover.y);
+}
+
+function setMode(m: 'pan' | 'box' | 'scrub'): void {
+  state.mode = m;
+  for (const r of document.querySelectorAll<HTMLInputElement>('input[name="mode"]')) r.checked = r.value === m;
+}
+
 /** Wires the plane's canvases, toolbar and topics. */
 export function mountPlane(): void {
   overlay.addEventListener('pointerdown', (e) => {
@@ -219,8 +238,9 @@ export function mountPlane(): void {
     if (!inPlot(p)) return;
     e.preventDefault();
     overlay.focus({ preventScroll: true });
-    drag = { id: e.pointerId, kind: state.mode === 'box' || e.shiftKey ? 'box' : 'pan', x0: p.x, y0: p.y, x: p.x, y: p.y, moved: false, view0: { x: [...state.view!.x], y: [...state.view!.y] } };
+    drag = { id: e.pointerId, kind: state.mode === 'box' || e.shiftKey ? 'box' : state.mode, x0: p.x, y0: p.y, x: p.x, y: p.y, moved: false, view0: { x: [...state.view!.x], y: [...state.view!.y] } };
     overlay.setPointerCapture(e.pointerId);
+    if (drag.kind === 'scrub') scrubTo(p);
   });
 
   overlay.addEventListener('pointermove', (e) => {
@@ -238,12 +258,11 @@ export function mountPlane(): void {
         state.userView = true;
         drawPlane();
       } else if (drag.kind === 'box') drawOverlay();
+      else if (drag.kind === 'scrub' && inPlot(p)) scrubTo(p);
       return;
     }
     if (e.pointerType === 'touch' || !inPlot(p)) return;
-    state.hover = { x: T.fromPx(p.x), y: T.fromPy(p.y) };
-    drawOverlay();
-    void hoverDecode(state.hover.x, state.hover.y);
+    scrubTo(p);
   });
 
   overlay.addEventListener('pointerup', (e) => endDrag(e, false));
@@ -280,7 +299,9 @@ export function mountPlane(): void {
   $('zoom-out').addEventListener('click', () => zoom(1.25));
   $('zoom-reset').addEventListener('click', () => { resetView(); drawPlane(); });
   for (const r of document.querySelectorAll<HTMLInputElement>('input[name="mode"]'))
-    r.addEventListener('change', () => { if (r.checked) state.mode = r.value as 'pan' | 'box'; });
+    r.addEventListener('change', () => { if (r.checked) state.mode = r.value as 'pan' | 'box' | 'scrub'; });
+  // a finger cannot hover: on a touch screen dragging decodes (Scrub) unless Pan or Box is chosen
+  if (matchMedia('(pointer: coarse)').matches) setMode('scrub');
 
   on('plane', drawPlane);
   on('overlay', drawOverlay);

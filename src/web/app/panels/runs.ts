@@ -22,6 +22,7 @@ function runMeta(r: RunSummary): string {
     if (typeof res.testMse === 'number') parts.push(`MSE ${res.testMse.toFixed(4)}`);
     if (res.stopped === true) parts.push('stopped early');
   } else if (typeof c.totalSteps === 'number') parts.push(`${c.totalSteps} steps planned`);
+  if (r.problems?.length) parts.push(`cannot read ${r.problems.length === 1 ? 'a file' : `${r.problems.length} files`}`);
   return parts.join(' · ');
 }
 
@@ -56,6 +57,10 @@ function renderRunInfo(): void {
   dl.replaceChildren();
   tb.replaceChildren();
   details.hidden = !r;
+  const problem = $('run-problem');
+  const problems = r?.problems ?? [];
+  problem.hidden = !problems.length;
+  problem.textContent = problems.join('\n');
   if (!r) return;
   const c = r.config ?? {}, res = r.result ?? {};
   const fig: [string, unknown][] = [
@@ -77,17 +82,49 @@ function parseLatents(bytes: Uint8Array, source: string): Latents {
   return { z: z.data as Float32Array, n: z.shape[0], dim: z.shape[1], labels: Uint8Array.from(lab.data as ArrayLike<number | bigint>, Number), source };
 }
 
-async function loadModel(r: RunDetail, token: number): Promise<void> {
-  if (!r.hasModel || !r.config) { state.modelReady = false; return; }
+/**
+ * Loads a run's weights into the worker: `file` is model.safetensors (the last checkpoint's weights)
+ * or live.safetensors (what the trainer publishes every few seconds; publishedAt: its mtime).
+ */
+async function loadModel(r: RunDetail, token: number, file = 'model.safetensors', publishedAt: number | null = null, heardAt?: number): Promise<void> {
+  if (!r.config || (file === 'model.safetensors' && !r.hasModel)) { state.modelReady = false; return; }
   await model.ready;
   const c = r.config;
-  const res = await model.call({ type: 'load', url: `/runs/${encodeURIComponent(r.name)}/model.safetensors`, config: { model: c.model as 'bn', latent: c.latent as number, activation: c.activation as 'leaky', latentActivation: c.latentActivation as 'leaky' } }) as Extract<WorkerResponse, { type: 'load' }>;
+  const res = await model.call({ type: 'load', url: `/runs/${encodeURIComponent(r.name)}/${file}`, config: { model: c.model as 'bn', latent: c.latent as number, activation: c.activation as 'leaky', latentActivation: c.latentActivation as 'leaky' } }) as Extract<WorkerResponse, { type: 'load' }>;
   if (token !== state.token) return;
   state.latentDim = res.latentDim;
   state.modelReady = true;
+  state.weights = { file, step: res.step, publishedAt, heardAt, loadedAt: Date.now(), firstDecodeAt: null };
   document.body.dataset.model = 'ready';
-  $('engine-status').textContent = `${model.note} · weights of ${r.name} loaded in ${res.ms.toFixed(0)} ms`;
+  document.body.dataset.weights = `${file}@${res.step ?? ''}`;
+  $('engine-status').textContent = `${model.note} · ${file === 'live.safetensors' ? `live weights of ${r.name}${res.step !== null ? ` at step ${res.step}` : ''}` : `weights of ${r.name}`} loaded in ${res.ms.toFixed(0)} ms`;
   emit('model');
+}
+
+/** Live weights: one load at a time, and only the newest publication is loaded after it. */
+let liveBusy = false;
+let liveNext: { name: string; mtime: number; token: number; heardAt: number } | null = null;
+async function loadLive(name: string, mtime: number, token: number): Promise<void> {
+  liveNext = { name, mtime, token, heardAt: Date.now() };
+  if (liveBusy) return;
+  liveBusy = true;
+  try {
+    while (liveNext) {
+      const job = liveNext;
+      liveNext = null;
+      if (job.token !== state.token || !state.run) continue;
+      try {
+        // a run opened before it wrote its config.json: its settings are needed to build the model
+        if (!state.run.config) {
+          const info = await getJson<RunDetail>(`/api/runs/${encodeURIComponent(job.name)}`);
+          if (job.token !== state.token || !state.run) continue;
+          state.run.config = info.config;
+          renderRunInfo();
+        }
+        await loadModel(state.run, job.token, 'live.safetensors', job.mtime, job.heardAt);
+      } catch { /* replaced meanwhile: the next publication will do */ }
+    }
+  } finally { liveBusy = false; }
 }
 
 async function loadSnapshot(name: string, step: number, token: number): Promise<void> {
@@ -102,6 +139,7 @@ async function loadSnapshot(name: string, step: number, token: number): Promise<
   // the latents move while training: follow them unless the user has zoomed or panned
   setLatents({ z: z.data as Float32Array, n: z.shape[0], dim: z.shape[1], labels, source: `snapshot at step ${step}` }, !first && state.userView);
   state.lastSnap = step;
+  document.body.dataset.snap = String(step);
 }
 
 function closeEvents(): void {
@@ -111,12 +149,12 @@ function closeEvents(): void {
 
 function watch(name: string, token: number): void {
   closeEvents();
-  const source = new EventSource(`/api/runs/${encodeURIComponent(name)}/events?from=${state.metrics.length}&snap=${state.lastSnap}`);
+  const source = new EventSource(`/api/runs/${encodeURIComponent(name)}/events?from=${state.metrics.length}&snap=${state.lastSnap}&weights=${state.weights?.file === 'live.safetensors' ? state.weights.publishedAt ?? 0 : 0}`);
   es = source;
   source.addEventListener('status', (e) => {
     if (token !== state.token) return;
-    const { status } = JSON.parse((e as MessageEvent).data) as { status: string };
-    if (state.run) { state.run.status = status; emit('run'); }
+    const { status, progress } = JSON.parse((e as MessageEvent).data) as { status: string; progress?: RunDetail['progress'] };
+    if (state.run) { state.run.status = status; if (progress !== undefined) state.run.progress = progress; emit('run'); }
     const item = state.runs.find((r) => r.name === name);
     if (item) { item.status = status; renderRunList(); }
   });
@@ -129,14 +167,19 @@ function watch(name: string, token: number): void {
   source.addEventListener('snapshot', (e) => {
     if (token !== state.token) return;
     const { step } = JSON.parse((e as MessageEvent).data) as { step: number };
-    void (async () => {
-      try {
-        await loadSnapshot(name, step, token);
-        // the latest checkpoint's weights, so hovering decodes with the model as it is now
-        const info = await getJson<RunDetail>(`/api/runs/${encodeURIComponent(name)}`);
-        if (token === state.token && info.hasModel && info.config) { state.run = { ...info, metrics: state.metrics }; await loadModel(state.run, token); }
-      } catch { /* the next snapshot will do */ }
-    })();
+    // the latents of the fixed test subset at this step: the scatter moves as the model learns
+    void loadSnapshot(name, step, token).catch(() => { /* the next snapshot will do */ });
+  });
+  source.addEventListener('problem', (e) => {
+    if (token !== state.token || !state.run) return;
+    const { message } = JSON.parse((e as MessageEvent).data) as { message: string };
+    const problems = state.run.problems ?? [];
+    if (!problems.includes(message)) { state.run.problems = [...problems, message]; renderRunInfo(); }
+  });
+  source.addEventListener('weights', (e) => {
+    if (token !== state.token) return;
+    const { mtime } = JSON.parse((e as MessageEvent).data) as { mtime: number };
+    void loadLive(name, mtime, token);
   });
   source.addEventListener('end', () => {
     closeEvents();
@@ -178,7 +221,9 @@ export async function openRun(name: string, keepView = false): Promise<void> {
       state.latents = null;
       await loadSnapshot(name, r.snapshotSteps.at(-1)!, token);
     } else setLatents(null);
-    await loadModel(r, token);
+    // a run training: the weights it published last, else its last checkpoint's
+    if (r.hasLive && ['training', 'starting'].includes(r.status)) await loadModel(r, token, 'live.safetensors', r.liveMtime ?? null);
+    else await loadModel(r, token);
   } catch (e) {
     if (token === state.token) showError(`run ${name}: ${(e as Error).message}`);
   }

@@ -1,32 +1,42 @@
 /** Training: the New-run form, the status line of the open run, and Stop. */
 import { $, el, fmt, getJson, postJson, showError } from '../dom.js';
-import { on, state } from '../store.js';
+import { progressText } from '../progress.js';
+import { on, state, type RunDetail } from '../store.js';
 import { openRun, refreshRuns } from './runs.js';
 
 const form = $<HTMLFormElement>('train-form');
 
-const STATUS_TEXT: Record<string, string> = {
-  done: 'finished', training: 'training…', starting: 'starting…', finishing: 'stopping: writing the latents of the last checkpoint…',
-  stopped: 'stopped (its last checkpoint is kept)', failed: 'failed', incomplete: 'incomplete (no weights)',
-};
+/** The step the open run has reached: its status, its last metrics line, or a finished run's result. */
+function runStep(r: RunDetail): number | null {
+  const cands = [r.progress?.step, state.metrics.at(-1)?.step, r.status === 'done' ? (r.result?.steps as number | undefined) : undefined]
+    .filter((v): v is number => typeof v === 'number' && Number.isFinite(v));
+  return cands.length ? Math.max(...cands) : null;
+}
 
 function renderStatus(): void {
   const r = state.run;
   const stop = $<HTMLButtonElement>('stop');
+  const resume = $<HTMLButtonElement>('resume');
   if (!r) {
     $('run-status').textContent = state.runName ? 'loading…' : '';
     $('train-status').textContent = '';
     stop.disabled = true;
+    resume.hidden = true;
     delete document.body.dataset.runStatus;
     return;
   }
   const st = r.status;
-  $('run-status').textContent = `${STATUS_TEXT[st] ?? st}${r.error ? `: ${r.error}` : ''}`;
+  const total = r.progress?.totalSteps ?? (typeof r.config?.totalSteps === 'number' ? r.config.totalSteps : null);
+  const perEpoch = r.progress?.perEpoch ?? (typeof r.config?.batchesPerEpoch === 'number' ? r.config.batchesPerEpoch : null);
+  const line = progressText({ status: st, step: runStep(r), totalSteps: total, perEpoch });
+  $('run-status').textContent = `${line}${r.error ? `: ${r.error}` : ''}`;
   const live = st === 'training' || st === 'starting';
   stop.disabled = !(live && r.ownJob);
-  const m = state.metrics.filter((l) => l.loss !== undefined).at(-1);
-  const total = (r.config?.totalSteps as number | undefined);
-  $('train-status').textContent = m ? `${STATUS_TEXT[st] ?? st} step ${m.step}${total ? ` of ${total}` : ''}, loss ${fmt(m.loss!, 4)}${m.samplesPerSec ? `, ${m.samplesPerSec} samples/s` : ''}` : STATUS_TEXT[st] ?? st;
+  resume.hidden = !r.canResume;
+  resume.disabled = !r.canResume;
+  const m = state.metrics.filter((l) => typeof l.loss === 'number').at(-1);
+  const extra = m && live ? ` · training loss ${fmt(m.loss!, 4)}${m.samplesPerSec ? ` · ${m.samplesPerSec} images/s` : ''}` : '';
+  $('train-status').textContent = line + extra;
   document.body.dataset.runStatus = st;
 }
 
@@ -75,8 +85,18 @@ export function mountTraining(): Promise<void> {
     $<HTMLButtonElement>('stop').disabled = true;
     try {
       await postJson(`/api/runs/${encodeURIComponent(r.name)}/stop`, {});
-      $('train-status').textContent = 'stopping: the run keeps its last checkpoint…';
+      $('train-status').textContent = 'stopping: writing a checkpoint at the current step…';
     } catch (e) { showError(`stop: ${(e as Error).message}`); }
+  });
+  $('resume').addEventListener('click', async () => {
+    const r = state.run;
+    if (!r) return;
+    $<HTMLButtonElement>('resume').disabled = true;
+    try {
+      await postJson(`/api/runs/${encodeURIComponent(r.name)}/resume`, {});
+      await refreshRuns();
+      await openRun(r.name, true);
+    } catch (e) { showError(`resume: ${(e as Error).message}`); $<HTMLButtonElement>('resume').disabled = false; }
   });
   on('run', renderStatus);
   on('metrics', renderStatus);
