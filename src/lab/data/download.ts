@@ -86,7 +86,7 @@ async function attempt(file: DatasetFile, url: string, dest: string, opts: Downl
   const idle = () => arm(idleMs, `stalled (no data for ${idleMs / 1000} s)`);
   const tmp = `${dest}.${process.pid}.${++tmpCounter}.part`;
   let bytes = 0;
-  let total: number | null = null;
+  let total: number | null;
   try {
     opts.onEvent?.({ type: 'connecting', file: file.name, url });
     arm(connectMs, `no answer within ${connectMs / 1000} s`);

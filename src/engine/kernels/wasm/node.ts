@@ -25,7 +25,7 @@ function enableRelaxedSimd(): void {
 
 export function nodeWorker(code: string): WorkerPort {
   const w = new Worker(code, { eval: true });
-  const listeners: [string, (...a: any[]) => void][] = [];
+  const listeners: [string, (...a: unknown[]) => void][] = [];
   return {
     postMessage: m => w.postMessage(m),
     onMessage: cb => { listeners.push(['message', cb]); w.on('message', cb); },
