@@ -10,7 +10,7 @@ import type { Backend } from '../engine/kernels/index.js';
 import { openRun, type Latents, type MetricsLine, type Run } from '../lab/run/run.js';
 import { RunFolder, type RunResult } from '../lab/run/folder.js';
 import { writeFileAtomic } from '../lab/run/atomic.js';
-import type { AutoEncoder } from '../lab/models/autoencoder.js';
+import type { LatentModel } from '../lab/models/family.js';
 import { project, type ProjectionMethod, type Projected } from '../lab/analysis/projection.js';
 import { latentBox } from '../lab/train/train.js';
 import { type Ctx2D, type Rect, clearRect, text } from '../viz/ctx.js';
@@ -318,7 +318,7 @@ export async function gifPicture(run: Run, opts: { fps?: number } = {}): Promise
  * `dir`), the pictures decode with it on its backend instead of loading it again on another backend
  * (whose memory and threads would add to the training run's peak).
  */
-export async function renderRunPictures(dir: string | RunFolder, trained?: AutoEncoder): Promise<string[]> {
+export async function renderRunPictures(dir: string | RunFolder, trained?: LatentModel): Promise<string[]> {
   const folder = typeof dir === 'string' ? RunFolder.open(dir) : dir;
   const opened: OpenedRun = trained
     ? { run: await openRun(folder, { model: trained }), backend: trained.device, close: () => {} }

@@ -8,7 +8,7 @@
 import { mseLoss } from '../../engine/loss.js';
 import type { LatentMap } from '../run/config.js';
 import type { Split } from '../data/idx.js';
-import type { AutoEncoder } from '../models/autoencoder.js';
+import type { LatentModel } from '../models/family.js';
 import { IMAGE_PIXELS, MNIST_INFO, MSE_TO_UNIT, classPair, datasetInfo, psnrOfUnitMse, toModelImages, type DatasetInfo } from '../data/image.js';
 
 export interface Confusion { a: number; b: number; count: number }
@@ -25,7 +25,7 @@ export interface EvalReport {
 }
 
 /** Reconstruction error over the first n images of a split; returns the test latents too. */
-export function reconstructionError(model: AutoEncoder, split: Split, n = split.n, B = 64): { mse: number; z: Float32Array; labels: Uint8Array } {
+export function reconstructionError(model: LatentModel, split: Split, n = split.n, B = 64): { mse: number; z: Float32Array; labels: Uint8Array } {
   n = Math.min(n, split.n);
   const D = model.latentDim, z = new Float32Array(n * D);
   const x = new Float32Array(B * IMAGE_PIXELS);
@@ -110,7 +110,7 @@ export interface EvaluateOptions {
   dataset?: DatasetInfo;
 }
 
-export function evaluate(model: AutoEncoder, test: Split, opts: EvaluateOptions = {}): EvalReport {
+export function evaluate(model: LatentModel, test: Split, opts: EvaluateOptions = {}): EvalReport {
   const { mse, z, labels } = reconstructionError(model, test, opts.limit);
   const mse01 = mse * MSE_TO_UNIT;
   const info = opts.dataset ?? MNIST_INFO;

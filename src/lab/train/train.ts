@@ -25,8 +25,15 @@ import type { Split } from '../data/idx.js';
 import { RunFolder, parseMetricsText, type DataIdentity } from '../run/folder.js';
 import { firstNonFinite } from '../run/run.js';
 import { checkDataIsNamed, checkSameData, dataIdentity } from '../run/data-identity.js';
-import { AutoEncoder } from '../models/autoencoder.js';
+import { isVae, makeModel, type LatentModel } from '../models/family.js';
+import { checkModelKind } from '../models/vae.js';
+import { klWeight, l1Activity, vaeObjective } from '../../engine/latent_loss.js';
+import { corrupt, parseNoise, type NoiseSpec } from '../data/noise.js';
+import { readStateDictFile } from '../run/run.js';
+import { UsageError } from '../run/errors.js';
 import { reconstructionError } from '../analysis/eval.js';
+import { latentHealth } from '../analysis/latent_health.js';
+import { evaluateVae } from '../analysis/vae_eval.js';
 import { currentMomentum, makeOptimizer, makeScheduler, type AnyOpt, type Schedule } from './optimizer.js';
 import { IMAGE_H, IMAGE_PIXELS, IMAGE_W, batchShape, toModel } from '../data/image.js';
 import { onStopSignals, type StopSignal } from './signals.js';
@@ -34,6 +41,8 @@ import { onStopSignals, type StopSignal } from './signals.js';
 export interface StepInfo {
   step: number; epoch: number; batch: number; batchesPerEpoch: number; totalSteps: number;
   loss: number; reconLoss: number; latentLoss?: number;
+  /** A VAE's KL (nats per image) and its weight at this step; a sparse run's L1 term. */
+  kl?: number; klWeight?: number; l1?: number;
   lr: number; momentum?: number; elapsed: number; samplesPerSec: number;
 }
 
@@ -81,7 +90,7 @@ export interface TrainOptions {
 }
 
 export interface TrainResult {
-  config: TrainConfig; model: AutoEncoder; steps: number; epochs: number;
+  config: TrainConfig; model: LatentModel; steps: number; epochs: number;
   testMse: number; samplesPerSec: number; seconds: number; out?: string; stopped: boolean;
   /** The signal that stopped the run (its final files are not written: --resume finishes them). */
   signal?: StopSignal;
@@ -93,7 +102,15 @@ export class TrainingError extends Error {}
 const STATUS_EVERY = 2;
 
 export class Trainer {
-  readonly model: AutoEncoder;
+  readonly model: LatentModel;
+  /** eps of the VAE's reparameterisation (seed + 4) and the input corruption (seed + 5): saved in checkpoints. */
+  readonly epsRng: Rng;
+  readonly noiseRng: Rng;
+  readonly noiseSpec: NoiseSpec | null;
+  private xin: Float32Array | null = null;
+  private dMu: Float32Array | null = null;
+  private dLogvar: Float32Array | null = null;
+  private l1Grad: Float32Array | null = null;
   readonly opt: AnyOpt;
   readonly sched: Schedule;
   readonly loader: DataLoader;
@@ -118,9 +135,17 @@ export class Trainer {
   constructor(readonly config: TrainConfig, readonly data: LoadedDataset, readonly backend: Backend, readonly opts: TrainOptions) {
     const c = config;
     this.folder = opts.folder ?? null;
-    this.model = new AutoEncoder(c, new Rng(c.seed)).to(backend);
+    this.epsRng = new Rng(c.seed + 4);
+    this.noiseRng = new Rng(c.seed + 5);
+    this.noiseSpec = parseNoise(c.noise);
+    this.model = makeModel(c, new Rng(c.seed), this.epsRng).to(backend);
+    if (c.init && !(opts.resume && opts.folder?.has('checkpoint'))) this.initFrom(c.init);
     this.model.train();
     const B = c.batchSize;
+    const D = this.model.latentDim;
+    if (this.noiseSpec) this.xin = backend.alloc(B * IMAGE_PIXELS);
+    if (isVae(this.model)) { this.dMu = new Float32Array(B * D); this.dLogvar = new Float32Array(B * D); }
+    if (c.activityL1 > 0) this.l1Grad = new Float32Array(B * D);
     this.xbuf = backend.alloc(B * IMAGE_PIXELS);
     this.grad = backend.alloc(B * IMAGE_PIXELS);
     this.loader = new DataLoader(data.train, { batchSize: B, seed: c.seed + 1, out: this.xbuf, dropLast: true });
@@ -153,15 +178,43 @@ export class Trainer {
       : ', no checkpoint was written before it';
   }
 
+  /** --init: the weights of a checkpoint file (of the same kind and shape) as the starting point. */
+  private initFrom(file: string): void {
+    const sd = readStateDictFile(file, '--init');
+    try { checkModelKind(sd, isVae(this.model), `--init ${file}`); } catch (e) { throw new UsageError((e as Error).message); }
+    try {
+      this.model.loadStateDict(sd);
+    } catch (e) {
+      throw new UsageError(`--init ${file}: does not fit this run's model (${(e as Error).message.split('\n')[0].replace(/^Error\(s\) in loading state_dict for \w+: /, '').slice(0, 240)})`);
+    }
+  }
+
   /** One optimisation step on the next batch; returns the step's losses. */
-  trainStep(): { loss: number; recon: number; latent?: number; epoch: number; batch: number } {
+  trainStep(): { loss: number; recon: number; latent?: number; kl?: number; klWeight?: number; l1?: number; epoch: number; batch: number } {
     const c = this.config, model = this.model;
     const b = this.loader.next();
     const n = b.size;
-    const x = new Tensor(batchShape(n), this.xbuf);
+    // a denoising run sees corrupted inputs; the targets (xbuf) stay clean
+    const input = this.xin ? corrupt(this.xbuf, this.noiseSpec, this.noiseRng, this.xin, n * IMAGE_PIXELS) : this.xbuf;
+    const x = new Tensor(batchShape(n), input);
     model.zeroGrad();
     const y = model.forward(x);
     const m = n * IMAGE_PIXELS;
+    if (isVae(model)) {
+      const D = model.latentDim;
+      const w = klWeight(this.step, c.beta, c.klWarmup);
+      const t = vaeObjective(y.data, this.xbuf, model.lastMu!.data, model.lastLogvar!.data, n, IMAGE_PIXELS, D, w, this.grad, this.dMu!, this.dLogvar!);
+      if (!Number.isFinite(t.loss)) {
+        this.pending = null;
+        throw new TrainingError(`the loss became ${t.loss} at step ${this.step + 1}; training stopped${this.lastGood()} (try a lower --lr or --max-lr, or a lower --beta)`);
+      }
+      this.commitCheckpoint();
+      model.backward(new Tensor(y.shape, this.grad), this.dMu!, this.dLogvar!);
+      this.opt.step();
+      if (this.sched.kind === 'batch') this.sched.s.step();
+      this.step++;
+      return { loss: t.loss, recon: t.reconstruction, kl: t.kl, klWeight: w, epoch: b.epoch, batch: b.batch };
+    }
     let recon: number;
     if (c.loss === 'mse') {
       recon = mseLoss(y.data, this.xbuf, m, this.grad);
@@ -180,17 +233,25 @@ export class Trainer {
       }
       latent = mseLoss(z, this.targets, n * 2, this.latentGrad, c.latentWeight);
     }
-    const loss = recon + (latent !== undefined ? c.latentWeight * latent : 0);
+    let l1: number | undefined;
+    let latentGrad = this.latentGrad ?? undefined;
+    if (this.l1Grad) {
+      const D = model.latentDim;
+      l1 = l1Activity(model.lastLatent!.data, n, D, c.activityL1, this.l1Grad);
+      if (latentGrad) for (let i = 0; i < n * D; i++) latentGrad[i] += this.l1Grad[i];
+      else latentGrad = this.l1Grad;
+    }
+    const loss = recon + (latent !== undefined ? c.latentWeight * latent : 0) + (l1 ?? 0);
     if (!Number.isFinite(loss)) {
       this.pending = null; // the weights of that checkpoint gave this loss
       throw new TrainingError(`the loss became ${loss} at step ${this.step + 1}; training stopped${this.lastGood()} (try a lower --lr or --max-lr)`);
     }
     this.commitCheckpoint();
-    model.backward(new Tensor(y.shape, this.grad), this.latentGrad ?? undefined);
+    model.backward(new Tensor(y.shape, this.grad), latentGrad);
     this.opt.step();
     if (this.sched.kind === 'batch') this.sched.s.step();
     this.step++;
-    return { loss, recon, latent, epoch: b.epoch, batch: b.batch };
+    return { loss, recon, latent, l1, epoch: b.epoch, batch: b.batch };
   }
 
   private pBuf: Float32Array | null = null;
@@ -250,6 +311,7 @@ export class Trainer {
       elapsed: String(this.elapsed), loader: JSON.stringify(this.loader.state()),
       scheduler: this.sched.kind === 'none' ? 'null' : JSON.stringify(this.sched.s.stateDict()),
       metricsBytes: String(folder.metricsSize), ...po.metadata,
+      rngs: JSON.stringify({ eps: this.epsRng.getState(), noise: this.noiseRng.getState() }),
     };
     this.pending = { step: this.step, checkpoint: saveSafetensors(tensors, meta), model: this.weightsBytes() };
     if (now) this.commitCheckpoint();
@@ -288,6 +350,11 @@ export class Trainer {
     this.opt.loadStateDict(unpackOptimizerState(optim, metadata));
     if (this.sched.kind !== 'none' && metadata.scheduler !== 'null') this.sched.s.loadStateDict(JSON.parse(metadata.scheduler));
     this.loader.seek(JSON.parse(metadata.loader) as LoaderState);
+    if (metadata.rngs) {
+      const r = JSON.parse(metadata.rngs) as { eps: ReturnType<Rng['getState']>; noise: ReturnType<Rng['getState']> };
+      this.epsRng.setState(r.eps);
+      this.noiseRng.setState(r.noise);
+    }
     this.step = Number(metadata.step);
     this.lastGoodStep = this.step;
     this.elapsedBefore = Number(metadata.elapsed);
@@ -362,11 +429,12 @@ export class Trainer {
       const lr = this.opt.paramGroups[0].lr;
       const info: StepInfo = {
         step: this.step, epoch: r.epoch, batch: r.batch + 1, batchesPerEpoch: perEpoch, totalSteps: this.totalSteps,
-        loss: r.loss, reconLoss: r.recon, latentLoss: r.latent, lr, momentum: currentMomentum(this.opt),
+        loss: r.loss, reconLoss: r.recon, latentLoss: r.latent, kl: r.kl, klWeight: r.klWeight, l1: r.l1, lr, momentum: currentMomentum(this.opt),
         elapsed: this.elapsed, samplesPerSec: sps,
       };
       if (this.step % c.logEvery === 0 || this.step === this.totalSteps) {
         this.appendMetrics({ step: this.step, epoch: r.epoch, loss: r.loss, recon: r.recon, ...(r.latent !== undefined ? { latent: r.latent } : {}),
+          ...(r.kl !== undefined ? { kl: r.kl, klWeight: r.klWeight } : {}), ...(r.l1 !== undefined ? { l1: r.l1 } : {}),
           lr, elapsed: round3(info.elapsed), samplesPerSec: Math.round(sps) });
       }
       if (c.snapshotEvery > 0 && this.step % c.snapshotEvery === 0) this.emitSnapshot(r.loss);
@@ -429,9 +497,25 @@ export class Trainer {
       });
       folder.writeStatus({ state: stopped ? 'stopped' : 'finished', step: this.step, error: stopped ? 'stopped on request' : null });
     }
+    const health = this.latentHealthLine(ev.z, ev.labels.length);
+    if (folder) folder.writeResult({ ...folder.readResult()!, latentHealth: health.condition, ...(health.kl !== undefined ? { testKl: health.kl, testElbo: health.elbo } : {}) });
+    this.log(health.line);
     this.log(`done: ${this.step} steps in ${seconds.toFixed(1)} s, test MSE ${ev.mse.toFixed(4)} on [-1, 1], ${Math.round(trainSps)} samples/s on ${this.backend.name} with ${this.backend.threads} thread${this.backend.threads > 1 ? 's' : ''}`);
     return { config: c, model: this.model, steps: this.step, epochs: this.step / perEpoch, testMse: ev.mse,
              samplesPerSec: trainSps, seconds, out: this.out, stopped };
+  }
+
+  /** The latent-health verdict of the test latents (a VAE's with its KL per dimension) as one line. */
+  private latentHealthLine(z: Float32Array, n: number): { condition: string; line: string; kl?: number; elbo?: number } {
+    const m = this.model, D = m.latentDim;
+    if (isVae(m)) {
+      const v = evaluateVae(m, this.data.test, n, this.config.batchSize);
+      const h = latentHealth(v.mu, v.n, D, 'none', { klPerDim: v.klPerDim });
+      return { condition: h.condition, kl: v.mean.kl, elbo: v.mean.elbo,
+        line: `latent health: ${h.message}; test KL ${v.mean.kl.toFixed(3)} nats, ELBO ${v.mean.elbo.toFixed(1)} nats per image` };
+    }
+    const h = latentHealth(z, n, D, m.config.latentActivation);
+    return { condition: h.condition, line: `latent health: ${h.message}` };
   }
 
   /** Stopped by a signal: the checkpoint at this step is written; status stopped. */
