@@ -18,6 +18,7 @@ import { VAE } from '../src/lab/models/vae.js';
 import { AutoEncoder } from '../src/lab/models/autoencoder.js';
 import { lossRunFromMetrics } from '../src/viz/figures.js';
 import { main } from '../src/cli/main.js';
+import { modelFromSafetensors } from '../src/api/models.js';
 import { runEval } from '../src/cli/eval.js';
 import { MNIST_DIR } from './helpers.js';
 
@@ -177,6 +178,27 @@ describe('eval and denoise of family runs', () => {
     const bad = await cli(['denoise', a, '--noise', 'gaussian:abc']);
     expect(bad.code).toBe(2);
     expect(bad.err).toMatch(/^latentlab: --noise gaussian:abc: SIGMA must be a number >= 0 .*got 'abc'\n$/);
-    expect(new AutoEncoder()).toBeInstanceOf(AutoEncoder);
+  }, 120_000);
+
+  it('sample --prior decodes the normal-quantile grid of a VAE; generate --prior draws from it; both refuse a plain run; the API loads VAE weights', async () => {
+    const a = tmp(), p = tmp();
+    await train({ ...quick, model: 'vae' as never, maxSteps: 2 }, opts(a));
+    await train({ ...quick, maxSteps: 2 }, opts(p));
+    let r = await cli(['sample', a, '--prior', '--grid', '4']);
+    expect(r.code, r.err).toBe(0);
+    expect(existsSync(path.join(a, 'prior.png'))).toBe(true);
+    r = await cli(['generate', a, '--prior', '--count', '3']);
+    expect(r.code, r.err).toBe(0);
+    expect(existsSync(path.join(a, 'generate', 'prior-sheet.png'))).toBe(true);
+    for (const args of [['sample', p, '--prior'], ['generate', p, '--prior']]) {
+      r = await cli(args);
+      expect(r.code).toBe(2);
+      expect(r.err).toMatch(/^latentlab: --prior: .* is a plain autoencoder \(its latent has no prior\)/);
+    }
+    const bytes = readFileSync(path.join(a, 'model.safetensors'));
+    const m = modelFromSafetensors(bytes, { latent: 2 }, { name: 'vae.safetensors' });
+    expect(m).toBeInstanceOf(VAE);
+    expect(modelFromSafetensors(readFileSync(path.join(p, 'model.safetensors')))).toBeInstanceOf(AutoEncoder);
+    expect(() => modelFromSafetensors(bytes, { vae: false }, { name: 'vae.safetensors' })).toThrow(/^vae\.safetensors: holds a VAE's weights/);
   }, 120_000);
 });
