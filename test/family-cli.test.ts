@@ -195,6 +195,12 @@ describe('eval and denoise of family runs', () => {
       expect(r.code).toBe(2);
       expect(r.err).toMatch(/^latentlab: --prior: .* is a plain autoencoder \(its latent has no prior\)/);
     }
+    r = await cli(['plot', 'latent', a, '--ellipses', '20', '--out', path.join(a, 'ell.png')]);
+    expect(r.code, r.err).toBe(0);
+    expect(existsSync(path.join(a, 'ell.png'))).toBe(true);
+    r = await cli(['plot', 'latent', p, '--ellipses']);
+    expect(r.code).toBe(2);
+    expect(r.err).toMatch(/^latentlab: --ellipses: .* is a plain autoencoder/);
     const bytes = readFileSync(path.join(a, 'model.safetensors'));
     const m = modelFromSafetensors(bytes, { latent: 2 }, { name: 'vae.safetensors' });
     expect(m).toBeInstanceOf(VAE);

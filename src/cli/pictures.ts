@@ -151,10 +151,11 @@ export function projectLatents(l: Latents, method: ProjectionMethod, seed = 0): 
 // ---------------------------------------------------------------------------------------------
 // latent.png
 
-export async function latentPicture(run: Run, method: ProjectionMethod = 'pca', seed = 0): Promise<ScatterPicture> {
+export async function latentPicture(run: Run, method: ProjectionMethod = 'pca', seed = 0,
+                                    over?: (ctx: Ctx2D, t: Transform) => void, note2 = ''): Promise<ScatterPicture> {
   const { projected, labels, note } = projectLatents(run.testLatents, method, seed);
   const p = projected.projection;
-  const caption = p.caption ? `${p.caption}${note}` : '';
+  const caption = p.caption ? `${p.caption}${note}${note2}` : note2.replace(/^; /, '');
   const opts: LatentFigureOptions = {
     x: projected.x, y: projected.y, labels,
     xRange: dataRange(projected.x), yRange: dataRange(projected.y),
@@ -166,6 +167,7 @@ export async function latentPicture(run: Run, method: ProjectionMethod = 'pca', 
   const bytes = await renderPng(size.width, size.height, (ctx) => {
     transform = scatterTransform(ctx, opts, SCATTER_RECT);
     latentFigure(ctx, opts);
+    over?.(ctx, transform);
   });
   return { bytes, ...size, transform, caption, projected };
 }
