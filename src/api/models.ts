@@ -4,8 +4,12 @@
  */
 import type { Backend } from '../engine/kernels/index.js';
 import { loadSafetensors, type StateDict } from '../engine/state.js';
-import { AutoEncoder, type ModelConfig } from '../lab/models/autoencoder.js';
+import type { ModelConfig } from '../lab/models/autoencoder.js';
+import { describeModel, makeModel, type LatentModel } from '../lab/models/family.js';
+import { checkModelKind, isVaeStateDict } from '../lab/models/vae.js';
 
+export { VAE, isVaeStateDict, checkModelKind } from '../lab/models/vae.js';
+export { isVae, makeModel, type LatentModel } from '../lab/models/family.js';
 export {
   AutoEncoder, DEFAULT_MODEL, checkModelConfig, parseLatent,
   type ModelConfig, type Variant, type LatentSpec,
@@ -33,18 +37,21 @@ export interface FromSafetensorsOptions {
  * `encoder.0.weight` ...), a `model.safetensors` of a run, or a checkpoint whose keys are prefixed
  * `model.`. Returned in eval mode. Throws one line naming the input when the keys or shapes do not fit.
  */
-export function modelFromSafetensors(bytes: Uint8Array, config: Partial<ModelConfig> = {}, opts: FromSafetensorsOptions = {}): AutoEncoder {
+export function modelFromSafetensors(bytes: Uint8Array, config: Partial<ModelConfig> & { vae?: boolean } = {}, opts: FromSafetensorsOptions = {}): LatentModel {
   const name = opts.name ?? 'safetensors';
   const { tensors } = loadSafetensors(bytes, name);
   let sd: StateDict = tensors;
   if ([...tensors.keys()].some((k) => k.startsWith('model.')))
     sd = new Map([...tensors].filter(([k]) => k.startsWith('model.')).map(([k, v]) => [k.slice(6), v]));
-  const model = new AutoEncoder(config);
+  // a VAE's weights (mu/logvar heads) make a VAE, unless config.vae says which kind is expected
+  if (config.vae !== undefined) checkModelKind(sd, config.vae, name);
+  const vae = config.vae ?? isVaeStateDict(sd);
+  const model = makeModel({ ...config, vae, ...(vae ? { latentActivation: 'none' as const } : {}) });
   if (opts.backend) model.to(opts.backend);
   try {
     model.loadStateDict(sd, opts.strict ?? true);
   } catch (e) {
-    throw new Error(`${name}: does not fit --model ${model.config.model} --latent ${model.config.latent} (${(e as Error).message.split('\n')[0]!.slice(0, 300)})`);
+    throw new Error(`${name}: does not fit ${describeModel(model)} (${(e as Error).message.split('\n')[0]!.slice(0, 300)})`);
   }
   return model.eval();
 }

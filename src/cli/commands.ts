@@ -12,7 +12,8 @@ import { register as registerRecon } from './recon.js';
 import { register as registerGif } from './gif.js';
 import { register as registerStudy } from './study.js';
 import { register as registerServe } from './serve.js';
+import { register as registerDenoise } from './denoise.js';
 
 export type Register = (program: Command) => void;
 
-export const COMMANDS: Register[] = [registerTrain, registerEval, registerSummary, registerData, registerEncode, registerPlot, registerSample, registerGenerate, registerRecon, registerGif, registerServe, registerStudy];
+export const COMMANDS: Register[] = [registerTrain, registerEval, registerSummary, registerData, registerEncode, registerPlot, registerSample, registerGenerate, registerRecon, registerDenoise, registerGif, registerServe, registerStudy];

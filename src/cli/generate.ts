@@ -8,10 +8,12 @@ import { toGrey } from '../viz/grid.js';
 import { labelNamer } from '../viz/palette.js';
 import { renderPng } from '../viz/node.js';
 import { int, num } from './options.js';
+import { isVae } from '../lab/models/family.js';
+import { UsageError } from '../lab/run/errors.js';
 import { intInRange, openRunForPictures, parseFlag, writeOut } from './pictures.js';
 import { IMAGE_H, IMAGE_PIXELS, IMAGE_W } from '../lab/data/image.js';
 
-interface GenerateOpts { digit: string; count?: string; spread?: string; seed?: string; out?: string }
+interface GenerateOpts { digit?: string; prior?: boolean; count?: string; spread?: string; seed?: string; out?: string }
 
 const fmt = (v: number) => String(Number(v.toPrecision(3)));
 
@@ -31,13 +33,16 @@ export function register(program: Command): void {
   program.command('generate')
     .description('decode new images of a digit from latent points near it (its centroid, or its target in a supervised run)')
     .argument('<run>', 'run folder')
-    .requiredOption('--digit <d>', 'the digit, 0-9')
+    .option('--digit <d>', 'the digit, 0-9')
+    .option('--prior', 'a VAE: decode draws from the prior N(0, I) instead of points near a digit')
     .option('--count <n>', 'how many images, 1-100 (default 10)')
     .option('--spread <s>', 'noise: times the per-dimension std of the digit (std itself in a supervised run) (default 0.5)')
     .option('--seed <n>', 'random seed (default 0)')
     .option('--out <dir>', 'output folder (default RUN/generate)')
     .action(async (dir: string, o: GenerateOpts) => {
-      const digit = parseFlag(intInRange('--digit', 0, 9), o.digit);
+      if (!o.prior && o.digit === undefined) throw new UsageError("generate: give --digit D (or --prior for a VAE)");
+      if (o.prior && o.digit !== undefined) throw new UsageError('--digit: not with --prior (the prior holds every digit)');
+      const digit = o.prior ? -1 : parseFlag(intInRange('--digit', 0, 9), o.digit!);
       const count = o.count === undefined ? 10 : parseFlag(intInRange('--count', 1, 100), o.count);
       const spread = o.spread === undefined ? 0.5 : parseFlag(num('--spread'), o.spread);
       if (spread < 0) throw new Error(`--spread: expected a number >= 0, got '${o.spread}'`);
@@ -46,6 +51,15 @@ export function register(program: Command): void {
       const outDir = o.out ?? opened.run.folder.picture('generate');
       try {
         const { run } = opened;
+        if (o.prior) {
+          if (!isVae(run.model)) throw new UsageError(`--prior: ${run.dir} is a plain autoencoder (its latent has no prior): use a VAE run, or --digit`);
+          const { images } = run.model.sample(count, new Rng(seed));
+          const cols = Math.min(count, 10), rows = Math.ceil(count / cols);
+          const sheet = { images, rows, cols, title: `Generated from the prior N(0, I) (${run.name})`, caption: `${count} draws z ~ N(0, I), decoded; seed ${seed}` };
+          const size = sheetFigureSize(rows, cols, IMAGE_H, IMAGE_W, sheet);
+          await writeOut(path.join(outDir, 'prior-sheet.png'), await renderPng(size.width, size.height, (ctx) => sheetFigure(ctx, sheet)));
+          return;
+        }
         const info: Partial<DigitLatentsInfo> = {};
         const z = digitLatents(run, digit, count, spread, new Rng(seed), info);
         const images = run.model.decode(z, count);

@@ -10,7 +10,7 @@ import type { Backend } from '../engine/kernels/index.js';
 import { openRun, type Latents, type MetricsLine, type Run } from '../lab/run/run.js';
 import { RunFolder, type RunResult } from '../lab/run/folder.js';
 import { writeFileAtomic } from '../lab/run/atomic.js';
-import type { AutoEncoder } from '../lab/models/autoencoder.js';
+import type { LatentModel } from '../lab/models/family.js';
 import { project, type ProjectionMethod, type Projected } from '../lab/analysis/projection.js';
 import { latentBox } from '../lab/train/train.js';
 import { type Ctx2D, type Rect, clearRect, text } from '../viz/ctx.js';
@@ -151,10 +151,11 @@ export function projectLatents(l: Latents, method: ProjectionMethod, seed = 0): 
 // ---------------------------------------------------------------------------------------------
 // latent.png
 
-export async function latentPicture(run: Run, method: ProjectionMethod = 'pca', seed = 0): Promise<ScatterPicture> {
+export async function latentPicture(run: Run, method: ProjectionMethod = 'pca', seed = 0,
+                                    over?: (ctx: Ctx2D, t: Transform) => void, note2 = ''): Promise<ScatterPicture> {
   const { projected, labels, note } = projectLatents(run.testLatents, method, seed);
   const p = projected.projection;
-  const caption = p.caption ? `${p.caption}${note}` : '';
+  const caption = p.caption ? `${p.caption}${note}${note2}` : note2.replace(/^; /, '');
   const opts: LatentFigureOptions = {
     x: projected.x, y: projected.y, labels,
     xRange: dataRange(projected.x), yRange: dataRange(projected.y),
@@ -166,6 +167,7 @@ export async function latentPicture(run: Run, method: ProjectionMethod = 'pca', 
   const bytes = await renderPng(size.width, size.height, (ctx) => {
     transform = scatterTransform(ctx, opts, SCATTER_RECT);
     latentFigure(ctx, opts);
+    over?.(ctx, transform);
   });
   return { bytes, ...size, transform, caption, projected };
 }
@@ -318,7 +320,7 @@ export async function gifPicture(run: Run, opts: { fps?: number } = {}): Promise
  * `dir`), the pictures decode with it on its backend instead of loading it again on another backend
  * (whose memory and threads would add to the training run's peak).
  */
-export async function renderRunPictures(dir: string | RunFolder, trained?: AutoEncoder): Promise<string[]> {
+export async function renderRunPictures(dir: string | RunFolder, trained?: LatentModel): Promise<string[]> {
   const folder = typeof dir === 'string' ? RunFolder.open(dir) : dir;
   const opened: OpenedRun = trained
     ? { run: await openRun(folder, { model: trained }), backend: trained.device, close: () => {} }

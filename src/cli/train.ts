@@ -1,7 +1,8 @@
 /** `latentlab train`: flags -> TrainConfig -> lab.train(), with a progress bar, then the run's pictures. */
 import path from 'node:path';
-import type { Command } from 'commander';
-import { OPTIMIZERS, SCHEDULERS, STUDY_LATENT_MAP, checkLatentMap, resolveTrainConfig, type TrainConfig } from '../lab/run/config.js';
+import { InvalidArgumentError, type Command } from 'commander';
+import { parseNoise } from '../lab/data/noise.js';
+import { DEFAULT_BETA, MODEL_CHOICES, OPTIMIZERS, SCHEDULERS, STUDY_LATENT_MAP, checkLatentMap, resolveTrainConfig, type TrainConfig } from '../lab/run/config.js';
 import { parseLatent } from '../lab/models/autoencoder.js';
 import { readJson, readJsonObject, UsageError } from '../lab/run/atomic.js';
 import { RunFolder } from '../lab/run/folder.js';
@@ -18,6 +19,11 @@ export function readLatentMap(v: string | true): TrainConfig['supervised'] {
   return checkLatentMap(readJson(v, 'a latent map: JSON mapping the digits 0-9 to [x, y]'), v);
 }
 
+/** --noise: a usage error (exit 2) naming the flag and what was expected. */
+const noiseFlag = (v: string): string => {
+  try { parseNoise(v); return v.trim(); } catch (e) { throw new InvalidArgumentError((e as Error).message); }
+};
+
 /** --latent: a usage error (exit 2) when it is not a size or 'conv'. */
 const latentFlag = (v: string): ReturnType<typeof parseLatent> => {
   try { return parseLatent(v); } catch (e) { throw new UsageError((e as Error).message); }
@@ -32,7 +38,12 @@ export function register(program: Command): void {
     .option('--overwrite', 'replace the run already in --out')
     .option('--dataset <name>', 'mnist or fashion-mnist', oneOf('--dataset', ['mnist', 'fashion-mnist'] as const))
     .option('--data-dir <dir>', 'folder with the IDX files (else $LATENTLAB_DATA, the cache, /usr/share/datasets, download)')
-    .option('--model <variant>', 'bn (the study) or simple (no BatchNorm, no Tanh)', oneOf('--model', ['bn', 'simple'] as const))
+    .option('--model <variant>', 'bn (the study), simple (no BatchNorm, no Tanh), vae (a VAE on the bn body) or vae-simple', oneOf('--model', MODEL_CHOICES))
+    .option('--beta <x>', `a VAE's KL weight: loss = MSE + beta * KL (default 1/784 = ${DEFAULT_BETA.toPrecision(3)}, a Gaussian decoder's scale)`, num('--beta'))
+    .option('--kl-warmup <steps>', "raise a VAE's KL weight linearly from 0 to --beta over this many steps", int('--kl-warmup'))
+    .option('--noise <spec>', 'denoising: corrupt the inputs (targets stay clean): gaussian:SIGMA | saltpepper:P | mask:P | none', noiseFlag)
+    .option('--activity-l1 <lambda>', "sparse: L1 penalty on the latent, lambda * sum|z| / batch (Keras's activity_regularizer)", num('--activity-l1'))
+    .option('--init <file>', 'start from the weights of a checkpoint (safetensors, or a PyTorch torch.save state_dict)')
     .option('--latent <n|conv>', "latent size (2, 10, any n >= 1) or 'conv' for (2,7,7)", latentFlag)
     .option('--activation <a>', 'leaky or relu', oneOf('--activation', ['leaky', 'relu'] as const))
     .option('--latent-activation <a>', 'after the latent: leaky (the study), relu or none', oneOf('--latent-activation', ['leaky', 'relu', 'none'] as const))
@@ -82,7 +93,7 @@ export function register(program: Command): void {
 const FLAG_KEYS = ['dataset', 'dataDir', 'model', 'latent', 'activation', 'latentActivation', 'optimizer', 'lr', 'momentum', 'weightDecay',
   'nesterov', 'betas', 'scheduler', 'baseLr', 'maxLr', 'stepSizeUp', 'stepSizeDown', 'mode', 'gamma', 'pctStart', 'annealStrategy',
   'threePhase', 'stepSize', 'milestones', 'tMax', 'etaMin', 'factor', 'patience', 'epochs', 'maxSteps', 'batchSize', 'seed', 'threads',
-  'backend', 'precision', 'loss', 'checkpointEvery', 'snapshotEvery', 'logEvery', 'latentWeight'] as const;
+  'backend', 'precision', 'loss', 'checkpointEvery', 'snapshotEvery', 'logEvery', 'latentWeight', 'beta', 'klWarmup', 'noise', 'activityL1', 'init'] as const;
 
 export async function runTrain(o: Record<string, unknown>): Promise<void> {
   const flags: Partial<TrainConfig> = {};

@@ -227,6 +227,8 @@ export interface LossRun {
   color?: string;
   /** The training reconstruction term (MSE on [-1, 1]) at the logged steps. */
   train: Points;
+  /** What `latent` holds (default 'map'). */
+  latentKind?: LatentTermKind;
   /** The test reconstruction MSE on [-1, 1] (per epoch, and at the end); drawn dashed with dots. */
   test: Points;
   /** The latent-map term (MSE of z to its class's target) of a supervised run, unweighted. */
@@ -234,7 +236,16 @@ export interface LossRun {
 }
 
 /** The fields of a metrics line (metrics.jsonl) that the loss figure reads. */
-export interface LossLine { step: number; loss?: number; recon?: number; latent?: number; testLoss?: number }
+export interface LossLine { step: number; loss?: number; recon?: number; latent?: number; kl?: number; l1?: number; testLoss?: number }
+
+/** What a run's latent term is: the supervised latent map's MSE, a VAE's KL (nats per image), or the L1 activity penalty. */
+export type LatentTermKind = 'map' | 'kl' | 'l1';
+
+const LATENT_TERM: Record<LatentTermKind, { name: string; title: string; yLabel: string }> = {
+  map: { name: 'latent term', title: "Latent-map term: MSE of z to its class's target (training batches)", yLabel: 'MSE in latent units' },
+  kl: { name: 'KL', title: 'KL term: KL(q(z|x) || N(0, I)) per image (training batches; the loss adds beta x KL)', yLabel: 'nats per image' },
+  l1: { name: 'L1 activity', title: 'L1 activity term: lambda x sum |z| / batch (training batches)', yLabel: 'penalty (added to the loss)' },
+};
 
 /**
  * A run's curves from its metrics lines: the reconstruction term of each training line (`recon`;
@@ -244,16 +255,21 @@ export interface LossLine { step: number; loss?: number; recon?: number; latent?
  */
 export function lossRunFromMetrics(name: string, lines: readonly LossLine[], final?: { step: number; testMse: number } | null): LossRun {
   const train: Points = { steps: [], values: [] }, test: Points = { steps: [], values: [] }, latent: Points = { steps: [], values: [] };
+  let latentKind: LatentTermKind | undefined;
   for (const m of lines) {
     const r = m.recon ?? (m.latent === undefined ? m.loss : undefined);
     if (r !== undefined && Number.isFinite(r)) { train.steps.push(m.step); train.values.push(r); }
-    if (m.latent !== undefined && Number.isFinite(m.latent)) { latent.steps.push(m.step); latent.values.push(m.latent); }
+    const t = m.latent ?? m.kl ?? m.l1;
+    if (t !== undefined && Number.isFinite(t)) {
+      latent.steps.push(m.step); latent.values.push(t);
+      latentKind ??= m.latent !== undefined ? 'map' : m.kl !== undefined ? 'kl' : 'l1';
+    }
     if (m.testLoss !== undefined && Number.isFinite(m.testLoss)) { test.steps.push(m.step); test.values.push(m.testLoss); }
   }
   if (final && Number.isFinite(final.step) && Number.isFinite(final.testMse) && !test.steps.includes(final.step)) {
     test.steps.push(final.step); test.values.push(final.testMse);
   }
-  return { name, train, test, ...(latent.steps.length ? { latent } : {}) };
+  return { name, train, test, ...(latent.steps.length ? { latent, latentKind } : {}) };
 }
 
 export interface LossFigureOptions {
@@ -293,7 +309,7 @@ export function lossFigure(ctx: Ctx2D, runs: readonly LossRun[], opts: LossFigur
     const color = r.color ?? TAB10[k % TAB10.length];
     recon.push({ name: `${r.name} train`, ...r.train, color });
     if (r.test.steps.length) recon.push({ name: `${r.name} test`, ...r.test, color, dashed: true });
-    if (r.latent?.steps.length) terms.push({ name: `${r.name} latent term`, ...r.latent, color });
+    if (r.latent?.steps.length) terms.push({ name: `${r.name} ${LATENT_TERM[r.latentKind ?? 'map'].name}`, ...r.latent, color });
   });
   const all = [...recon, ...terms];
   const xRange = dataRange(all.flatMap((c) => Array.from(c.steps)), 0.02);
@@ -317,10 +333,80 @@ export function lossFigure(ctx: Ctx2D, runs: readonly LossRun[], opts: LossFigur
   ctx.restore();
   let tLatent: Transform | null = null;
   if (latent) {
+    // one kind of term per panel: runs of mixed kinds (a map and a KL) say so in the title
+    const kinds = [...new Set(runs.filter((r) => r.latent?.steps.length).map((r) => r.latentKind ?? 'map'))];
+    const words = kinds.length === 1 ? LATENT_TERM[kinds[0]] : { title: `Latent terms: ${kinds.map((k) => LATENT_TERM[k].name).join(', ')} (each in its own units)`, yLabel: 'term value' };
     tLatent = drawCurves(ctx, terms, { x: 0, y: LOSS_RECON_H, width: LOSS_W, height: LOSS_LATENT_H }, {
-      title: 'Latent-map term: MSE of z to its class\'s target (training batches)', yLabel: `MSE in latent units${scale}`, xRange, logY,
+      title: words.title, yLabel: `${words.yLabel}${scale}`, xRange, logY,
       yRange: rangeOf(terms.flatMap((c) => Array.from(c.values)), logY),
     });
   }
   return { recon: tRecon, latent: tLatent, series: all };
+}
+
+// ---------------------------------------------------------------------------------------------
+// anomaly search: the worst-reconstructed images, the error per class
+
+export interface LabelledSheetOptions {
+  /** n images (n * h * w values in [-1, 1]). */
+  images: Float32Array;
+  /** One line under each image (its class and error). */
+  labels: string[];
+  cols: number;
+  title: string;
+  caption?: string;
+}
+
+const LSHEET_CELL = 84, LSHEET_LABEL = 34, LSHEET_GAP = 8;
+
+export function labelledSheetSize(n: number, cols: number, opts: { caption?: string } = {}): Size {
+  const c = Math.max(1, Math.min(cols, n)), rows = Math.ceil(n / c);
+  return {
+    width: Math.max(420, 40 + c * (LSHEET_CELL + LSHEET_GAP)),
+    height: HEADER_H + rows * (LSHEET_CELL + LSHEET_LABEL) + 20 + (opts.caption ? CAPTION_H : 0),
+  };
+}
+
+/** Images, each with a line of text under it (e.g. "7 · MSE 0.31"), `cols` per row. */
+export function labelledSheetFigure(ctx: Ctx2D, opts: LabelledSheetOptions): void {
+  const n = opts.labels.length, cols = Math.max(1, Math.min(opts.cols, n));
+  const size = labelledSheetSize(n, opts.cols, opts);
+  clearRect(ctx, { x: 0, y: 0, ...size });
+  text(ctx, opts.title, size.width / 2, 28, { size: 16, bold: true, align: 'center', baseline: 'bottom' });
+  const P = IMAGE_H * IMAGE_W;
+  for (let i = 0; i < n; i++) {
+    const r = Math.floor(i / cols), c = i % cols;
+    const x = 20 + c * (LSHEET_CELL + LSHEET_GAP), y = HEADER_H + r * (LSHEET_CELL + LSHEET_LABEL);
+    drawImageGrid(ctx, opts.images.subarray(i * P, (i + 1) * P), 1, 1, IMAGE_H, IMAGE_W, { x, y, width: LSHEET_CELL, height: LSHEET_CELL }, { gap: 0 });
+    const [first, ...rest] = opts.labels[i].split('\n');
+    text(ctx, first, x + LSHEET_CELL / 2, y + LSHEET_CELL + 13, { size: 11, align: 'center', baseline: 'middle' });
+    if (rest.length) text(ctx, rest.join(' '), x + LSHEET_CELL / 2, y + LSHEET_CELL + 27, { size: 11, align: 'center', baseline: 'middle' });
+  }
+  if (opts.caption) caption(ctx, opts.caption, size.width, size.height - CAPTION_H);
+}
+
+export interface ErrorHistogramFigureOptions {
+  /** bins + 1 edges; counts[c][b] per class; class names. */
+  edges: number[];
+  counts: number[][];
+  classNames: string[];
+  title: string;
+  xLabel: string;
+}
+
+export function errorHistogramFigureSize(): Size { return { width: 900, height: 560 }; }
+
+/** The error histogram of each class as a line (bin centre -> share of the class's images), one colour per class. */
+export function errorHistogramFigure(ctx: Ctx2D, opts: ErrorHistogramFigureOptions): Transform {
+  const size = errorHistogramFigureSize();
+  clearRect(ctx, { x: 0, y: 0, ...size });
+  const centres = opts.edges.slice(0, -1).map((e, b) => (e + opts.edges[b + 1]) / 2);
+  const series: CurveSeries[] = opts.counts.map((row, c) => {
+    const total = row.reduce((a, v) => a + v, 0) || 1;
+    return { name: opts.classNames[c] ?? String(c), steps: centres, values: row.map((v) => v / total), color: TAB10[c % TAB10.length] };
+  });
+  return drawCurves(ctx, series, { x: 0, y: 0, ...size }, {
+    title: opts.title, xLabel: opts.xLabel, yLabel: "share of the class's test images",
+    xRange: [opts.edges[0], opts.edges[opts.edges.length - 1]],
+  });
 }

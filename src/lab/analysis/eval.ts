@@ -8,7 +8,10 @@
 import { mseLoss } from '../../engine/loss.js';
 import type { LatentMap } from '../run/config.js';
 import type { Split } from '../data/idx-format.js';
-import type { AutoEncoder } from '../models/autoencoder.js';
+import { isVae, type LatentModel } from '../models/family.js';
+import { latentHealth, type LatentCondition } from './latent_health.js';
+import { sparsityStats } from './sparsity.js';
+import { evaluateVae } from './vae_eval.js';
 import { IMAGE_PIXELS, MNIST_INFO, MSE_TO_UNIT, classPair, datasetInfo, psnrOfUnitMse, toModelImages, type DatasetInfo } from '../data/image.js';
 
 export interface Confusion { a: number; b: number; count: number }
@@ -22,10 +25,16 @@ export interface EvalReport {
   mse: number; mse01: number; psnr: number;
   knn?: { k: number; references: number; accuracy: number; perClass: number[]; confused: Confusion[] };
   supervised?: { nearestTargetAccuracy: number; meanDistance: number; perClass: number[] };
+  /** Every model: the latent code's verdict and its usual fix (latent_health.ts), and each dimension's 1-99% range. */
+  latentHealth: { condition: LatentCondition; message: string; inactiveShare: number; dims: { p01: number; p99: number; std: number }[] };
+  /** Every model: how sparse the code is (mean |z|, share of |z| <= 0.01, units near zero on 99% of images). */
+  sparsity: { meanAbs: number; nearZeroShare: number; deadUnitShare: number; tol: number };
+  /** A VAE: per test image reconstruction MSE (from the mean), KL and ELBO (nats), their means; the KL of each dimension. */
+  vae?: { reconstruction: number; kl: number; elbo: number; klPerDim: number[] };
 }
 
 /** Reconstruction error over the first n images of a split; returns the test latents too. */
-export function reconstructionError(model: AutoEncoder, split: Split, n = split.n, B = 64): { mse: number; z: Float32Array; labels: Uint8Array } {
+export function reconstructionError(model: LatentModel, split: Split, n = split.n, B = 64): { mse: number; z: Float32Array; labels: Uint8Array } {
   n = Math.min(n, split.n);
   const D = model.latentDim, z = new Float32Array(n * D);
   const x = new Float32Array(B * IMAGE_PIXELS);
@@ -110,12 +119,26 @@ export interface EvaluateOptions {
   dataset?: DatasetInfo;
 }
 
-export function evaluate(model: AutoEncoder, test: Split, opts: EvaluateOptions = {}): EvalReport {
+export function evaluate(model: LatentModel, test: Split, opts: EvaluateOptions = {}): EvalReport {
   const { mse, z, labels } = reconstructionError(model, test, opts.limit);
   const mse01 = mse * MSE_TO_UNIT;
   const info = opts.dataset ?? MNIST_INFO;
-  const report: EvalReport = { dataset: info.name, classes: [...info.classes], n: labels.length, mse, mse01, psnr: psnrOfUnitMse(mse01) };
-  const D = model.latentDim, C = info.classes.length;
+  const D = model.latentDim, C = info.classes.length, n = labels.length;
+  let klPerDim: Float64Array | undefined;
+  let vae: EvalReport['vae'];
+  if (isVae(model)) {
+    const v = evaluateVae(model, test, n);
+    klPerDim = v.klPerDim;
+    vae = { ...v.mean, klPerDim: Array.from(v.klPerDim) };
+  }
+  const h = latentHealth(z, n, D, model.config.latentActivation, klPerDim ? { klPerDim } : {});
+  const sp = sparsityStats(z, n, D);
+  const report: EvalReport = {
+    dataset: info.name, classes: [...info.classes], n, mse, mse01, psnr: psnrOfUnitMse(mse01),
+    latentHealth: { condition: h.condition, message: h.message, inactiveShare: h.inactiveShare, dims: h.dims.map((d) => ({ p01: d.p01, p99: d.p99, std: d.std })) },
+    sparsity: { meanAbs: sp.meanAbs, nearZeroShare: sp.nearZeroShare, deadUnitShare: sp.deadUnitShare, tol: sp.tol },
+    ...(vae ? { vae } : {}),
+  };
   if (opts.reference) {
     const k = opts.k ?? 5;
     const pred = knn(z, opts.reference.z, opts.reference.labels, D, k, C);
@@ -145,6 +168,13 @@ export function formatEval(r: EvalReport): string {
     lines.push(`per ${info.classNoun}: ${perClass(r.knn.perClass)}`);
     lines.push(`most confused pairs: ${r.knn.confused.map((c) => `${classPair(info, c.a, c.b)} (${c.count})`).join(', ') || 'none'}`);
   }
+  if (r.vae) {
+    lines.push(`VAE per test image: reconstruction MSE ${r.vae.reconstruction.toFixed(5)} (from the mean), KL ${r.vae.kl.toFixed(3)} nats, ELBO ${r.vae.elbo.toFixed(1)} nats`);
+    lines.push(`KL per latent dimension (nats): ${r.vae.klPerDim.map((v) => v.toFixed(3)).join(', ')}`);
+  }
+  if (r.latentHealth) lines.push(`latent health: ${r.latentHealth.message}`);
+  if (r.sparsity)
+    lines.push(`sparsity: mean |z| ${r.sparsity.meanAbs.toPrecision(3)}, ${(100 * r.sparsity.nearZeroShare).toFixed(1)}% of values near zero (|z| <= ${r.sparsity.tol}), ${(100 * r.sparsity.deadUnitShare).toFixed(0)}% of units near zero on 99% of images`);
   if (r.supervised) {
     lines.push(`nearest-target accuracy: ${(100 * r.supervised.nearestTargetAccuracy).toFixed(1)}%`);
     lines.push(`nearest-target accuracy per ${info.classNoun}: ${perClass(r.supervised.perClass)}`);

@@ -6,7 +6,7 @@
  * distribution's quantiles).
  */
 import { gaussianElbo, klPerDimension } from '../../engine/latent_loss.js';
-import type { Split } from '../data/idx.js';
+import type { Split } from '../data/idx-format.js';
 import type { VAE } from '../models/vae.js';
 import { perImageMse } from './quality.js';
 

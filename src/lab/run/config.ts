@@ -12,6 +12,7 @@
 import { z } from 'zod';
 import { DEFAULT_MODEL, type ModelConfig } from '../models/autoencoder.js';
 import { UsageError } from './errors.js';
+import { parseNoise } from '../data/noise.js';
 
 export type OptimizerName = 'sgd' | 'adam' | 'adamw';
 export type SchedulerName = 'none' | 'cyclic' | 'onecycle' | 'step' | 'multistep' | 'exp' | 'cosine' | 'plateau';
@@ -87,7 +88,25 @@ export interface TrainConfig extends ModelConfig {
   /** Supervised latent map: loss = recon + latentWeight * MSE(z, target(label)). */
   supervised?: LatentMap;
   latentWeight: number;
+  /** The model family: a variational autoencoder (mu/logvar heads, KL to N(0, I)) instead of the plain one. */
+  vae: boolean;
+  /** The KL's weight in a VAE's loss (mse + beta * KL; 1/784 is a unit-variance... see latent_loss vaeObjective). */
+  beta: number;
+  /** Steps over which the KL weight rises linearly from 0 to beta (0: beta from the start). */
+  klWarmup: number;
+  /** Input corruption of a denoising autoencoder: gaussian:SIGMA, saltpepper:P, mask:P or none (data/noise.ts). */
+  noise: string;
+  /** Keras's L1 activity regulariser on the latent: loss += activityL1 * sum|z| / N (a sparse autoencoder). */
+  activityL1: number;
+  /** Start from the weights of this checkpoint (safetensors or a PyTorch torch.save state_dict). */
+  init?: string;
 }
+
+/**
+ * The default KL weight: mse + beta * KL is the negative ELBO of a Gaussian decoder N(y, s^2 I) scaled by
+ * 2 s^2 / 784; s^2 = 0.5 on the [-1, 1] scale gives 1/784 (engine latent_loss.ts vaeObjective).
+ */
+export const DEFAULT_BETA = 1 / 784;
 
 export const DEFAULT_TRAIN: TrainConfig = {
   ...DEFAULT_MODEL,
@@ -98,6 +117,7 @@ export const DEFAULT_TRAIN: TrainConfig = {
   stepSize: 1000, milestones: [], etaMin: 0, factor: 0.1, patience: 10,
   epochs: 1, batchSize: 64, seed: 0, backend: 'auto', precision: 'fp32', loss: 'mse',
   checkpointEvery: 500, snapshotEvery: 0, snapshotPoints: 2000, logEvery: 10, latentWeight: 1,
+  vae: false, beta: DEFAULT_BETA, klWarmup: 0, noise: 'none', activityL1: 0,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -135,7 +155,7 @@ const latentMapType = z.custom<LatentMap>((v) => { try { checkLatentMap(v); retu
 
 /** Every training setting: its type and bounds, the words of its error, and its kind. */
 export const TRAIN_FIELDS: Readonly<Record<keyof TrainConfig, Field>> = {
-  model: f(z.enum(['bn', 'simple']), 'bn or simple', 'model'),
+  model: f(z.enum(['bn', 'simple']), 'bn, simple, vae (vae-bn) or vae-simple', 'model'),
   latent: f(z.union([z.literal('conv'), z.number().int().min(1).max(LATENT_MAX)]), `a positive integer (at most ${LATENT_MAX}) or 'conv'`, 'model'),
   activation: f(z.enum(['leaky', 'relu']), 'leaky or relu', 'model'),
   latentActivation: f(z.enum(['leaky', 'relu', 'none']), 'leaky, relu or none', 'model'),
@@ -180,7 +200,24 @@ export const TRAIN_FIELDS: Readonly<Record<keyof TrainConfig, Field>> = {
   logEvery: f(posInt(), 'a positive integer', 'run'),
   supervised: f(latentMapType, 'a JSON object mapping the digits 0-9 to [x, y] points'),
   latentWeight: f(nonNeg(), 'a number >= 0'),
+  vae: f(z.boolean(), 'true or false', 'model'),
+  beta: f(nonNeg(), 'a number >= 0'),
+  klWarmup: f(nonNegInt(), 'a whole number of steps >= 0'),
+  noise: f(z.string().refine((v) => { try { parseNoise(v); return true; } catch { return false; } }), 'gaussian:SIGMA, saltpepper:P, mask:P or none'),
+  activityL1: f(nonNeg(), 'a number >= 0'),
+  init: f(z.string().min(1), 'a checkpoint file', 'training'),
 };
+
+/** The values of --model: a body (bn, simple), or a VAE with that body (vae = vae-bn, vae-simple). */
+export const MODEL_CHOICES = ['bn', 'simple', 'vae', 'vae-bn', 'vae-simple'] as const;
+export type ModelChoice = typeof MODEL_CHOICES[number];
+
+/** Splits a --model value into the body and the family: 'vae' -> { model: 'bn', vae: true }. */
+export function splitModelChoice(v: ModelChoice): { model: 'bn' | 'simple'; vae: boolean } {
+  if (v === 'vae' || v === 'vae-bn') return { model: 'bn', vae: true };
+  if (v === 'vae-simple') return { model: 'simple', vae: true };
+  return { model: v, vae: false };
+}
 
 /** The schema of a complete, resolved TrainConfig (optional keys may be absent). */
 export const TrainConfigSchema = z.object(Object.fromEntries(Object.entries(TRAIN_FIELDS).map(([k, fl]) =>
@@ -225,8 +262,19 @@ export function parseTrainSettings(input: unknown, origin: Origin = FROM_FLAGS):
     let value = v;
     // a latent size written as text in a file: "10"
     if (k === 'latent' && typeof v === 'string' && /^\d+$/.test(v)) value = Number(v);
+    // --model vae / "model": "vae-simple": the body and the family
+    if (k === 'model' && typeof v === 'string' && v.startsWith('vae') && (MODEL_CHOICES as readonly string[]).includes(v)) {
+      const { model, vae } = splitModelChoice(v as ModelChoice);
+      if (input && (input as Record<string, unknown>).vae === false)
+        throw new UsageError(`${nameOf(k, origin)}: ${JSON.stringify(v)} is a VAE, but ${nameOf('vae', origin)} is false`);
+      out.model = model; out.vae = vae;
+      continue;
+    }
     if (!fl.type.safeParse(value).success) {
       if (k === 'supervised') checkLatentMap(value, nameOf(k, origin));
+      if (k === 'noise' && typeof value === 'string') {
+        try { parseNoise(value, nameOf(k, origin)); } catch (e) { throw new UsageError((e as Error).message); }
+      }
       throw new UsageError(`${nameOf(k, origin)}: expected ${fl.expected}, got ${show(v)}`);
     }
     out[k] = value;
@@ -262,12 +310,24 @@ function noEffect(key: keyof TrainConfig, c: TrainConfig): string | null {
     case 'momentum': case 'nesterov': return o === 'sgd' ? null : `with --optimizer ${o} (its momentum is --betas)`;
     case 'betas': return o === 'sgd' ? `with --optimizer sgd (its momentum is --momentum)` : null;
     case 'latentWeight': return c.supervised ? null : 'without --supervised (it weighs the latent-map term)';
+    case 'beta': case 'klWarmup': return c.vae ? null : 'without --model vae (it weighs the KL term of a VAE)';
     default: return null;
   }
 }
 
 /** Checks the settings against each other: a latent map needs a 2-D latent; a setting the user changed must take effect. */
 function checkTogether(c: TrainConfig, given: Map<string, Origin>): void {
+  if (c.vae) {
+    const where = (k: string): string => nameOf(k, given.get(k) ?? FROM_FLAGS);
+    if (c.latentActivation !== 'none') {
+      if (given.has('latentActivation'))
+        throw new UsageError(`${where('latentActivation')}: a VAE's mean and log-variance heads take no activation; expected none with --model vae, got ${c.latentActivation}`);
+      c.latentActivation = 'none';
+    }
+    if (c.supervised !== undefined) throw new UsageError(`${where('supervised')}: not with --model vae (the KL term already places the codes; train a plain model for a latent map)`);
+    if (c.loss !== 'mse') throw new UsageError(`${where('loss')}: a VAE's reconstruction term is the MSE (a Gaussian decoder); expected mse with --model vae, got ${c.loss}`);
+    if (c.activityL1 > 0) throw new UsageError(`${where('activityL1')}: not with --model vae (its KL term already regularises the latent); use it on a plain model`);
+  }
   if (c.supervised !== undefined && c.latent !== 2) {
     const o = given.get('supervised') ?? FROM_FLAGS;
     throw new UsageError(`${nameOf('supervised', o)}: a latent map needs a 2-D latent (--latent 2), got --latent ${c.latent}`);

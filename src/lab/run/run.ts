@@ -9,7 +9,10 @@ import { loadSafetensors, loadStateDict, type StateDict } from '../../engine/sta
 import type { TrainConfig } from './config.js';
 import { fsError } from './atomic.js';
 import { RunFolder, type MetricsLine, type RunResult } from './folder.js';
-import { AutoEncoder, type ModelConfig } from '../models/autoencoder.js';
+import type { ModelConfig } from '../models/autoencoder.js';
+import { describeModel, makeModel, type LatentModel } from '../models/family.js';
+import { checkModelKind, isVaeStateDict } from '../models/vae.js';
+import { UsageError } from './errors.js';
 
 export type { MetricsLine } from './folder.js';
 
@@ -22,7 +25,7 @@ export interface Run {
   dir: string;
   name: string;
   config: TrainConfig & Record<string, unknown>;
-  model: AutoEncoder;
+  model: LatentModel;
   testLatents: Latents;
   /** Latents of a subset of the training set (may be absent in runs made elsewhere). */
   trainLatents: Latents | null;
@@ -45,8 +48,13 @@ export function readLatents(file: string): Latents {
 }
 
 /** Reads a model's weights (a state dict in safetensors, ours or PyTorch's, or a torch.save file) into a new model of the given shape. */
-export function loadModel(file: string, cfg: Partial<ModelConfig>, backend?: Backend): AutoEncoder {
-  if (!existsSync(file)) throw new Error(`${file}: not found (expected a checkpoint: safetensors, or a PyTorch state_dict saved with torch.save)`);
+/**
+ * The state dict in a weights file (safetensors, ours or PyTorch's, or a torch.save file); a checkpoint's
+ * `model.` keys without the prefix. `flag` names the flag the file came from in errors (--init).
+ */
+export function readStateDictFile(file: string, flag?: string): StateDict {
+  const where = flag ? `${flag} ${file}` : file;
+  if (!existsSync(file)) throw new UsageError(`${where}: not found (expected a checkpoint: safetensors, or a PyTorch state_dict saved with torch.save)`);
   let bytes: Uint8Array;
   try { bytes = readFileSync(file); } catch (e) { throw fsError(e, file, 'read'); }
   const { tensors } = loadStateDict(bytes, file);
@@ -54,13 +62,26 @@ export function loadModel(file: string, cfg: Partial<ModelConfig>, backend?: Bac
   if ([...tensors.keys()].some((k) => k.startsWith('model.'))) {
     sd = new Map([...tensors].filter(([k]) => k.startsWith('model.')).map(([k, v]) => [k.slice(6), v]));
   }
-  const model = new AutoEncoder(cfg);
+  return sd;
+}
+
+/**
+ * Reads a model's weights into a new model of the given shape. The kind (plain or VAE) is `cfg.vae` when
+ * given (a mismatch with the file is one line naming it), else the file's (a VAE has mu/logvar heads).
+ */
+export function loadModel(file: string, cfg: Partial<ModelConfig> & { vae?: boolean }, backend?: Backend): LatentModel {
+  const sd = readStateDictFile(file);
+  if (cfg.vae !== undefined) {
+    try { checkModelKind(sd, cfg.vae, file); } catch (e) { throw new UsageError((e as Error).message); }
+  }
+  const vae = cfg.vae ?? isVaeStateDict(sd);
+  const model = makeModel({ ...cfg, vae, ...(vae ? { latentActivation: 'none' as const } : {}) });
   if (backend) model.to(backend);
   try {
     model.loadStateDict(sd);
   } catch (e) {
-    const desc = `--model ${model.config.model} --latent ${model.config.latent}`;
-    throw new Error(`${file}: does not fit ${desc} (${(e as Error).message.replace(/^Error\(s\) in loading state_dict for AutoEncoder: /, '').slice(0, 300)})`);
+    const desc = describeModel(model);
+    throw new Error(`${file}: does not fit ${desc} (${(e as Error).message.replace(/^Error\(s\) in loading state_dict for \w+: /, '').slice(0, 300)})`);
   }
   const bad = firstNonFinite(sd);
   if (bad) throw new Error(`${file}: holds non-finite weights (${bad}); the training diverged (train again with a lower --lr or --max-lr)`);
@@ -85,7 +106,7 @@ export function firstNonFinite(sd: StateDict): string | null {
  * Opens a run folder made by `latentlab train`: a path, or a RunFolder already opened by the caller.
  * Loads its settings, its model (or takes `opts.model`, the model just trained into it) and its latents.
  */
-export async function openRun(dir: string | RunFolder, opts: { backend?: Backend; backendName?: string; threads?: number; model?: AutoEncoder } = {}): Promise<Run> {
+export async function openRun(dir: string | RunFolder, opts: { backend?: Backend; backendName?: string; threads?: number; model?: LatentModel } = {}): Promise<Run> {
   const folder = typeof dir === 'string' ? RunFolder.open(dir) : dir;
   const config = { ...folder.readConfigRecord(), ...folder.readConfig() } as TrainConfig & Record<string, unknown>;
   const latFile = folder.latentsFile('test');

@@ -17,7 +17,9 @@ import { Tensor } from '../../engine/tensor.js';
 import type { TrainConfig } from '../run/config.js';
 import { DataLoader } from '../data/loader.js';
 import type { Split } from '../data/idx-format.js';
-import { AutoEncoder } from '../models/autoencoder.js';
+import { isVae, makeModel, type LatentModel } from '../models/family.js';
+import { klWeight, l1Activity, vaeObjective } from '../../engine/latent_loss.js';
+import { corrupt, parseNoise, type NoiseSpec } from '../data/noise.js';
 import { reconstructionError } from '../analysis/eval.js';
 import { makeOptimizer, makeScheduler, type AnyOpt, type Schedule } from './optimizer.js';
 import { IMAGE_PIXELS, batchShape, toModel } from '../data/image.js';
@@ -25,7 +27,7 @@ import { IMAGE_PIXELS, batchShape, toModel } from '../data/image.js';
 /** The data a run trains on: the two splits (uint8 images, labels). */
 export interface TrainSplits { train: Split; test: Split }
 
-export interface StepResult { loss: number; recon: number; latent?: number; epoch: number; batch: number }
+export interface StepResult { loss: number; recon: number; latent?: number; kl?: number; klWeight?: number; l1?: number; epoch: number; batch: number }
 
 export interface Snapshot {
   step: number; loss: number;
@@ -44,7 +46,15 @@ export interface StepHooks {
 }
 
 export class TrainCore {
-  readonly model: AutoEncoder;
+  readonly model: LatentModel;
+  /** eps of the VAE's reparameterisation (seed + 4) and the input corruption (seed + 5): saved in checkpoints. */
+  readonly epsRng: Rng;
+  readonly noiseRng: Rng;
+  readonly noiseSpec: NoiseSpec | null;
+  private xin: Float32Array | null = null;
+  private dMu: Float32Array | null = null;
+  private dLogvar: Float32Array | null = null;
+  private l1Grad: Float32Array | null = null;
   readonly opt: AnyOpt;
   sched: Schedule;
   readonly loader: DataLoader;
@@ -62,9 +72,16 @@ export class TrainCore {
 
   constructor(readonly config: TrainConfig, readonly data: TrainSplits, readonly backend: Backend, opts: { testLimit?: number } = {}) {
     const c = config;
-    this.model = new AutoEncoder(c, new Rng(c.seed)).to(backend);
+    this.epsRng = new Rng(c.seed + 4);
+    this.noiseRng = new Rng(c.seed + 5);
+    this.noiseSpec = parseNoise(c.noise);
+    this.model = makeModel(c, new Rng(c.seed), this.epsRng).to(backend);
     this.model.train();
     const B = c.batchSize;
+    const D = this.model.latentDim;
+    if (this.noiseSpec) this.xin = backend.alloc(B * IMAGE_PIXELS);
+    if (isVae(this.model)) { this.dMu = new Float32Array(B * D); this.dLogvar = new Float32Array(B * D); }
+    if (c.activityL1 > 0) this.l1Grad = new Float32Array(B * D);
     this.xbuf = backend.alloc(B * IMAGE_PIXELS);
     this.grad = backend.alloc(B * IMAGE_PIXELS);
     this.loader = new DataLoader(data.train, { batchSize: B, seed: c.seed + 1, out: this.xbuf, dropLast: true });
@@ -98,10 +115,27 @@ export class TrainCore {
     const c = this.config, model = this.model;
     const b = this.loader.next();
     const n = b.size;
-    const x = new Tensor(batchShape(n), this.xbuf);
+    // a denoising run sees corrupted inputs; the targets (xbuf) stay clean
+    const input = this.xin ? corrupt(this.xbuf, this.noiseSpec, this.noiseRng, this.xin, n * IMAGE_PIXELS) : this.xbuf;
+    const x = new Tensor(batchShape(n), input);
     model.zeroGrad();
     const y = model.forward(x);
     const m = n * IMAGE_PIXELS;
+    if (isVae(model)) {
+      const D = model.latentDim;
+      const w = klWeight(this.step, c.beta, c.klWarmup);
+      const t = vaeObjective(y.data, this.xbuf, model.lastMu!.data, model.lastLogvar!.data, n, IMAGE_PIXELS, D, w, this.grad, this.dMu!, this.dLogvar!);
+      if (!Number.isFinite(t.loss)) {
+        if (hooks.nonFinite) hooks.nonFinite(t.loss, this.step + 1);
+        throw new Error(`the loss became ${t.loss} at step ${this.step + 1}; training stopped (try a lower lr, max lr or beta)`);
+      }
+      hooks.beforeUpdate?.();
+      model.backward(new Tensor(y.shape, this.grad), this.dMu!, this.dLogvar!);
+      this.opt.step();
+      if (this.sched.kind === 'batch') this.sched.s.step();
+      this.step++;
+      return { loss: t.loss, recon: t.reconstruction, kl: t.kl, klWeight: w, epoch: b.epoch, batch: b.batch };
+    }
     let recon: number;
     if (c.loss === 'mse') {
       recon = mseLoss(y.data, this.xbuf, m, this.grad);
@@ -120,17 +154,25 @@ export class TrainCore {
       }
       latent = mseLoss(z, this.targets, n * 2, this.latentGrad, c.latentWeight);
     }
-    const loss = recon + (latent !== undefined ? c.latentWeight * latent : 0);
+    let l1: number | undefined;
+    let latentGrad = this.latentGrad ?? undefined;
+    if (this.l1Grad) {
+      const D = model.latentDim;
+      l1 = l1Activity(model.lastLatent!.data, n, D, c.activityL1, this.l1Grad);
+      if (latentGrad) for (let i = 0; i < n * D; i++) latentGrad[i] += this.l1Grad[i];
+      else latentGrad = this.l1Grad;
+    }
+    const loss = recon + (latent !== undefined ? c.latentWeight * latent : 0) + (l1 ?? 0);
     if (!Number.isFinite(loss)) {
       if (hooks.nonFinite) hooks.nonFinite(loss, this.step + 1);
       throw new Error(`the loss became ${loss} at step ${this.step + 1}; training stopped (try a lower lr or max lr)`);
     }
     hooks.beforeUpdate?.();
-    model.backward(new Tensor(y.shape, this.grad), this.latentGrad ?? undefined);
+    model.backward(new Tensor(y.shape, this.grad), latentGrad);
     this.opt.step();
     if (this.sched.kind === 'batch') this.sched.s.step();
     this.step++;
-    return { loss, recon, latent, epoch: b.epoch, batch: b.batch };
+    return { loss, recon, latent, l1, epoch: b.epoch, batch: b.batch };
   }
 
   private scratchP(m: number): Float32Array { return (this.pBuf && this.pBuf.length >= m) ? this.pBuf : (this.pBuf = new Float32Array(m)); }

@@ -23,10 +23,15 @@ import type { Split } from '../data/idx.js';
 import { RunFolder, parseMetricsText, type DataIdentity } from '../run/folder.js';
 import { firstNonFinite } from '../run/run.js';
 import { checkDataIsNamed, checkSameData, dataIdentity } from '../run/data-identity.js';
-import type { AutoEncoder } from '../models/autoencoder.js';
+import { isVae, type LatentModel } from '../models/family.js';
+import { checkModelKind } from '../models/vae.js';
+import { readStateDictFile } from '../run/run.js';
+import { UsageError } from '../run/errors.js';
+import { latentHealth } from '../analysis/latent_health.js';
+import { evaluateVae } from '../analysis/vae_eval.js';
 import { currentMomentum, type AnyOpt, type Schedule } from './optimizer.js';
 import { IMAGE_H, IMAGE_PIXELS, IMAGE_W, toModel } from '../data/image.js';
-import { TrainCore, type Snapshot } from './step.js';
+import { TrainCore, type Snapshot, type StepResult } from './step.js';
 
 export { gridPoints, latentBox, TrainCore, type Snapshot, type StepHooks, type StepResult, type TrainSplits } from './step.js';
 import { onStopSignals, type StopSignal } from './signals.js';
@@ -34,6 +39,8 @@ import { onStopSignals, type StopSignal } from './signals.js';
 export interface StepInfo {
   step: number; epoch: number; batch: number; batchesPerEpoch: number; totalSteps: number;
   loss: number; reconLoss: number; latentLoss?: number;
+  /** A VAE's KL (nats per image) and its weight at this step; a sparse run's L1 term. */
+  kl?: number; klWeight?: number; l1?: number;
   lr: number; momentum?: number; elapsed: number; samplesPerSec: number;
 }
 
@@ -74,7 +81,7 @@ export interface TrainOptions {
 }
 
 export interface TrainResult {
-  config: TrainConfig; model: AutoEncoder; steps: number; epochs: number;
+  config: TrainConfig; model: LatentModel; steps: number; epochs: number;
   testMse: number; samplesPerSec: number; seconds: number; out?: string; stopped: boolean;
   /** The signal that stopped the run (its final files are not written: --resume finishes them). */
   signal?: StopSignal;
@@ -88,7 +95,7 @@ const STATUS_EVERY = 2;
 export class Trainer {
   /** The browser-safe step (./step.ts): model, optimiser, scheduler, loader, the step count. */
   readonly core: TrainCore;
-  readonly model: AutoEncoder;
+  readonly model: LatentModel;
   readonly opt: AnyOpt;
   readonly loader: DataLoader;
   readonly totalSteps: number;
@@ -110,6 +117,7 @@ export class Trainer {
     this.opt = this.core.opt;
     this.loader = this.core.loader;
     this.totalSteps = this.core.totalSteps;
+    if (config.init && !(opts.resume && opts.folder?.has('checkpoint'))) this.initFrom(config.init);
   }
 
   /** Steps done. */
@@ -132,8 +140,19 @@ export class Trainer {
       : ', no checkpoint was written before it';
   }
 
+  /** --init: the weights of a checkpoint file (of the same kind and shape) as the starting point. */
+  private initFrom(file: string): void {
+    const sd = readStateDictFile(file, '--init');
+    try { checkModelKind(sd, isVae(this.model), `--init ${file}`); } catch (e) { throw new UsageError((e as Error).message); }
+    try {
+      this.model.loadStateDict(sd);
+    } catch (e) {
+      throw new UsageError(`--init ${file}: does not fit this run's model (${(e as Error).message.split('\n')[0].replace(/^Error\(s\) in loading state_dict for \w+: /, '').slice(0, 240)})`);
+    }
+  }
+
   /** One optimisation step on the next batch (./step.ts); returns the step's losses. */
-  trainStep(): { loss: number; recon: number; latent?: number; epoch: number; batch: number } {
+  trainStep(): StepResult {
     return this.core.next({
       nonFinite: (loss, step) => {
         this.pending = null; // the weights of that checkpoint gave this loss
@@ -176,6 +195,7 @@ export class Trainer {
       elapsed: String(this.elapsed), loader: JSON.stringify(this.loader.state()),
       scheduler: this.sched.kind === 'none' ? 'null' : JSON.stringify(this.sched.s.stateDict()),
       metricsBytes: String(folder.metricsSize), ...po.metadata,
+      rngs: JSON.stringify({ eps: this.core.epsRng.getState(), noise: this.core.noiseRng.getState() }),
     };
     this.pending = { step: this.step, checkpoint: saveSafetensors(tensors, meta), model: this.weightsBytes() };
     if (now) this.commitCheckpoint();
@@ -214,6 +234,11 @@ export class Trainer {
     this.opt.loadStateDict(unpackOptimizerState(optim, metadata));
     if (this.sched.kind !== 'none' && metadata.scheduler !== 'null') this.sched.s.loadStateDict(JSON.parse(metadata.scheduler));
     this.loader.seek(JSON.parse(metadata.loader) as LoaderState);
+    if (metadata.rngs) {
+      const r = JSON.parse(metadata.rngs) as { eps: ReturnType<Rng['getState']>; noise: ReturnType<Rng['getState']> };
+      this.core.epsRng.setState(r.eps);
+      this.core.noiseRng.setState(r.noise);
+    }
     this.step = Number(metadata.step);
     this.lastGoodStep = this.step;
     this.elapsedBefore = Number(metadata.elapsed);
@@ -288,11 +313,12 @@ export class Trainer {
       const lr = this.opt.paramGroups[0].lr;
       const info: StepInfo = {
         step: this.step, epoch: r.epoch, batch: r.batch + 1, batchesPerEpoch: perEpoch, totalSteps: this.totalSteps,
-        loss: r.loss, reconLoss: r.recon, latentLoss: r.latent, lr, momentum: currentMomentum(this.opt),
+        loss: r.loss, reconLoss: r.recon, latentLoss: r.latent, kl: r.kl, klWeight: r.klWeight, l1: r.l1, lr, momentum: currentMomentum(this.opt),
         elapsed: this.elapsed, samplesPerSec: sps,
       };
       if (this.step % c.logEvery === 0 || this.step === this.totalSteps) {
         this.appendMetrics({ step: this.step, epoch: r.epoch, loss: r.loss, recon: r.recon, ...(r.latent !== undefined ? { latent: r.latent } : {}),
+          ...(r.kl !== undefined ? { kl: r.kl, klWeight: r.klWeight } : {}), ...(r.l1 !== undefined ? { l1: r.l1 } : {}),
           lr, elapsed: round3(info.elapsed), samplesPerSec: Math.round(sps) });
       }
       if (c.snapshotEvery > 0 && this.step % c.snapshotEvery === 0) this.emitSnapshot(r.loss);
@@ -355,9 +381,25 @@ export class Trainer {
       });
       folder.writeStatus({ state: stopped ? 'stopped' : 'finished', step: this.step, error: stopped ? 'stopped on request' : null });
     }
+    const health = this.latentHealthLine(ev.z, ev.labels.length);
+    if (folder) folder.writeResult({ ...folder.readResult()!, latentHealth: health.condition, ...(health.kl !== undefined ? { testKl: health.kl, testElbo: health.elbo } : {}) });
+    this.log(health.line);
     this.log(`done: ${this.step} steps in ${seconds.toFixed(1)} s, test MSE ${ev.mse.toFixed(4)} on [-1, 1], ${Math.round(trainSps)} samples/s on ${this.backend.name} with ${this.backend.threads} thread${this.backend.threads > 1 ? 's' : ''}`);
     return { config: c, model: this.model, steps: this.step, epochs: this.step / perEpoch, testMse: ev.mse,
              samplesPerSec: trainSps, seconds, out: this.out, stopped };
+  }
+
+  /** The latent-health verdict of the test latents (a VAE's with its KL per dimension) as one line. */
+  private latentHealthLine(z: Float32Array, n: number): { condition: string; line: string; kl?: number; elbo?: number } {
+    const m = this.model, D = m.latentDim;
+    if (isVae(m)) {
+      const v = evaluateVae(m, this.data.test, n, this.config.batchSize);
+      const h = latentHealth(v.mu, v.n, D, 'none', { klPerDim: v.klPerDim });
+      return { condition: h.condition, kl: v.mean.kl, elbo: v.mean.elbo,
+        line: `latent health: ${h.message}; test KL ${v.mean.kl.toFixed(3)} nats, ELBO ${v.mean.elbo.toFixed(1)} nats per image` };
+    }
+    const h = latentHealth(z, n, D, m.config.latentActivation);
+    return { condition: h.condition, line: `latent health: ${h.message}` };
   }
 
   /** Stopped by a signal: the checkpoint at this step is written; status stopped. */
