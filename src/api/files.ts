@@ -11,7 +11,7 @@ export function loadSafetensorsFile(file: string): Safetensors {
     bytes = readFileSync(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(`${file}: cannot read (${code === 'ENOENT' ? 'not found' : code ?? (e as Error).message})`);
+    throw new Error(`${file}: cannot read (${code === 'ENOENT' ? 'not found' : code ?? (e as Error).message})`, { cause: e });
   }
   return loadSafetensors(bytes, file);
 }

@@ -51,7 +51,7 @@ export function modelFromSafetensors(bytes: Uint8Array, config: Partial<ModelCon
   try {
     model.loadStateDict(sd, opts.strict ?? true);
   } catch (e) {
-    throw new Error(`${name}: does not fit ${describeModel(model)} (${(e as Error).message.split('\n')[0]!.slice(0, 300)})`);
+    throw new Error(`${name}: does not fit ${describeModel(model)} (${(e as Error).message.split('\n')[0]!.slice(0, 300)})`, { cause: e });
   }
   return model.eval();
 }

@@ -36,7 +36,7 @@ export function parseFlag<T>(parser: (v: string) => T, value: string): T {
   try {
     return parser(value);
   } catch (e) {
-    if (e instanceof InvalidArgumentError) throw new Error(e.message);
+    if (e instanceof InvalidArgumentError) throw new Error(e.message, { cause: e });
     throw e;
   }
 }

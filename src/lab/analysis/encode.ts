@@ -37,14 +37,14 @@ export async function readImagePixels(file: string): Promise<{ width: number; he
     bytes = await readFile(file);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new Error(`${file}: cannot read (${code === 'ENOENT' ? 'no such file' : code ?? (e as Error).message})`);
+    throw new Error(`${file}: cannot read (${code === 'ENOENT' ? 'no such file' : code ?? (e as Error).message})`, { cause: e });
   }
   checkImageFile(bytes, file);   // size and wholeness from the header, before decoding anything
   let img: Awaited<ReturnType<typeof loadImage>>;
   try {
     img = await loadImage(bytes);
   } catch (e) {
-    throw new Error(`${file}: not a PNG or JPEG image (${String((e as Error).message ?? e).split('\n')[0]})`);
+    throw new Error(`${file}: not a PNG or JPEG image (${String((e as Error).message ?? e).split('\n')[0]})`, { cause: e });
   }
   if (!(img.width > 0 && img.height > 0)) throw new Error(`${file}: not a PNG or JPEG image (no pixels)`);
   const canvas = createCanvas(img.width, img.height);

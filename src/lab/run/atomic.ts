@@ -137,7 +137,7 @@ export function readJson<T>(file: string, what = 'a JSON file'): T {
   try {
     return JSON.parse(text) as T;
   } catch (e) {
-    throw new Error(`${file}: not valid JSON (${(e as Error).message.split('\n')[0]})`);
+    throw new Error(`${file}: not valid JSON (${(e as Error).message.split('\n')[0]})`, { cause: e });
   }
 }
 

@@ -81,7 +81,7 @@ export function loadModel(file: string, cfg: Partial<ModelConfig> & { vae?: bool
     model.loadStateDict(sd);
   } catch (e) {
     const desc = describeModel(model);
-    throw new Error(`${file}: does not fit ${desc} (${(e as Error).message.replace(/^Error\(s\) in loading state_dict for \w+: /, '').slice(0, 300)})`);
+    throw new Error(`${file}: does not fit ${desc} (${(e as Error).message.replace(/^Error\(s\) in loading state_dict for \w+: /, '').slice(0, 300)})`, { cause: e });
   }
   const bad = firstNonFinite(sd);
   if (bad) throw new Error(`${file}: holds non-finite weights (${bad}); the training diverged (train again with a lower --lr or --max-lr)`);

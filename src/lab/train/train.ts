@@ -229,7 +229,7 @@ export class Trainer {
     try {
       this.model.loadStateDict(model);
     } catch (e) {
-      throw new Error(`${file}: does not fit the model of this run (${(e as Error).message.slice(0, 200)})`);
+      throw new Error(`${file}: does not fit the model of this run (${(e as Error).message.slice(0, 200)})`, { cause: e });
     }
     this.opt.loadStateDict(unpackOptimizerState(optim, metadata));
     if (this.sched.kind !== 'none' && metadata.scheduler !== 'null') this.sched.s.loadStateDict(JSON.parse(metadata.scheduler));
