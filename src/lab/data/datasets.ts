@@ -17,27 +17,11 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { DataError, checkSplit, md5Hex, readIdxImages, readIdxLabels, readMaybeGzip, type Split } from './idx.js';
 import { downloadDataset, type DownloadOptions } from './download.js';
-import { FASHION_MNIST_INFO, MNIST_INFO, type DatasetInfo, type DatasetName } from './image.js';
+import { FASHION_MNIST_INFO, MNIST_INFO, type DatasetName } from './image.js';
 
 export type { DatasetInfo, DatasetName } from './image.js';
-export type FileKey = 'trainImages' | 'trainLabels' | 'testImages' | 'testLabels';
-export const FILE_KEYS: readonly FileKey[] = ['trainImages', 'trainLabels', 'testImages', 'testLabels'];
-
-export interface DatasetFile {
-  /** File name as served by the mirrors (gzipped), e.g. `train-images-idx3-ubyte.gz`. */
-  name: string;
-  /** MD5 (hex) of the uncompressed content. */
-  md5: string;
-}
-
-/** A data set (name, shape, class names: see image.ts) and where its files come from. */
-export interface DatasetDescriptor extends DatasetInfo {
-  /** Expected sample counts (informational; the files' headers are authoritative). */
-  counts: { train: number; test: number };
-  files: Record<FileKey, DatasetFile>;
-  /** Base URLs tried in order; a file's URL is the base + its name. */
-  mirrors: readonly string[];
-}
+export { FILE_KEYS, type DatasetDescriptor, type DatasetFile, type FileKey } from './descriptor.js';
+import { FILE_KEYS, type DatasetDescriptor, type DatasetFile, type FileKey } from './descriptor.js';
 
 const IDX_NAMES = {
   trainImages: 'train-images-idx3-ubyte.gz',

@@ -14,7 +14,7 @@ import { mkdirSync, renameSync, rmSync, statSync, readFileSync } from 'node:fs';
 import { open } from 'node:fs/promises';
 import { join } from 'node:path';
 import { DataError, maybeGunzip, md5Hex, oneLine } from './idx.js';
-import type { DatasetDescriptor, DatasetFile, FileKey } from './datasets.js';
+import type { DatasetDescriptor, DatasetFile, FileKey } from './descriptor.js';
 
 export type ProgressCallback = (bytes: number, total: number | null, info: { file: string; url: string }) => void;
 

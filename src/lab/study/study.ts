@@ -224,20 +224,15 @@ function meanOf(v: number[], digits: number[]): number {
   return xs.length ? xs.reduce((a, b) => a + b, 0) / xs.length : NaN;
 }
 
-export function buildStudyReport(inp: StudyReportInput): ReportDoc {
-  const { figures: F, scale: s } = inp;
-  const B: Block[] = [];
-  const runLink = (name: string): string => `[${name}](${inp.runsDir}/${name}/)`;
-  const pic = (name: string, key: string): string | null => {
-    const f = F.get(name)?.pictures[key];
-    return f ? `${inp.runsDir}/${name}/${f}` : null;
-  };
-  const figs = (items: { name: string; key: string; caption: string }[]): void => {
-    const list = items.map((i) => ({ src: pic(i.name, i.key), alt: `${i.key} of ${i.name}`, caption: i.caption })).filter((i): i is { src: string; alt: string; caption: string } => !!i.src);
-    if (list.length) B.push({ kind: 'figures', items: list });
-  };
-  const of = (section: Section) => inp.runs.filter((r) => r.section === section);
-  const has = (name: string) => inp.runs.some((r) => r.name === name);
+/** What every section of the report reads: the figures, the scale, the input, and small helpers; sections push onto B. */
+interface ReportCtx {
+  F: Map<string, RunFigures>; s: StudyReportInput['scale']; inp: StudyReportInput; B: Block[];
+  runLink: (name: string) => string; pic: (name: string, key: string) => string | null;
+  figs: (items: { name: string; key: string; caption: string }[]) => void; of: (section: Section) => StudyRun[]; has: (name: string) => boolean;
+}
+
+/** The report's section: intro. */
+function introSection({ s, inp, B }: ReportCtx): void {
 
   B.push({ kind: 'p', text: 'A reproduction of the blog study of a convolutional autoencoder on MNIST (`../shared/seed/study-autoencoder-mnist.txt`): '
     + 'the study\'s model (BatchNorm, LeakyReLU, Tanh output) trained by latentlab, one training run per experiment, each in its own folder under '
@@ -250,8 +245,10 @@ export function buildStudyReport(inp: StudyReportInput): ReportDoc {
   }
   if (inp.failures.length)
     B.push({ kind: 'note', text: `Not finished: ${inp.failures.map((f) => `**${f.name}** (${f.message})`).join('; ')}. Run the same command again to continue.` });
+}
 
-  // ---- every run
+/** The report's section: every run. */
+function allRunsSection({ F, inp, B, runLink }: ReportCtx): void {
   B.push({ kind: 'h', level: 1, text: 'All runs' });
   B.push({ kind: 'table', head: ['run', 'experiment', 'latent', 'activation / after latent', 'optimiser', 'seed', 'steps', 'test MSE', 'PSNR dB', 'k-NN acc', 'target acc', 'time s', 'samples/s'],
     align: ['l', 'l', 'l', 'l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
@@ -262,8 +259,10 @@ export function buildStudyReport(inp: StudyReportInput): ReportDoc {
         optLabel(c), String(c.seed ?? 0), f ? String(f.steps) : 'not finished', f4(f?.testMse), f ? f.psnr.toFixed(2) : '–', acc(f?.knnAccuracy),
         acc(f?.targetAccuracy), f ? f.seconds.toFixed(0) : '–', f ? String(f.samplesPerSec) : '–'];
     }) });
+}
 
-  // ---- 1. unsupervised 2-D, seeds
+/** The report's section: 1. unsupervised 2-D, seeds. */
+function unsupervisedSection({ F, B, runLink, figs, of }: ReportCtx): void {
   const unsup = of('unsup').filter((r) => F.has(r.name));
   if (of('unsup').length) {
     B.push({ kind: 'h', level: 1, text: '1. Unsupervised 2-D latent, SGD + CyclicLR, several seeds' });
@@ -284,8 +283,10 @@ export function buildStudyReport(inp: StudyReportInput): ReportDoc {
         ...(worst !== best ? [{ name: worst.name, key: 'sample', caption: `worst: ${worst.name} (test MSE ${f4(F.get(worst.name)!.testMse)})` }] : [])]);
     }
   }
+}
 
-  // ---- 2. supervised
+/** The report's section: 2. supervised. */
+function supervisedSection({ F, inp, B, runLink, figs, of }: ReportCtx): void {
   if (of('sup').length) {
     const neg = negativeTargets();
     const pos = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].filter((d) => !neg.includes(d));
@@ -315,8 +316,10 @@ export function buildStudyReport(inp: StudyReportInput): ReportDoc {
     B.push({ kind: 'p', text: 'Generated digits 0-9: latents drawn around each digit\'s target (σ = 0.5) and decoded.' });
     figs(of('sup').map((r) => ({ name: r.name, key: 'digits', caption: `${r.name}: generated digits` })));
   }
+}
 
-  // ---- 3. 10-D
+/** The report's section: 3. 10-D. */
+function tenDSection({ F, B, figs, has }: ReportCtx): void {
   if (has('z10-adam')) {
     const f = F.get('z10-adam');
     const study = [[5, 6], [3, 8], [4, 9]];
@@ -331,8 +334,10 @@ export function buildStudyReport(inp: StudyReportInput): ReportDoc {
     B.push({ kind: 'p', text: 'The 10-D latents on their first two principal components, and images decoded along that plane (the other components at their mean):' });
     figs([{ name: 'z10-adam', key: 'latent', caption: 'z10-adam: PCA of the test latents' }, { name: 'z10-adam', key: 'sample', caption: 'z10-adam: decoded over the PCA plane' }]);
   }
+}
 
-  // ---- 4. conv latent
+/** The report's section: 4. conv latent. */
+function convLatentSection({ F, inp, B, has }: ReportCtx): void {
   if (has('conv-adam')) {
     const f = F.get('conv-adam');
     B.push({ kind: 'h', level: 1, text: '4. Keeping the convolution: a (2, 7, 7) latent (Adam 1e-3)' });
@@ -342,8 +347,10 @@ export function buildStudyReport(inp: StudyReportInput): ReportDoc {
       + 'All three use Adam 1e-3 without a scheduler, so the curves differ by the latent only.' });
     if (inp.combined.lossModels) B.push({ kind: 'figures', items: [{ src: inp.combined.lossModels, alt: 'loss of the 2-D, 10-D and conv runs', caption: 'Reconstruction MSE against step, training batches (solid) and test set (dashed): 2-D, 10-D and (2,7,7) latents' }] });
   }
+}
 
-  // ---- 5. LeakyReLU vs ReLU
+/** The report's section: 5. LeakyReLU vs ReLU. */
+function activationsSection({ F, B, runLink, figs, has }: ReportCtx): void {
   if (has('relu')) {
     B.push({ kind: 'h', level: 1, text: '5. LeakyReLU vs ReLU' });
     B.push({ kind: 'p', text: 'The study: "LeakyReLU gave better results than ReLU. With so few latent units, if even one goes to 0 learning stops there; negative values can be meaningful weights and biases." '
@@ -359,8 +366,10 @@ export function buildStudyReport(inp: StudyReportInput): ReportDoc {
       + 'its "exactly 0" column counts the latent units that died. For the LeakyReLU run the "≤ 0" column counts the units a ReLU would have silenced.' });
     figs(pair.map((n) => ({ name: n, key: 'latent', caption: `${n}: test MSE ${f4(F.get(n)?.testMse)}` })));
   }
+}
 
-  // ---- 6. optimisers
+/** The report's section: 6. optimisers. */
+function optimisersSection({ F, inp, B, runLink, of, has }: ReportCtx): void {
   const optRuns = ['unsup-s0', ...of('optim').map((r) => r.name)].filter(has);
   if (of('optim').length) {
     B.push({ kind: 'h', level: 1, text: '6. Optimisers and LR schedulers on the 2-D latent' });
@@ -376,16 +385,20 @@ export function buildStudyReport(inp: StudyReportInput): ReportDoc {
     if (done.length > 1) B.push({ kind: 'p', text: `Lowest test MSE: **${done[0]}** (${f4(F.get(done[0])!.testMse)}); highest: **${done[done.length - 1]}** (${f4(F.get(done[done.length - 1])!.testMse)}).` });
     if (inp.combined.lossOptim) B.push({ kind: 'figures', items: [{ src: inp.combined.lossOptim, alt: 'loss curves of the optimisers', caption: 'Reconstruction MSE against step, training batches (solid) and test set (dashed), one colour per optimiser/scheduler' }] });
   }
+}
 
-  // ---- 7. GIFs
+/** The report's section: 7. GIFs. */
+function gifsSection({ s, inp, B, pic }: ReportCtx): void {
   const gifs = inp.runs.filter((r) => pic(r.name, 'gif'));
   if (gifs.length) {
     B.push({ kind: 'h', level: 1, text: '7. Training films' });
     B.push({ kind: 'p', text: `The latent space of the test set (${s.snapshotPoints} images) and images decoded from its box, every ${s.snapshotEvery} steps of training (open the GIFs; they are not inlined to keep this page small):` });
     B.push({ kind: 'list', items: gifs.map((r) => `[${r.name}/training.gif](${pic(r.name, 'gif')}): ${r.title}`) });
   }
+}
 
-  // ---- how it was run
+/** The report's section: how it was run. */
+function howRunSection({ inp, B }: ReportCtx): void {
   B.push({ kind: 'h', level: 1, text: 'How this was run' });
   B.push({ kind: 'list', items: [
     `Command: \`${inp.command}\``,
@@ -393,5 +406,24 @@ export function buildStudyReport(inp: StudyReportInput): ReportDoc {
     `Defaults (the study's recipe): bn model, LeakyReLU(0.01), batch 64, MSE loss, SGD momentum 0.9 + CyclicLR 1e-4..1e-2 (400 steps up); each run's full settings are in its \`config.json\`.`,
     'Interrupted studies continue where they stopped: finished runs are skipped, the others resume from their checkpoint.',
   ] });
+}
+
+export function buildStudyReport(inp: StudyReportInput): ReportDoc {
+  const { figures: F, scale: s } = inp;
+  const B: Block[] = [];
+  const runLink = (name: string): string => `[${name}](${inp.runsDir}/${name}/)`;
+  const pic = (name: string, key: string): string | null => {
+    const f = F.get(name)?.pictures[key];
+    return f ? `${inp.runsDir}/${name}/${f}` : null;
+  };
+  const figs = (items: { name: string; key: string; caption: string }[]): void => {
+    const list = items.map((i) => ({ src: pic(i.name, i.key), alt: `${i.key} of ${i.name}`, caption: i.caption })).filter((i): i is { src: string; alt: string; caption: string } => !!i.src);
+    if (list.length) B.push({ kind: 'figures', items: list });
+  };
+  const of = (section: Section) => inp.runs.filter((r) => r.section === section);
+  const has = (name: string) => inp.runs.some((r) => r.name === name);
+  const ctx: ReportCtx = { F, s, inp, B, runLink, pic, figs, of, has };
+  for (const section of [introSection, allRunsSection, unsupervisedSection, supervisedSection, tenDSection, convLatentSection, activationsSection, optimisersSection, gifsSection, howRunSection])
+    section(ctx);
   return { title: s.quick ? 'Autoencoder on MNIST: the study, reproduced (quick run)' : 'Autoencoder on MNIST: the study, reproduced', blocks: B };
 }
