@@ -6,10 +6,10 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCanvas } from '@napi-rs/canvas';
 import '../src/node-backends.js';
-import { main } from '../src/cli/main.js';
+import { cli } from './cli-helper.js';
 import { train } from '../src/lab/train/train.js';
 import { loadDataset, type LoadedDataset } from '../src/lab/data/index.js';
 import { openRun, type Run } from '../src/lab/run/run.js';
@@ -21,17 +21,6 @@ import { need } from './requirements.js';
 
 const haveData = need('mnist', 'encode.test');
 
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '', err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => { out += String(s); return true; });
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => { err += String(s); return true; });
-  try {
-    return { code: await main(['node', 'latentlab', ...args]), out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 /** Test image i drawn at `scale`x, black ink on white paper, off-centre on a wider page. */
 function drawDigit(images: Uint8Array, i: number, scale: number, format: 'png' | 'jpeg'): Buffer {

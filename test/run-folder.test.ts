@@ -17,7 +17,7 @@ import { loadDataset, type LoadedDataset } from '../src/lab/data/datasets.js';
 import { RunFolder } from '../src/lab/run/folder.js';
 import { resolveTrainConfig, parseTrainSettings, resumeConfig, DEFAULT_TRAIN, LATENT_MAX } from '../src/lab/run/config.js';
 import { renderRunPictures } from '../src/cli/pictures.js';
-import { main } from '../src/cli/main.js';
+import { cli } from './cli-helper.js';
 import { MNIST_DIR } from './helpers.js';
 
 const FASHION = '/usr/share/datasets/fashion-mnist';
@@ -32,18 +32,6 @@ function tensorsOf(file: string): Map<string, number[]> {
   return new Map([...tensors].map(([k, v]) => [k, Array.from(v.data as ArrayLike<number | bigint>, Number)]));
 }
 
-/** Runs the CLI in this process, capturing stdout and stderr. */
-async function cli(...args: string[]): Promise<{ code: number; out: string; err: string }> {
-  let out = '', err = '';
-  const o = vi.spyOn(process.stdout, 'write').mockImplementation((s: string | Uint8Array) => { out += String(s); return true; });
-  const e = vi.spyOn(process.stderr, 'write').mockImplementation((s: string | Uint8Array) => { err += String(s); return true; });
-  try {
-    return { code: await main(['node', 'latentlab', ...args]), out, err };
-  } finally {
-    o.mockRestore();
-    e.mockRestore();
-  }
-}
 
 /** The pid of a process that has ended. */
 function deadPid(): number {
