@@ -39,7 +39,7 @@ export { loadSafetensorsFile, saveSafetensorsFile, saveModel } from './api/files
 export { loadDataset, findDataset, downloadDataset, type LoadedDataset } from './lab/data/index.js';
 
 // pictures
-export { renderPng, renderRgba, decodePng, writeFileAtomic, type Draw, type DecodedImage } from './viz/node.js';
+export { renderPng, renderRgba, rgbaRenderer, decodePng, writeFileAtomic, type Draw, type DecodedImage } from './viz/node.js';
 export {
   encodeImages, readImagePixels, readDigitImage, writeEncodeOutputs, encodePlotPng, imagePng, formatLatent,
   type EncodedImage, type EncodeOutputs,

@@ -13,6 +13,7 @@ import {
   IMAGE_C, IMAGE_H, IMAGE_PIXELS, IMAGE_W, FASHION_MNIST_INFO, MNIST_INFO, MSE_TO_UNIT, batchShape, classPair,
   datasetInfo, getDataset, psnrOfUnitMse, toByte, toModel, toModelImages, toUnit,
 } from '../src/lab/data/index.js';
+import { maybeGunzip } from '../src/lab/data/idx.js';
 import { Rng } from '../src/engine/rng.js';
 import { labelNamer } from '../src/viz/palette.js';
 
@@ -621,5 +622,24 @@ describe('DataLoader', () => {
     const l2 = new DataLoader(data, { batchSize: 4, out: own });
     expect(l2.next().x).toBe(own);
     expect(() => new DataLoader(data, { batchSize: 4, out: new Float32Array(3) })).toThrow(RangeError);
+  });
+});
+
+describe('gunzip into one buffer of the size the trailer records', () => {
+  const content = Uint8Array.from({ length: 300_000 }, (_, i) => (i * 7919) % 251);
+  it('inflates the whole content into a buffer of exactly its size; a trailer that lies is refused', () => {
+    const gz = new Uint8Array(gzipSync(content));
+    const out = maybeGunzip(gz, 'a.gz');
+    expect(Buffer.compare(Buffer.from(out), Buffer.from(content))).toBe(0);
+    expect(out.buffer.byteLength).toBe(content.length);
+    // ISIZE says 100 bytes: zlib's own length check refuses the file
+    const lying = gz.slice();
+    new DataView(lying.buffer).setUint32(lying.length - 4, 100, true);
+    expect(() => maybeGunzip(lying, 'b.gz')).toThrow(/^b\.gz: expected valid gzip data, got incorrect length check$/);
+  });
+  it('names the file on corrupt data', () => {
+    const gz = new Uint8Array(gzipSync(content));
+    gz[gz.length >> 1] ^= 0xff;
+    expect(() => maybeGunzip(gz, 'c.gz')).toThrow(/^c\.gz: expected valid gzip data/);
   });
 });

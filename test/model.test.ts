@@ -104,3 +104,19 @@ describe('state dict', () => {
     expect(r.unexpectedKeys).toEqual(['decoder.99.weight']);
   });
 });
+
+describe('encode and decode into a given buffer', () => {
+  it('write the same values as the copies, in place, and refuse a buffer too small', () => {
+    const model = new AutoEncoder({ model: 'bn', latent: 2 });
+    const n = 70, x = Float32Array.from({ length: n * 784 }, (_, i) => Math.sin(i * 0.37));
+    const z = model.encode(x, n, 32);
+    const zOut = new Float32Array(n * 2 + 5).fill(7);
+    expect(model.encode(x, n, 32, zOut)).toBe(zOut);
+    expect(Array.from(zOut.subarray(0, n * 2))).toEqual(Array.from(z));
+    expect(zOut[n * 2]).toBe(7);
+    const y = model.decode(z, n, 32), yOut = new Float32Array(n * 784);
+    expect(model.decode(z, n, 32, yOut)).toBe(yOut);
+    expect(Array.from(yOut)).toEqual(Array.from(y));
+    expect(() => model.decode(z, n, 32, new Float32Array(10))).toThrow(/^decode: out holds 10 floats, expected at least 54880$/);
+  });
+});

@@ -22,8 +22,8 @@ import {
   boxGridPoints, latentFigure, latentFigureSize, lossFigure, lossFigureSize, lossHasLatent, lossRunFromMetrics, sampleFigure, sampleFigureSize,
   trainingFrame, trainingFrameSize, type LatentFigureOptions, type SampleFigureOptions,
 } from '../viz/figures.js';
-import { encodeGif } from '../viz/gif.js';
-import { renderPng, renderRgba } from '../viz/node.js';
+import { encodeGifFrom } from '../viz/gif.js';
+import { renderPng, rgbaRenderer } from '../viz/node.js';
 import '../node-backends.js';
 
 export type Box = [number, number, number, number];
@@ -295,7 +295,9 @@ export async function gifPicture(run: Run, opts: { fps?: number } = {}): Promise
   const yRange = unionRange([...planes.map((p) => minMax(p.y)), ...snaps.filter((s) => s.box && dim === 2).map((s) => [s.box![1], s.box![3]] as Range)]);
   const size = trainingFrameSize();
   const fps = opts.fps ?? 4;
-  const frames = snaps.map((s, k) => renderRgba(size.width, size.height, (ctx) => {
+  // drawn on demand, one frame alive at a time (all of them at once were about 3 MB each)
+  const render = rgbaRenderer(size.width, size.height);
+  const frame = (k: number) => { const s = snaps[k]; return render((ctx) => {
     trainingFrame(ctx, {
       x: planes[k].x, y: planes[k].y, labels: lab, xRange, yRange, xLabel, yLabel,
       box: dim === 2 && s.box ? s.box : undefined, labelName: labelNamer(run.config.dataset),
@@ -306,9 +308,9 @@ export async function gifPicture(run: Run, opts: { fps?: number } = {}): Promise
       clearRect(ctx, { x: 0, y: 0, width: size.width, height: 40 });
       text(ctx, `step ${s.step} · before training`, size.width / 2, 22, { size: 18, bold: true, align: 'center', baseline: 'middle' });
     }
-  }));
-  const bytes = encodeGif(frames, size.width, size.height, { delay: Math.round(1000 / fps), lastFrameExtra: 1500 });
-  return { bytes, ...size, frames: frames.length, xRange, yRange };
+  }); };
+  const bytes = encodeGifFrom(snaps.length, size.width, size.height, frame, { delay: Math.round(1000 / fps), lastFrameExtra: 1500 });
+  return { bytes, ...size, frames: snaps.length, xRange, yRange };
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import { SIGNAL_EXIT } from '../lab/train/signals.js';
 import { int, num, numList, oneOf } from './options.js';
 import { progress, type Progress } from './progress.js';
 import { renderRunPictures } from './pictures.js';
+import { collectGarbage } from './memory.js';
 import '../node-backends.js';
 
 /** Reads a --supervised value: a JSON file path, or empty for the study's map. */
@@ -146,6 +147,7 @@ async function trainInto(folder: RunFolder, config: Partial<TrainConfig>, o: Rec
   const wrote = [folder.file('model'), folder.file('metrics'), folder.file('latents')];
   // the pictures decode with the trained model, on its backend, without its training buffers
   result.model.releaseScratch();
+  collectGarbage();
   if (o.pictures !== false) wrote.push(...await renderRunPictures(folder, result.model));
   process.stdout.write(`test MSE ${result.testMse.toFixed(4)} on [-1, 1] after ${result.steps} steps; training throughput ${Math.round(result.samplesPerSec)} samples/s\n`);
   for (const f of wrote) process.stdout.write(`wrote ${f}\n`);

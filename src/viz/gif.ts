@@ -23,44 +23,58 @@ export interface GifOptions {
   lastFrameExtra?: number;
 }
 
-/** A sample of pixels from every frame, to build one palette for all. */
-function sampleFrames(frames: ArrayLike<number>[], maxPixels = 1 << 20): Uint8Array {
-  const total = frames.reduce((a, f) => a + f.length / 4, 0);
-  const stride = Math.max(1, Math.ceil(total / maxPixels));
-  const out = new Uint8Array(Math.ceil(total / stride) * 4 + 4 * frames.length);
-  let o = 0;
-  for (const f of frames) {
-    for (let p = 0; p < f.length / 4; p += stride) {
-      out[o++] = f[p * 4]; out[o++] = f[p * 4 + 1]; out[o++] = f[p * 4 + 2]; out[o++] = 255;
-    }
-  }
-  return out.subarray(0, o);
-}
+/** A frame's RGBA bytes (width·height·4); asked for again when the palette is global (see encodeGifFrom). */
+export type FrameSource = (i: number) => Uint8ClampedArray | Uint8Array;
 
 /** Encode frames (each width·height·4 RGBA bytes) as an animated GIF. */
 export function encodeGif(frames: (Uint8ClampedArray | Uint8Array)[], width: number, height: number, opts: GifOptions = {}): Uint8Array {
-  if (frames.length === 0) throw new Error('encodeGif: no frames');
+  return encodeGifFrom(frames.length, width, height, (i) => frames[i], opts);
+}
+
+/**
+ * Encode `count` frames drawn on demand as an animated GIF, holding one frame at a time. With the
+ * global palette (the default) each frame is drawn twice: once to sample its pixels for the
+ * palette, once to write it; `frame(i)` must give the same bytes both times.
+ */
+export function encodeGifFrom(count: number, width: number, height: number, frame: FrameSource, opts: GifOptions = {}): Uint8Array {
+  if (count === 0) throw new Error('encodeGif: no frames');
   const need = width * height * 4;
-  frames.forEach((f, i) => {
+  const get = (i: number) => {
+    const f = frame(i);
     if (f.length !== need) throw new Error(`encodeGif: frame ${i} has ${f.length} bytes, expected ${need} (${width}x${height} RGBA)`);
-  });
+    return f;
+  };
   const maxColors = Math.max(2, Math.min(256, opts.maxColors ?? 256));
-  const mode = opts.palette ?? 'global';
-  const global = mode === 'global' ? gifenc.quantize(sampleFrames(frames), maxColors) : null;
+  const global = (opts.palette ?? 'global') === 'global' ? gifenc.quantize(sampleFrames(count, need / 4, get), maxColors) : null;
   const enc = gifenc.GIFEncoder();
-  frames.forEach((f, i) => {
+  for (let i = 0; i < count; i++) {
+    const f = get(i);
     const palette = global ?? gifenc.quantize(f, maxColors);
     const index = gifenc.applyPalette(f, palette);
     let delay = Array.isArray(opts.delay) ? (opts.delay[i] ?? 100) : (opts.delay ?? 100);
-    if (i === frames.length - 1) delay += opts.lastFrameExtra ?? 0;
+    if (i === count - 1) delay += opts.lastFrameExtra ?? 0;
     enc.writeFrame(index, width, height, {
       palette: i === 0 || !global ? palette : undefined,
       delay,
       repeat: opts.repeat ?? 0,
     });
-  });
+  }
   enc.finish();
   return enc.bytes();
+}
+
+/** An evenly strided sample of at most about `maxPixels` pixels over every frame, to build one palette for all. */
+function sampleFrames(count: number, pixelsPerFrame: number, get: FrameSource, maxPixels = 1 << 20): Uint8Array {
+  const stride = Math.max(1, Math.ceil((count * pixelsPerFrame) / maxPixels));
+  const out = new Uint8Array((Math.ceil(pixelsPerFrame / stride) + 1) * 4 * count);
+  let o = 0;
+  for (let i = 0; i < count; i++) {
+    const f = get(i);
+    for (let p = 0; p < pixelsPerFrame; p += stride) {
+      out[o++] = f[p * 4]; out[o++] = f[p * 4 + 1]; out[o++] = f[p * 4 + 2]; out[o++] = 255;
+    }
+  }
+  return out.subarray(0, o);
 }
 
 /** Count the frames of a GIF (Image Descriptor blocks), skipping extensions; for checks and tests. */

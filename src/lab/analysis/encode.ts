@@ -5,7 +5,6 @@
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createCanvas, loadImage } from '@napi-rs/canvas';
 import { mnistPixelsFromPixels, normalizeMnist } from '../data/preprocess.js';
 import { checkImageFile } from '../data/image-file.js';
 import { openRun, type Run } from '../run/run.js';
@@ -14,7 +13,7 @@ import { dataRange } from '../../viz/axes.js';
 import { latentFigure, latentFigureSize, type LatentFigureOptions } from '../../viz/figures.js';
 import { labelNamer } from '../../viz/palette.js';
 import type { ScatterMark } from '../../viz/scatter.js';
-import { renderPng, writeFileAtomic } from '../../viz/node.js';
+import { decodePng, renderPng, writeFileAtomic, type DecodedImage } from '../../viz/node.js';
 import { IMAGE_H, IMAGE_PIXELS, IMAGE_W, toByte } from '../data/image.js';
 
 export interface EncodedImage {
@@ -31,7 +30,7 @@ export interface EncodedImage {
 }
 
 /** RGBA pixels of a PNG or JPEG file (any size); throws one line naming the file. */
-export async function readImagePixels(file: string): Promise<{ width: number; height: number; data: Uint8ClampedArray }> {
+export async function readImagePixels(file: string): Promise<DecodedImage> {
   let bytes: Buffer;
   try {
     bytes = await readFile(file);
@@ -40,18 +39,11 @@ export async function readImagePixels(file: string): Promise<{ width: number; he
     throw new Error(`${file}: cannot read (${code === 'ENOENT' ? 'no such file' : code ?? (e as Error).message})`, { cause: e });
   }
   checkImageFile(bytes, file);   // size and wholeness from the header, before decoding anything
-  let img: Awaited<ReturnType<typeof loadImage>>;
   try {
-    img = await loadImage(bytes);
+    return await decodePng(bytes);
   } catch (e) {
     throw new Error(`${file}: not a PNG or JPEG image (${String((e as Error).message ?? e).split('\n')[0]})`, { cause: e });
   }
-  if (!(img.width > 0 && img.height > 0)) throw new Error(`${file}: not a PNG or JPEG image (no pixels)`);
-  const canvas = createCanvas(img.width, img.height);
-  const ctx = canvas.getContext('2d');
-  ctx.drawImage(img, 0, 0);
-  const d = ctx.getImageData(0, 0, img.width, img.height);
-  return { width: img.width, height: img.height, data: new Uint8ClampedArray(d.data.buffer, d.data.byteOffset, d.data.byteLength) };
 }
 
 /** Reads and preprocesses one picture file into MNIST bytes (28x28); errors name the file. */

@@ -37,15 +37,15 @@ export interface EvalReport {
 export function reconstructionError(model: LatentModel, split: Split, n = split.n, B = 64): { mse: number; z: Float32Array; labels: Uint8Array } {
   n = Math.min(n, split.n);
   const D = model.latentDim, z = new Float32Array(n * D);
-  const x = new Float32Array(B * IMAGE_PIXELS);
+  // one batch of inputs and of reconstructions, reused: no garbage per batch
+  const x = new Float32Array(B * IMAGE_PIXELS), y = new Float32Array(B * IMAGE_PIXELS);
   let se = 0;
   for (let i = 0; i < n; i += B) {
     const b = Math.min(B, n - i);
     toModelImages(split.images, x, i, b);
     const xb = x.subarray(0, b * IMAGE_PIXELS);
-    const zb = model.encode(xb, b, B);
-    z.set(zb, i * D);
-    se += mseLoss(model.decode(zb, b, B), xb, b * IMAGE_PIXELS) * b * IMAGE_PIXELS;
+    const zb = model.encode(xb, b, B, z.subarray(i * D, (i + b) * D));
+    se += mseLoss(model.decode(zb, b, B, y), xb, b * IMAGE_PIXELS) * b * IMAGE_PIXELS;
   }
   return { mse: se / (n * IMAGE_PIXELS), z, labels: split.labels.slice(0, n) };
 }

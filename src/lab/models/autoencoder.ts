@@ -154,9 +154,10 @@ export class AutoEncoder extends Module {
     try { return f(); } finally { this.train(was); }
   }
 
-  /** Encodes n images (n*IMAGE_PIXELS floats in [-1,1], see data/image.ts) in eval mode; returns n*latentDim floats (a copy). */
-  encode(x: Float32Array, n: number, batchSize = 64): Float32Array {
-    const D = this.latentDim, out = new Float32Array(n * D);
+  /** Encodes n images (n*IMAGE_PIXELS floats in [-1,1], see data/image.ts) in eval mode; returns n*latentDim floats (a copy, or into `out`). */
+  encode(x: Float32Array, n: number, batchSize = 64, out = new Float32Array(n * this.latentDim)): Float32Array {
+    const D = this.latentDim;
+    checkOut(out, n * D, 'encode');
     this.withMode(false, () => {
       for (let i = 0; i < n; i += batchSize) {
         const b = Math.min(batchSize, n - i);
@@ -167,9 +168,10 @@ export class AutoEncoder extends Module {
     return out;
   }
 
-  /** Decodes n latents (n*latentDim floats) in eval mode; returns n*IMAGE_PIXELS floats in the output's range (a copy). */
-  decode(z: Float32Array, n: number, batchSize = 64): Float32Array {
-    const D = this.latentDim, out = new Float32Array(n * IMAGE_PIXELS);
+  /** Decodes n latents (n*latentDim floats) in eval mode; returns n*IMAGE_PIXELS floats in the output's range (a copy, or into `out`). */
+  decode(z: Float32Array, n: number, batchSize = 64, out = new Float32Array(n * IMAGE_PIXELS)): Float32Array {
+    const D = this.latentDim;
+    checkOut(out, n * IMAGE_PIXELS, 'decode');
     this.withMode(false, () => {
       for (let i = 0; i < n; i += batchSize) {
         const b = Math.min(batchSize, n - i);
@@ -191,4 +193,9 @@ export class AutoEncoder extends Module {
     s.set(a);
     return s;
   }
+}
+
+/** An `out` argument holds at least the floats a call writes (else one line saying so). */
+export function checkOut(out: Float32Array, need: number, what: string): void {
+  if (out.length < need) throw new RangeError(`${what}: out holds ${out.length} floats, expected at least ${need}`);
 }

@@ -23,7 +23,7 @@ import { Conv2d, Flatten, Linear, Module, Sequential } from '../../engine/nn/ind
 import type { Rng } from '../../engine/rng.js';
 import type { StateDict } from '../../engine/state.js';
 import {
-  checkModelConfig, convBody, decoderLayers, DEFAULT_MODEL, latentShapeOf, type ModelConfig,
+  checkModelConfig, checkOut, convBody, decoderLayers, DEFAULT_MODEL, latentShapeOf, type ModelConfig,
 } from './autoencoder.js';
 import { IMAGE_PIXELS, batchShape } from '../data/image.js';
 
@@ -189,13 +189,18 @@ export class VAE extends Module {
   }
 
   /** The posterior means of n images (the latent a plot shows); n*latentDim floats. */
-  encode(x: Float32Array, n: number, batchSize = 64): Float32Array {
-    return this.encodeStats(x, n, batchSize).mu;
+  encode(x: Float32Array, n: number, batchSize = 64, out?: Float32Array): Float32Array {
+    const mu = this.encodeStats(x, n, batchSize).mu;
+    if (!out) return mu;
+    checkOut(out, mu.length, 'encode');
+    out.set(mu);
+    return out;
   }
 
   /** Decodes n latents (n*latentDim floats) in eval mode; returns n*784 floats (a copy). */
-  decode(z: Float32Array, n: number, batchSize = 64): Float32Array {
-    const D = this.latentDim, out = new Float32Array(n * IMAGE_PIXELS);
+  decode(z: Float32Array, n: number, batchSize = 64, out = new Float32Array(n * IMAGE_PIXELS)): Float32Array {
+    const D = this.latentDim;
+    checkOut(out, n * IMAGE_PIXELS, 'decode');
     this.withMode(false, () => {
       for (let i = 0; i < n; i += batchSize) {
         const b = Math.min(batchSize, n - i);

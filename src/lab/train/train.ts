@@ -463,7 +463,7 @@ export class Trainer {
     for (let i = 0; i < n; i += B) {
       const b = Math.min(B, n - i);
       for (let k = 0; k < b; k++) for (let j = 0; j < IMAGE_PIXELS; j++) x[k * IMAGE_PIXELS + j] = toModel(tr.images[idx[i + k] * IMAGE_PIXELS + j]);
-      z.set(this.model.encode(x.subarray(0, b * IMAGE_PIXELS), b, B), i * D);
+      this.model.encode(x.subarray(0, b * IMAGE_PIXELS), b, B, z.subarray(i * D, (i + b) * D));
     }
     return { z, labels: Uint8Array.from(idx, (i) => tr.labels[i]) };
   }
