@@ -2,7 +2,7 @@
 import { drawImageGrid } from '../../../viz/grid.js';
 import { $, clearCanvas, fitCanvas, fmt } from '../dom.js';
 import { model } from '../model-client.js';
-import { fromPlane, latentDim, on, paintedWithWeights, planeIsUmap, state } from '../store.js';
+import { emit, fromPlane, latentDim, on, paintedWithWeights, planeIsUmap, state } from '../store.js';
 import { IMAGE_H, IMAGE_W } from '../../../lab/data/image.js';
 
 const canvas = $<HTMLCanvasElement>('grid');
@@ -12,7 +12,11 @@ const NO_INVERSE = 'No grid on a UMAP plane: UMAP has no inverse, so its points 
 
 /** Decodes a g×g grid over state.box (g from the size field, 2-24). */
 export async function decodeGrid(): Promise<void> {
-  if (planeIsUmap()) { noGrid(NO_INVERSE); return; }
+  if (planeIsUmap()) {
+    if (state.box) { state.box = null; emit('overlay'); }
+    noGrid(NO_INVERSE);
+    return;
+  }
   if (!state.box || !state.modelReady) return;
   const g = Math.max(2, Math.min(24, Math.round(Number(sizeInput.value) || 10)));
   sizeInput.value = String(g);

@@ -95,7 +95,7 @@ function choose(m: 'pca' | 'umap'): void {
   cancelUmap();
   status.textContent = '';
   // back to the run's own latents, on their PCA plane
-  if (full && state.latents !== full) setLatents(full);
+  if (full && (state.latents !== full || state.projection === 'umap')) setLatents(full);
   else render();
 }
 
@@ -161,7 +161,7 @@ function onLatents(): void {
 /** For tests: the plane's coordinates and the latent a point of it decodes. */
 function exposeForTests(): void {
   (self as unknown as { latentlabPlane: unknown }).latentlabPlane = {
-    coords: () => ({ method: state.projection, n: state.px.length, dim: state.latents?.dim ?? 0, x: Array.from(state.px), y: Array.from(state.py), view: state.view }),
+    coords: () => ({ method: state.projection, n: state.px.length, dim: state.latents?.dim ?? 0, x: Array.from(state.px), y: Array.from(state.py), view: state.view, hover: state.hover }),
     latentAt: (x: number, y: number) => Array.from(fromPlane(x, y)),
     umapLog: () => umapLog.slice(),
   };
