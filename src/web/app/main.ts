@@ -6,6 +6,7 @@
  */
 import { model } from './model-client.js';
 import { mountChart } from './panels/chart.js';
+import { mountCompare } from './panels/compare.js';
 import { mountDecoded } from './panels/decoded.js';
 import { mountDrawPad } from './panels/drawpad.js';
 import { mountGenerate } from './panels/generate.js';
@@ -24,6 +25,7 @@ mountDrawPad();
 mountGenerate();
 mountChart();
 mountRuns();
+mountCompare();
 void mountTraining();
 void model.start();
 void refreshRuns().then(async () => {
