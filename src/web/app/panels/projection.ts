@@ -8,7 +8,7 @@
 import { UMAP_MAX_POINTS } from '../../../lab/analysis/projection.js';
 import { runAnalysis, type AnalysisJob } from '../analysis-client.js';
 import { $, el, showError } from '../dom.js';
-import { emit, fromPlane, latentDim, on, resetView, setLatents, state, type Latents } from '../store.js';
+import { emit, fromPlane, latentDim, on, resetView, setLatents, state, toPlane, type Latents } from '../store.js';
 
 const UMAP_SEED = 0;
 const UMAP_NEIGHBOURS = 15;
@@ -50,7 +50,15 @@ function showUmap(input: Latents, embedding: Float32Array): void {
   state.projection = 'umap';
   state.box = null;
   resetView();
-  emit('latents', 'plane', 'mapping', 'overlay');
+  replaceMarks();
+  emit('latents', 'plane', 'mapping', 'overlay', 'pins');
+}
+
+/** The plane changed its coordinates: pins go where their latents now are; the hover and drawn marks (plane points only) are dropped. */
+function replaceMarks(): void {
+  for (const p of state.pins) { const q = toPlane(p.z); p.x = q.x; p.y = q.y; }
+  state.hover = null;
+  state.drawn = null;
 }
 
 /** Embeds the run's latents with UMAP in the analysis worker; a job running goes on, and the newest latents are embedded after it. */
@@ -95,8 +103,11 @@ function choose(m: 'pca' | 'umap'): void {
   cancelUmap();
   status.textContent = '';
   // back to the run's own latents, on their PCA plane
-  if (full && (state.latents !== full || state.projection === 'umap')) setLatents(full);
-  else render();
+  if (full && (state.latents !== full || state.projection === 'umap')) {
+    setLatents(full);
+    replaceMarks();
+    emit('pins', 'overlay');
+  } else render();
 }
 
 // ------------------------------------------------------------------------------- caption, sliders
