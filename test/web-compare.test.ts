@@ -124,7 +124,11 @@ describe.skipIf(!HAVE)('compare runs (headless Chromium)', () => {
     for (const n of inks) expect(n).toBeGreaterThan(100);
 
     // the planes: one per run, every point drawn, the same axis ranges, which hold every point of both runs
-    const planes = await page.$$eval('#compare-planes canvas', (cs) => cs.map((c) => ({ ...(c as HTMLElement).dataset, w: c.getBoundingClientRect().width, h: c.getBoundingClientRect().height })));
+    type Plane = { run?: string; points?: string; xRange?: string; yRange?: string; w: number; h: number };
+    const planes: Plane[] = await page.$$eval('#compare-planes canvas', (cs) => cs.map((c) => {
+      const d = (c as HTMLElement).dataset, r = c.getBoundingClientRect();
+      return { run: d.run, points: d.points, xRange: d.xRange, yRange: d.yRange, w: r.width, h: r.height };
+    }));
     expect(planes.map((p) => p.run)).toEqual(order);
     expect(planes.map((p) => p.points)).toEqual([String(N), String(N)]);
     expect(planes[1].xRange).toBe(planes[0].xRange);
