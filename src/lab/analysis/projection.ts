@@ -141,6 +141,8 @@ export class PCA {
 
 /** UMAP is slow on many points: the CLI's pictures and the explorer embed at most this many (the first ones). */
 export const UMAP_MAX_POINTS = 3000;
+/** UMAP's neighbours per point unless told otherwise (umap-js's default too). */
+export const UMAP_NEIGHBOURS = 15;
 
 export interface UmapOptions {
   seed?: number;
@@ -161,7 +163,7 @@ export function umap2d(data: Num, n: number, d: number, opts: UmapOptions = {}):
   const rng = new Rng(opts.seed ?? 0);
   const umap = new UMAP({
     nComponents: 2,
-    nNeighbors: Math.max(2, Math.min(opts.nNeighbors ?? 15, n - 1)),
+    nNeighbors: Math.max(2, Math.min(opts.nNeighbors ?? UMAP_NEIGHBOURS, n - 1)),
     minDist: opts.minDist ?? 0.1,
     nEpochs: opts.nEpochs,
     random: () => rng.random(),
@@ -232,7 +234,7 @@ export function project(z: Num, dim: number, method: ProjectionMethod = 'pca', o
   if (dim < 1 || n * dim !== z.length) throw new Error(`project: ${z.length} values is not a whole number of ${dim}-D points`);
   if (method === 'umap') {
     const coords = umap2d(z, n, dim, opts);
-    const nn = Math.max(2, Math.min(opts.nNeighbors ?? 15, n - 1));
+    const nn = Math.max(2, Math.min(opts.nNeighbors ?? UMAP_NEIGHBOURS, n - 1));
     return {
       coords, ...split(coords, n),
       projection: {

@@ -5,13 +5,12 @@
  * plane plus the sliders is a latent (store.ts fromPlane). UMAP has none: a point of the plane decodes
  * the latent of the nearest encoded point, and the box grid is off (grid.ts says so).
  */
-import { UMAP_MAX_POINTS } from '../../../lab/analysis/projection.js';
+import { UMAP_MAX_POINTS, UMAP_NEIGHBOURS } from '../../../lab/analysis/projection.js';
 import { runAnalysis, type AnalysisJob } from '../analysis-client.js';
 import { $, el, showError } from '../dom.js';
 import { emit, fromPlane, latentDim, on, resetView, setLatents, state, toPlane, type Latents } from '../store.js';
 
 const UMAP_SEED = 0;
-const UMAP_NEIGHBOURS = 15;
 
 /** What the user chose (the plane shows PCA until a UMAP embedding is ready). */
 let wanted: 'pca' | 'umap' = 'pca';
