@@ -7,13 +7,14 @@
  * Screenshots (desktop and a 390 px phone) go to test-output/web/.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
 import '../src/node-backends.js';
 import { umap2d } from '../src/lab/analysis/projection.js';
+import { loadSafetensors } from '../src/engine/state.js';
 import { loadDataset } from '../src/lab/data/datasets.js';
 import { openRun, type Run } from '../src/lab/run/run.js';
 import { train } from '../src/lab/train/train.js';
@@ -80,6 +81,7 @@ function latentNeighbourShare(z: Float32Array, dim: number, x: number[], y: numb
 }
 
 let srv: WebServer;
+let runsDir = '';
 const runs: Record<string, Run> = {};
 
 beforeAll(async () => {
@@ -87,7 +89,7 @@ beforeAll(async () => {
   const b = spawnSync(process.execPath, [path.join(ROOT, 'tools', 'build-web.mjs')], { cwd: ROOT, encoding: 'utf8' });
   if (b.status !== 0) throw new Error(`build-web failed: ${b.stderr}`);
   const data = await loadDataset('mnist', { dataDir: MNIST_DIR });
-  const runsDir = mkdtempSync(path.join(os.tmpdir(), 'latentlab-proj-'));
+  runsDir = mkdtempSync(path.join(os.tmpdir(), 'latentlab-proj-'));
   const quick = { batchSize: 32, backend: 'wasm', threads: 1, dataDir: MNIST_DIR, logEvery: 10, snapshotEvery: 0, maxSteps: 40 } as const;
   for (const [name, latent] of [['z10', 10], ['conv', 'conv']] as const) {
     await train({ ...quick, latent }, { data, testLimit: N, trainLatents: N, out: path.join(runsDir, name) });
@@ -190,6 +192,35 @@ describe.skipIf(!HAVE)('latents of any size on the plane (headless Chromium)', (
       await page.screenshot({ path: path.join(SHOTS, `projection-pca-${name}.png`), fullPage: true });
     }, 180_000);
   }
+
+  it('a 10-D run training live: each snapshot\'s latents are on the plane by their own PCA, with the sliders', async () => {
+    if (!need('cli', 'web-projection.test')) return;
+    await page.goto(srv.url);
+    await page.waitForSelector('body[data-ready="1"]');
+    const started = await page.evaluate(() => fetch('/api/train', { method: 'POST', headers: { 'Content-Type': 'application/json' },
+      body: JSON.stringify({ name: 'live10', settings: { latent: '10', maxSteps: 120, batchSize: 32, backend: 'wasm', snapshotEvery: 10, logEvery: 10 }, testLimit: 300 }) }).then((r) => r.status));
+    expect(started).toBe(201);
+    await page.goto(`${srv.url}?run=live10`);
+    await page.waitForFunction(() => Number(document.body.dataset.snap ?? -1) >= 10, null, { timeout: 180_000 });
+    // read the plane and the step it shows at once (a newer snapshot may come any moment)
+    const seen = await page.evaluate(() => ({ snap: Number(document.body.dataset.snap), caption: document.getElementById('plane-caption')!.textContent, sliders: document.querySelectorAll('#dims input[type="range"]').length,
+      c: (self as unknown as { latentlabPlane: { coords: () => PlaneCoords } }).latentlabPlane.coords() }));
+    expect(seen.caption).toContain(`the PCA plane of the latents (snapshot at step ${seen.snap})`);
+    expect(seen.sliders).toBe(8);
+    expect(seen.c).toMatchObject({ method: 'pca', dim: 10 });
+    const snap = loadSafetensors(readFileSync(path.join(runsDir, 'live10', 'snapshots', `step-${String(seen.snap).padStart(7, '0')}.safetensors`))).tensors.get('z')!;
+    const [n, dim] = snap.shape;
+    expect(seen.c.n).toBe(n);
+    const z = snap.data as Float32Array;
+    const { mean, dirs } = referencePca(z, n, dim, 2);
+    [seen.c.x, seen.c.y].forEach((col, k) => {
+      const ref = Array.from({ length: n }, (_, i) => dot(dirs[k], Array.from(z.subarray(i * dim, (i + 1) * dim), (v, j) => v - mean[j])));
+      const s = Math.sign(dot(ref, col));
+      expect(maxAbsDiff(ref.map((v) => s * v), col), `live PC${k + 1} at step ${seen.snap}`).toBeLessThan(1e-3 * Math.max(1, ...ref.map(Math.abs)));
+    });
+    await page.screenshot({ path: path.join(SHOTS, 'projection-live-z10.png'), fullPage: true });
+    await page.waitForFunction(() => document.body.dataset.runStatus === 'done', null, { timeout: 300_000 });
+  }, 420_000);
 
   it('UMAP runs in a worker with progress, gives an embedding of the n points (the neighbourhoods of umap2d in Node), decodes the nearest point\'s latent and has no box grid', async () => {
     await open('z10');
