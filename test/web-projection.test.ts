@@ -190,6 +190,11 @@ describe.skipIf(!HAVE)('latents of any size on the plane (headless Chromium)', (
       expect(maxAbsDiff(after, before)).toBeGreaterThan(10);
       expect(maxAbsDiff(after, nodeGreys(run, moved))).toBeLessThanOrEqual(2);
       await page.screenshot({ path: path.join(SHOTS, `projection-pca-${name}.png`), fullPage: true });
+      await page.setViewportSize({ width: 390, height: 844 });
+      await page.waitForTimeout(300);
+      await page.screenshot({ path: path.join(SHOTS, `projection-pca-${name}-390.png`), fullPage: true });
+      expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+      await page.setViewportSize({ width: 1366, height: 900 });
     }, 180_000);
   }
 
