@@ -21,7 +21,7 @@ export const FASHION_DIR = '/usr/share/datasets/fashion-mnist';
 export const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
 
 /** Python interpreters that may have PyTorch, in order of preference. */
-const PYTHONS = [process.env.LATENTLAB_PYTHON, path.join(ROOT, '.venv-torch/bin/python'), path.join(ROOT, '.venv/bin/python'), '/usr/bin/python3']
+const PYTHONS = [process.env.LATENTLAB_PYTHON, path.join(ROOT, '.venv-torch/bin/python'), path.join(ROOT, '.venv/bin/python'), '/usr/bin/python3', path.join(ROOT, '../.venv-torch/bin/python')]
   .filter((p): p is string => !!p);
 
 let foundPython: string | null | undefined;

@@ -4,19 +4,21 @@
  * (playwright-core, /usr/bin/chromium): the real MNIST .gz files given to the file input, a 50-step
  * run in a worker on the wasm backend compared bit for bit with `latentlab train --backend wasm
  * --max-steps 50` (same seed, settings, thread count), the downloaded model evaluated by
- * `latentlab eval --checkpoint`, the metrics downloaded, pause / resume / a new LR, a downloaded model
+ * `latentlab eval --checkpoint` and in PyTorch (its decode against ours), the metrics downloaded, pause / resume / a new LR, a downloaded model
  * reopened, and screenshots at 1280x900 and 390x844 in test-output/web/.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Browser, Page } from 'playwright-core';
-import { loadSafetensors } from '../src/engine/state.js';
-import { MNIST_DIR, ROOT } from './helpers.js';
-import { need } from './requirements.js';
+import { createBackend } from '../src/engine/kernels/select.js';
+import { f32, loadSafetensors, saveSafetensors } from '../src/engine/state.js';
+import { loadModel } from '../src/lab/run/run.js';
+import { expectClose, f32of, MNIST_DIR, ROOT } from './helpers.js';
+import { need, pythonWithTorch } from './requirements.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const HAVE_CHROMIUM = need('chromium', 'tab.test');
@@ -156,6 +158,22 @@ describe.skipIf(!HAVE_CHROMIUM)('train in the tab (headless Chromium)', () => {
     const mse = Number((rep as { mse?: number; testMse?: number }).mse ?? (rep as { testMse?: number }).testMse);
     expect(mse).toBeGreaterThan(0);
     expect(mse).toBeLessThan(1);
+  }, 300_000);
+
+  it('the downloaded model.safetensors loads in PyTorch (load_state_dict strict=True) and decodes latents as ours does, within 1e-4', async () => {
+    if (!need('pytorch', 'tab.test')) return;
+    expect(modelFile, 'the model downloaded by the first test').not.toBe('');
+    // latents inside and well outside where the short run puts its codes
+    const z = Float32Array.of(0, 0, 0.5, -0.25, -1, 1.5, 3, -2);
+    const input = path.join(tmp, 'latents-in.safetensors'), out = path.join(tmp, 'torch-out.safetensors');
+    writeFileSync(input, saveSafetensors(new Map([['z', f32([4, 2], z)]])));
+    // the study's PyTorch model (tools/fixtures/gen_model.py), the file loaded with strict=True, eval mode
+    const r = spawnSync(pythonWithTorch()!, [path.join(ROOT, 'tools', 'fixtures', 'roundtrip.py'), modelFile, input, out, '2'], { encoding: 'utf8', timeout: 300_000 });
+    expect(r.status, r.stderr).toBe(0);
+    const torchY = f32of(loadSafetensors(new Uint8Array(readFileSync(out))).tensors, 'y');
+    const ours = loadModel(modelFile, { model: 'bn', latent: 2 }, await createBackend('reference')).decode(z, 4);
+    expect(torchY.length).toBe(4 * 784);
+    expectClose(ours, torchY, 'decode of the tab-trained model: ours vs PyTorch', 1e-4);
   }, 300_000);
 
   it('pauses, resumes and takes a new learning rate while it trains (Adam, conv latent)', async () => {

@@ -9,7 +9,7 @@ import {
   trainingFrameSize, type GridLayout, type Transform,
 } from '../src/viz/index.js';
 import { decodePng, renderPng, renderRgba, writeFileAtomic } from '../src/viz/node.js';
-import { PCA, project, symmetricEigen, umap2d } from '../src/lab/analysis/projection.js';
+import { nearestIndex, PCA, project, symmetricEigen, umap2d } from '../src/lab/analysis/projection.js';
 import { Rng } from '../src/engine/rng.js';
 
 function pixel(img: { width: number; data: Uint8ClampedArray }, x: number, y: number): number[] {
@@ -310,6 +310,24 @@ describe('projection', () => {
     expect(p.projection.method).toBe('identity');
     expect(Array.from(p.x)).toEqual([1, 3]);
     expect(Array.from(p.y)).toEqual([2, 4]);
+  });
+
+  it('UMAP reports its progress (the neighbour graph, then each epoch) without changing the embedding', () => {
+    const rng = new Rng(4);
+    const n = 60, d = 5;
+    const data = Float32Array.from({ length: n * d }, () => rng.normal());
+    const seen: [number, number][] = [];
+    const a = umap2d(data, n, d, { seed: 2, nEpochs: 40, onProgress: (e, total) => seen.push([e, total]) });
+    expect(Array.from(a)).toEqual(Array.from(umap2d(data, n, d, { seed: 2, nEpochs: 40 })));
+    expect(seen).toEqual(Array.from({ length: 41 }, (_, e) => [e, 40]));
+  });
+
+  it('nearestIndex finds the row nearest to a point (the stand-in for an inverse UMAP lacks)', () => {
+    const pts = Float32Array.of(0, 0, 5, 5, -3, 4, 1, -1);
+    expect(nearestIndex(pts, 4, 2, [4, 4.5])).toBe(1);
+    expect(nearestIndex(pts, 4, 2, [-2, 3])).toBe(2);
+    expect(nearestIndex(pts, 4, 2, [0.7, -0.6])).toBe(3);
+    expect(nearestIndex(pts, 0, 2, [0, 0])).toBe(-1);
   });
 
   it('UMAP is seeded and reproducible, and separates clusters', () => {

@@ -354,7 +354,7 @@ describe.skipIf(!HAVE_CHROMIUM)('browser (headless Chromium)', () => {
 
     await open('z10');
     expect(await page.locator('#gen-panel').isHidden()).toBe(true);
-    expect(await page.locator('#dims input[type="range"]').count()).toBe(6);
+    expect(await page.locator('#dims input[type="range"]').count()).toBe(8);
     expect(await page.textContent('#plane-caption')).toMatch(/PCA/);
     const p = await plot();
     await page.mouse.move(p.x + p.w * 0.3, p.y + p.h * 0.6);

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Builds the web explorer's browser code (src/web/app/*.ts) into dist/web/app/ with esbuild's JS API:
-// main.js (ES module, the page) and worker.js (a classic worker script with the engine and the model),
+// main.js (ES module, the page), worker.js (a classic worker script with the engine and the model) and
+// analysis-worker.js (UMAP and k-NN off the page's thread),
 // plus index.html, style.css and the wasm kernels (build/wasm/*.wasm, when built). Works offline.
 import { build } from 'esbuild';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, rmSync } from 'node:fs';
@@ -21,6 +22,7 @@ const common = {
 };
 await build({ ...common, entryPoints: [join(src, 'main.ts')], outfile: join(out, 'main.js'), format: 'esm' });
 await build({ ...common, entryPoints: [join(src, 'worker.ts')], outfile: join(out, 'worker.js'), format: 'iife' });
+await build({ ...common, entryPoints: [join(src, 'analysis-worker.ts')], outfile: join(out, 'analysis-worker.js'), format: 'iife' });
 for (const f of ['index.html', 'style.css']) copyFileSync(join(src, f), join(out, f));
 const wasm = join(root, 'build', 'wasm');
 let copied = 0;
@@ -35,4 +37,4 @@ await build({ ...common, entryPoints: [join(tabSrc, 'worker.ts')], outfile: join
 await build({ ...common, entryPoints: [join(tabSrc, 'bench.ts')], outfile: join(tabOut, 'bench.js'), format: 'esm' });
 for (const f of ['index.html', 'tab.css', 'bench.html']) if (existsSync(join(tabSrc, f))) copyFileSync(join(tabSrc, f), join(tabOut, f));
 if (existsSync(wasm)) for (const f of readdirSync(wasm)) if (/^kernels(-relaxed)?\.wasm$/.test(f)) copyFileSync(join(wasm, f), join(tabOut, f));
-console.log(`build-web: wrote dist/web/app/ (main.js, worker.js, index.html, style.css${copied ? `, ${copied} wasm file${copied > 1 ? 's' : ''}` : '; no wasm kernels yet: npm run build:wasm'}) and dist/web/tab/ (train in the tab)`);
+console.log(`build-web: wrote dist/web/app/ (main.js, worker.js, analysis-worker.js, index.html, style.css${copied ? `, ${copied} wasm file${copied > 1 ? 's' : ''}` : '; no wasm kernels yet: npm run build:wasm'}) and dist/web/tab/ (train in the tab)`);

@@ -11,7 +11,7 @@ import { openRun, type Latents, type MetricsLine, type Run } from '../lab/run/ru
 import { RunFolder, type RunResult } from '../lab/run/folder.js';
 import { writeFileAtomic } from '../lab/run/atomic.js';
 import type { LatentModel } from '../lab/models/family.js';
-import { project, type ProjectionMethod, type Projected } from '../lab/analysis/projection.js';
+import { project, UMAP_MAX_POINTS, type ProjectionMethod, type Projected } from '../lab/analysis/projection.js';
 import { latentBox } from '../lab/train/train.js';
 import { type Ctx2D, type Rect, clearRect, text } from '../viz/ctx.js';
 import { type Range, type Transform, dataRange } from '../viz/axes.js';
@@ -105,7 +105,6 @@ export interface ScatterPicture extends Picture {
 }
 
 const SCATTER_RECT: Rect = { x: 0, y: 0, width: 800, height: 800 };
-const UMAP_MAX_POINTS = 3000;
 
 function labelsOf(l: Latents, n = l.n): Uint8Array { return l.labels.subarray(0, n); }
 

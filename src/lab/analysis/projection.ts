@@ -139,11 +139,21 @@ export class PCA {
   }
 }
 
+/** UMAP is slow on many points: the CLI's pictures and the explorer embed at most this many (the first ones). */
+export const UMAP_MAX_POINTS = 3000;
+/** UMAP's neighbours per point unless told otherwise (umap-js's default too). */
+export const UMAP_NEIGHBOURS = 15;
+
 export interface UmapOptions {
   seed?: number;
   nNeighbors?: number;
   minDist?: number;
   nEpochs?: number;
+  /**
+   * Called once the neighbour graph is built (epoch 0) and after each optimisation epoch, with the
+   * number of epochs the layout takes; the embedding is the same with or without it.
+   */
+  onProgress?: (epoch: number, nEpochs: number) => void;
 }
 
 /** UMAP of n × d data to 2-D (n × 2), reproducible for a given seed. */
@@ -153,15 +163,37 @@ export function umap2d(data: Num, n: number, d: number, opts: UmapOptions = {}):
   const rng = new Rng(opts.seed ?? 0);
   const umap = new UMAP({
     nComponents: 2,
-    nNeighbors: Math.max(2, Math.min(opts.nNeighbors ?? 15, n - 1)),
+    nNeighbors: Math.max(2, Math.min(opts.nNeighbors ?? UMAP_NEIGHBOURS, n - 1)),
     minDist: opts.minDist ?? 0.1,
     nEpochs: opts.nEpochs,
     random: () => rng.random(),
   });
-  const emb = umap.fit(rows);
+  // what umap.fit does, with a look at each epoch
+  const nEpochs = umap.initializeFit(rows);
+  const progress = opts.onProgress;
+  progress?.(0, nEpochs);
+  for (let epoch = 0; epoch < nEpochs;) {
+    epoch = umap.step();
+    progress?.(epoch, nEpochs);
+  }
+  const emb = umap.getEmbedding();
   const out = new Float32Array(n * 2);
   for (let i = 0; i < n; i++) { out[2 * i] = emb[i][0]; out[2 * i + 1] = emb[i][1]; }
   return out;
+}
+
+/**
+ * The row of `points` (m × dim, row-major) nearest to `q` (dim values) in Euclidean distance; -1
+ * when there is none. A plane without an inverse (UMAP) decodes the nearest encoded point's latent.
+ */
+export function nearestIndex(points: Num, m: number, dim: number, q: Num): number {
+  let best = -1, bestD = Infinity;
+  for (let i = 0; i < m; i++) {
+    let s = 0;
+    for (let j = 0; j < dim; j++) { const u = points[i * dim + j] - q[j]; s += u * u; }
+    if (s < bestD) { bestD = s; best = i; }
+  }
+  return best;
 }
 
 export type ProjectionMethod = 'pca' | 'umap' | 'none';
@@ -202,7 +234,7 @@ export function project(z: Num, dim: number, method: ProjectionMethod = 'pca', o
   if (dim < 1 || n * dim !== z.length) throw new Error(`project: ${z.length} values is not a whole number of ${dim}-D points`);
   if (method === 'umap') {
     const coords = umap2d(z, n, dim, opts);
-    const nn = Math.max(2, Math.min(opts.nNeighbors ?? 15, n - 1));
+    const nn = Math.max(2, Math.min(opts.nNeighbors ?? UMAP_NEIGHBOURS, n - 1));
     return {
       coords, ...split(coords, n),
       projection: {

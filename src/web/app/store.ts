@@ -4,7 +4,7 @@
  * `beginRun`, which empties everything that belonged to the previous run before anything of the new
  * one arrives, so no panel can show the previous run's plane, grid, chart or decodes.
  */
-import { PCA } from '../../lab/analysis/projection.js';
+import { nearestIndex, PCA } from '../../lab/analysis/projection.js';
 import { dataRange, type Transform } from '../../viz/axes.js';
 
 export interface RunSummary {
@@ -39,6 +39,12 @@ export const state = {
   px: new Float32Array(0), py: new Float32Array(0),
   pca: null as PCA | null,
   sliders: [] as number[],
+  /**
+   * How latents of more than two dimensions are put on the plane: PCA (with an inverse: the plane and
+   * the sliders give a latent) or UMAP (panels/projection.ts; no inverse: a point of the plane stands
+   * for the latent of the nearest encoded point).
+   */
+  projection: 'pca' as 'pca' | 'umap',
   hidden: new Set<number>(),
   view: null as View | null,
   /** The plane's data ↔ pixel transform of the last drawing (null: nothing drawn). */
@@ -122,7 +128,7 @@ export function beginRun(name: string, keepView: boolean): number {
     state.metrics = [];
     state.latents = null;
     state.px = new Float32Array(0); state.py = new Float32Array(0);
-    state.pca = null; state.sliders = [];
+    state.pca = null; state.sliders = []; state.projection = 'pca';
     state.pins = []; state.box = null; state.drawn = null; state.gen = null; state.hover = null;
     state.hidden.clear(); state.view = null; state.userView = false;
     emit('reset');
@@ -135,9 +141,16 @@ export function beginRun(name: string, keepView: boolean): number {
 
 export function latentDim(): number { return state.latents?.dim ?? state.latentDim; }
 
-/** A point of the plane → a latent vector (PCA plane plus the sliders for D > 2). */
+/** Is the plane a UMAP embedding (no inverse) of the latents? */
+export function planeIsUmap(): boolean { return state.projection === 'umap' && !!state.latents; }
+
+/** A point of the plane → a latent vector (PCA plane plus the sliders for D > 2; UMAP: the nearest point's latent). */
 export function fromPlane(x: number, y: number): Float32Array {
   const D = latentDim();
+  if (planeIsUmap()) {
+    const l = state.latents!, i = nearestOnPlane(x, y);
+    return l.z.slice(i * l.dim, (i + 1) * l.dim);
+  }
   const z = new Float32Array(D);
   if (D === 1) { z[0] = x; return z; }
   if (D === 2 || !state.pca) { z[0] = x; z[1] = y; return z; }
@@ -154,21 +167,39 @@ export function fromPlane(x: number, y: number): Float32Array {
 export function toPlane(z: Float32Array): { x: number; y: number } {
   const D = z.length;
   if (D === 1) return { x: z[0], y: 0 };
+  if (planeIsUmap()) {
+    const i = nearestIndex(state.latents!.z, state.latents!.n, D, z);
+    return { x: state.px[i], y: state.py[i] };
+  }
   if (D === 2 || !state.pca) return { x: z[0], y: z[1] };
   const c = state.pca.transform(z, 1);
   return { x: c[0], y: c[1] };
 }
 
-/** New latents on the plane (PCA for D > 2); keepView keeps the zoom and the PCA basis (a snapshot of the same run). */
+/** The index of the point of the plane nearest to (x, y). */
+export function nearestOnPlane(x: number, y: number): number {
+  let best = 0, bestD = Infinity;
+  for (let i = 0; i < state.px.length; i++) {
+    const d = (state.px[i] - x) ** 2 + (state.py[i] - y) ** 2;
+    if (d < bestD) { bestD = d; best = i; }
+  }
+  return best;
+}
+
+/** PCA keeps this many components: the plane's two and a slider for each further one. */
+export const PCA_COMPONENTS = 10;
+
+/** New latents on the plane (PCA for D > 2; panels/projection.ts may put a UMAP embedding there later); keepView keeps the zoom and the PCA basis (a snapshot of the same run). */
 export function setLatents(l: Latents | null, keepView = false): void {
   state.latents = l;
+  state.projection = 'pca';
   if (!l) {
     state.px = new Float32Array(0); state.py = new Float32Array(0); state.pca = null;
   } else {
     const { z, n, dim } = l;
     const px = new Float32Array(n), py = new Float32Array(n);
     if (dim > 2) {
-      if (!keepView || !state.pca || state.pca.dim !== dim) state.pca = PCA.fit(z, n, dim, Math.min(dim, 8));
+      if (!keepView || !state.pca || state.pca.dim !== dim) state.pca = PCA.fit(z, n, dim, Math.min(dim, PCA_COMPONENTS));
       const c = state.pca.transform(z, n);
       const k = state.pca.k;
       for (let i = 0; i < n; i++) { px[i] = c[i * k]; py[i] = c[i * k + 1]; }

@@ -2,15 +2,21 @@
 import { drawImageGrid } from '../../../viz/grid.js';
 import { $, clearCanvas, fitCanvas, fmt } from '../dom.js';
 import { model } from '../model-client.js';
-import { fromPlane, latentDim, on, paintedWithWeights, state } from '../store.js';
+import { emit, fromPlane, latentDim, on, paintedWithWeights, planeIsUmap, state } from '../store.js';
 import { IMAGE_H, IMAGE_W } from '../../../lab/data/image.js';
 
 const canvas = $<HTMLCanvasElement>('grid');
 const sizeInput = $<HTMLInputElement>('grid-size');
 const HINT = 'Drag a box on the plane (Box mode or Shift-drag).';
+const NO_INVERSE = 'No grid on a UMAP plane: UMAP has no inverse, so its points between the dots stand for no latent. Switch the plane to PCA for the grid.';
 
 /** Decodes a g×g grid over state.box (g from the size field, 2-24). */
 export async function decodeGrid(): Promise<void> {
+  if (planeIsUmap()) {
+    if (state.box) { state.box = null; emit('overlay'); }
+    noGrid(NO_INVERSE);
+    return;
+  }
   if (!state.box || !state.modelReady) return;
   const g = Math.max(2, Math.min(24, Math.round(Number(sizeInput.value) || 10)));
   sizeInput.value = String(g);
@@ -38,16 +44,21 @@ export async function decodeGrid(): Promise<void> {
   $('grid-caption').textContent = `${g}×${g} decoded over x ${fmt(x0, 2)}…${fmt(x1, 2)}, y ${fmt(y0, 2)}…${fmt(y1, 2)} (${ms.toFixed(0)} ms)`;
 }
 
+/** Empties the grid, with `caption` under it. */
+function noGrid(caption: string): void {
+  clearCanvas(canvas);
+  delete canvas.dataset.cells;
+  canvas.dataset.run = '';
+  canvas.hidden = true;
+  $('grid-caption').textContent = caption;
+}
+
 export function mountGrid(): void {
   sizeInput.addEventListener('change', () => void decodeGrid());
   on('mapping', () => { if (state.box) void decodeGrid(); });
   // new weights of the same run (published while it trains): the grid follows them
   on('model', () => { if (state.modelReady && state.box) void decodeGrid(); });
-  on('reset', () => {
-    clearCanvas(canvas);
-    delete canvas.dataset.cells;
-    canvas.dataset.run = '';
-    canvas.hidden = true;
-    $('grid-caption').textContent = HINT;
-  });
+  on('reset', () => noGrid(HINT));
+  // a UMAP plane has no grid; back on PCA the hint returns
+  on('latents', () => { if (planeIsUmap()) noGrid(NO_INVERSE); else if (!state.box) noGrid(HINT); });
 }

@@ -1,14 +1,14 @@
 /**
  * The latent plane: the scatter (plane canvas), the marks over it (overlay canvas: pins, box, drawn
- * digit, generated point, hover), the legend, the sliders of a PCA plane, and the interaction
- * (hover, click to pin, drag to pan, box drag, wheel and keys to zoom and pan). Everything is pointer
+ * digit, generated point, hover), the legend, and the interaction (hover, click to pin, drag to pan,
+ * box drag, wheel and keys to zoom and pan); how D > 2 latents get onto it is projection.ts's. Everything is pointer
  * events, so a finger works like the mouse: Scrub mode (the default on a touch screen) decodes under a
  * dragged finger, a tap pins, Box mode drags a box.
  */
 import { labelColor } from '../../../viz/palette.js';
 import { drawScatter } from '../../../viz/scatter.js';
 import { $, el, fitCanvas } from '../dom.js';
-import { emit, latentDim, on, resetView, state, type View } from '../store.js';
+import { latentDim, on, resetView, state, type View } from '../store.js';
 import { hoverDecode, pinAt } from './decoded.js';
 import { decodeGrid } from './grid.js';
 
@@ -22,6 +22,7 @@ let drag: Drag | null = null;
 
 function axisLabels(): { xLabel: string; yLabel: string } {
   const D = latentDim();
+  if (state.projection === 'umap') return { xLabel: 'UMAP 1', yLabel: 'UMAP 2' };
   if (D > 2 && state.pca) {
     const r = state.pca.explainedRatio;
     return { xLabel: `PC1 (${(100 * r[0]).toFixed(1)}%)`, yLabel: `PC2 (${(100 * r[1]).toFixed(1)}%)` };
@@ -137,34 +138,6 @@ function renderLegend(): void {
   const all = el('button', { type: 'button', text: 'All' });
   all.addEventListener('click', () => { state.hidden.clear(); renderLegend(); drawPlane(); });
   box.append(all);
-}
-
-function renderDims(): void {
-  const box = $('dims');
-  box.replaceChildren();
-  const p = state.pca;
-  const cap = $('plane-caption');
-  const D = latentDim();
-  if (!p || D <= 2) {
-    box.hidden = true;
-    state.sliders = [];
-    cap.textContent = state.latents ? `${D}-D latent: the plane is the latent space itself (${state.latents.source})` : '';
-    return;
-  }
-  cap.textContent = `${D}-D latent: the PCA plane of the latents (${state.latents?.source}); the sliders move along the next principal components.`;
-  box.hidden = false;
-  state.sliders = new Array(p.k).fill(0);
-  for (let c = 2; c < p.k; c++) {
-    const sd = Math.sqrt(p.variances[c]) || 1;
-    const input = el('input', { type: 'range', min: String(-3 * sd), max: String(3 * sd), step: String(sd / 50), value: '0', 'aria-label': `principal component ${c + 1}` });
-    const out = el('output', { text: '0.00' });
-    input.addEventListener('input', () => {
-      state.sliders[c] = Number(input.value);
-      out.textContent = Number(input.value).toFixed(2);
-      emit('mapping');
-    });
-    box.append(el('label', {}, `PC${c + 1}`, input, out));
-  }
 }
 
 // ------------------------------------------------------------------------------------- interaction
@@ -305,8 +278,8 @@ export function mountPlane(): void {
 
   on('plane', drawPlane);
   on('overlay', drawOverlay);
-  on('latents', () => { renderDims(); renderLegend(); });
-  on('reset', () => { drag = null; renderDims(); renderLegend(); drawPlaneNow(); });
+  on('latents', renderLegend);
+  on('reset', () => { drag = null; renderLegend(); drawPlaneNow(); });
   new ResizeObserver(() => drawPlane()).observe($('plane-wrap'));
   renderLegend();
 }

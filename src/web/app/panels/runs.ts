@@ -75,7 +75,7 @@ function renderRunInfo(): void {
   for (const [k, v] of Object.entries(c)) tb.append(el('tr', {}, el('td', { text: k }), el('td', { text: typeof v === 'object' ? JSON.stringify(v) : String(v) })));
 }
 
-function parseLatents(bytes: Uint8Array, source: string): Latents {
+export function parseLatents(bytes: Uint8Array, source: string): Latents {
   const { tensors } = loadSafetensors(bytes, source);
   const z = tensors.get('z'), lab = tensors.get('labels');
   if (!z || !lab || z.shape.length !== 2) throw new Error(`${source}: expected z [N, D] and labels [N]`);
