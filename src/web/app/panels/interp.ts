@@ -95,18 +95,22 @@ export async function decodeStrip(): Promise<void> {
   } finally { busy = false; }
 }
 
-/** The endpoint choices: the pins, then "test image" (with its number field). */
+/** Endpoints the user chose "test image" for (kept when pins come and go). */
+const choseTest = new Set<HTMLSelectElement>();
+
+/** The endpoint choices: the pins, then "test image" (with its number field); two pins are taken by default. */
 function renderChoices(): void {
   for (const [sel, idx, fallback] of [[selA, idxA, 0], [selB, idxB, 1]] as const) {
     const was = sel.value;
     sel.replaceChildren(...state.pins.map((_, i) => el('option', { value: `pin:${i}`, text: `pin ${i + 1}` })), el('option', { value: 'test', text: 'test image #' }));
-    const pinWanted = state.pins.length >= 2 ? `pin:${fallback}` : 'test';
-    sel.value = [...sel.options].some((o) => o.value === was) && was !== 'test' ? was : pinWanted;
+    const dflt = state.pins.length >= 2 && !choseTest.has(sel) ? `pin:${fallback}` : 'test';
+    sel.value = was.startsWith('pin:') && [...sel.options].some((o) => o.value === was) ? was : dflt;
     idx.hidden = sel.value !== 'test';
   }
 }
 
 function reset(): void {
+  choseTest.clear();
   clearCanvas(canvas);
   canvas.hidden = true;
   canvas.dataset.run = '';
@@ -128,7 +132,11 @@ function scaled(): HTMLCanvasElement {
 }
 
 export function mountInterp(): void {
-  for (const e of [selA, selB]) e.addEventListener('change', () => { renderChoices(); void decodeStrip(); });
+  for (const [e, idx] of [[selA, idxA], [selB, idxB]] as const) e.addEventListener('change', () => {
+    if (e.value === 'test') choseTest.add(e); else choseTest.delete(e);
+    idx.hidden = e.value !== 'test';
+    void decodeStrip();
+  });
   for (const e of [idxA, idxB, stepsInput, pathSel]) e.addEventListener('change', () => void decodeStrip());
   $('interp-export').addEventListener('click', () => void downloadPng(scaled(), pngName(state.runName, 'interpolation')).catch((e: Error) => showError(e.message)));
   on('pins', () => { const had = selA.value; renderChoices(); if (state.pins.length >= 2 || had.startsWith('pin:')) void decodeStrip(); });

@@ -9,9 +9,12 @@ import { isVaeRun, latentDim, state, toPlane } from '../store.js';
 
 /** Draws the prior's 1- and 2-sigma rings (nothing for a plain autoencoder). */
 export function drawPrior(ctx: CanvasRenderingContext2D, T: Transform): void {
+  delete ctx.canvas.dataset.prior;
   if (!isVaeRun() || !state.latents) return;
   const c = toPlane(new Float32Array(latentDim()));
   const cx = T.toPx(c.x), cy = T.toPy(c.y);
+  // where the rings are, in CSS pixels of the canvas: centre, then the 1-sigma radii along x and y
+  ctx.canvas.dataset.prior = [cx, cy, Math.abs(T.toPx(c.x + 1) - cx), Math.abs(T.toPy(c.y + 1) - cy)].map((v) => v.toFixed(1)).join(',');
   ctx.save();
   ctx.strokeStyle = 'rgba(60,60,60,0.75)';
   ctx.fillStyle = 'rgba(60,60,60,0.9)';
