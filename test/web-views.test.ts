@@ -225,6 +225,23 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MNIST)('views in headless Chromium', () 
     expect(await page.textContent('#interp-caption')).toContain(`test image 3 (${plainLatents.labels[3]})`);
     const png = decodePng(await download('#interp-export'));
     expect(png).toMatchObject({ width: 4 * (6 * 28 + 5 * 2), height: 4 * 28 });
+    // a drawn digit as an endpoint: the strip starts with its reconstruction (the decode of its z)
+    await page.locator('#pad').scrollIntoViewIfNeeded();
+    const pad = (await page.locator('#pad').boundingBox())!;
+    await page.mouse.move(pad.x + pad.width * 0.25, pad.y + pad.height * 0.2);
+    await page.mouse.down();
+    await page.mouse.move(pad.x + pad.width * 0.75, pad.y + pad.height * 0.2, { steps: 8 });
+    await page.mouse.move(pad.x + pad.width * 0.4, pad.y + pad.height * 0.85, { steps: 10 });
+    await page.mouse.up();
+    await page.waitForFunction(() => [...document.querySelectorAll('#interp-a option')].some((o) => (o as HTMLOptionElement).value === 'drawn'), null, { timeout: 30_000 });
+    await page.selectOption('#interp-a', 'drawn');
+    await page.waitForFunction(() => /^6 decodes from the drawn digit to test image 7/.test(document.getElementById('interp-caption')!.textContent ?? ''), null, { timeout: 30_000 });
+    await page.waitForTimeout(800); // the last encoding of the drawing, and its strip
+    const strip2 = await rgba('#interp');
+    const W2 = 6 * 28 + 5 * 2;
+    const first = Array.from({ length: IMAGE_PIXELS }, (_, j) => strip2[4 * (Math.floor(j / 28) * W2 + (j % 28))]);
+    const recon = (await rgba('#recon')).filter((_, i) => i % 4 === 0);
+    expect(maxDiff(first, recon)).toBeLessThanOrEqual(1);
     // a number outside the test images: one line
     await page.fill('#interp-b-index', String(N_TEST));
     await page.dispatchEvent('#interp-b-index', 'change');

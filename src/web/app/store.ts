@@ -47,7 +47,8 @@ export const state = {
   latentDim: 0,
   pins: [] as Pin[],
   box: null as Box | null,
-  drawn: null as { x: number; y: number } | null,
+  /** The drawn digit's point on the plane and its latent vector. */
+  drawn: null as { x: number; y: number; z?: Float32Array } | null,
   gen: null as { x: number; y: number; digit: number } | null,
   hover: null as { x: number; y: number } | null,
   /** The latent vector of the last point decoded under the pointer (the Decoded card shows its image). */

@@ -1,6 +1,6 @@
 /**
- * Interpolation: a strip of decodes along the path between two latent points, each a pin or an encoded
- * test image; linear, or spherical (slerp, the path that keeps a Gaussian prior's typical norm: the
+ * Interpolation: a strip of decodes along the path between two latent points, each a pin, the drawn
+ * digit or an encoded test image; linear, or spherical (slerp, the path that keeps a Gaussian prior's typical norm: the
  * default for a VAE). All frames go to the worker in one decode call. The strip is drawn at the
  * images' own size (28 px a frame, 2 px apart) and scaled by CSS; Export saves it 4x as PNG.
  */
@@ -35,9 +35,10 @@ export function interpolate(a: Float32Array, b: Float32Array, steps: number, pat
   return out;
 }
 
-/** An endpoint: a pin's latent, or an encoded test image's (a row of the latents). */
+/** An endpoint: a pin's latent, the drawn digit's, or an encoded test image's (a row of the latents). */
 function endpoint(sel: HTMLSelectElement, idx: HTMLInputElement): { z: Float32Array; name: string } | null {
   const v = sel.value;
+  if (v === 'drawn') return state.drawn?.z ? { z: state.drawn.z, name: 'the drawn digit' } : null;
   if (v.startsWith('pin:')) {
     const i = Number(v.slice(4)), p = state.pins[i];
     return p ? { z: p.z, name: `pin ${i + 1}` } : null;
@@ -102,9 +103,10 @@ const choseTest = new Set<HTMLSelectElement>();
 function renderChoices(): void {
   for (const [sel, idx, fallback] of [[selA, idxA, 0], [selB, idxB, 1]] as const) {
     const was = sel.value;
-    sel.replaceChildren(...state.pins.map((_, i) => el('option', { value: `pin:${i}`, text: `pin ${i + 1}` })), el('option', { value: 'test', text: 'test image #' }));
+    sel.replaceChildren(...state.pins.map((_, i) => el('option', { value: `pin:${i}`, text: `pin ${i + 1}` })),
+      ...(state.drawn?.z ? [el('option', { value: 'drawn', text: 'drawn digit' })] : []), el('option', { value: 'test', text: 'test image #' }));
     const dflt = state.pins.length >= 2 && !choseTest.has(sel) ? `pin:${fallback}` : 'test';
-    sel.value = was.startsWith('pin:') && [...sel.options].some((o) => o.value === was) ? was : dflt;
+    sel.value = was !== 'test' && [...sel.options].some((o) => o.value === was) ? was : dflt;
     idx.hidden = sel.value !== 'test';
   }
 }
@@ -145,6 +147,14 @@ export function mountInterp(): void {
   on('run', () => { if (state.run && state.run.name !== pathFor) { pathFor = state.run.name; pathSel.value = isVaeRun() ? 'slerp' : 'linear'; } });
   on('model', () => { if (state.modelReady) void decodeStrip(); });
   on('latents', () => { if (state.modelReady) void decodeStrip(); });
+  // a new drawing (or none): the choices follow, and a strip from the drawn digit is decoded again
+  let drawn = state.drawn;
+  on('overlay', () => {
+    if (state.drawn === drawn) return;
+    drawn = state.drawn;
+    renderChoices();
+    if (selA.value === 'drawn' || selB.value === 'drawn') void decodeStrip();
+  });
   on('reset', reset);
   reset();
 }
