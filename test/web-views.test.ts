@@ -184,7 +184,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MNIST)('views in headless Chromium', () 
       const img = served.subarray(want[k].i * IMAGE_PIXELS, (want[k].i + 1) * IMAGE_PIXELS);
       for (let j = 0; j < IMAGE_PIXELS; j++) expect(px[4 * j]).toBe(img[j]);
     }
-    expect(await page.textContent('#nearest figure:first-child figcaption')).toBe(`${labels[want[0].i]} · ${want[0].d.toFixed(2)}`);
+    expect(await page.textContent('#nearest figure:first-child figcaption')).toBe(`${labels[want[0].i]} · ${Number(want[0].d.toPrecision(2))}`);
   }, 120_000);
 
   it('the interpolation strip between two pins starts and ends with their decodes, and exports as a PNG of its size', async () => {
@@ -289,7 +289,8 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MNIST)('views in headless Chromium', () 
     const planeSize = await page.$eval('#overlay', (c) => [(c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height]);
     expect(decodePng(await download('#export-plane'))).toMatchObject({ width: planeSize[0], height: planeSize[1] });
     const gridSize = await page.$eval('#grid', (c) => [(c as HTMLCanvasElement).width, (c as HTMLCanvasElement).height]);
-    expect(decodePng(await download('#export-grid'))).toMatchObject({ width: gridSize[0], height: gridSize[1] });
+    expect(gridSize).toEqual([10 * 28 + 9 * 2, 10 * 28 + 9 * 2]); // the grid is drawn at the images' own size
+    expect(decodePng(await download('#export-grid'))).toMatchObject({ width: 4 * gridSize[0], height: 4 * gridSize[1] });
     // a bad address: one line, and the run still opens
     await open('run=plain&box=1,2,x');
     expect(await page.textContent('#error')).toBe('address: box=1,2,x: expected 4 numbers separated by commas');
@@ -300,6 +301,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MNIST)('views in headless Chromium', () 
     await open('run=vae');
     expect(await page.textContent('#plane-caption')).toMatch(/^VAE, 2-D latent: the plane is its latent space under the prior N\(0, I\) \(rings at 1σ and 2σ\); each dot is the encoder's mean/);
     expect(await page.inputValue('#interp-path')).toBe('slerp');
+    expect(await page.getAttribute('#curve-latent', 'data-kind')).toBe('kl'); // the second chart is the KL
     const [cx, cy, rx] = (await page.getAttribute('#overlay', 'data-prior'))!.split(',').map(Number);
     const ov = await rgba('#overlay');
     const ow = await page.$eval('#overlay', (c) => (c as HTMLCanvasElement).width);

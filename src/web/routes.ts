@@ -7,7 +7,7 @@
  *   GET  /api/runs                      the runs: name, status, settings (config.json), figures (result.json)
  *   GET  /api/runs/<name>               one run, with its metrics lines and snapshot steps
  *   GET  /api/runs/<name>/events        server-sent events while it trains (see events.ts)
- *   GET  /api/runs/<name>/test-images   the test images its latents encode, n x 784 bytes (see test-images.ts)
+ *   GET  /api/runs/<name>/test-images   the test images its latents encode, n x IMAGE_PIXELS bytes (see test-images.ts)
  *   POST /api/runs/<name>/stop          stops a run this server started (SIGTERM: a checkpoint at that step, status stopped)
  *   POST /api/runs/<name>/resume        continues a stopped run from its checkpoint (`latentlab train --resume`)
  *   POST /api/train                     starts `latentlab train --out RUNS_DIR/<name> ...` (see train-request.ts)

@@ -1,7 +1,7 @@
 /**
  * The test images behind a run's latents (GET /api/runs/<name>/test-images): the bytes of the images
  * that latents.safetensors encodes (src/lab/run/test-latents.ts says which: the first n of the run's
- * test split), n x 784 bytes (data/image.ts), row-major, with the count in `X-Images`. The page shows
+ * test split), n x IMAGE_PIXELS bytes (data/image.ts), row-major, with the count in `X-Images`. The page shows
  * them beside the decoded point (the nearest real images).
  *
  * The files are found like the trainer finds them, without downloading: the server's --data-dir, the

@@ -30,3 +30,17 @@ export function composite(...layers: HTMLCanvasElement[]): HTMLCanvasElement {
   for (const c of layers) ctx.drawImage(c, 0, 0);
   return out;
 }
+
+/** A copy of a canvas scaled up k times with its pixels kept sharp (pictures drawn at the images' own size). */
+export function upscale(canvas: HTMLCanvasElement, k: number): HTMLCanvasElement {
+  const out = document.createElement('canvas');
+  out.width = canvas.width * k;
+  out.height = canvas.height * k;
+  const ctx = out.getContext('2d')!;
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(canvas, 0, 0, out.width, out.height);
+  return out;
+}
+
+/** How much a picture drawn at the images' own size (grid, strip) is scaled up when exported. */
+export const EXPORT_SCALE = 4;

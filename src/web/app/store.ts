@@ -196,7 +196,7 @@ export function resetView(): void {
   const vis = (i: number): boolean => !!l && !state.hidden.has(l.labels[i]);
   state.view = { x: dataRange(state.px, 0.05, vis), y: dataRange(state.py, 0.05, vis) };
   if (isVaeRun() && l) {
-    const c = toPlane(new Float32Array(l.dim)), r = 2.2;
+    const c = toPlane(new Float32Array(l.dim)), r = 2.2; // the 2-sigma ring and a margin
     state.view = { x: [Math.min(state.view.x[0], c.x - r), Math.max(state.view.x[1], c.x + r)], y: [Math.min(state.view.y[0], c.y - r), Math.max(state.view.y[1], c.y + r)] };
   }
 }

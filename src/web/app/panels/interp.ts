@@ -7,7 +7,7 @@
 import { IMAGE_H, IMAGE_W } from '../../../lab/data/image.js';
 import { toGrey } from '../../../viz/grid.js';
 import { $, clearCanvas, el, showError } from '../dom.js';
-import { downloadPng, pngName } from '../export.js';
+import { downloadPng, EXPORT_SCALE, pngName, upscale } from '../export.js';
 import { model } from '../model-client.js';
 import { isVaeRun, on, paintedWithWeights, state } from '../store.js';
 
@@ -17,7 +17,6 @@ const idxA = $<HTMLInputElement>('interp-a-index'), idxB = $<HTMLInputElement>('
 const stepsInput = $<HTMLInputElement>('interp-steps');
 const pathSel = $<HTMLSelectElement>('interp-path');
 const GAP = 2;
-const EXPORT_SCALE = 4;
 
 /** `steps` points from a to b (both included, exactly): linear, or slerp on the great circle through them. */
 export function interpolate(a: Float32Array, b: Float32Array, steps: number, path: 'linear' | 'slerp'): Float32Array {
@@ -122,17 +121,6 @@ function reset(): void {
   renderChoices();
 }
 
-/** The strip scaled up (pixels kept sharp), as it is exported. */
-function scaled(): HTMLCanvasElement {
-  const out = document.createElement('canvas');
-  out.width = canvas.width * EXPORT_SCALE;
-  out.height = canvas.height * EXPORT_SCALE;
-  const ctx = out.getContext('2d')!;
-  ctx.imageSmoothingEnabled = false;
-  ctx.drawImage(canvas, 0, 0, out.width, out.height);
-  return out;
-}
-
 export function mountInterp(): void {
   for (const [e, idx] of [[selA, idxA], [selB, idxB]] as const) e.addEventListener('change', () => {
     if (e.value === 'test') choseTest.add(e); else choseTest.delete(e);
@@ -140,7 +128,7 @@ export function mountInterp(): void {
     void decodeStrip();
   });
   for (const e of [idxA, idxB, stepsInput, pathSel]) e.addEventListener('change', () => void decodeStrip());
-  $('interp-export').addEventListener('click', () => void downloadPng(scaled(), pngName(state.runName, 'interpolation')).catch((e: Error) => showError(e.message)));
+  $('interp-export').addEventListener('click', () => void downloadPng(upscale(canvas, EXPORT_SCALE), pngName(state.runName, 'interpolation')).catch((e: Error) => showError(e.message)));
   on('pins', () => { const had = selA.value; renderChoices(); if (state.pins.length >= 2 || had.startsWith('pin:')) void decodeStrip(); });
   // a run's default path, chosen once when its settings arrive: spherical for a VAE's Gaussian prior
   let pathFor = '';

@@ -67,7 +67,7 @@ async function showNearest(): Promise<void> {
   box.replaceChildren(...index.map((i, r) => {
     const c = el('canvas', { width: String(IMAGE_W), height: String(IMAGE_H), class: 'digit', role: 'img', 'aria-label': `test image ${i}, ${info.classNoun} ${className(info, l.labels[i])}` });
     paintDigit(c, toModelImages(bytes, x, i, 1));
-    return el('figure', { 'data-index': String(i) }, c, el('figcaption', { text: `${className(info, l.labels[i])} · ${dist[r].toFixed(2)}` }));
+    return el('figure', { 'data-index': String(i) }, c, el('figcaption', { text: `${className(info, l.labels[i])} · ${Number(dist[r].toPrecision(2))}` }));
   }));
   box.dataset.indices = index.join(',');
   box.dataset.labels = index.map((i) => l.labels[i]).join(',');

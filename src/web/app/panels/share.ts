@@ -6,10 +6,10 @@
  *
  * (numbers on the plane's axes, 6 significant digits). The address follows every change (replaceState,
  * no history entries); at load the run is opened (main.ts), then its view, box and pins are restored.
- * Export saves the plane (with its marks) or the box grid as PNG.
+ * Export saves the plane (with its marks) or the box grid (4x its own size) as PNG.
  */
 import { $, showError } from '../dom.js';
-import { composite, downloadPng, pngName } from '../export.js';
+import { composite, downloadPng, EXPORT_SCALE, pngName, upscale } from '../export.js';
 import { emit, on, state, type Box, type View } from '../store.js';
 import { pinAt } from './decoded.js';
 import { decodeGrid } from './grid.js';
@@ -92,6 +92,6 @@ export function mountShare(): void {
   $('export-grid').addEventListener('click', () => {
     const g = $<HTMLCanvasElement>('grid');
     if (g.hidden) return;
-    void downloadPng(g, pngName(state.runName, 'grid')).catch((e: Error) => showError(e.message));
+    void downloadPng(upscale(g, EXPORT_SCALE), pngName(state.runName, 'grid')).catch((e: Error) => showError(e.message));
   });
 }
