@@ -1,12 +1,12 @@
 /**
- * `node dist/bench/grid.js [--rounds N] [--grid G] [--compare APP_DIR] [--json]` (part of
+ * `node dist/bench/grid.js [--rounds N] [--grid G] [--dpr R] [--compare APP_DIR] [--json]` (part of
  * `npm run bench`): how long the explorer's box grid (G x G decodes, default 10 x 10) takes in headless
  * Chromium, its model worker on the wasm backend with threads. A run of the study's model (weights
  * after one step on random bytes: the time does not depend on what the weights learnt) is served by
  * the explorer's own server; the page is driven like a person (a box dragged on the plane), then the
  * grid is decoded again `rounds` times after three warm-ups. Two figures per decode: the worker's
  * (the decode call, as the grid's caption shows it) and the page's (from the request to the grid
- * drawn). `--compare DIR` serves another build of the app (e.g. an older dist/web/app) beside this one,
+ * drawn), on a screen of `--dpr` device pixels per CSS pixel (default 1). `--compare DIR` serves another build of the app (e.g. an older dist/web/app) beside this one,
  * alternating decodes between the two so that a busy machine hurts both alike.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -85,7 +85,7 @@ function decodeOnce(page: Page): Promise<GridDecode> {
 
 export interface GridBench { app: string; backend: string; isolated: boolean; status: string; decodes: GridDecode[]; workerMs: number; pageMs: number }
 
-export async function benchGrid(opts: { rounds: number; grid: number; compare?: string }): Promise<GridBench[] | { skipped: string }> {
+export async function benchGrid(opts: { rounds: number; grid: number; dpr: number; compare?: string }): Promise<GridBench[] | { skipped: string }> {
   const { existsSync } = await import('node:fs');
   if (!existsSync(CHROMIUM)) return { skipped: `no Chromium at ${CHROMIUM}` };
   const own = path.join(here, '..', 'web', 'app');
@@ -101,7 +101,7 @@ export async function benchGrid(opts: { rounds: number; grid: number; compare?: 
     for (const app of apps) {
       const srv = await startServer({ runsDir, port: 0, appDir: app });
       servers.push(srv);
-      const page = await browser.newPage({ viewport: { width: 1280, height: 900 } });
+      const page = await browser.newPage({ viewport: { width: 1280, height: 900 }, deviceScaleFactor: opts.dpr });
       const info = await openAndBox(page, srv.url, opts.grid);
       pages.push(page);
       out.push({ app, ...info, decodes: [], workerMs: NaN, pageMs: NaN });
@@ -119,12 +119,12 @@ export async function benchGrid(opts: { rounds: number; grid: number; compare?: 
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const ci = process.argv.indexOf('--compare');
-  const opts = { rounds: arg('--rounds', 7), grid: arg('--grid', 10), compare: ci >= 0 ? process.argv[ci + 1] : undefined };
+  const opts = { rounds: arg('--rounds', 7), grid: arg('--grid', 10), dpr: arg('--dpr', 1), compare: ci >= 0 ? process.argv[ci + 1] : undefined };
   const r = await benchGrid(opts);
   const log = (l: string): void => { process.stderr.write(`${l}\n`); };
   if ('skipped' in r) log(`explorer grid: skipped (${r.skipped})`);
   else {
-    log(`explorer grid: ${opts.grid}x${opts.grid} decodes in headless Chromium (median of ${opts.rounds} after 3 warm-ups${r.length > 1 ? ', alternating between the builds' : ''}):`);
+    log(`explorer grid: ${opts.grid}x${opts.grid} decodes in headless Chromium at ${opts.dpr}x pixel ratio (median of ${opts.rounds} after 3 warm-ups${r.length > 1 ? ', alternating between the builds' : ''}):`);
     for (const b of r) {
       log(`  ${b.app}: ${b.status || b.backend}${b.isolated ? '' : ' (NOT cross-origin isolated)'}`);
       log(`    worker ${b.workerMs.toFixed(1)} ms, page (request to grid drawn) ${b.pageMs.toFixed(1)} ms   (page: ${b.decodes.map((d) => d.pageMs.toFixed(0)).join(', ')})`);
