@@ -134,6 +134,16 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MNIST)('views in headless Chromium', () 
     page = await browser.newPage({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
     page.on('pageerror', (e) => errors.push(e.message));
     page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    // the page's decode requests to the model worker, by the number of latents in each
+    await page.addInitScript(() => {
+      const w = window as unknown as { decodeCalls: number[] };
+      w.decodeCalls = [];
+      const post = Worker.prototype.postMessage as (this: Worker, m: unknown, t?: Transferable[]) => void;
+      Worker.prototype.postMessage = function (this: Worker, m: unknown, t?: Transferable[]) {
+        if ((m as { type?: string }).type === 'decode') w.decodeCalls.push((m as { n: number }).n);
+        post.call(this, m, t);
+      } as typeof Worker.prototype.postMessage;
+    });
     plainLatents = readLatents(path.join(runsDir, 'plain', 'latents.safetensors'));
   }, 120_000);
 
@@ -258,10 +268,13 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MNIST)('views in headless Chromium', () 
     const p = await plot();
     await page.check('input[name="mode"][value="box"]');
     await page.mouse.move(p.x + p.w * 0.25, p.y + p.h * 0.3);
+    await page.evaluate(() => { (window as unknown as { decodeCalls: number[] }).decodeCalls = []; });
     await page.mouse.down();
     await page.mouse.move(p.x + p.w * 0.7, p.y + p.h * 0.75, { steps: 5 });
     await page.mouse.up();
     await page.waitForFunction(() => document.getElementById('grid')!.dataset.cells === '100', null, { timeout: 30_000 });
+    // the 10x10 grid is one decode call of 100 latents (the worker runs them in one forward pass)
+    expect(await page.evaluate(() => (window as unknown as { decodeCalls: number[] }).decodeCalls.filter((n) => n > 1))).toEqual([100]);
     await page.check('input[name="mode"][value="pan"]');
     await page.mouse.click(p.x + p.w * 0.4, p.y + p.h * 0.5);
     await page.waitForFunction(() => document.getElementById('pins')!.dataset.count === '1');
