@@ -137,7 +137,7 @@ describe.skipIf(!HAVE_CHROMIUM)('browser (headless Chromium)', () => {
       }
       return out;
     });
-    expect(Object.keys(lines).sort()).toEqual(['decoded-heading', 'draw-heading', 'gen-heading', 'grid-heading', 'pins-heading', 'plane-heading', 'train-heading']);
+    expect(Object.keys(lines).sort()).toEqual(['decoded-heading', 'draw-heading', 'gen-heading', 'grid-heading', 'interp-heading', 'pins-heading', 'plane-heading', 'train-heading']);
     for (const [h, t] of Object.entries(lines)) expect(t.length, h).toBeGreaterThan(40);
     expect(lines['plane-heading']).toMatch(/axes/);
     expect(lines['plane-heading']).toMatch(/colour is the digit/);

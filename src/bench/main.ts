@@ -207,4 +207,5 @@ for (const t of threadList) {
 log('');
 log(`load average at the end ${loadEnd.map((x) => x.toFixed(2)).join(' ')}; "outside conv" = the profiled step's time outside the convolution kernels (batch-norm, activations, linear layers, loss, optimizer, bookkeeping)`);
 spawnSync(process.execPath, [path.join(here, 'tab.js')], { stdio: ['ignore', 'ignore', 'inherit'] }); // train in the tab: Chromium's wasm against Node's
+spawnSync(process.execPath, [path.join(here, 'grid.js')], { stdio: ['ignore', 'ignore', 'inherit'] }); // the explorer's 10x10 grid decode in Chromium
 if (json) process.stdout.write(`${JSON.stringify({ peaks, torch: torchInfo, summary, runs: Object.fromEntries(results) })}\n`);

@@ -241,7 +241,7 @@ export interface LossLine { step: number; loss?: number; recon?: number; latent?
 /** What a run's latent term is: the supervised latent map's MSE, a VAE's KL (nats per image), or the L1 activity penalty. */
 export type LatentTermKind = 'map' | 'kl' | 'l1';
 
-const LATENT_TERM: Record<LatentTermKind, { name: string; title: string; yLabel: string }> = {
+export const LATENT_TERM: Record<LatentTermKind, { name: string; title: string; yLabel: string }> = {
   map: { name: 'latent term', title: "Latent-map term: MSE of z to its class's target (training batches)", yLabel: 'MSE in latent units' },
   kl: { name: 'KL', title: 'KL term: KL(q(z|x) || N(0, I)) per image (training batches; the loss adds beta x KL)', yLabel: 'nats per image' },
   l1: { name: 'L1 activity', title: 'L1 activity term: lambda x sum |z| / batch (training batches)', yLabel: 'penalty (added to the loss)' },

@@ -7,6 +7,7 @@
  *   GET  /api/runs                      the runs: name, status, settings (config.json), figures (result.json)
  *   GET  /api/runs/<name>               one run, with its metrics lines and snapshot steps
  *   GET  /api/runs/<name>/events        server-sent events while it trains (see events.ts)
+ *   GET  /api/runs/<name>/test-images   the test images its latents encode, n x IMAGE_PIXELS bytes (see test-images.ts)
  *   POST /api/runs/<name>/stop          stops a run this server started (SIGTERM: a checkpoint at that step, status stopped)
  *   POST /api/runs/<name>/resume        continues a stopped run from its checkpoint (`latentlab train --resume`)
  *   POST /api/train                     starts `latentlab train --out RUNS_DIR/<name> ...` (see train-request.ts)
@@ -23,6 +24,7 @@ import type { Jobs } from './jobs.js';
 import type { RunView } from './run-view.js';
 import { inside, isRunFile, realOrNull, type RunsFolder } from './runs.js';
 import { checkOrigin } from './security.js';
+import { sendImages, type TestImages } from './test-images.js';
 import { parseTrainRequest, type TrainRequest } from './train-request.js';
 
 /** What every route may use. */
@@ -37,6 +39,7 @@ export interface Ctx {
   maxJobs: number;
   maxBody: number;
   cores: number;
+  testImages: TestImages;
 }
 
 /** One request: the path's segments (decoded one by one) and what the route's pattern captured. */
@@ -131,6 +134,14 @@ function getEvents(c: Ctx, r: Req): void {
   c.events.open(r.req, r.res, name, dir, r.query);
 }
 
+function getTestImages(c: Ctx, r: Req): void {
+  const name = r.params.name;
+  const dir = runDir(c, name);
+  if (!dir) throw new HttpError(404, `${name}: no run folder yet`);
+  const { bytes, n } = c.testImages.images(name, dir);
+  sendImages(r.res, bytes, n);
+}
+
 async function postStop(c: Ctx, r: Req): Promise<void> {
   const name = r.params.name;
   runDir(c, name);
@@ -181,6 +192,7 @@ export const ROUTES: readonly Route[] = [
   route('GET', '/api/runs', getRuns),
   route('GET', '/api/runs/:name', getRun),
   route('GET', '/api/runs/:name/events', getEvents),
+  route('GET', '/api/runs/:name/test-images', getTestImages),
   route('POST', '/api/runs/:name/stop', postStop),
   route('POST', '/api/runs/:name/resume', postResume),
   route('POST', '/api/train', postTrain),

@@ -31,6 +31,7 @@ import { dispatch, type Ctx } from './routes.js';
 import { RunView } from './run-view.js';
 import { RunsFolder, realOrNull } from './runs.js';
 import { allowedHosts, checkHost } from './security.js';
+import { TestImages } from './test-images.js';
 
 export { RUN_NAME_RE } from './runs.js';
 export { parseTrainRequest, type TrainRequest } from './train-request.js';
@@ -101,6 +102,7 @@ export async function startServer(opts: ServeOptions): Promise<WebServer> {
     runs, view, jobs, events, appDir, cliPath,
     wasmDir: realOrNull(opts.wasmDir ?? path.join(root, 'build', 'wasm')),
     maxJobs: opts.maxJobs ?? 1, maxBody: opts.maxBody ?? 64 * 1024, cores: opts.cores ?? os.availableParallelism(),
+    testImages: new TestImages(runs, opts.dataDir),
   };
   const hosts = allowedHosts(host, opts.allowedHosts);
 

@@ -10,7 +10,8 @@ import type { Split } from '../data/idx.js';
 import { UsageError } from './atomic.js';
 import type { DataIdentity } from './folder.js';
 
-function md5Images(s: Split): string {
+/** The MD5 of an images split as an IDX file (the header rebuilt from its counts), as config.json records it. */
+export function md5Images(s: Split): string {
   const h = Buffer.alloc(16);
   h.writeUInt32BE(0x00000803, 0); h.writeUInt32BE(s.n, 4); h.writeUInt32BE(s.rows, 8); h.writeUInt32BE(s.cols, 12);
   return createHash('md5').update(h).update(s.images.subarray(0, s.n * s.rows * s.cols)).digest('hex');

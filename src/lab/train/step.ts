@@ -21,6 +21,7 @@ import { isVae, makeModel, type LatentModel } from '../models/family.js';
 import { klWeight, l1Activity, vaeObjective } from '../../engine/latent_loss.js';
 import { corrupt, parseNoise, type NoiseSpec } from '../data/noise.js';
 import { reconstructionError } from '../analysis/eval.js';
+import { latentsTestImages } from '../run/test-latents.js';
 import { makeOptimizer, makeScheduler, type AnyOpt, type Schedule } from './optimizer.js';
 import { IMAGE_PIXELS, batchShape, toModel } from '../data/image.js';
 
@@ -178,10 +179,11 @@ export class TrainCore {
   private scratchP(m: number): Float32Array { return (this.pBuf && this.pBuf.length >= m) ? this.pBuf : (this.pBuf = new Float32Array(m)); }
   private scratchT(m: number): Float32Array { return (this.tBuf && this.tBuf.length >= m) ? this.tBuf : (this.tBuf = new Float32Array(m)); }
 
-  /** Test MSE on [-1, 1] (eval mode) and the test latents, over the first `limit` test images. */
+  /** Test MSE on [-1, 1] (eval mode) and the test latents (those of latents.safetensors: run/test-latents.ts). */
   evaluate(limit?: number): { mse: number; z: Float32Array; labels: Uint8Array } {
+    const test = latentsTestImages(this.data.test, limit ?? this.data.test.n);
     // in batches of the training size, so that evaluation reuses the training buffers
-    return reconstructionError(this.model, this.data.test, limit ?? this.data.test.n, this.config.batchSize);
+    return reconstructionError(this.model, test, test.n, this.config.batchSize);
   }
 
   /** The latents of the snapshot subset and a decoded grid (the live plane). */

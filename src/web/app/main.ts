@@ -11,9 +11,12 @@ import { mountDecoded } from './panels/decoded.js';
 import { mountDrawPad } from './panels/drawpad.js';
 import { mountGenerate } from './panels/generate.js';
 import { mountGrid } from './panels/grid.js';
+import { mountInterp } from './panels/interp.js';
+import { mountNearest } from './panels/nearest.js';
 import { mountPlane } from './panels/plane.js';
 import { mountProjection } from './panels/projection.js';
 import { mountRuns, openRun, refreshRuns } from './panels/runs.js';
+import { mountShare, restoreShared } from './panels/share.js';
 import { mountTraining } from './panels/training.js';
 import { state } from './store.js';
 
@@ -26,11 +29,15 @@ mountGenerate();
 mountChart();
 mountRuns();
 mountCompare();
+mountNearest();
+mountInterp();
+mountShare();
 void mountTraining();
 void model.start();
 void refreshRuns().then(async () => {
   await model.ready;
   const want = new URLSearchParams(location.search).get('run');
   if (want && state.runs.some((r) => r.name === want)) await openRun(want);
+  await restoreShared();
   document.body.dataset.ready = '1';
 });

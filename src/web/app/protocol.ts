@@ -3,7 +3,7 @@ import type { ModelConfig } from '../../lab/models/autoencoder.js';
 
 export type WorkerRequest =
   | { id: number; type: 'init'; prefer: 'wasm' | 'reference'; threads?: number; wasmUrl: string; relaxedUrl?: string }
-  | { id: number; type: 'load'; url: string; config: Partial<ModelConfig> }
+  | { id: number; type: 'load'; url: string; config: Partial<ModelConfig> & { vae?: boolean } }
   | { id: number; type: 'decode'; z: Float32Array; n: number }
   | { id: number; type: 'encode'; x: Float32Array; n: number };
 

@@ -53,9 +53,12 @@ export const state = {
   latentDim: 0,
   pins: [] as Pin[],
   box: null as Box | null,
-  drawn: null as { x: number; y: number } | null,
+  /** The drawn digit's point on the plane and its latent vector. */
+  drawn: null as { x: number; y: number; z?: Float32Array } | null,
   gen: null as { x: number; y: number; digit: number } | null,
   hover: null as { x: number; y: number } | null,
+  /** The latent vector of the last point decoded under the pointer (the Decoded card shows its image). */
+  hoverZ: null as Float32Array | null,
   metrics: [] as MetricLine[],
   lastSnap: -1,
   mode: 'pan' as 'pan' | 'box' | 'scrub',
@@ -95,9 +98,10 @@ export function paintedWithWeights(canvas: HTMLElement): void {
  * What changed: `plane` the points or the view, `overlay` the marks on the plane (pins, box, hover,
  * drawn, generated), `latents` new latents (legend, sliders), `metrics` the chart, `pins`, `model` the
  * weights (ready or not), `mapping` the plane → latent mapping (the sliders), `run` the run's
- * information, `reset` a run switch (each panel empties what it shows).
+ * information, `reset` a run switch (each panel empties what it shows), `hover` the point under the
+ * pointer was decoded (state.hoverZ), `view` the user moved the view (zoom, pan) or the box.
  */
-export type Topic = 'plane' | 'overlay' | 'latents' | 'metrics' | 'pins' | 'model' | 'mapping' | 'run' | 'reset';
+export type Topic = 'plane' | 'overlay' | 'latents' | 'metrics' | 'pins' | 'model' | 'mapping' | 'run' | 'reset' | 'hover' | 'view';
 
 const listeners = new Map<Topic, Set<() => void>>();
 
@@ -129,7 +133,7 @@ export function beginRun(name: string, keepView: boolean): number {
     state.latents = null;
     state.px = new Float32Array(0); state.py = new Float32Array(0);
     state.pca = null; state.sliders = []; state.projection = 'pca';
-    state.pins = []; state.box = null; state.drawn = null; state.gen = null; state.hover = null;
+    state.pins = []; state.box = null; state.drawn = null; state.gen = null; state.hover = null; state.hoverZ = null;
     state.hidden.clear(); state.view = null; state.userView = false;
     emit('reset');
   }
@@ -213,10 +217,17 @@ export function setLatents(l: Latents | null, keepView = false): void {
   emit('latents', 'plane');
 }
 
-/** The view that shows every visible point. */
+/** Is the run shown a VAE (its plane is the prior N(0, I))? */
+export function isVaeRun(): boolean { return state.run?.config?.vae === true; }
+
+/** The view that shows every visible point (and, for a VAE, the prior's 2-sigma disc). */
 export function resetView(): void {
   state.userView = false;
   const l = state.latents;
   const vis = (i: number): boolean => !!l && !state.hidden.has(l.labels[i]);
   state.view = { x: dataRange(state.px, 0.05, vis), y: dataRange(state.py, 0.05, vis) };
+  if (isVaeRun() && l) {
+    const c = toPlane(new Float32Array(l.dim)), r = 2.2;
+    state.view = { x: [Math.min(state.view.x[0], c.x - r), Math.max(state.view.x[1], c.x + r)], y: [Math.min(state.view.y[0], c.y - r), Math.max(state.view.y[1], c.y + r)] };
+  }
 }

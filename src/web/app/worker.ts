@@ -9,13 +9,15 @@ import { ReferenceBackend } from '../../engine/kernels/reference.js';
 import type { Backend } from '../../engine/kernels/index.js';
 import { createWasmBackendFrom } from '../../engine/kernels/wasm/backend.js';
 import { loadSafetensors, type StateDict } from '../../engine/state.js';
-import { AutoEncoder } from '../../lab/models/autoencoder.js';
+import { makeModel, type LatentModel } from '../../lab/models/family.js';
 import type { WorkerRequest, WorkerResponse } from './protocol.js';
 
 declare const self: DedicatedWorkerGlobalScope;
 
 let backend: Backend | null = null;
-let model: AutoEncoder | null = null;
+let model: LatentModel | null = null;
+/** Latents decoded in one forward pass: a whole grid (24 x 24 at most) at once, not in batches of 64. */
+const DECODE_BATCH = 576;
 let modelKey = '';
 
 function reply(m: WorkerResponse, transfer: Transferable[] = []): void {
@@ -57,13 +59,14 @@ async function load(req: Extract<WorkerRequest, { type: 'load' }>): Promise<Work
   if ([...tensors.keys()].some((k) => k.startsWith('model.')))
     sd = new Map([...tensors].filter(([k]) => k.startsWith('model.')).map(([k, v]) => [k.slice(6), v]));
   const key = JSON.stringify(req.config);
-  let m: AutoEncoder;
+  let m: LatentModel;
   if (model && modelKey === key) m = model; // the same shape (a run's newer checkpoint): reuse its memory
   else {
     // hand the old model's arrays back to the wasm heap (moving it to plain JS memory frees them there)
     if (model) model.to(new ReferenceBackend());
     model = null;
-    m = new AutoEncoder(req.config);
+    // a VAE (its heads mu/logvar; the decoder takes the mean) or the plain autoencoder
+    m = makeModel(req.config);
     m.to(backend);
   }
   m.loadStateDict(sd);
@@ -84,7 +87,7 @@ self.addEventListener('message', (e: MessageEvent<WorkerRequest>) => {
         case 'decode': {
           if (!model) throw new Error('no model loaded');
           const t0 = performance.now();
-          const images = model.decode(req.z, req.n, 64);
+          const images = model.decode(req.z, req.n, DECODE_BATCH);
           reply({ id: req.id, ok: true, type: 'decode', images, ms: performance.now() - t0 }, [images.buffer]);
           break;
         }

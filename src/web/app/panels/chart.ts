@@ -1,11 +1,12 @@
 /**
  * The loss charts. The main one plots like with like: the reconstruction error (MSE per pixel) of the
  * training batches and of the test images, on a log scale. A supervised run's latent-map term (how far
- * codes are from their digit's target spot) is another quantity, so it gets its own chart below.
+ * codes are from their digit's target spot), or a VAE's KL to its prior, is another quantity, so it gets
+ * its own chart below.
  */
 import { drawCurves, type CurveSeries } from '../../../viz/curves.js';
 import { $, fitCanvas } from '../dom.js';
-import { lossRunFromMetrics } from '../../../viz/figures.js';
+import { LATENT_TERM, lossRunFromMetrics } from '../../../viz/figures.js';
 import { on, state } from '../store.js';
 
 const canvas = $<HTMLCanvasElement>('curve');
@@ -25,7 +26,7 @@ export function drawCurve(): void {
   // test MSE of the evaluation lines (and a finished run's final one), the latent-map term apart
   const res = state.run?.result;
   const final = res && typeof res.steps === 'number' && typeof res.testMse === 'number' ? { step: res.steps, testMse: res.testMse } : null;
-  const { train: tr, test: te, latent } = lossRunFromMetrics(state.runName, state.metrics, final);
+  const { train: tr, test: te, latent, latentKind } = lossRunFromMetrics(state.runName, state.metrics, final);
   const series: CurveSeries[] = [];
   if (tr.steps.length) series.push({ name: 'train reconstruction (MSE)', ...tr });
   if (te.steps.length) series.push({ name: 'test reconstruction (MSE)', ...te, dashed: true });
@@ -41,11 +42,14 @@ export function drawCurve(): void {
   latentCanvas.hidden = !n;
   latentCanvas.dataset.points = String(n);
   latentCanvas.dataset.last = n ? String(latent!.values.at(-1)) : '';
+  latentCanvas.dataset.kind = n ? String(latentKind) : '';
+  // a supervised run's second term is the latent-map pull, a VAE's its KL to the prior (viz/figures.ts names it)
+  const term = latentKind && latentKind !== 'map' ? LATENT_TERM[latentKind] : { name: 'latent-map term', yLabel: 'latent-map term' };
   if (latent && n) {
     const f = fitCanvas(latentCanvas);
     const c2 = latentCanvas.getContext('2d')!;
     c2.setTransform(f.dpr, 0, 0, f.dpr, 0, 0);
-    drawCurves(c2, [{ name: 'latent-map term (train)', ...latent, color: '#9467bd' }], { x: 0, y: 0, width: f.w, height: f.h }, { logY: true, yLabel: 'latent-map term' });
+    drawCurves(c2, [{ name: `${term.name} (train)`, ...latent, color: '#9467bd' }], { x: 0, y: 0, width: f.w, height: f.h }, { logY: true, yLabel: term.yLabel });
   }
 }
 

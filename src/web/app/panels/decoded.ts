@@ -26,6 +26,8 @@ export async function hoverDecode(x: number, y: number): Promise<void> {
       paintedWithWeights(decoded);
       $('decoded-z').textContent = `z = [${Array.from(z.slice(0, 8), (v) => v.toFixed(2)).join(', ')}${z.length > 8 ? ', …' : ''}]`;
       $('decode-time').textContent = `decoded in ${ms.toFixed(1)} ms`;
+      state.hoverZ = z;
+      emit('hover');
     }
   } catch (e) {
     showError(`decode: ${(e as Error).message}`);

@@ -49,7 +49,7 @@ async function encodePad(): Promise<void> {
       paintDigit(recon, images);
       recon.dataset.run = state.runName;
       paintedWithWeights(recon);
-      state.drawn = toPlane(z);
+      state.drawn = { ...toPlane(z), z };
       $('drawn-z').textContent = `drawn: z = [${Array.from(z.slice(0, 6), (v) => v.toFixed(2)).join(', ')}${z.length > 6 ? ', …' : ''}]`;
       emit('overlay');
     } while (padAgain);

@@ -1,6 +1,6 @@
 /** The grid of decodes over the box dragged on the plane. */
 import { drawImageGrid } from '../../../viz/grid.js';
-import { $, clearCanvas, fitCanvas, fmt } from '../dom.js';
+import { $, clearCanvas, fmt } from '../dom.js';
 import { model } from '../model-client.js';
 import { emit, fromPlane, latentDim, on, paintedWithWeights, planeIsUmap, state } from '../store.js';
 import { IMAGE_H, IMAGE_W } from '../../../lab/data/image.js';
@@ -9,6 +9,8 @@ const canvas = $<HTMLCanvasElement>('grid');
 const sizeInput = $<HTMLInputElement>('grid-size');
 const HINT = 'Drag a box on the plane (Box mode or Shift-drag).';
 const NO_INVERSE = 'No grid on a UMAP plane: UMAP has no inverse, so its points between the dots stand for no latent. Switch the plane to PCA for the grid.';
+/** Pixels between two cells of the grid canvas. */
+const GAP = 2;
 
 /** Decodes a g×g grid over state.box (g from the size field, 2-24). */
 export async function decodeGrid(): Promise<void> {
@@ -33,11 +35,13 @@ export async function decodeGrid(): Promise<void> {
   const { images, ms } = await model.decode(z, g * g);
   if (token !== state.token || !state.box) return;
   canvas.hidden = false;
-  const { w, dpr } = fitCanvas(canvas);
+  // drawn at the images' own size (28 px a cell, GAP apart) and scaled by CSS (pixelated): a few
+  // 10^4 pixels to write whatever the screen's size and pixel ratio
+  const side = g * IMAGE_W + (g - 1) * GAP;
+  if (canvas.width !== side) { canvas.width = side; canvas.height = side; }
   const ctx = canvas.getContext('2d')!;
   ctx.setTransform(1, 0, 0, 1, 0, 0);
-  const side = Math.round(w * dpr);
-  drawImageGrid(ctx, images, g, g, IMAGE_H, IMAGE_W, { x: 0, y: 0, width: side, height: side }, { gap: Math.max(1, Math.round(dpr)) });
+  drawImageGrid(ctx, images, g, g, IMAGE_H, IMAGE_W, { x: 0, y: 0, width: side, height: side }, { gap: GAP });
   canvas.dataset.cells = String(g * g);
   canvas.dataset.run = state.runName;
   paintedWithWeights(canvas);

@@ -8,9 +8,10 @@
 import { labelColor } from '../../../viz/palette.js';
 import { drawScatter } from '../../../viz/scatter.js';
 import { $, el, fitCanvas } from '../dom.js';
-import { latentDim, on, resetView, state, type View } from '../store.js';
+import { emit, latentDim, on, resetView, state, type View } from '../store.js';
 import { hoverDecode, pinAt } from './decoded.js';
 import { decodeGrid } from './grid.js';
+import { drawPrior } from './prior.js';
 
 const plane = $<HTMLCanvasElement>('plane');
 const overlay = $<HTMLCanvasElement>('overlay');
@@ -79,6 +80,7 @@ function drawOverlay(): void {
   ctx.beginPath();
   ctx.rect(T.plot.x, T.plot.y, T.plot.width, T.plot.height);
   ctx.clip();
+  drawPrior(ctx, T);
   const cross = (x: number, y: number, color: string, label?: string): void => {
     const px = T.toPx(x), py = T.toPy(y);
     ctx.strokeStyle = '#ffffff'; ctx.lineWidth = 4;
@@ -159,6 +161,7 @@ function zoom(factor: number, cx?: number, cy?: number): void {
   state.view = { x: [mx + (v.x[0] - mx) * factor, mx + (v.x[1] - mx) * factor], y: [my + (v.y[0] - my) * factor, my + (v.y[1] - my) * factor] };
   state.userView = true;
   drawPlane();
+  emit('view');
 }
 
 function pan(fx: number, fy: number): void {
@@ -168,6 +171,7 @@ function pan(fx: number, fy: number): void {
   state.view = { x: [v.x[0] + dx, v.x[1] + dx], y: [v.y[0] + dy, v.y[1] + dy] };
   state.userView = true;
   drawPlane();
+  emit('view');
 }
 
 function endDrag(e: PointerEvent, cancel: boolean): void {
@@ -187,6 +191,7 @@ function endDrag(e: PointerEvent, cancel: boolean): void {
     drawOverlay();
     void decodeGrid();
   }
+  if (d.moved && d.kind !== 'scrub') emit('view');
 }
 
 /** Decodes the point under the pointer (hover, or a finger scrubbing). */
@@ -259,7 +264,7 @@ export function mountPlane(): void {
     if (k === 'ArrowLeft') pan(-0.1, 0); else if (k === 'ArrowRight') pan(0.1, 0);
     else if (k === 'ArrowUp') pan(0, 0.1); else if (k === 'ArrowDown') pan(0, -0.1);
     else if (k === '+' || k === '=') zoom(0.8); else if (k === '-' || k === '_') zoom(1.25);
-    else if (k === '0') { resetView(); drawPlane(); }
+    else if (k === '0') { resetView(); drawPlane(); emit('view'); }
     else if (k === 'Enter' || k === ' ') {
       const x = (v.x[0] + v.x[1]) / 2, y = (v.y[0] + v.y[1]) / 2;
       state.hover = { x, y };
@@ -270,7 +275,7 @@ export function mountPlane(): void {
 
   $('zoom-in').addEventListener('click', () => zoom(0.8));
   $('zoom-out').addEventListener('click', () => zoom(1.25));
-  $('zoom-reset').addEventListener('click', () => { resetView(); drawPlane(); });
+  $('zoom-reset').addEventListener('click', () => { resetView(); drawPlane(); emit('view'); });
   for (const r of document.querySelectorAll<HTMLInputElement>('input[name="mode"]'))
     r.addEventListener('change', () => { if (r.checked) state.mode = r.value as 'pan' | 'box' | 'scrub'; });
   // a finger cannot hover: on a touch screen dragging decodes (Scrub) unless Pan or Box is chosen

@@ -8,6 +8,7 @@
 import { UMAP_MAX_POINTS, UMAP_NEIGHBOURS } from '../../../lab/analysis/projection.js';
 import { runAnalysis, type AnalysisJob } from '../analysis-client.js';
 import { $, el, showError } from '../dom.js';
+import { priorCaption } from './prior.js';
 import { emit, fromPlane, latentDim, on, resetView, setLatents, state, toPlane, type Latents } from '../store.js';
 
 const UMAP_SEED = 0;
@@ -150,11 +151,12 @@ function render(): void {
     dims.hidden = true; dims.replaceChildren(); state.sliders = [];
     cap.textContent = `${D}-D latent${latentShapeNote(D)}: UMAP of the latents (${l.source}; seed ${UMAP_SEED}, ${UMAP_NEIGHBOURS} neighbours). UMAP has no inverse: hovering or pinning decodes the latent of the nearest encoded point, and the box grid is off (switch to PCA for it).`;
   } else if (state.pca && D > 2 && l) {
-    cap.textContent = pcaCaption(D);
+    const prior = priorCaption();
+    cap.textContent = prior ? `${prior} The sliders move along the next principal components.` : pcaCaption(D);
     renderSliders();
   } else {
     dims.hidden = true; dims.replaceChildren(); state.sliders = [];
-    cap.textContent = l ? `${D}-D latent: the plane is the latent space itself (${l.source})` : '';
+    cap.textContent = priorCaption() ?? (l ? `${D}-D latent: the plane is the latent space itself (${l.source})` : '');
   }
   box.dataset.method = state.projection;
 }

@@ -90,7 +90,7 @@ async function loadModel(r: RunDetail, token: number, file = 'model.safetensors'
   if (!r.config || (file === 'model.safetensors' && !r.hasModel)) { state.modelReady = false; return; }
   await model.ready;
   const c = r.config;
-  const res = await model.call({ type: 'load', url: `/runs/${encodeURIComponent(r.name)}/${file}`, config: { model: c.model as 'bn', latent: c.latent as number, activation: c.activation as 'leaky', latentActivation: c.latentActivation as 'leaky' } }) as Extract<WorkerResponse, { type: 'load' }>;
+  const res = await model.call({ type: 'load', url: `/runs/${encodeURIComponent(r.name)}/${file}`, config: { model: c.model as 'bn', latent: c.latent as number, activation: c.activation as 'leaky', latentActivation: c.latentActivation as 'leaky', vae: c.vae === true } }) as Extract<WorkerResponse, { type: 'load' }>;
   if (token !== state.token) return;
   state.latentDim = res.latentDim;
   state.modelReady = true;
