@@ -131,6 +131,7 @@ describe.skipIf(!HAVE_CHROMIUM)('browser (headless Chromium)', () => {
     const lines = await page.evaluate(() => {
       const out: Record<string, string> = {};
       for (const h of document.querySelectorAll('h3')) {
+        if (h.closest('#compare-view')) continue;   // the comparison's own lines: web-compare.test.ts
         const sec = h.closest('section')!;
         const ex = sec.querySelector('.explain');
         out[h.id] = ex && !(ex as HTMLElement).closest('[hidden]') ? ex.textContent!.trim() : '';

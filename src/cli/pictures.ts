@@ -294,7 +294,9 @@ export async function gifPicture(run: Run, opts: { fps?: number } = {}): Promise
   const yRange = unionRange([...planes.map((p) => minMax(p.y)), ...snaps.filter((s) => s.box && dim === 2).map((s) => [s.box![1], s.box![3]] as Range)]);
   const size = trainingFrameSize();
   const fps = opts.fps ?? 4;
-  // drawn on demand, one frame alive at a time (all of them at once were about 3 MB each)
+  // drawn on demand, each once, at most four alive (all of them at once were about 3 MB each); the
+  // palette comes from the first, middle and last frames. Each read of Skia's pixels also costs
+  // @napi-rs/canvas 1.1's its size in memory it never gives back, so no frame is drawn twice.
   const render = rgbaRenderer(size.width, size.height);
   const frame = (k: number) => { const s = snaps[k]; return render((ctx) => {
     trainingFrame(ctx, {
@@ -308,7 +310,9 @@ export async function gifPicture(run: Run, opts: { fps?: number } = {}): Promise
       text(ctx, `step ${s.step} · before training`, size.width / 2, 22, { size: 18, bold: true, align: 'center', baseline: 'middle' });
     }
   }); };
-  const bytes = encodeGifFrom(snaps.length, size.width, size.height, frame, { delay: Math.round(1000 / fps), lastFrameExtra: 1500 });
+  const last = snaps.length - 1;
+  const bytes = encodeGifFrom(snaps.length, size.width, size.height, frame,
+    { delay: Math.round(1000 / fps), lastFrameExtra: 1500, paletteFrom: [0, last >> 1, last] });
   return { bytes, ...size, frames: snaps.length, xRange, yRange };
 }
 

@@ -32,11 +32,13 @@ export function encodeGif(frames: (Uint8ClampedArray | Uint8Array)[], width: num
 }
 
 /**
- * Encode `count` frames drawn on demand as an animated GIF, holding one frame at a time. With the
- * global palette (the default) each frame is drawn twice: once to sample its pixels for the
- * palette, once to write it; `frame(i)` must give the same bytes both times.
+ * Encode `count` frames drawn on demand as an animated GIF. Each frame is asked for once, except
+ * that the global palette (the default) is built first from the frames `paletteFrom` names (all of
+ * them by default: those are then asked for twice, and `frame(i)` must give the same bytes both
+ * times). The frames sampled are kept until written; with a few named, at most those few and one
+ * more are alive at a time.
  */
-export function encodeGifFrom(count: number, width: number, height: number, frame: FrameSource, opts: GifOptions = {}): Uint8Array {
+export function encodeGifFrom(count: number, width: number, height: number, frame: FrameSource, opts: GifOptions & { paletteFrom?: number[] } = {}): Uint8Array {
   if (count === 0) throw new Error('encodeGif: no frames');
   const need = width * height * 4;
   const get = (i: number) => {
@@ -45,10 +47,18 @@ export function encodeGifFrom(count: number, width: number, height: number, fram
     return f;
   };
   const maxColors = Math.max(2, Math.min(256, opts.maxColors ?? 256));
-  const global = (opts.palette ?? 'global') === 'global' ? gifenc.quantize(sampleFrames(count, need / 4, get), maxColors) : null;
+  const sampled = new Map<number, Uint8ClampedArray | Uint8Array>();
+  let global: number[][] | null = null;
+  if ((opts.palette ?? 'global') === 'global') {
+    const from = opts.paletteFrom ? [...new Set(opts.paletteFrom)].filter((i) => i >= 0 && i < count) : null;
+    if (from && from.length) for (const i of from) sampled.set(i, get(i));
+    const source = from && from.length ? (k: number) => sampled.get(from[k])! : get;
+    global = gifenc.quantize(sampleFrames(from && from.length ? from.length : count, need / 4, source), maxColors);
+  }
   const enc = gifenc.GIFEncoder();
   for (let i = 0; i < count; i++) {
-    const f = get(i);
+    const f = sampled.get(i) ?? get(i);
+    sampled.delete(i);
     const palette = global ?? gifenc.quantize(f, maxColors);
     const index = gifenc.applyPalette(f, palette);
     let delay = Array.isArray(opts.delay) ? (opts.delay[i] ?? 100) : (opts.delay ?? 100);
