@@ -13,6 +13,7 @@ import { writeFileAtomic } from '../lab/run/atomic.js';
 import { isVae, type LatentModel } from '../lab/models/family.js';
 import { normalQuantile, priorGridPoints } from '../lab/analysis/vae_eval.js';
 import { IMAGE_H, IMAGE_W } from '../lab/data/image.js';
+import { latentCentreSpread } from '../lab/study/study.js';
 import { drawImageGrid } from '../viz/grid.js';
 import { project, type ProjectionMethod, type Projected } from '../lab/analysis/projection.js';
 import { latentBox } from '../lab/train/train.js';
@@ -413,8 +414,9 @@ export async function familyPicture(panels: FamilyPanel[], opts: { gridN?: numbe
         title: `${panel.title}: ${spanText(proj[i].projected.x, proj[i].projected.y, pr.method === 'pca' ? ['PC1', 'PC2'] : ['z₁', 'z₂'])}`,
         ...(boxes[i] ? { box: boxes[i]! } : {}),
       }, { x: i * P, y: HEAD, width: P, height: P });
+      const l = panel.run.testLatents, centre = latentCentreSpread(l.z.subarray(0, l.n * l.dim), l.dim).latentCentre;
       const gridTitle = panel.prior
-        ? `decoded from the prior: z₁, z₂ at N(0,1) quantiles 5-95%${panel.run.testLatents.dim > 2 ? ', others 0' : ''}`
+        ? `prior grid (N(0,1) 5-95%${l.dim > 2 ? ', z₃.. = 0' : ''}); codes' centre ${centre.toFixed(1)} from 0`
         : `decoded over the box of its latents${panel.run.testLatents.dim > 2 ? ' (PCA plane)' : ''}`;
       drawImageGrid(ctx, grids[i], gridN, gridN, IMAGE_H, IMAGE_W, { x: i * P + 10, y: HEAD + P + 4, width: P - 20, height: P - 8 },
         { gap: 1, title: gridTitle });
