@@ -3,7 +3,7 @@
  * and JPEG files, come back through the preprocessing close to the originals; their latent
  * points are the model's; the outputs are written; bad files give one line naming the file.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ import { loadDataset, type LoadedDataset } from '../src/lab/data/index.js';
 import { openRun, type Run } from '../src/lab/run/run.js';
 import { encodeImages } from '../src/lab/analysis/encode.js';
 import { decodePng } from '../src/viz/node.js';
-import { latentFigureSize } from '../src/viz/figures.js';
+import { labelledSheetSize, latentFigureSize } from '../src/viz/figures.js';
 import { MNIST_DIR } from './helpers.js';
 import { need } from './requirements.js';
 
@@ -101,6 +101,50 @@ describe.skipIf(!haveData)('encode', () => {
     const plot = await decodePng(path.join(out, 'encode-latent.png'));
     const size = latentFigureSize();
     expect([plot.width, plot.height]).toEqual([size.width, size.height]);
+  });
+
+  it('encode FOLDER --worst N: the N pictures reconstructed worst, highest error first, with their file names; a picture of them', async () => {
+    const folder = path.join(tmp, 'mine');
+    mkdirSync(folder);
+    // five of the user's pictures, and a file that is no picture (skipped: only .png/.jpg/.jpeg are read)
+    const names = ['a.png', 'b.jpg', 'c.png', 'd.JPEG', 'e.png'];
+    names.forEach((n, i) => writeFileSync(path.join(folder, n), drawDigit(data.test.images, 10 + i, 4 + i, /\.png$/.test(n) ? 'png' : 'jpeg')));
+    writeFileSync(path.join(folder, 'notes.txt'), 'not a picture');
+    const out = path.join(tmp, 'worst-out');
+    const r = await cli('encode', runDir, folder, '--worst', '2', '--out', out);
+    expect(r.err).toBe('');
+    expect(r.code).toBe(0);
+    // the expected order, from the reconstructions themselves
+    const enc = await encodeImages(run, names.map((n) => path.join(folder, n)));
+    const mse = enc.map((e) => e.recon.reduce((s, v, i) => s + (v - e.input[i]!) ** 2, 0) / 784);
+    const order = mse.map((m, i) => [m, i] as const).sort((x, y) => y[0] - x[0]).map(([, i]) => i);
+    const line = r.out.split('\n').find((l) => l.startsWith('worst reconstructed: '))!;
+    expect(line).toBe(`worst reconstructed: ${order.slice(0, 2).map((i) => `${path.join(folder, names[i]!)} (MSE ${mse[i]!.toFixed(4)})`).join(', ')}`);
+    expect(r.out).not.toContain('notes');
+    const sheet = await decodePng(path.join(out, 'worst.png'));
+    const size = labelledSheetSize(4, 10, { caption: 'x' });
+    expect([sheet.width, sheet.height]).toEqual([size.width, size.height]);
+    // --json: the worst as data
+    const j = await cli('encode', runDir, folder, '--worst', '9', '--out', out, '--json');
+    expect(j.code).toBe(0);
+    const worst = JSON.parse(j.out.trim().split('\n').pop()!).worst as { file: string; mse: number }[];
+    expect(worst.map((w) => w.file)).toEqual(order.map((i) => path.join(folder, names[i]!)));
+    // the CLI decodes on its own backend (native when built): the same numbers to float precision
+    worst.forEach((w, k) => expect(w.mse).toBeCloseTo(mse[order[k]!]!, 5));
+  });
+
+  it('encode --worst: bad values and an empty folder are one line, exit 2', async () => {
+    const empty = path.join(tmp, 'empty');
+    mkdirSync(empty);
+    for (const [args, msg] of [
+      [['--worst', '0', files[0]!], 'latentlab: --worst: expected a whole number >= 1, got 0\n'],
+      [['--worst', 'abc', files[0]!], /^error: option '--worst <n>' argument 'abc' is invalid. --worst: expected an integer, got 'abc'\n$/],
+      [[empty], `latentlab: ${empty}: a folder without PNG or JPEG files (.png, .jpg, .jpeg)\n`],
+    ] as [string[], string | RegExp][]) {
+      const r = await cli('encode', runDir, ...args);
+      expect(r.code, r.err).toBe(2);
+      if (typeof msg === 'string') expect(r.err).toBe(msg); else expect(r.err).toMatch(msg);
+    }
   });
 
   it('bad files: one line naming the file', async () => {

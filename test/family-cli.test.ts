@@ -21,6 +21,9 @@ import { main } from '../src/cli/main.js';
 import { modelFromSafetensors } from '../src/api/models.js';
 import { runEval } from '../src/cli/eval.js';
 import { MNIST_DIR } from './helpers.js';
+import { FASHION_DIR, need } from './requirements.js';
+import { FASHION_MNIST_INFO } from '../src/lab/data/image.js';
+import { decodePng } from '../src/viz/node.js';
 
 const tmp = (): string => mkdtempSync(path.join(os.tmpdir(), 'latentlab-family-'));
 let data: LoadedDataset;
@@ -206,5 +209,53 @@ describe('eval and denoise of family runs', () => {
     expect(m).toBeInstanceOf(VAE);
     expect(modelFromSafetensors(readFileSync(path.join(p, 'model.safetensors')))).toBeInstanceOf(AutoEncoder);
     expect(() => modelFromSafetensors(bytes, { vae: false }, { name: 'vae.safetensors' })).toThrow(/^vae\.safetensors: holds a VAE's weights/);
+  }, 120_000);
+});
+
+describe('anomaly search on Fashion-MNIST, and the family flags against a plain run', () => {
+  it.skipIf(!need('fashion', 'family-cli.test'))('eval --worst on a Fashion-MNIST run names the articles in its numbers and pictures', async () => {
+    const fashion = await loadDataset('fashion-mnist', { dataDir: FASHION_DIR });
+    const a = tmp();
+    await train({ ...quick, dataset: 'fashion-mnist', dataDir: FASHION_DIR, maxSteps: 3 }, { ...opts(a), data: fashion });
+    const r = await cli(['eval', a, '--limit', '200', '--worst', '6', '--backend', 'wasm', '--json']);
+    expect(r.code, r.err).toBe(0);
+    const j = JSON.parse(r.out) as { dataset: string; worst: { images: { index: number; error: number; label: number; className: string }[]; histogram: { classNames: string[]; perClass: { className: string; n: number }[] } } };
+    expect(j.dataset).toBe('fashion-mnist');
+    expect(j.worst.images).toHaveLength(6);
+    for (const w of j.worst.images) {
+      expect(w.label).toBe(fashion.test.labels[w.index]);
+      expect(w.className).toBe(FASHION_MNIST_INFO.classes[w.label]);
+    }
+    expect(j.worst.images.map((w) => w.error)).toEqual([...j.worst.images.map((w) => w.error)].sort((x, y) => y - x));
+    expect(j.worst.histogram.classNames).toEqual([...FASHION_MNIST_INFO.classes]);
+    expect(j.worst.histogram.perClass.reduce((s, p) => s + p.n, 0)).toBe(200);
+    // the text report: article names, not digits
+    const t = await cli(['eval', a, '--limit', '200', '--worst', '3', '--backend', 'wasm']);
+    expect(t.code, t.err).toBe(0);
+    const line = t.out.split('\n').find((l) => l.startsWith('worst reconstructed: '))!;
+    expect(line).toMatch(new RegExp(`^worst reconstructed: #\\d+ (${FASHION_MNIST_INFO.classes.map((c) => c.replace(/[/-]/g, '\\$&')).join('|')}) \\(MSE`));
+    for (const c of FASHION_MNIST_INFO.classes) expect(t.out).toContain(`  ${c}: `);
+    const sheet = await decodePng(path.join(a, 'worst.png'));
+    expect(sheet.width).toBeGreaterThan(400);
+    expect(existsSync(path.join(a, 'error-histogram.png'))).toBe(true);
+  }, 120_000);
+
+  it('eval --worst abc is one line, exit 2', async () => {
+    const r = await cli(['eval', tmp(), '--worst', 'abc']);
+    expect(r.code).toBe(2);
+    expect(r.err).toBe("error: option '--worst <n>' argument 'abc' is invalid. --worst: expected an integer, got 'abc'\n");
+  });
+
+  it('--model vae with --resume of a plain run, or with --checkpoint of a plain model, is one clear line, exit 2', async () => {
+    const p = tmp();
+    await train({ ...quick, maxSteps: 2 }, opts(p));
+    const r = await cli(['train', '--resume', p, '--model', 'vae', '--data-dir', MNIST_DIR, '--backend', 'wasm']);
+    expect(r.code, r.err).toBe(2);
+    expect(r.err.trim().split('\n')).toHaveLength(1);
+    expect(r.err).toBe(`latentlab: --model: the run in ${p} is a plain autoencoder (--model bn), not a VAE; a resumed run keeps its model (the checkpoint holds its weights; start a new run with --out to change it)\n`);
+    const c = await cli(['eval', '--checkpoint', path.join(p, 'model.safetensors'), '--model', 'vae', '--latent', '2', '--data-dir', MNIST_DIR, '--limit', '20', '--backend', 'wasm']);
+    expect(c.code).toBe(2);
+    expect(c.err).toMatch(/^latentlab: .*model\.safetensors: holds a plain autoencoder's weights, not a VAE's/);
+    expect(c.err.trim().split('\n')).toHaveLength(1);
   }, 120_000);
 });

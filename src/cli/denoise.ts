@@ -2,7 +2,7 @@
 import type { Command } from 'commander';
 import { Rng } from '../engine/rng.js';
 import { loadDataset } from '../lab/data/datasets.js';
-import { formatNoise, parseNoise } from '../lab/data/noise.js';
+import { DEFAULT_DENOISE_NOISE, formatNoise, parseNoise } from '../lab/data/noise.js';
 import { IMAGE_H, IMAGE_PIXELS, IMAGE_W, toModelImages } from '../lab/data/image.js';
 import { denoise, type DenoiseResult } from '../lab/analysis/denoise.js';
 import { UsageError } from '../lab/run/errors.js';
@@ -13,17 +13,17 @@ import { intInRange, openRunForPictures, parseFlag, writeOut } from './pictures.
 
 interface DenoiseOpts { noise?: string; count?: string; seed?: string; out?: string; dataDir?: string }
 
-/** The --noise of a denoise command: the flag, else the run's own training noise, else gaussian:0.5 (the Keras tutorial's). */
+/** The --noise of a denoise command: the flag, else the run's own training noise, else DEFAULT_DENOISE_NOISE (gaussian:0.5, the Keras tutorial's). */
 export function denoiseSpec(flag: string | undefined, runNoise: unknown): string {
   if (flag !== undefined) return flag;
-  return typeof runNoise === 'string' && runNoise !== 'none' ? runNoise : 'gaussian:0.5';
+  return typeof runNoise === 'string' && runNoise !== 'none' ? runNoise : DEFAULT_DENOISE_NOISE;
 }
 
 export function register(program: Command): void {
   program.command('denoise')
     .description('corrupt test images, reconstruct them: rows of noisy / denoised / clean images, PSNR before and after')
     .argument('<run>', 'run folder')
-    .option('--noise <spec>', "gaussian:SIGMA | saltpepper:P | mask:P (default: the run's --noise, else gaussian:0.5)")
+    .option('--noise <spec>', `gaussian:SIGMA | saltpepper:P | mask:P (default: the run's --noise, else ${DEFAULT_DENOISE_NOISE})`)
     .option('--count <n>', 'test images, 1-40 (default 10)')
     .option('--seed <n>', 'seed of the corruption (default 0)')
     .option('--data-dir <dir>', 'folder with the IDX files')

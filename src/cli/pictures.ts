@@ -10,7 +10,11 @@ import type { Backend } from '../engine/kernels/index.js';
 import { openRun, type Latents, type MetricsLine, type Run } from '../lab/run/run.js';
 import { RunFolder, type RunResult } from '../lab/run/folder.js';
 import { writeFileAtomic } from '../lab/run/atomic.js';
-import type { LatentModel } from '../lab/models/family.js';
+import { isVae, type LatentModel } from '../lab/models/family.js';
+import { normalQuantile, priorGridPoints } from '../lab/analysis/vae_eval.js';
+import { IMAGE_H, IMAGE_W } from '../lab/data/image.js';
+import { latentCentreSpread } from '../lab/study/study.js';
+import { drawImageGrid } from '../viz/grid.js';
 import { project, UMAP_MAX_POINTS, type ProjectionMethod, type Projected } from '../lab/analysis/projection.js';
 import { latentBox } from '../lab/train/train.js';
 import { type Ctx2D, type Rect, clearRect, text } from '../viz/ctx.js';
@@ -342,4 +346,87 @@ export async function renderRunPictures(dir: string | RunFolder, trained?: Laten
   } finally {
     opened.close();
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+// the study's family figure: plain vs variational vs denoising
+
+/** One run of the family figure: its run, what the panel calls it, and whether its grid is the prior's. */
+export interface FamilyPanel { run: Run; title: string; prior: boolean }
+
+export interface FamilyPicture extends Picture {
+  /** The axis ranges every latent panel shares. */
+  xRange: Range; yRange: Range;
+  /** Per panel: the box its grid decodes (on the panel's plane; null for a prior grid of a latent above 2-D, which is not on the PCA plane). */
+  boxes: (Box | null)[];
+  /** Per panel: the decoded grid (gridN² images). */
+  grids: Float32Array[];
+  gridN: number;
+}
+
+const FAMILY_PANEL = 600;
+
+/** "z₁ 1-99%: [a, b], z₂: [c, d]": where the bulk of a panel's points is (a tiny cloud on shared axes still says its size). */
+function spanText(x: ArrayLike<number>, y: ArrayLike<number>, names: [string, string]): string {
+  const q = (v: ArrayLike<number>): string => {
+    const a = Float64Array.from(v).sort();
+    const at = (p: number) => a[Math.min(a.length - 1, Math.max(0, Math.round(p * (a.length - 1))))];
+    const f = (t: number) => String(Number(t.toPrecision(2)));
+    return `[${f(at(0.01))}, ${f(at(0.99))}]`;
+  };
+  return `${names[0]} ${q(x)}, ${names[1]} ${q(y)}`;
+}
+
+/**
+ * The family side by side: on top each run's test latents (PCA plane above 2-D) on the SAME axis ranges,
+ * so that where each model puts its code can be compared; below each, the images its decoder makes over a
+ * grid: the box of its own latents (1st-99th percentile) for a plain or denoising autoencoder, the prior's
+ * normal quantiles (5-95%) for a VAE (sample --prior). The box each grid decodes is drawn on its panel.
+ */
+export async function familyPicture(panels: FamilyPanel[], opts: { gridN?: number; title: string; caption: string }): Promise<FamilyPicture> {
+  const gridN = opts.gridN ?? 12;
+  const P = FAMILY_PANEL, HEAD = 44, CAP = 32;
+  const proj = panels.map((p) => projectLatents(p.run.testLatents, 'pca'));
+  const boxes: (Box | null)[] = [];
+  const grids: Float32Array[] = [];
+  for (let i = 0; i < panels.length; i++) {
+    const { run, prior } = panels[i];
+    const D = run.testLatents.dim;
+    if (prior) {
+      if (!isVae(run.model)) throw new Error(`familyPicture: ${run.name} is not a VAE (its latent has no prior)`);
+      const pts = priorGridPoints(gridN, D);
+      grids.push(run.model.decode(pts, gridN * gridN));
+      const lo = normalQuantile(0.05), hi = normalQuantile(0.95);
+      boxes.push(D === 2 ? [lo, lo, hi, hi] : null);
+    } else {
+      const p = proj[i].projected.projection;
+      const box = latentBox(proj[i].projected.coords);
+      grids.push(run.model.decode(p.inverse!(boxGridPoints(box, gridN), gridN * gridN), gridN * gridN));
+      boxes.push(box);
+    }
+  }
+  const xRange = unionRange([...proj.map((p) => minMax(p.projected.x)), ...boxes.filter((b): b is Box => !!b).map((b): Range => [b[0], b[2]])]);
+  const yRange = unionRange([...proj.map((p) => minMax(p.projected.y)), ...boxes.filter((b): b is Box => !!b).map((b): Range => [b[1], b[3]])]);
+  const width = P * panels.length, height = HEAD + 2 * P + CAP;
+  const bytes = await renderPng(width, height, (ctx) => {
+    clearRect(ctx, { x: 0, y: 0, width, height });
+    text(ctx, opts.title, width / 2, HEAD / 2, { align: 'center', baseline: 'middle', size: 18, bold: true });
+    panels.forEach((panel, i) => {
+      const pr = proj[i].projected.projection;
+      drawScatter(ctx, {
+        x: proj[i].projected.x, y: proj[i].projected.y, labels: proj[i].labels, xRange, yRange, pointSize: 3,
+        xLabel: pr.xLabel, yLabel: pr.yLabel || undefined, labelName: labelNamer(panel.run.config.dataset),
+        title: `${panel.title}: ${spanText(proj[i].projected.x, proj[i].projected.y, pr.method === 'pca' ? ['PC1', 'PC2'] : ['z₁', 'z₂'])}`,
+        ...(boxes[i] ? { box: boxes[i]! } : {}),
+      }, { x: i * P, y: HEAD, width: P, height: P });
+      const l = panel.run.testLatents, centre = latentCentreSpread(l.z.subarray(0, l.n * l.dim), l.dim).latentCentre;
+      const gridTitle = panel.prior
+        ? `prior grid (N(0,1) 5-95%${l.dim > 2 ? ', z₃.. = 0' : ''}); codes' centre ${centre.toFixed(1)} from 0`
+        : `decoded over the box of its latents${panel.run.testLatents.dim > 2 ? ' (PCA plane)' : ''}`;
+      drawImageGrid(ctx, grids[i], gridN, gridN, IMAGE_H, IMAGE_W, { x: i * P + 10, y: HEAD + P + 4, width: P - 20, height: P - 8 },
+        { gap: 1, title: gridTitle });
+    });
+    text(ctx, opts.caption, width / 2, HEAD + 2 * P + CAP / 2, { align: 'center', baseline: 'middle', color: '#333333' });
+  });
+  return { bytes, width, height, xRange, yRange, boxes, grids, gridN };
 }

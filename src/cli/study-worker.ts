@@ -18,11 +18,13 @@ import { digitLatents } from '../lab/analysis/generate.js';
 import { writeJsonAtomic } from '../lab/run/atomic.js';
 import { RunFolder } from '../lab/run/folder.js';
 import { openRun } from '../lab/run/run.js';
-import { latentUnitStats, STUDY_PLANE, ZOOM_459, type RunFigures } from '../lab/study/study.js';
+import { latentCentreSpread, latentUnitStats, STUDY_PLANE, ZOOM_459, type RunFigures } from '../lab/study/study.js';
 import { train } from '../lab/train/train.js';
 import { sheetFigure, sheetFigureSize } from '../viz/figures.js';
 import { renderPng } from '../viz/node.js';
 import { gifPicture, latentPicture, samplePicture, writeOut } from './pictures.js';
+import { priorPicture } from './sample.js';
+import { isVae } from '../lab/models/family.js';
 import '../node-backends.js';
 import { IMAGE_H, IMAGE_W, className, datasetInfo } from '../lab/data/image.js';
 
@@ -132,6 +134,7 @@ export async function runJob(job: StudyJob): Promise<RunFigures> {
     const size = sheetFigureSize(10, per, IMAGE_H, IMAGE_W, sheet);
     await put('digits', 'digits.png', await renderPng(size.width, size.height, (ctx) => sheetFigure(ctx, sheet)));
   }
+  if (isVae(run.model) && run.testLatents.dim >= 2) await put('prior', 'prior.png', (await priorPicture(run, 12)).bytes);
   if (run.snapshotSteps().length) await put('gif', 'training.gif', (await gifPicture(run)).bytes);
 
   const figures: RunFigures = {
@@ -142,6 +145,8 @@ export async function runJob(job: StudyJob): Promise<RunFigures> {
     ...(ev.supervised ? {
       targetAccuracy: ev.supervised.nearestTargetAccuracy, targetPerDigit: ev.supervised.perClass, meanTargetDistance: ev.supervised.meanDistance,
     } : {}),
+    ...(ev.vae ? { kl: ev.vae.kl } : {}),
+    ...latentCentreSpread(run.testLatents.z, run.testLatents.dim),
     ...units, latentDim: run.testLatents.dim,
     finalLoss: Number(result.finalLoss ?? NaN), seconds: Number(result.seconds ?? 0), samplesPerSec: Number(result.samplesPerSec ?? 0),
     backend: String(result.backend ?? backend.name), threads: Number(result.threads ?? backend.threads),

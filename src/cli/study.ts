@@ -11,7 +11,7 @@
  *   <out>/report.md, report.html
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -20,9 +20,10 @@ import { findDataset } from '../lab/data/datasets.js';
 import { readJson, writeFileAtomic, writeJsonAtomic } from '../lab/run/atomic.js';
 import { RunFolder } from '../lab/run/folder.js';
 import { toHtml, toMarkdown } from '../lab/study/report.js';
-import { buildStudyReport, studyRuns, studyScale, type RunFigures, type StudyOptions, type StudyRun } from '../lab/study/study.js';
+import { FAMILY_LATENTS, buildStudyReport, familyRunName, studyRuns, studyScale, type RunFigures, type StudyOptions, type StudyReportInput, type StudyRun } from '../lab/study/study.js';
+import { FAMILY_KINDS } from '../lab/study/reference.js';
 import { int, oneOf } from './options.js';
-import { lossPicture, readLossSource } from './pictures.js';
+import { familyPicture, lossPicture, openRunForPictures, readLossSource, type OpenedRun } from './pictures.js';
 import { progress, type Progress } from './progress.js';
 import type { StudyJob, WorkerMessage } from './study-worker.js';
 
@@ -231,7 +232,7 @@ export async function writeStudyReport(out: string, runs: StudyRun[], figures: M
 }): Promise<string[]> {
   const runsDir = path.join(out, 'runs');
   const wrote: string[] = [];
-  const combined: { lossModels?: string; lossOptim?: string } = {};
+  const combined: StudyReportInput['combined'] = {};
   const lossOf = async (file: string, names: string[], log?: boolean) => {
     const have = names.filter((n) => figures.has(n));
     if (have.length < 2) return undefined;
@@ -242,6 +243,26 @@ export async function writeStudyReport(out: string, runs: StudyRun[], figures: M
   };
   combined.lossModels = await lossOf('loss-latents.png', ['opt-adam', 'z10-adam', 'conv-adam'], true);
   combined.lossOptim = await lossOf('loss-optimisers.png', ['unsup-s0', ...runs.filter((r) => r.section === 'optim').map((r) => r.name)]);
+  combined.family = {};
+  for (const latent of FAMILY_LATENTS) {
+    const names = FAMILY_KINDS.map((k) => familyRunName(k, latent));
+    if (!names.every((n) => figures.has(n))) continue;
+    const opened: OpenedRun[] = [];
+    try {
+      for (const n of names) opened.push(await openRunForPictures(path.join(runsDir, n)));
+      const kindTitle: Record<string, string> = { plain: 'plain', vae: 'variational (VAE)', denoising: 'denoising' };
+      const pic = await familyPicture(opened.map((o, i) => ({ run: o.run, title: kindTitle[FAMILY_KINDS[i]], prior: FAMILY_KINDS[i] === 'vae' })), {
+        title: `Plain vs variational vs denoising, ${latent}-D latent (test set, same axes)`,
+        caption: `${latent > 2 ? 'each model on its own PCA plane; ' : ''}titles: the 1-99% range of each model's latents; dashed box: the region its grid decodes (plain, denoising: 1st-99th percentile of its latents; VAE: the prior's 5-95% quantiles)`,
+      });
+      const file = `family-z${latent}.png`;
+      writeFileAtomic(path.join(out, file), pic.bytes);
+      wrote.push(path.join(out, file));
+      combined.family[latent] = file;
+    } finally {
+      for (const o of opened) o.close();
+    }
+  }
   const configs = new Map<string, Record<string, unknown>>();
   for (const r of runs) {
     const f = RunFolder.at(path.join(runsDir, r.name));
@@ -252,7 +273,7 @@ export async function writeStudyReport(out: string, runs: StudyRun[], figures: M
     wallSeconds: s.wallSeconds, trainedNow: s.trainedNow, command: s.command, failures: s.failures,
   });
   const md = path.join(out, 'report.md'), html = path.join(out, 'report.html');
-  writeFileSync(md, toMarkdown(doc));
+  writeFileAtomic(md, toMarkdown(doc));
   writeFileAtomic(html, toHtml(doc, (src) => readFileSync(path.join(out, src))));
   wrote.push(md, html);
   return wrote;

@@ -3,6 +3,7 @@
  * are decoded with @napi-rs/canvas, preprocessed MNIST-style (./preprocess.ts), encoded to latent
  * points and decoded back. `latentlab encode` and `encodeImages` of `latentlab/node`.
  */
+import { readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { mnistPixelsFromPixels, normalizeMnist } from '../data/preprocess.js';
@@ -10,7 +11,8 @@ import { checkImageFile } from '../data/image-file.js';
 import { openRun, type Run } from '../run/run.js';
 import { PCA } from './projection.js';
 import { dataRange } from '../../viz/axes.js';
-import { latentFigure, latentFigureSize, type LatentFigureOptions } from '../../viz/figures.js';
+import { labelledSheetFigure, labelledSheetSize, latentFigure, latentFigureSize, type LatentFigureOptions } from '../../viz/figures.js';
+import { worstN } from './anomaly.js';
 import { labelNamer } from '../../viz/palette.js';
 import type { ScatterMark } from '../../viz/scatter.js';
 import { decodePng, renderPng, writeFileAtomic, type DecodedImage } from '../../viz/node.js';
@@ -160,4 +162,52 @@ export async function encodePlotPng(run: Run, encoded: EncodedImage[]): Promise<
   };
   const size = latentFigureSize(opts);
   return renderPng(size.width, size.height, (ctx) => latentFigure(ctx, opts));
+}
+
+/** The picture files encode reads from a folder: its .png, .jpg and .jpeg files (any case), sorted by name. */
+export const IMAGE_FILE_RE = /\.(png|jpe?g)$/i;
+
+/**
+ * The files of `encode`'s arguments: a folder expanded to its PNG and JPEG files (not recursive, sorted by
+ * name), anything else as given (a missing or bad file is reported when it is read). Throws one line for a
+ * folder without pictures.
+ */
+export function expandImageArgs(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (const a of args) {
+    let isDir = false;
+    try { isDir = statSync(a).isDirectory(); } catch { /* not there: readImagePixels names it */ }
+    if (!isDir) { out.push(a); continue; }
+    const files = readdirSync(a).filter((f) => IMAGE_FILE_RE.test(f)).sort().map((f) => path.join(a, f));
+    if (!files.length) throw new Error(`${a}: a folder without PNG or JPEG files (.png, .jpg, .jpeg)`);
+    out.push(...files);
+  }
+  return out;
+}
+
+export interface WorstEncoded { file: string; error: number; index: number }
+
+/**
+ * Anomaly search on your own pictures (`encode --worst N`): the n pictures reconstructed worst (MSE of the
+ * reconstruction against the preprocessed input, on [-1, 1]), highest first, and a picture of each beside its
+ * reconstruction labelled with its file name and error. Returns the list and the PNG bytes.
+ */
+export async function worstEncoded(encoded: EncodedImage[], n: number, runName: string): Promise<{ worst: WorstEncoded[]; png: Buffer }> {
+  if (!(Number.isInteger(n) && n >= 1)) throw new Error(`--worst: expected a whole number >= 1, got ${n}`);
+  const errors = encoded.map((e) => { let s = 0; for (let i = 0; i < IMAGE_PIXELS; i++) { const d = e.recon[i]! - e.input[i]!; s += d * d; } return s / IMAGE_PIXELS; });
+  const worst = worstN(errors, new Array<number>(errors.length).fill(0), Math.min(n, errors.length), [])
+    .map((w) => ({ file: encoded[w.index]!.file, error: w.error, index: w.index }));
+  const k = worst.length, images = new Float32Array(2 * k * IMAGE_PIXELS);
+  worst.forEach((w, i) => {
+    images.set(encoded[w.index]!.input, 2 * i * IMAGE_PIXELS);
+    images.set(encoded[w.index]!.recon, (2 * i + 1) * IMAGE_PIXELS);
+  });
+  const short = (s: string) => (s.length > 14 ? `${s.slice(0, 13)}…` : s);
+  const sheet = {
+    images, cols: 10, labels: worst.flatMap((w) => [short(path.basename(w.file)), `MSE ${w.error.toFixed(3)}`]),
+    title: `Your ${k} worst-reconstructed picture${k > 1 ? 's' : ''} of ${encoded.length} (${runName})`,
+    caption: `pairs: your picture (preprocessed to 28×28) then its reconstruction (MSE on [-1, 1]); mean MSE ${(errors.reduce((a, v) => a + v, 0) / errors.length).toFixed(4)}`,
+  };
+  const size = labelledSheetSize(2 * k, 10, sheet);
+  return { worst, png: await renderPng(size.width, size.height, (ctx) => labelledSheetFigure(ctx, sheet)) };
 }

@@ -18,6 +18,13 @@ export type NoiseSpec =
 
 export const NOISE_KINDS = ['gaussian', 'saltpepper', 'mask'] as const;
 
+/**
+ * The corruption a denoising autoencoder is shown by default: `latentlab denoise` without --noise on a run
+ * trained without noise, and the study's denoising runs (the Keras tutorial's noise_factor 0.5).
+ * tools/fixtures/gen_family_reference.py trains PyTorch's denoising runs with the same (test/study.test.ts checks).
+ */
+export const DEFAULT_DENOISE_NOISE = 'gaussian:0.5';
+
 const USAGE = 'expected gaussian:SIGMA, saltpepper:P, mask:P or none';
 
 /**

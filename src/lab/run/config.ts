@@ -387,6 +387,12 @@ export function resumeConfig(saved: TrainConfig, given: Partial<TrainConfig>, di
     const was = c[k];
     if (JSON.stringify(was) === JSON.stringify(v)) continue;
     const kind = TRAIN_FIELDS[k as keyof TrainConfig].kind;
+    if (k === 'vae' || (k === 'model' && given.vae !== undefined && given.vae !== saved.vae)) {
+      // both come from --model (vae, vae-simple): name the flag the user typed and what the run is
+      const choice = (x: { model: string; vae: boolean }): string => (x.vae ? (x.model === 'bn' ? 'vae' : 'vae-simple') : x.model);
+      throw new UsageError(`--model: the run in ${dir} is a ${saved.vae ? 'VAE' : 'plain autoencoder'} (--model ${choice(saved)}), not a ${saved.vae ? 'plain autoencoder' : 'VAE'}; `
+        + 'a resumed run keeps its model (the checkpoint holds its weights; start a new run with --out to change it)');
+    }
     if (kind !== 'run') {
       throw new UsageError(`${flagOf(k)}: the run in ${dir} was trained with ${flagOf(k)} ${show(was)}; a resumed run keeps its ${kind} settings`
         + ` (${kind === 'model' ? 'the checkpoint holds weights of that shape' : 'the checkpoint holds that optimiser, schedule and data order'}; start a new run with --out to change it)`);

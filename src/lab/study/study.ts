@@ -10,12 +10,30 @@
  *   4. conv-adam      (2,7,7) conv latent, Adam 1e-3, no scheduler
  *   5. relu           ReLU instead of LeakyReLU everywhere, after the latent too (compared with unsup-s0)
  *   6. opt-*          optimiser/scheduler comparison on 2-D (SGD + CyclicLR is unsup-s0)
+ *   7. fam-*          plain vs variational vs denoising, 2-D and 10-D, the study's recipe (seed 0)
  */
-import { DEFAULT_TRAIN, STUDY_LATENT_MAP, type TrainConfig } from '../run/config.js';
+import { DEFAULT_BETA, DEFAULT_TRAIN, STUDY_LATENT_MAP, type TrainConfig } from '../run/config.js';
+import { DEFAULT_DENOISE_NOISE } from '../data/noise.js';
 import type { Block, ReportDoc } from './report.js';
-import { SUPERVISED_REFERENCE, supervisedReferenceSentence, type SupervisedReference } from './reference.js';
+import {
+  FAMILY_KINDS, FAMILY_REFERENCE, FAMILY_REFERENCE_FILE as FAMILY_REFERENCE_FILE_NAME, SUPERVISED_REFERENCE, familyReferenceRun, supervisedReferenceSentence,
+  type FamilyKind, type FamilyReference, type SupervisedReference,
+} from './reference.js';
 
-export type Section = 'unsup' | 'sup' | 'z10' | 'conv' | 'act' | 'optim';
+export type Section = 'unsup' | 'sup' | 'z10' | 'conv' | 'act' | 'optim' | 'family';
+
+/** The latent sizes of the family comparison. */
+export const FAMILY_LATENTS = [2, 10] as const;
+
+/** The run of the family comparison of a kind and latent size. */
+export const familyRunName = (kind: FamilyKind, latent: number): string => `fam-${kind}-z${latent}`;
+
+/** The settings that make each member of the family (on top of the study's recipe). */
+export const FAMILY_CONFIG: Readonly<Record<FamilyKind, Partial<TrainConfig>>> = {
+  plain: {},
+  vae: { vae: true, beta: DEFAULT_BETA, latentActivation: 'none' },
+  denoising: { noise: DEFAULT_DENOISE_NOISE },
+};
 
 export interface StudyRun {
   /** Folder name under <study>/runs/. */
@@ -25,6 +43,8 @@ export interface StudyRun {
   title: string;
   /** Settings on top of the defaults (the study's recipe). */
   config: Partial<TrainConfig>;
+  /** A run of the family comparison: which member, which latent size. */
+  family?: { kind: FamilyKind; latent: number };
 }
 
 export interface StudyOptions {
@@ -103,6 +123,11 @@ export function studyRuns(o: StudyOptions = {}): StudyRun[] {
     { name: 'opt-adam', section: 'optim', title: '2-D, Adam 1e-3', config: { ...adam, ...snap } },
     { name: 'opt-adam-cosine', section: 'optim', title: '2-D, Adam 1e-3 + CosineAnnealingLR', config: { optimizer: 'adam', lr: 1e-3, scheduler: 'cosine', ...snap } },
   );
+  const familyTitle: Record<FamilyKind, string> = { plain: 'plain', vae: `variational (beta ${DEFAULT_BETA.toPrecision(3)})`, denoising: `denoising (${DEFAULT_DENOISE_NOISE})` };
+  for (const latent of FAMILY_LATENTS)
+    for (const kind of FAMILY_KINDS)
+      runs.push({ name: familyRunName(kind, latent), section: 'family', title: `${latent}-D, ${familyTitle[kind]}, SGD + CyclicLR, seed 0`,
+        config: { latent, seed: 0, ...FAMILY_CONFIG[kind] }, family: { kind, latent } });
   for (const r of runs) {
     r.config = {
       ...r.config, epochs: s.epochs, checkpointEvery: s.checkpointEvery, logEvery: s.logEvery,
@@ -143,6 +168,11 @@ export interface RunFigures {
   meanTargetDistance?: number;
   /** Share of test latents with a coordinate below -1 (clearly negative, as 7 of the 10 targets need). */
   negativeShare: number;
+  /** A VAE: the mean KL of a test image's posterior to the prior (nats). */
+  kl?: number;
+  /** Where the test latents (a VAE's posterior means) are: the length of their mean vector, and their standard deviation averaged over the dimensions. */
+  latentCentre?: number;
+  latentSpread?: number;
   /** Latent units that are <= 0 for every test image (a ReLU there would output 0 for all: dead). */
   nonPositiveUnits: number;
   /** Latent units that are exactly 0 for every test image. */
@@ -173,6 +203,21 @@ export function latentUnitStats(z: ArrayLike<number>, dim: number): { nonPositiv
   return { nonPositiveUnits: nonPos, zeroUnits: zero, negativeShare: n ? neg / n : 0 };
 }
 
+/** The length of the mean of n latents of `dim` values, and their per-dimension standard deviation averaged over the dimensions. */
+export function latentCentreSpread(z: ArrayLike<number>, dim: number): { latentCentre: number; latentSpread: number } {
+  const n = Math.floor(z.length / dim);
+  let c2 = 0, sd = 0;
+  for (let j = 0; j < dim; j++) {
+    let m = 0;
+    for (let i = 0; i < n; i++) m += z[i * dim + j] / n;
+    let v = 0;
+    for (let i = 0; i < n; i++) v += (z[i * dim + j] - m) ** 2 / n;
+    c2 += m * m;
+    sd += Math.sqrt(v) / dim;
+  }
+  return { latentCentre: Math.sqrt(c2), latentSpread: sd };
+}
+
 /** Digits whose target in a latent map has a negative coordinate (unreachable when z >= 0). */
 export function negativeTargets(map: Record<string, readonly number[]> = STUDY_LATENT_MAP): number[] {
   return Object.entries(map).filter(([, p]) => p[0] < 0 || p[1] < 0).map(([d]) => Number(d)).sort((a, b) => a - b);
@@ -192,7 +237,7 @@ export interface StudyReportInput {
   /** Folder of the run folders, relative to the report. */
   runsDir: string;
   /** Combined pictures (relative to the report) that exist. */
-  combined: { lossModels?: string; lossOptim?: string };
+  combined: { lossModels?: string; lossOptim?: string; family?: Partial<Record<number, string>> };
   jobs: number;
   threads: number;
   backend: string;
@@ -203,10 +248,13 @@ export interface StudyReportInput {
   failures: { name: string; message: string }[];
   /** PyTorch's figures for the supervised experiment (default: the committed reference/supervised.json). */
   reference?: SupervisedReference;
+  /** PyTorch's figures for the family comparison (default: the committed reference/family.json). */
+  familyReference?: FamilyReference;
 }
 
 const f4 = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(4));
 const pct = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '–' : `${(100 * v).toFixed(1)} %`);
+const f2 = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(2));
 const acc = (v: number | null | undefined): string => (v === null || v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(3));
 
 function optLabel(c: Record<string, unknown>): string {
@@ -387,11 +435,74 @@ function optimisersSection({ F, inp, B, runLink, of, has }: ReportCtx): void {
   }
 }
 
-/** The report's section: 7. GIFs. */
+/** The report's section: 7. plain vs variational vs denoising, PyTorch's figures beside ours. */
+function familySection({ F, s, inp, B, runLink }: ReportCtx): void {
+  const fam = inp.runs.filter((r) => r.family);
+  if (!fam.length) return;
+  const ref = inp.familyReference ?? FAMILY_REFERENCE;
+  const kindName: Record<FamilyKind, string> = { plain: 'plain', vae: 'variational (VAE)', denoising: 'denoising' };
+  B.push({ kind: 'h', level: 1, text: '7. Plain vs variational vs denoising' });
+  B.push({ kind: 'p', text: 'The autoencoder family the tutorials teach next, on the study\'s own model and recipe (SGD + CyclicLR, batch 64, seed 0): '
+    + 'the **plain** autoencoder; a **variational** one (`--model vae`: the encoder ends in a mean and a log-variance head, z is sampled by reparameterisation, '
+    + `and the loss adds beta × KL(q(z|x) ‖ N(0, I)) with beta ${DEFAULT_BETA.toPrecision(3)} = 1/784, the ELBO of a Gaussian decoder on this scale); `
+    + `and a **denoising** one (\`--noise ${DEFAULT_DENOISE_NOISE}\`: the inputs are corrupted, the targets stay clean). `
+    + 'Test MSE is of the reconstruction (a VAE\'s decoded from its posterior mean), KL is a VAE\'s per test image in nats, k-NN is 5-nearest-neighbour accuracy of the test latents '
+    + '(a VAE\'s posterior means) against training latents — as `latentlab eval` reports them.' });
+  const epochs = ref.steps / ref.stepsPerEpoch;
+  const refLength = ref.steps % ref.stepsPerEpoch === 0 ? `${epochs} epoch${epochs === 1 ? '' : 's'} (${ref.steps} steps)` : `${ref.steps} steps (${epochs.toFixed(2)} of an epoch)`;
+  B.push({ kind: 'p', text: `PyTorch's columns come from \`${FAMILY_REFERENCE_FILE_NAME}\`, written by \`${ref.generator}\` (torch ${ref.torch}, ${ref.date}): `
+    + `the same models, recipe and measurements, one run each, seed ${ref.seed}, ${refLength}, ${ref.testImages.toLocaleString('en')} test images, k-NN with k = ${ref.knn.k} against ${ref.knn.references.toLocaleString('en')} training latents. `
+    + 'Its random streams (initial weights, data order, noise) are PyTorch\'s, not ours, so the two columns agree as two seeds of one recipe do, not digit for digit.' });
+  const mismatch: string[] = [];
+  if (ref.beta !== DEFAULT_BETA) mismatch.push(`its VAE used beta ${ref.beta}, ours ${DEFAULT_BETA}`);
+  if (ref.noise !== DEFAULT_DENOISE_NOISE) mismatch.push(`its denoising runs used ${ref.noise}, ours ${DEFAULT_DENOISE_NOISE}`);
+  if (mismatch.length) B.push({ kind: 'note', text: `The PyTorch reference was made with other settings: ${mismatch.join('; ')}. Regenerate it.` });
+  if (s.quick || s.totalSteps !== ref.steps)
+    B.push({ kind: 'note', text: `**Not comparable here:** our runs trained ${s.totalSteps} steps${s.quick ? ` (a quick run, on the first ${s.testLimit} test images)` : ''}, PyTorch's ${ref.steps}. `
+      + 'The PyTorch columns are shown for the layout; run `latentlab study` (one epoch) to compare.' });
+  for (const latent of FAMILY_LATENTS) {
+    const rows = fam.filter((r) => r.family!.latent === latent);
+    if (!rows.length) continue;
+    B.push({ kind: 'h', level: 2, text: `${latent}-D latent` });
+    B.push({ kind: 'table', head: ['run', 'model', 'steps', 'test MSE', 'PyTorch', 'KL nats', 'PyTorch', 'k-NN acc', 'PyTorch', 'latent centre ‖mean z‖', 'latent spread (mean std)'],
+      align: ['l', 'l', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r', 'r'],
+      rows: rows.map((r) => {
+        const f = F.get(r.name), t = familyReferenceRun(ref, r.family!.kind, latent);
+        const isV = r.family!.kind === 'vae';
+        return [runLink(r.name), kindName[r.family!.kind], f ? String(f.steps) : 'not finished', f4(f?.testMse), f4(t?.testMse),
+          isV ? f4(f?.kl) : '', isV ? f4(t?.kl) : '', acc(f?.knnAccuracy), acc(t?.knnAccuracy), f2(f?.latentCentre), f2(f?.latentSpread)];
+      }) });
+    const file = inp.combined.family?.[latent];
+    if (file) {
+      B.push({ kind: 'figures', items: [{ src: file, alt: `plain, VAE and denoising latents, ${latent}-D`,
+        caption: `Top: the test latents of the three models${latent > 2 ? ' on each one\'s PCA plane' : ''}, on the same axes; the dashed box is what the grid below decodes. `
+          + `Bottom: the plain and denoising decoders over the box of their own latents (1st-99th percentile), the VAE's over the prior's normal quantiles 5-95% (\`sample --prior\`${latent > 2 ? ', z₃.. at 0' : ''}).` }] });
+    }
+  }
+  B.push({ kind: 'p', text: 'What to look for: only the VAE\'s loss has a term that pulls its codes towards the prior N(0, I) (centre 0, spread 1). '
+    + 'The nearer its latent centre is to 0 and its spread to 1, the more of the prior\'s box its codes fill and the more of the prior grid decodes to digits; '
+    + 'where the box misses the codes the decoder was never trained, and decodes noise. The plain and denoising autoencoders have no such term: '
+    + 'their codes sit wherever the encoder put them (the titles give their 1-99% ranges), so their grids must be placed on their own latents.' });
+  const where = FAMILY_LATENTS.map((latent) => {
+    const f = F.get(familyRunName('vae', latent));
+    return f && f.latentCentre !== undefined ? `${latent}-D: centre ${f2(f.latentCentre)}, spread ${f2(f.latentSpread)}` : '';
+  }).filter(Boolean);
+  if (where.length) B.push({ kind: 'p', text: `Here the VAE's codes sit at ${where.join('; ')} (the prior: 0 and 1).` });
+  const cmp = FAMILY_LATENTS.map((latent) => {
+    const m = (k: FamilyKind) => F.get(familyRunName(k, latent))?.testMse;
+    const p = m('plain'), v = m('vae'), d = m('denoising');
+    if (p === undefined || v === undefined || d === undefined) return '';
+    const word = (x: number) => (x > p ? 'higher' : x < p ? 'lower' : 'the same');
+    return `${latent}-D: the VAE's test MSE is ${word(v)} than the plain model's (${f4(v)} vs ${f4(p)}), the denoising model's ${word(d)} (${f4(d)}).`;
+  }).filter(Boolean);
+  if (cmp.length) B.push({ kind: 'p', text: `Reconstruction here — ${cmp.join(' ')}` });
+}
+
+/** The report's section: 8. GIFs. */
 function gifsSection({ s, inp, B, pic }: ReportCtx): void {
   const gifs = inp.runs.filter((r) => pic(r.name, 'gif'));
   if (gifs.length) {
-    B.push({ kind: 'h', level: 1, text: '7. Training films' });
+    B.push({ kind: 'h', level: 1, text: '8. Training films' });
     B.push({ kind: 'p', text: `The latent space of the test set (${s.snapshotPoints} images) and images decoded from its box, every ${s.snapshotEvery} steps of training (open the GIFs; they are not inlined to keep this page small):` });
     B.push({ kind: 'list', items: gifs.map((r) => `[${r.name}/training.gif](${pic(r.name, 'gif')}): ${r.title}`) });
   }
@@ -423,7 +534,7 @@ export function buildStudyReport(inp: StudyReportInput): ReportDoc {
   const of = (section: Section) => inp.runs.filter((r) => r.section === section);
   const has = (name: string) => inp.runs.some((r) => r.name === name);
   const ctx: ReportCtx = { F, s, inp, B, runLink, pic, figs, of, has };
-  for (const section of [introSection, allRunsSection, unsupervisedSection, supervisedSection, tenDSection, convLatentSection, activationsSection, optimisersSection, gifsSection, howRunSection])
+  for (const section of [introSection, allRunsSection, unsupervisedSection, supervisedSection, tenDSection, convLatentSection, activationsSection, optimisersSection, familySection, gifsSection, howRunSection])
     section(ctx);
   return { title: s.quick ? 'Autoencoder on MNIST: the study, reproduced (quick run)' : 'Autoencoder on MNIST: the study, reproduced', blocks: B };
 }
