@@ -144,7 +144,7 @@ describe.skipIf(!HAVE_CHROMIUM)('browser (headless Chromium)', () => {
     expect(lines['plane-heading']).toMatch(/colour is the digit/);
     expect(lines['plane-heading']).toMatch(/Hover/);
     expect(lines['train-heading']).toMatch(/test images/);
-    expect(await page.locator('.explain').first().isVisible()).toBe(true);
+    expect(await page.locator('.plane-pane .explain').first().isVisible()).toBe(true);
   }, 120_000);
 
   it('the loss chart plots train and test reconstruction together and the latent-map term apart (item 9)', async () => {
