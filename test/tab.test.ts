@@ -19,8 +19,8 @@ import { f32, loadSafetensors, saveSafetensors } from '../src/engine/state.js';
 import { loadModel } from '../src/lab/run/run.js';
 import { expectClose, f32of, MNIST_DIR, ROOT } from './helpers.js';
 import { need, pythonWithTorch } from './requirements.js';
+import { launchChromium, newPage } from './browser-helper.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const HAVE_CHROMIUM = need('chromium', 'tab.test');
 const SHOTS = path.join(ROOT, 'test-output', 'web');
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -84,11 +84,8 @@ describe.skipIf(!HAVE_CHROMIUM)('train in the tab (headless Chromium)', () => {
 
   beforeAll(async () => {
     mkdirSync(SHOTS, { recursive: true });
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-    page = await browser.newPage({ viewport: { width: 1280, height: 900 }, acceptDownloads: true });
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => { if (m.type() === 'error' && !m.text().includes('favicon') && !m.text().includes('404')) errors.push(m.text()); });
+    browser = await launchChromium();
+    page = await newPage(browser, { viewport: { width: 1280, height: 900 }, acceptDownloads: true }, errors, (t) => t.includes('favicon') || t.includes('404'));
     await page.goto(url);
   }, 120_000);
   afterAll(async () => { await browser?.close(); });

@@ -20,7 +20,8 @@ import { train } from '../src/lab/train/train.js';
 import { TAB10 } from '../src/viz/palette.js';
 import { startServer, type WebServer } from '../src/web/server.js';
 import { MNIST_DIR, ROOT } from './helpers.js';
-import { CHROMIUM, need } from './requirements.js';
+import { need } from './requirements.js';
+import { launchChromium, newPage } from './browser-helper.js';
 
 const HAVE = need('chromium', 'web-compare.test') && need('mnist', 'web-compare.test');
 const SHOTS = path.join(ROOT, 'test-output', 'web');
@@ -58,11 +59,8 @@ describe.skipIf(!HAVE)('compare runs (headless Chromium)', () => {
   const errors: string[] = [];
 
   beforeAll(async () => {
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-    page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    browser = await launchChromium();
+    page = await newPage(browser, { viewport: { width: 1366, height: 900 } }, errors);
   }, 120_000);
   afterAll(async () => { await browser?.close(); });
 

@@ -18,7 +18,8 @@ import { train } from '../src/lab/train/train.js';
 import { progressText } from '../src/web/app/progress.js';
 import { startServer, type WebServer } from '../src/web/server.js';
 import { MNIST_DIR, ROOT } from './helpers.js';
-import { CHROMIUM, need } from './requirements.js';
+import { need } from './requirements.js';
+import { launchChromium } from './browser-helper.js';
 
 const HAVE_CHROMIUM = need('chromium', 'web-live.test');
 const SHOTS = path.join(ROOT, 'test-output', 'web');
@@ -96,11 +97,7 @@ describe.skipIf(!HAVE_CHROMIUM)('browser (headless Chromium)', () => {
   const errors: string[] = [];
 
   beforeAll(async () => {
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = await launchChromium();
     desk = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     page = await desk.newPage();
     page.on('pageerror', (e) => errors.push(e.message));

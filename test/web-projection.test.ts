@@ -21,7 +21,8 @@ import { train } from '../src/lab/train/train.js';
 import { toGrey } from '../src/viz/grid.js';
 import { startServer, type WebServer } from '../src/web/server.js';
 import { MNIST_DIR, ROOT } from './helpers.js';
-import { CHROMIUM, need } from './requirements.js';
+import { need } from './requirements.js';
+import { launchChromium, newPage } from './browser-helper.js';
 
 const HAVE = need('chromium', 'web-projection.test') && need('mnist', 'web-projection.test');
 const SHOTS = path.join(ROOT, 'test-output', 'web');
@@ -107,11 +108,8 @@ describe.skipIf(!HAVE)('latents of any size on the plane (headless Chromium)', (
   const errors: string[] = [];
 
   beforeAll(async () => {
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-    page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    browser = await launchChromium();
+    page = await newPage(browser, { viewport: { width: 1366, height: 900 } }, errors);
   }, 120_000);
   afterAll(async () => { await browser?.close(); });
 

@@ -22,7 +22,8 @@ import { latentsTestImages } from '../src/lab/run/test-latents.js';
 import { train } from '../src/lab/train/train.js';
 import { startServer, type WebServer } from '../src/web/server.js';
 import { MNIST_DIR, ROOT } from './helpers.js';
-import { CHROMIUM, need } from './requirements.js';
+import { need } from './requirements.js';
+import { launchChromium, newPage } from './browser-helper.js';
 
 const HAVE_CHROMIUM = need('chromium', 'web-views.test');
 const HAVE_MNIST = need('mnist', 'web-views.test');
@@ -129,11 +130,8 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MNIST)('views in headless Chromium', () 
   let plainLatents: Latents;
 
   beforeAll(async () => {
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
-    page = await browser.newPage({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    browser = await launchChromium();
+    page = await newPage(browser, { viewport: { width: 1366, height: 900 }, acceptDownloads: true }, errors);
     // the page's decode requests to the model worker, by the number of latents in each
     await page.addInitScript(() => {
       const w = window as unknown as { decodeCalls: number[] };

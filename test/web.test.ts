@@ -18,8 +18,8 @@ import { train } from '../src/lab/train/train.js';
 import { parseTrainRequest, startServer, type WebServer } from '../src/web/server.js';
 import { MNIST_DIR, ROOT } from './helpers.js';
 import { need } from './requirements.js';
+import { launchChromium, newPage } from './browser-helper.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const HAVE_CHROMIUM = need('chromium', 'web.test');
 const SHOTS = path.join(ROOT, 'test-output', 'web');
 const CLI = path.join(ROOT, 'dist', 'cli', 'main.js');
@@ -241,14 +241,8 @@ describe.skipIf(!HAVE_CHROMIUM)('browser (headless Chromium)', () => {
   const errors: string[] = [];
 
   beforeAll(async () => {
-    const { chromium } = await import('playwright-core');
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
-    page = await browser.newPage({ viewport: { width: 1366, height: 900 } });
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
+    browser = await launchChromium();
+    page = await newPage(browser, { viewport: { width: 1366, height: 900 } }, errors);
   }, 120_000);
 
   afterAll(async () => { await browser?.close(); });

@@ -15,6 +15,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Page } from 'playwright-core';
 import '../node-backends.js';
+import { CHROMIUM, intArg, launchChromium, median } from './util.js';
 import { MNIST } from '../lab/data/datasets.js';
 import { IMAGE_PIXELS } from '../lab/data/image.js';
 import { Rng } from '../engine/rng.js';
@@ -22,17 +23,7 @@ import { train } from '../lab/train/train.js';
 import { startServer, type WebServer } from '../web/server.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const CHROMIUM = process.env.LATENTLAB_CHROMIUM ?? '/usr/bin/chromium';
 
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return dflt;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`${name}: expected a positive integer, got '${process.argv[i + 1]}'`);
-  return v;
-}
-
-const median = (a: number[]): number => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
 
 /** A split of random bytes (the bench needs weights of the right shape, not good ones). */
 function randomSplit(n: number, seed: number): { images: Uint8Array; labels: Uint8Array; n: number; rows: number; cols: number } {
@@ -90,11 +81,10 @@ export async function benchGrid(opts: { rounds: number; grid: number; dpr: numbe
   if (!existsSync(CHROMIUM)) return { skipped: `no Chromium at ${CHROMIUM}` };
   const own = path.join(here, '..', 'web', 'app');
   if (!existsSync(path.join(own, 'main.js'))) return { skipped: 'dist/web/app/ not built (npm run build:web)' };
-  const { chromium } = await import('playwright-core');
   const runsDir = await makeRun();
   const apps = [own, ...(opts.compare ? [path.resolve(opts.compare)] : [])];
   const servers: WebServer[] = [];
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+  const browser = await launchChromium();
   try {
     const pages: Page[] = [];
     const out: GridBench[] = [];
@@ -119,7 +109,7 @@ export async function benchGrid(opts: { rounds: number; grid: number; dpr: numbe
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
   const ci = process.argv.indexOf('--compare');
-  const opts = { rounds: arg('--rounds', 7), grid: arg('--grid', 10), dpr: arg('--dpr', 1), compare: ci >= 0 ? process.argv[ci + 1] : undefined };
+  const opts = { rounds: intArg('--rounds', 7), grid: intArg('--grid', 10), dpr: intArg('--dpr', 1), compare: ci >= 0 ? process.argv[ci + 1] : undefined };
   const r = await benchGrid(opts);
   const log = (l: string): void => { process.stderr.write(`${l}\n`); };
   if ('skipped' in r) log(`explorer grid: skipped (${r.skipped})`);

@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativePeak, wasmPeak, type PeakResult } from './peak.js';
 import type { ConvTiming, StepBenchResult } from './step.js';
+import { median } from './util.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
@@ -80,12 +81,6 @@ function runTorch(py: string, threads: number): Row {
   return lastJson<Row>(r.stdout);
 }
 
-const median = (a: number[]): number => {
-  const s = a.filter((x) => Number.isFinite(x)).sort((x, y) => x - y);
-  if (!s.length) return NaN;
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-};
 const f = (x: number, d = 0): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
 const pct = (x: number): string => (Number.isFinite(x) ? `${(100 * x).toFixed(0)}%` : '-');
 

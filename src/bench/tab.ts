@@ -9,30 +9,20 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import '../node-backends.js';
+import { CHROMIUM, intArg, launchChromium, median } from './util.js';
 import { createBackend } from '../engine/kernels/select.js';
 import { benchTrainStep, type StepBench } from '../lab/train/bench-step.js';
 import { startStaticServer } from '../web/static-server.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const TAB = path.join(here, '..', 'web', 'tab');
-const CHROMIUM = process.env.LATENTLAB_CHROMIUM ?? '/usr/bin/chromium';
 
-function arg(name: string, dflt: number): number {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return dflt;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v < 1) throw new Error(`${name}: expected a positive integer, got '${process.argv[i + 1]}'`);
-  return v;
-}
-
-const median = (a: number[]): number => { const s = [...a].sort((x, y) => x - y); return s[Math.floor(s.length / 2)]; };
 
 export async function benchTab(threads: number, windows: number, rounds: number): Promise<{ node: StepBench[]; browser: StepBench[]; ratio: number } | { skipped: string }> {
   if (!existsSync(CHROMIUM)) return { skipped: `no Chromium at ${CHROMIUM}` };
   if (!existsSync(path.join(TAB, 'bench.html'))) return { skipped: 'dist/web/tab/ not built (npm run build:web)' };
-  const { chromium } = await import('playwright-core');
   const server = await startStaticServer({ dir: TAB });
-  const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu'] });
+  const browser = await launchChromium();
   const backend = await createBackend('wasm', { threads });
   const node: StepBench[] = [], tab: StepBench[] = [];
   try {
@@ -55,7 +45,7 @@ export async function benchTab(threads: number, windows: number, rounds: number)
 }
 
 if (process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
-  const threads = arg('--threads', 2), windows = arg('--windows', 5), rounds = arg('--rounds', 3);
+  const threads = intArg('--threads', 2), windows = intArg('--windows', 5), rounds = intArg('--rounds', 3);
   const r = await benchTab(threads, windows, rounds);
   const log = (l: string): void => { process.stderr.write(`${l}\n`); };
   if ('skipped' in r) log(`train in the tab: skipped (${r.skipped})`);
