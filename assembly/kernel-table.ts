@@ -28,6 +28,7 @@ export const CTRL_THREADS: i32 = 3;
 export const CTRL_SCRATCH_BASE: i32 = 4;
 export const CTRL_SCRATCH_STRIDE: i32 = 5;
 export const CTRL_ARG0: i32 = 6;
+export const CTRL_NEXT: i32 = 62;
 export const CTRL_ERROR: i32 = 63;
 export const CTRL_WORDS: i32 = 64;
 
@@ -37,4 +38,4 @@ export const ERR_WORKER_FAILED: i32 = 1;
 export const ERR_SCRATCH_OVERFLOW: i32 = 2;
 
 export const MAX_PAGES: i32 = 32768;
-export const KERNEL_TABLE_HASH: u32 = 0x1faaffe0;
+export const KERNEL_TABLE_HASH: u32 = 0x1ea64969;

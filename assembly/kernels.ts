@@ -9,7 +9,7 @@
 // (src/engine/kernels/table.ts, generated into kernel-table.ts). Arguments are i32, f32 or u32 byte offsets.
 
 import {
-  ACT_LEAKY, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH, CTRL_ARG0, CTRL_ERROR, CTRL_OP, CTRL_SCRATCH_BASE,
+  ACT_LEAKY, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH, CTRL_ARG0, CTRL_ERROR, CTRL_NEXT, CTRL_OP, CTRL_SCRATCH_BASE,
   CTRL_SCRATCH_STRIDE, CTRL_THREADS, ERR_SCRATCH_OVERFLOW, KERNEL_TABLE_HASH, OP_ACT, OP_ACT_BWD, OP_AFFINE,
   OP_BN_BWD, OP_BN_TRAIN, OP_CONV_BWD_DATA, OP_CONV_BWD_WEIGHT, OP_CONV_FWD, OP_GEMM, OP_REDUCE_DW,
 } from './kernel-table';
@@ -23,6 +23,13 @@ const MR: i32 = 4;
 @inline function ai(ctrl: usize, i: i32): i32 { return load<i32>(word(ctrl, CTRL_ARG0 + i)); }
 @inline function af(ctrl: usize, i: i32): f32 { return load<f32>(word(ctrl, CTRL_ARG0 + i)); }
 @inline function ap(ctrl: usize, i: i32): usize { return <usize>load<u32>(word(ctrl, CTRL_ARG0 + i)); }
+/**
+ * The next image of a loop the threads of a call share: each takes one at a time from the counter the
+ * caller zeroed, so a thread the OS holds back leaves its images to the others. Only for loops whose
+ * images are independent (each output written by one thread, the same sums in the same order): the
+ * results do not depend on which thread took which image.
+ */
+@inline function nextImage(ctrl: usize): i32 { return atomic.add<i32>(word(ctrl, CTRL_NEXT), 1); }
 
 @inline function fma(a: v128, b: v128, c: v128): v128 {
   if (ASC_FEATURE_RELAXED_SIMD) return f32x4.relaxed_madd(a, b, c);
@@ -540,12 +547,12 @@ function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const N = ai(ctrl, 0), C = ai(ctrl, 1), H = ai(ctrl, 2), W = ai(ctrl, 3), K = ai(ctrl, 4), R = ai(ctrl, 5), S = ai(ctrl, 6);
   const sh = ai(ctrl, 7), sw = ai(ctrl, 8), ph = ai(ctrl, 9), pw = ai(ctrl, 10), OH = ai(ctrl, 11), OW = ai(ctrl, 12);
   const x = ap(ctrl, 13), w = ap(ctrl, 14), bias = ap(ctrl, 15), y = ap(ctrl, 16);
-  const n0 = rangeLo(N, nt, tid), n1 = rangeLo(N, nt, tid + 1);
-  if (n0 >= n1) return;
+  if (N <= 0) return;
   const P = OH * OW, CRS = C * R * S, Ppad = up(P, 8);
   const tile = scratch;
   if (C == 1 && R == 3 && S == 3 && sw == 1) {
-    convFwd1ch3x3(x, w, bias, y, n0, n1, H, W, K, sh, ph, pw, OH, OW, scratch + 256);
+    for (let n = nextImage(ctrl); n < N; n = nextImage(ctrl))
+      convFwd1ch3x3(x, w, bias, y, n, n + 1, H, W, K, sh, ph, pw, OH, OW, scratch + 256);
     return;
   }
   if (CRS < DOT_MIN_CRS) {
@@ -553,7 +560,7 @@ function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
     const col = align64(apk + f4(up(K, MR) * CRS));
     if (!fits(col + f4(CRS * Ppad))) return;
     packA(w, CRS, 1, K, CRS, apk);
-    for (let n = n0; n < n1; n++) {
+    for (let n = nextImage(ctrl); n < N; n = nextImage(ctrl)) {
       im2col(x + f4(n * C * H * W), C, H, W, R, S, sh, sw, ph, pw, OH, OW, col, Ppad);
       gemmBlock(apk, K, col, f4(Ppad), P, CRS, y + f4(n * K * P), f4(P), 1, 0, bias, tile);
     }
@@ -584,7 +591,7 @@ function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
     zeroF(row + f4((pw + W) * C), (Wp - pw - W) * C);
   }
   const SC = S * C;
-  for (let n = n0; n < n1; n++) {
+  for (let n = nextImage(ctrl); n < N; n = nextImage(ctrl)) {
     const xn = x + f4(n * C * H * W);
     for (let ih = 0; ih < H; ih++) transpose(xn + f4(ih * W), H * W, C, W, xp + f4(((ih + ph) * Wp + pw) * C), C);
     if ((SC & 3) == 0) {
@@ -625,8 +632,7 @@ function opConvBwdData(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const N = ai(ctrl, 0), C = ai(ctrl, 1), H = ai(ctrl, 2), W = ai(ctrl, 3), K = ai(ctrl, 4), R = ai(ctrl, 5), S = ai(ctrl, 6);
   const sh = ai(ctrl, 7), sw = ai(ctrl, 8), ph = ai(ctrl, 9), pw = ai(ctrl, 10), OH = ai(ctrl, 11), OW = ai(ctrl, 12);
   const dy = ap(ctrl, 13), w = ap(ctrl, 14), dx = ap(ctrl, 15);
-  const n0 = rangeLo(N, nt, tid), n1 = rangeLo(N, nt, tid + 1);
-  if (n0 >= n1) return;
+  if (N <= 0) return;
   const P = OH * OW, CRS = C * R * S, Ppad = up(P, 8);
   const tile = scratch;
   if (K < DOT_MIN_K || C < 4) {
@@ -635,7 +641,7 @@ function opConvBwdData(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
     if (!fits(col + f4(CRS * Ppad))) return;
     // A = W^T [CRS, K]: A(i,k) = w[k*CRS + i]
     packA(w, 1, CRS, CRS, K, apk);
-    for (let n = n0; n < n1; n++) {
+    for (let n = nextImage(ctrl); n < N; n = nextImage(ctrl)) {
       if (K == 0) { zeroF(dx + f4(n * C * H * W), C * H * W); continue; }
       gemmBlock(apk, CRS, dy + f4(n * K * P), f4(P), Ppad, K, col, f4(Ppad), 1, 0, 0, tile);
       col2im(col, Ppad, C, H, W, R, S, sh, sw, ph, pw, OH, OW, dx + f4(n * C * H * W));
@@ -659,7 +665,7 @@ function opConvBwdData(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   if (L > K) for (let i = 0; i < CRS; i++) zeroF(wt + f4(i * ld + K), L - K);
   packPanels(wt, ld, CRS, L, 4, wtP);
   const SC = S * C;
-  for (let n = n0; n < n1; n++) {
+  for (let n = nextImage(ctrl); n < N; n = nextImage(ctrl)) {
     transpose(dy + f4(n * K * P), P, K, P, dyT, ld);
     if (L > K) for (let p = 0; p < P; p++) zeroF(dyT + f4(p * ld + K), L - K);
     packPanels(dyT, ld, P, L, 2, dyP);

@@ -249,3 +249,28 @@ describe('wasm backend registration', () => {
     } finally { b.dispose?.(); }
   });
 });
+
+describe('wasm convolutions share their images among the threads', () => {
+  it('give the same bits on 1 and 2 threads, call after call, whichever thread takes which image', async () => {
+    const { createWasmBackend } = await import('../src/engine/kernels/wasm/node.js');
+    const one = await createWasmBackend({ threads: 1 }), two = await createWasmBackend({ threads: 2 });
+    try {
+      for (const g of [geom(7, 32, 28, 28, 64, 3, 3, 2, 2, 1, 1), geom(9, 1, 28, 28, 32, 3, 3, 1, 1, 1, 1), geom(5, 64, 14, 14, 64, 3, 3, 2, 2, 1, 1)]) {
+        const { N, C, H, W, K, R, S, OH, OW } = g;
+        const xs = rand(N * C * H * W, 21), ws = rand(K * C * R * S, 22, 0.3), bs = rand(K, 23), dys = rand(N * K * OH * OW, 24);
+        const run = (b: WasmBackend) => {
+          const y = new Float32Array(N * K * OH * OW), dx = new Float32Array(N * C * H * W);
+          b.conv2d(g, xs, ws, bs, y);
+          b.conv2dBackwardData(g, dys, ws, dx);
+          return [y, dx];
+        };
+        const [y1, dx1] = run(one);
+        for (let rep = 0; rep < 5; rep++) {
+          const [y2, dx2] = run(two);
+          expect(Buffer.compare(Buffer.from(y2.buffer), Buffer.from(y1.buffer)), `forward N=${N} C=${C}`).toBe(0);
+          expect(Buffer.compare(Buffer.from(dx2.buffer), Buffer.from(dx1.buffer)), `backward data N=${N} C=${C}`).toBe(0);
+        }
+      }
+    } finally { one.dispose(); two.dispose(); }
+  }, 120_000);
+});

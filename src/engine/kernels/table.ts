@@ -20,9 +20,11 @@ export const KERNEL_TABLE = {
   /**
    * wasm: the control block, in 32-bit words. generation (bumped to wake the workers), pending (workers
    * still running), op, threads of this call, scratch base and per-thread stride (bytes), the op's
-   * arguments from `arg0` on, an error flag, and the block's size.
+   * arguments from `arg0` on, the next image of a loop the threads share (`next`, zeroed before every
+   * call: a thread takes images one at a time, so a descheduled thread does not hold the others up),
+   * an error flag, and the block's size.
    */
-  wasmCtrl: { generation: 0, pending: 1, op: 2, threads: 3, scratchBase: 4, scratchStride: 5, arg0: 6, error: 63, words: 64 },
+  wasmCtrl: { generation: 0, pending: 1, op: 2, threads: 3, scratchBase: 4, scratchStride: 5, arg0: 6, next: 62, error: 63, words: 64 },
   /** wasm: error codes a kernel writes into the control block's error word. */
   wasmError: { none: 0, workerFailed: 1, scratchOverflow: 2 },
   /** wasm: the most 64 KiB pages the shared memory may grow to (2 GiB). */

@@ -259,7 +259,7 @@ export class WasmBackend implements Backend {
   private exec(op: number, nt: number): void {
     if (this.disposed) throw new Error('wasm backend: used after dispose()');
     const c = this.ci;
-    c[CTRL.op] = op; c[CTRL.threads] = nt; c[CTRL.error] = ERR.none;
+    c[CTRL.op] = op; c[CTRL.threads] = nt; c[CTRL.error] = ERR.none; c[CTRL.next] = 0;
     try {
       if (nt <= 1 || this.workers.length === 0) {
         this.runFn(this.ctrlOff, 0);
