@@ -487,6 +487,130 @@ LL_CLONES void ToBf16(const float* x, uint16_t* y, long n) {
   }
 }
 
+// ------------------------------------------------------------------------------------------------
+// Direct convolutions between ONE plain channel and a blocked tensor of K % 16 == 0 channels: the study's
+// first Conv2d (1 -> 32) and its last ConvTranspose2d (32 -> 1), 3x3 on 28x28. oneDNN 2.6 runs both at
+// 7-9% of the FMA peak here (0.75 ms for the first layer's forward; the ConvTranspose2d's forward, a
+// backward-data, 0.95 ms with a reorder of its 6.4 MB input to NCHW); these loops put 16 channels of one
+// pixel in a vector and broadcast the taps. Every output element is summed in a fixed order, whatever the
+// thread count.
+
+constexpr int kDirectMaxTaps = 49;  // up to 7x7 kernels
+
+// 16 floats as one value (GCC's vector extension: one zmm with AVX-512, two ymm with AVX2), loaded and stored
+// unaligned.
+typedef float V16 __attribute__((vector_size(64), aligned(4)));
+static_assert(kB == 16, "the direct loops put one channel block in a V16");
+// Output pixels computed together, each with its own accumulator: one FMA chain per pixel would wait on the
+// FMA's latency.
+constexpr int kDirectPix = 8;
+
+// Forward, one image: y[cb][oh][ow][16] = bias + sum over taps of x[ih][iw] * wt[cb][t][16]. xp: room for the
+// zero-padded image, (OH-1)*sh+R rows of (OW-1)*sw+S (+ kDirectPix*sw spare columns).
+LL_CLONES void DirectC1Fwd(const Geom& g, const float* x, const float* wt, const float* bias, float* y, float* xp) {
+  const long CB = g.K / kB, OHW = long(g.OH) * g.OW, R = g.R, S = g.S, RS = R * S, sh = g.sh, sw = g.sw;
+  const long Hp = (g.OH - 1) * sh + R, Wp = (g.OW - 1 + kDirectPix) * sw + S;
+  for (long i = 0; i < Hp; i++)
+    for (long j = 0; j < Wp; j++) {
+      const long ih = i - g.ph, iw = j - g.pw;
+      xp[i * Wp + j] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[ih * g.W + iw] : 0.f;
+    }
+  for (long cb = 0; cb < CB; cb++) {
+    const V16* w = reinterpret_cast<const V16*>(wt + cb * RS * kB);
+    V16 b0 = {};
+    if (bias) b0 = *reinterpret_cast<const V16*>(bias + cb * kB);
+    for (long oh = 0; oh < g.OH; oh++)
+      for (long ow0 = 0; ow0 < g.OW; ow0 += kDirectPix) {
+        // the last block may run past OW into the spare columns; only OW - ow0 pixels are stored
+        const float* base = xp + oh * sh * Wp + ow0 * sw;
+        V16 acc[kDirectPix];
+        for (int p = 0; p < kDirectPix; p++) acc[p] = b0;
+        for (long r = 0; r < R; r++)
+          for (long s = 0; s < S; s++) {
+            const V16 wv = w[r * S + s];
+            const float* row = base + r * Wp + s;
+            for (int p = 0; p < kDirectPix; p++) acc[p] += row[p * sw] * wv;
+          }
+        V16* o = reinterpret_cast<V16*>(y + (cb * OHW + oh * g.OW + ow0) * kB);
+        const long np = std::min<long>(kDirectPix, g.OW - ow0);
+        for (long p = 0; p < np; p++) o[p] = acc[p];
+      }
+  }
+}
+
+// The taps that reach input row (or column) i of a convolution: pairs (r, oh) with oh * stride - pad + r == i.
+struct Taps {
+  int n = 0;
+  int k[kDirectMaxTaps], o[kDirectMaxTaps];
+};
+std::vector<Taps> TapsOf(long in, long out, long R, long stride, long pad) {
+  std::vector<Taps> v(in);
+  for (long i = 0; i < in; i++)
+    for (long r = 0; r < R; r++) {
+      const long num = i + pad - r;
+      if (num < 0 || num % stride) continue;
+      const long o = num / stride;
+      if (o >= out) continue;
+      v[i].k[v[i].n] = int(r);
+      v[i].o[v[i].n++] = int(o);
+    }
+  return v;
+}
+
+LL_INLINE float HSum(V16 a) {
+  float s = 0.f;
+  for (int l = 0; l < kB; l++) s += a[l];
+  return s;
+}
+
+// Backward-data, one image: dx[ih][iw] = sum over the taps and channels that reach it of dy[cb][oh][ow][16] *
+// wt[cb][t][16], the 16 lanes summed last. Columns whose taps all fall inside dy, with stride 1, go
+// kDirectPix at a time; the others (borders, other strides) one by one through their tap lists.
+LL_CLONES void DirectC1BwdData(const Geom& g, const float* dy, const float* wt, float* dx, const Taps* rows,
+                               const Taps* cols) {
+  const long CB = g.K / kB, OHW = long(g.OH) * g.OW, S = g.S, RS = long(g.R) * S;
+  // columns iw with every s in [0, S) landing on ow = iw + pw - s in [0, OW) (stride 1)
+  const long lo = g.sw == 1 ? std::max<long>(0, S - 1 - g.pw) : g.W, hi = g.sw == 1 ? std::min<long>(g.W, g.OW - g.pw) : g.W;
+  const V16* wv = reinterpret_cast<const V16*>(wt);
+  for (long ih = 0; ih < g.H; ih++) {
+    const Taps& tr = rows[ih];
+    long iw = 0;
+    auto one = [&](long c) {
+      const Taps& tc = cols[c];
+      V16 acc = {};
+      for (long cb = 0; cb < CB; cb++)
+        for (int a = 0; a < tr.n; a++)
+          for (int b = 0; b < tc.n; b++)
+            acc += *reinterpret_cast<const V16*>(dy + (cb * OHW + long(tr.o[a]) * g.OW + tc.o[b]) * kB) *
+                   wv[cb * RS + long(tr.k[a]) * S + tc.k[b]];
+      dx[ih * g.W + c] = HSum(acc);
+    };
+    for (; iw < lo; iw++) one(iw);
+    for (; iw + kDirectPix <= hi; iw += kDirectPix) {
+      V16 acc[kDirectPix] = {};
+      for (long cb = 0; cb < CB; cb++)
+        for (int a = 0; a < tr.n; a++) {
+          // ow = iw + p + pw - s: for s = 0 the rightmost, then one to the left per s
+          const float* d = dy + (cb * OHW + long(tr.o[a]) * g.OW + iw + g.pw) * kB;
+          const V16* w = wv + cb * RS + long(tr.k[a]) * S;
+          for (long s = 0; s < S; s++) {
+            const V16 ws = w[s];
+            const float* ds = d - s * kB;
+            for (int p = 0; p < kDirectPix; p++) acc[p] += *reinterpret_cast<const V16*>(ds + p * kB) * ws;
+          }
+        }
+      for (int p = 0; p < kDirectPix; p++) dx[ih * g.W + iw + p] = HSum(acc[p]);
+    }
+    for (; iw < g.W; iw++) one(iw);
+  }
+}
+
+// Whether a convolution of this kind and geometry runs on the direct loops above.
+bool DirectC1(int kind, const Geom& g, bool xb, bool yb) {
+  return (kind == CONV_FWD || kind == CONV_BWD_DATA) && g.C == 1 && !xb && yb && g.K % kB == 0 &&
+         long(g.R) * g.S <= kDirectMaxTaps;
+}
+
 const char* KindName(int k) { return k == CONV_FWD ? "fwd" : k == CONV_BWD_DATA ? "bwd_data" : "bwd_weights"; }
 
 // Batch-norm's per-channel coefficients, shared by the NCHW and the blocked loops.
@@ -823,6 +947,28 @@ class Context : public Napi::ObjectWrap<Context> {
       }
       return env.Undefined();
     }
+    if (DirectC1(kind, g, xb, yb)) {
+      // the weights [K][1][R][S] as [K/16][R*S][16]: one vector of 16 channels per tap
+      const long RS = long(g.R) * g.S, CB = g.K / kB;
+      std::vector<float> wt(size_t(g.K) * RS);
+      for (long k = 0; k < g.K; k++)
+        for (long t = 0; t < RS; t++) wt[((k / kB) * RS + t) * kB + k % kB] = p1[k * RS + t];
+      const long xImg = long(g.H) * g.W, yImg = CB * long(g.OH) * g.OW * kB;
+      if (kind == CONV_FWD) {
+        const size_t padded = size_t((g.OH - 1) * g.sh + g.R) * ((g.OW - 1 + kDirectPix) * g.sw + g.S);
+#pragma omp parallel num_threads(threads_)
+        {
+          std::vector<float> xp(padded);
+#pragma omp for schedule(dynamic, 2)
+          for (long n = 0; n < g.N; n++) DirectC1Fwd(g, p0 + n * xImg, wt.data(), pb, p2 + n * yImg, xp.data());
+        }
+      } else {
+        const std::vector<Taps> rows = TapsOf(g.H, g.OH, g.R, g.sh, g.ph), cols = TapsOf(g.W, g.OW, g.S, g.sw, g.pw);
+#pragma omp parallel for schedule(dynamic, 2) num_threads(threads_)
+        for (long n = 0; n < g.N; n++) DirectC1BwdData(g, p0 + n * yImg, wt.data(), p2 + n * xImg, rows.data(), cols.data());
+      }
+      return env.Undefined();
+    }
     UseThreads();
     try {
       ConvEntry* e = Get(kind, g, pb != nullptr, xb, yb, p0, p1, p2, pb);
@@ -847,6 +993,8 @@ class Context : public Napi::ObjectWrap<Context> {
     for (int i = 0; i < 13; i++) key[i + 1] = I32(info[i + 1]);
     key[14] = info[14].ToBoolean().Value();
     key[15] = int(info.Length() > 15 && info[15].ToBoolean().Value()) | int(info.Length() > 16 && info[16].ToBoolean().Value()) << 1;
+    Geom g{key[1], key[2], key[3], key[4], key[5], key[6], key[7], key[8], key[9], key[10], key[11], key[12], key[13]};
+    if (DirectC1(kind, g, key[15] & 1, key[15] & 2)) return Napi::String::New(env, "latentlab direct (one plain channel, 16 channels per vector)");
     auto it = convs_.find(key);
     if (it == convs_.end()) return env.Null();
     const ConvEntry& e = *it->second;

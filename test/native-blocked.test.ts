@@ -140,7 +140,11 @@ suite('native backend: the blocked layout nChw16c', () => {
       geom(2, 16, 9, 16, 1), geom(3, 1, 9, 16, 2),
       // one input channel with an odd kernel, strides and paddings (the direct C = 1 kernels)
       { N: 2, C: 1, H: 11, W: 8, K: 32, R: 5, S: 3, strideH: 2, strideW: 1, padH: 2, padW: 0,
-        OH: convOutSize(11, 5, 2, 2), OW: convOutSize(8, 3, 1, 0) }];
+        OH: convOutSize(11, 5, 2, 2), OW: convOutSize(8, 3, 1, 0) },
+      { N: 3, C: 1, H: 13, W: 21, K: 48, R: 3, S: 3, strideH: 1, strideW: 1, padH: 2, padW: 1,
+        OH: convOutSize(13, 3, 1, 2), OW: convOutSize(21, 3, 1, 1) },
+      { N: 2, C: 1, H: 9, W: 30, K: 16, R: 3, S: 5, strideH: 1, strideW: 2, padH: 0, padW: 2,
+        OH: convOutSize(9, 3, 1, 0), OW: convOutSize(30, 5, 2, 2) }];
     for (const g0 of cases) for (const xl of ['nchw', 'blocked'] as Layout[]) for (const yl of ['nchw', 'blocked'] as Layout[]) {
       if ((xl === 'blocked' && g0.C % B) || (yl === 'blocked' && g0.K % B)) continue;
       const g = { ...g0, xLayout: xl, yLayout: yl }, what = `conv ${g.C}->${g.K} ${g.H}x${g.W} s${g.strideH} x:${xl} y:${yl}`;

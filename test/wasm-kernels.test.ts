@@ -51,6 +51,8 @@ const CONV_SHAPES: [string, ConvGeom][] = [
   ['odd channels 13->9 stride 2 13x13', geom(4, 13, 13, 13, 9, 3, 3, 2, 2, 1, 1)],
   ['1 channel 3x3 stride (2,1) 9x13', geom(2, 1, 9, 13, 5, 3, 3, 2, 1, 0, 1)],
   ['1 channel 3x3 narrow 5x3', geom(1, 1, 5, 3, 4, 3, 3, 1, 1, 1, 1)],
+  ['1 channel 3x3 padding 2, 6 channels, 7x19', geom(3, 1, 7, 19, 6, 3, 3, 1, 1, 2, 2)],
+  ['1 channel 3x3 padding 0, 3 channels, 10x17', geom(2, 1, 10, 17, 3, 3, 3, 1, 1, 0, 0)],
 ];
 
 const GEMM_SHAPES: [number, number, number][] = [
