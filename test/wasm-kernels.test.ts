@@ -180,6 +180,20 @@ for (const cfg of [
             expectClose(dg, dgW, `batchNormBackward dgamma ${tag}`);
             expectClose(db, dbW, `batchNormBackward dbeta ${tag}`);
 
+            // with the forward's beta, none / relu / leaky take the activation's sign from x by the forward's
+            // own arithmetic: y is not read (NaN here), and the result is the backward of this forward's y
+            const yOwn = Float32Array.from(y), mOwn = Float32Array.from(m), isOwn = Float32Array.from(is);
+            const dxBW = new Float32Array(n), dgBW = new Float32Array(C), dbBW = new Float32Array(C);
+            ref.batchNormBackward(N, C, HW, xs, yOwn, dys, gs, mOwn, isOwn, act, dxBW, dgBW, dbBW);
+            const signOnly = act.kind === 'none' || act.kind === 'relu' || act.kind === 'leaky';
+            const yB = put(b, signOnly ? new Float32Array(n).fill(NaN) : yOwn, inMem);
+            const dxB = put(b, new Float32Array(n), inMem), dgB = put(b, new Float32Array(C), inMem), dbB = put(b, new Float32Array(C), inMem);
+            b.batchNormBackward(N, C, HW, x, yB, dy, g, m, is, act, dxB, dgB, dbB, undefined, be);
+            expectClose(dxB, dxBW, `batchNormBackward with beta dx ${tag}`);
+            expectClose(dgB, dgBW, `batchNormBackward with beta dgamma ${tag}`);
+            expectClose(dbB, dbBW, `batchNormBackward with beta dbeta ${tag}`);
+            if (inMem) for (const a of [yB, dxB, dgB, dbB]) b.free(a);
+
             const afW = new Float32Array(n);
             ref.channelAffine(N, C, HW, xs, gs, bs, act, afW);
             const af = put(b, new Float32Array(n), inMem);

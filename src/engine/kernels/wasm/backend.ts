@@ -372,13 +372,15 @@ export class WasmBackend implements Backend {
 
   batchNormBackward(N: number, C: number, HW: number, x: Float32Array, y: Float32Array, dy: Float32Array,
                     gamma: Float32Array, mean: Float32Array, invstd: Float32Array, act: Act,
-                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array): void {
+                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, _layout?: Layout, beta?: Float32Array): void {
     const n = N * C * HW;
     this.setI(0, N); this.setI(1, C); this.setI(2, HW);
     this.setI(3, this.in(x, n)); this.setI(4, this.in(y, n)); this.setI(5, this.in(dy, n));
     this.setI(6, this.in(gamma, C)); this.setI(7, this.in(mean, C)); this.setI(8, this.in(invstd, C));
     this.setI(9, ACT_CODE[act.kind]); this.setF(10, act.slope);
     this.setI(11, this.out(dx, n)); this.setI(12, this.out(dgamma, C)); this.setI(13, this.out(dbeta, C));
+    // the forward's beta: the activation's sign is then recomputed from x (y is not read)
+    this.setI(14, beta ? this.in(beta, C) : 0);
     this.exec(OP.bnBwd, this.nt(n, C));
   }
 
