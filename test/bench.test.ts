@@ -3,6 +3,7 @@
  * per-convolution timing inside a training step finds every convolution of the model in each direction
  * with its FLOP count. No speed is asserted (the machine is shared).
  */
+import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { convOutSize } from '../src/engine/kernels/index.js';
 import { benchStep } from '../src/bench/step.js';
@@ -22,6 +23,16 @@ describe('bench', () => {
     const p = nativePeak(1, 2, 0.01);
     expect(p.isa).toMatch(/^(avx512f|avx2\+fma|scalar)$/);
     expect(p.gflops).toBeGreaterThan(0);
+  });
+
+  it('bench --train refuses a bad flag with one line naming it, before any run', () => {
+    for (const [flag, value] of [['--rounds', '0'], ['--threads', 'two'], ['--configs', 'native,gpu'], ['--seeds', '-1']]) {
+      const r = spawnSync(process.execPath, ['dist/bench/main.js', '--train', flag, value], { encoding: 'utf8' });
+      expect(r.status, `${flag} ${value}`).toBe(2);
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).toContain(flag);
+      expect(r.stdout).toBe('');
+    }
   });
 
   it('times each convolution of a training step per layer and direction, with its FLOPs', async () => {

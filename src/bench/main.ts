@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- --rounds 3] [-- --threads 1,2] [-- --configs native,native-bf16,native-bf16-timed,wasm] [-- --no-torch]
- * [-- --json] [-- --quick]`: training throughput of the study's model (bn, z=2, batch 64) on this
+ * [-- --json] [-- --quick]` (`-- --train`: one-epoch `train` runs against the targets instead, ./train.ts): training throughput of the study's model (bn, z=2, batch 64) on this
  * machine, against the machine's own fp32 FMA peak (src/bench/peak.ts) and against PyTorch.
  *
  * Every configuration runs in its own process (step.js, tools/bench_torch.py), in alternating rounds
@@ -21,6 +21,11 @@ import { median } from './util.js';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 const argv = process.argv.slice(2);
+if (argv.includes('--train')) {
+  // the targets in real one-epoch `train` runs (./train.ts)
+  const r = spawnSync(process.execPath, [path.join(here, 'train.js'), ...argv.filter((a) => a !== '--train')], { stdio: 'inherit' });
+  process.exit(r.status ?? 1);
+}
 const json = argv.includes('--json');
 const quick = argv.includes('--quick');
 const arg = (n: string): string | undefined => { const i = argv.indexOf(n); return i >= 0 ? argv[i + 1] : undefined; };
