@@ -38,4 +38,4 @@ export const ERR_WORKER_FAILED: i32 = 1;
 export const ERR_SCRATCH_OVERFLOW: i32 = 2;
 
 export const MAX_PAGES: i32 = 32768;
-export const KERNEL_TABLE_HASH: u32 = 0x1ea64969;
+export const KERNEL_TABLE_HASH: u32 = 0x34b3f248;

@@ -185,9 +185,87 @@ function gemmBlock(apk: usize, M: i32, b: usize, ldb: usize, N: i32, K: i32, c: 
   }
 }
 
+/** alpha * v (+ beta * C[p]) into C[p]; C is not read when beta == 0 (it may hold anything). */
+@inline function storeScaled(p: usize, v: f32, alpha: f32, beta: f32): void {
+  store<f32>(p, beta == 0 ? alpha * v : alpha * v + beta * load<f32>(p));
+}
+
+/**
+ * C[M,N] = alpha * op(A) . op(B) (+ beta * C) for N <= 4 (the model's Linear(3136, 2) / Linear(2, 3136)
+ * and their gradients): op(B) as N rows of K (copied to `bt` unless B is already [N,K]), then dot products
+ * along K for a row-major A, or 4 rows of C at a time for a transposed A. The packing GEMM spent most of
+ * its time packing here.
+ */
+function gemmSmallN(transA: bool, transB: bool, M: i32, N: i32, K: i32, alpha: f32, A: usize, B: usize, beta: f32,
+                    C: usize, bt: usize, tid: i32, nt: i32): void {
+  let b = B;
+  if (!transB) {
+    // every thread writes the same copy of its own
+    for (let k = 0; k < K; k++) for (let n = 0; n < N; n++) store<f32>(bt + f4(n * K + k), load<f32>(B + f4(k * N + n)));
+    b = bt;
+  }
+  if (!transA) {
+    const m0 = rangeLo(M, nt, tid), m1 = rangeLo(M, nt, tid + 1);
+    for (let m = m0; m < m1; m++) {
+      const a = A + f4(m * K);
+      for (let n = 0; n < N; n++) {
+        const r = b + f4(n * K);
+        let s0 = f32x4.splat(0), s1 = s0;
+        let k = 0;
+        for (; k + 8 <= K; k += 8) {
+          s0 = fma(v128.load(a + f4(k)), v128.load(r + f4(k)), s0);
+          s1 = fma(v128.load(a + f4(k), 16), v128.load(r + f4(k), 16), s1);
+        }
+        for (; k + 4 <= K; k += 4) s0 = fma(v128.load(a + f4(k)), v128.load(r + f4(k)), s0);
+        let t = hsum(f32x4.add(s0, s1));
+        for (; k < K; k++) t += load<f32>(a + f4(k)) * load<f32>(r + f4(k));
+        storeScaled(C + f4(m * N + n), t, alpha, beta);
+      }
+    }
+    return;
+  }
+  // A is [K,M]: C[m][n] = sum_k A[k][m] * b[n][k], 4 values of m per vector
+  const q0 = rangeLo(M >> 2, nt, tid) << 2, q1 = tid == nt - 1 ? M : rangeLo(M >> 2, nt, tid + 1) << 2;
+  let m = q0;
+  for (; m + 4 <= q1; m += 4) {
+    let c0 = f32x4.splat(0), c1 = c0, c2 = c0, c3 = c0;
+    for (let k = 0; k < K; k++) {
+      const a = v128.load(A + f4(k * M + m));
+      c0 = fma(a, v128.load32_splat(b + f4(k)), c0);
+      if (N > 1) c1 = fma(a, v128.load32_splat(b + f4(K + k)), c1);
+      if (N > 2) c2 = fma(a, v128.load32_splat(b + f4(2 * K + k)), c2);
+      if (N > 3) c3 = fma(a, v128.load32_splat(b + f4(3 * K + k)), c3);
+    }
+    for (let l = 0; l < 4; l++) {
+      const row = C + f4((m + l) * N);
+      storeScaled(row, laneOf(c0, l), alpha, beta);
+      if (N > 1) storeScaled(row + 4, laneOf(c1, l), alpha, beta);
+      if (N > 2) storeScaled(row + 8, laneOf(c2, l), alpha, beta);
+      if (N > 3) storeScaled(row + 12, laneOf(c3, l), alpha, beta);
+    }
+  }
+  for (; m < q1; m++)
+    for (let n = 0; n < N; n++) {
+      let t: f32 = 0;
+      for (let k = 0; k < K; k++) t += load<f32>(A + f4(k * M + m)) * load<f32>(b + f4(n * K + k));
+      storeScaled(C + f4(m * N + n), t, alpha, beta);
+    }
+}
+
+/** Lane l (0..3) of v. */
+@inline function laneOf(v: v128, l: i32): f32 {
+  return l == 0 ? f32x4.extract_lane(v, 0) : l == 1 ? f32x4.extract_lane(v, 1) : l == 2 ? f32x4.extract_lane(v, 2) : f32x4.extract_lane(v, 3);
+}
+
 function opGemm(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const transA = ai(ctrl, 0), transB = ai(ctrl, 1), M = ai(ctrl, 2), N = ai(ctrl, 3), K = ai(ctrl, 4);
   const alpha = af(ctrl, 5), A = ap(ctrl, 6), B = ap(ctrl, 7), beta = af(ctrl, 8), C = ap(ctrl, 9);
+  if (N <= 4 && K >= 16) {
+    const bt = align64(scratch + 256);
+    if (!fits(bt + f4(N * K))) return;
+    gemmSmallN(transA != 0, transB != 0, M, N, K, alpha, A, B, beta, C, bt, tid, nt);
+    return;
+  }
   if (!transA && transB && (K & 3) == 0 && (M & 1) == 0 && (N & 3) == 0 && alpha == 1 && (beta == 0 || beta == 1)) {
     // C (+)= A . B^T with both operands' rows contiguous along K: the dot kernel, no packing
     const quads = N >> 2, pairs = M >> 1;

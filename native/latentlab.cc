@@ -639,8 +639,6 @@ void ForChunks(long n, long minParallel, int threads, F f) {
   for (long c = 0; c < chunks; c++) f(c * chunk, std::min(chunk, n - c * chunk));
 }
 
-// gemm: products of fewer multiply-adds than this run on one thread.
-constexpr double kGemmSerialMacs = 1 << 20;
 
 class Context : public Napi::ObjectWrap<Context> {
  public:
@@ -1023,9 +1021,7 @@ class Context : public Napi::ObjectWrap<Context> {
         for (long i = 0; i < M * N; i++) C[i] *= beta;
       return env.Undefined();
     }
-    // Small products (the model's Linear(3136, 2) / Linear(2, 3136) and their gradients: 0.4 MFLOP) run
-    // on the calling thread: one thread did each in 0.01-0.07 ms, two threads in 0.22-0.3 ms on a loaded
-    // machine (the parallel region waits for the second thread to be scheduled).
+    // small products (kernel table: gemmSerialMacs) run on the calling thread
     UseThreads(double(M) * N * K < kGemmSerialMacs ? 1 : threads_);
     dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta,
                                   C, N);

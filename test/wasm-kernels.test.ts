@@ -58,6 +58,8 @@ const CONV_SHAPES: [string, ConvGeom][] = [
 const GEMM_SHAPES: [number, number, number][] = [
   [1, 1, 1], [5, 7, 3], [16, 16, 16], [33, 17, 65], [64, 100, 30], [7, 300, 9], [130, 9, 5], [4, 8, 0],
   [64, 32, 256], [2, 4, 12], [10, 36, 8],
+  // at most 4 columns (the model's Linear(3136, 2) and Linear(2, 3136) and their gradients): the small-N path
+  [64, 2, 300], [50, 2, 64], [13, 3, 37], [7, 1, 16], [6, 4, 33],
 ];
 
 const ACTS: Act[] = [

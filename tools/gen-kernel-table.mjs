@@ -53,6 +53,8 @@ function cppSource(t, hash) {
   en("adamStep's float32 scalars, by index", 'ADAM_', Object.fromEntries(t.nativeAdamScalars.map((k, i) => [k, i])), true);
   L.push('// channels per block of the blocked activation layout (nChw16c)');
   L.push(`constexpr int kChannelBlock = ${t.nativeChannelBlock};`);
+  L.push('// products of fewer multiply-adds than this run on the calling thread');
+  L.push(`constexpr double kGemmSerialMacs = ${t.gemmSerialMacs};`);
   L.push(`constexpr unsigned kKernelTableHash = ${hex(hash)}u;`, '');
   return L.join('\n');
 }

@@ -35,6 +35,13 @@ export const KERNEL_TABLE = {
   nativeConvKind: { fwd: 0, bwdData: 1, bwdWeight: 2 },
   /** native: channels per block of the blocked activation layout nChw16c (Backend.channelBlock). */
   nativeChannelBlock: 16,
+  /**
+   * Products of fewer multiply-adds than this run on the calling thread, on every backend: the model's
+   * Linear(3136, 2) / Linear(2, 3136) and their gradients (0.4 MFLOP) took 0.01-0.07 ms on one native
+   * thread and 0.2-0.3 ms on two on a loaded machine (the parallel region waits for the second thread),
+   * 0.1-0.4 ms on one wasm thread and 0.5-0.9 ms on two.
+   */
+  gemmSerialMacs: 1048576,
   /** native: the order of adamStep's float32 scalars (AdamStepScalars). */
   nativeAdamScalars: ['sign', 'beta1', 'oneMinusBeta1', 'beta2', 'oneMinusBeta2', 'eps', 'weightDecay', 'decay', 'negStepSize', 'bc2Sqrt'],
 } as const;

@@ -310,7 +310,7 @@ export class WasmBackend implements Backend {
     this.scratch(OP.gemm);
     this.setI(6, this.in(A, M * K)); this.setI(7, this.in(B, K * N));
     this.setF(8, beta); this.setI(9, this.out(C, M * N, beta !== 0));
-    this.exec(OP.gemm, this.nt(M * N * K, Math.max(Math.ceil(N / 8), Math.ceil(M / 6))));
+    this.exec(OP.gemm, this.nt(M * N * K, Math.max(Math.ceil(N / 8), Math.ceil(M / 6)), KERNEL_TABLE.gemmSerialMacs));
   }
 
   conv2d(g: ConvGeom, x: Float32Array, w: Float32Array, bias: Float32Array | null, y: Float32Array): void {
