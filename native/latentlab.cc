@@ -488,12 +488,12 @@ LL_CLONES void ToBf16(const float* x, uint16_t* y, long n) {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Direct convolutions between ONE plain channel and a blocked tensor of K % 16 == 0 channels: the study's
-// first Conv2d (1 -> 32) and its last ConvTranspose2d (32 -> 1), 3x3 on 28x28. oneDNN 2.6 runs both at
-// 7-9% of the FMA peak here (0.75 ms for the first layer's forward; the ConvTranspose2d's forward, a
-// backward-data, 0.95 ms with a reorder of its 6.4 MB input to NCHW); these loops put 16 channels of one
-// pixel in a vector and broadcast the taps. Every output element is summed in a fixed order, whatever the
-// thread count.
+// Backward-data into ONE plain channel from a blocked tensor of K % 16 == 0 channels: the forward of the
+// study's last ConvTranspose2d (32 -> 1 channels, 3x3, 28x28). oneDNN 2.6 runs it as a gemm over NCHW
+// after reordering its 6.4 MB input out of the blocked layout (0.62-0.64 ms on 2 threads, quiet); these
+// loops read the blocked layout as it is, 16 channels of one pixel per vector (0.37-0.38 ms). Every output
+// element is summed in a fixed order, whatever the thread count. (The same idea for the forward, 1 -> 32
+// channels, measured 0.55 ms against oneDNN's 0.45: it stays with oneDNN.)
 
 constexpr int kDirectMaxTaps = 49;  // up to 7x7 kernels
 
@@ -504,39 +504,6 @@ static_assert(kB == 16, "the direct loops put one channel block in a V16");
 // Output pixels computed together, each with its own accumulator: one FMA chain per pixel would wait on the
 // FMA's latency.
 constexpr int kDirectPix = 8;
-
-// Forward, one image: y[cb][oh][ow][16] = bias + sum over taps of x[ih][iw] * wt[cb][t][16]. xp: room for the
-// zero-padded image, (OH-1)*sh+R rows of (OW-1)*sw+S (+ kDirectPix*sw spare columns).
-LL_CLONES void DirectC1Fwd(const Geom& g, const float* x, const float* wt, const float* bias, float* y, float* xp) {
-  const long CB = g.K / kB, OHW = long(g.OH) * g.OW, R = g.R, S = g.S, RS = R * S, sh = g.sh, sw = g.sw;
-  const long Hp = (g.OH - 1) * sh + R, Wp = (g.OW - 1 + kDirectPix) * sw + S;
-  for (long i = 0; i < Hp; i++)
-    for (long j = 0; j < Wp; j++) {
-      const long ih = i - g.ph, iw = j - g.pw;
-      xp[i * Wp + j] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[ih * g.W + iw] : 0.f;
-    }
-  for (long cb = 0; cb < CB; cb++) {
-    const V16* w = reinterpret_cast<const V16*>(wt + cb * RS * kB);
-    V16 b0 = {};
-    if (bias) b0 = *reinterpret_cast<const V16*>(bias + cb * kB);
-    for (long oh = 0; oh < g.OH; oh++)
-      for (long ow0 = 0; ow0 < g.OW; ow0 += kDirectPix) {
-        // the last block may run past OW into the spare columns; only OW - ow0 pixels are stored
-        const float* base = xp + oh * sh * Wp + ow0 * sw;
-        V16 acc[kDirectPix];
-        for (int p = 0; p < kDirectPix; p++) acc[p] = b0;
-        for (long r = 0; r < R; r++)
-          for (long s = 0; s < S; s++) {
-            const V16 wv = w[r * S + s];
-            const float* row = base + r * Wp + s;
-            for (int p = 0; p < kDirectPix; p++) acc[p] += row[p * sw] * wv;
-          }
-        V16* o = reinterpret_cast<V16*>(y + (cb * OHW + oh * g.OW + ow0) * kB);
-        const long np = std::min<long>(kDirectPix, g.OW - ow0);
-        for (long p = 0; p < np; p++) o[p] = acc[p];
-      }
-  }
-}
 
 // The taps that reach input row (or column) i of a convolution: pairs (r, oh) with oh * stride - pad + r == i.
 struct Taps {
@@ -607,7 +574,7 @@ LL_CLONES void DirectC1BwdData(const Geom& g, const float* dy, const float* wt, 
 
 // Whether a convolution of this kind and geometry runs on the direct loops above.
 bool DirectC1(int kind, const Geom& g, bool xb, bool yb) {
-  return (kind == CONV_FWD || kind == CONV_BWD_DATA) && g.C == 1 && !xb && yb && g.K % kB == 0 &&
+  return kind == CONV_BWD_DATA && g.C == 1 && !xb && yb && g.K % kB == 0 &&
          long(g.R) * g.S <= kDirectMaxTaps;
 }
 
@@ -952,19 +919,9 @@ class Context : public Napi::ObjectWrap<Context> {
       for (long k = 0; k < g.K; k++)
         for (long t = 0; t < RS; t++) wt[((k / kB) * RS + t) * kB + k % kB] = p1[k * RS + t];
       const long xImg = long(g.H) * g.W, yImg = CB * long(g.OH) * g.OW * kB;
-      if (kind == CONV_FWD) {
-        const size_t padded = size_t((g.OH - 1) * g.sh + g.R) * ((g.OW - 1 + kDirectPix) * g.sw + g.S);
-#pragma omp parallel num_threads(threads_)
-        {
-          std::vector<float> xp(padded);
-#pragma omp for schedule(dynamic, 2)
-          for (long n = 0; n < g.N; n++) DirectC1Fwd(g, p0 + n * xImg, wt.data(), pb, p2 + n * yImg, xp.data());
-        }
-      } else {
-        const std::vector<Taps> rows = TapsOf(g.H, g.OH, g.R, g.sh, g.ph), cols = TapsOf(g.W, g.OW, g.S, g.sw, g.pw);
+      const std::vector<Taps> rows = TapsOf(g.H, g.OH, g.R, g.sh, g.ph), cols = TapsOf(g.W, g.OW, g.S, g.sw, g.pw);
 #pragma omp parallel for schedule(dynamic, 2) num_threads(threads_)
-        for (long n = 0; n < g.N; n++) DirectC1BwdData(g, p0 + n * yImg, wt.data(), p2 + n * xImg, rows.data(), cols.data());
-      }
+      for (long n = 0; n < g.N; n++) DirectC1BwdData(g, p0 + n * yImg, wt.data(), p2 + n * xImg, rows.data(), cols.data());
       return env.Undefined();
     }
     UseThreads();
@@ -992,7 +949,7 @@ class Context : public Napi::ObjectWrap<Context> {
     key[14] = info[14].ToBoolean().Value();
     key[15] = int(info.Length() > 15 && info[15].ToBoolean().Value()) | int(info.Length() > 16 && info[16].ToBoolean().Value()) << 1;
     Geom g{key[1], key[2], key[3], key[4], key[5], key[6], key[7], key[8], key[9], key[10], key[11], key[12], key[13]};
-    if (DirectC1(kind, g, key[15] & 1, key[15] & 2)) return Napi::String::New(env, "latentlab direct (one plain channel, 16 channels per vector)");
+    if (DirectC1(kind, g, key[15] & 1, key[15] & 2)) return Napi::String::New(env, "latentlab direct (into one plain channel, 16 channels per vector)");
     auto it = convs_.find(key);
     if (it == convs_.end()) return env.Null();
     const ConvEntry& e = *it->second;
