@@ -3,6 +3,7 @@
  * The `latentlab` command: a thin layer over the library. Each command lives in its own file
  * under src/cli/ and exports `register(program)`.
  */
+import './young-gen.js';   // first: before the modules load and allocate
 import { Command, CommanderError } from 'commander';
 import { COMMANDS } from './commands.js';
 import { VERSION } from '../version.js';
