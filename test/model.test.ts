@@ -58,6 +58,19 @@ for (const { name: bname, backend } of backends) {
         for (const [k, p] of model.namedParameters()) expectClose(p.grad, f32of(t, `grad.${k}`), `${file} grad.${k}`);
       });
 
+      it(`${file}: the layers' input gradients share two buffers, and a second pass gives the same gradients`, () => {
+        const model = new AutoEncoder(cfg).to(backend);
+        model.loadStateDict(init);
+        forwardBackward(model);
+        const first = model.parameters().map((p) => p.grad.slice());
+        // the two largest input gradients, of the first and the second conv block (not one per layer)
+        expect(model.gradientBuffers!.size).toBe(N * 32 * 28 * 28 + N * 64 * 14 * 14);
+        forwardBackward(model);
+        model.parameters().forEach((p, i) => expect(p.grad, `parameter ${i}`).toEqual(first[i]));
+        model.releaseScratch();
+        expect(model.gradientBuffers!.size).toBe(0);
+      });
+
       if (!steps) continue;
       for (const opt of ['sgd', 'adam'] as const) {
         it(`${file}: every parameter and running statistic after one ${opt} step`, () => {

@@ -84,7 +84,7 @@ export class ConvTranspose2d extends Module {
       accumulate(this.bias.grad, db);
     }
     if (!this.needsInputGrad) return EMPTY;
-    const dx = this.scratch('dx', x.size);
+    const dx = this.gradScratch(x.size, dy.data);
     this.backend.conv2d(g, dy.data, this.weight.data, null, dx);
     return new Tensor(x.shape, dx, x.layout);
   }

@@ -78,6 +78,8 @@ export class VAE extends Module {
     this.latentShape = latentShapeOf(c.latent);
     this.encoder.profileName = 'encoder';
     this.decoder.profileName = 'decoder';
+    // the layers' input gradients take turns in two buffers (headsBackward copies dh out of them)
+    this.shareGradientBuffers();
   }
 
   override get typeName(): string { return 'VAE'; }
