@@ -28,8 +28,9 @@ export function pngRgba(png: Uint8Array): { width: number; height: number; data:
     p += 12 + len;
   }
   if (!channels) throw new Error('pngRgba: no IHDR chunk');
-  const raw = inflateSync(idat.length === 1 ? idat[0] : Buffer.concat(idat));
   const stride = width * channels;
+  // one output buffer of the exact size (zlib's default 16 kB chunks would be concatenated: a copy)
+  const raw = inflateSync(idat.length === 1 ? idat[0] : Buffer.concat(idat), { chunkSize: Math.max(64 * 1024, (stride + 1) * height) });
   if (raw.length < (stride + 1) * height) throw new Error(`pngRgba: ${raw.length} bytes of image data, expected ${(stride + 1) * height}`);
   // unfilter in place: row y's bytes at (stride + 1) * y + 1, the row above just before them
   const n = channels;
@@ -53,12 +54,18 @@ export function pngRgba(png: Uint8Array): { width: number; height: number; data:
       }
     } else throw new Error(`pngRgba: unknown row filter ${f}`);
   }
-  const data = new Uint8ClampedArray(width * height * 4);
-  for (let y = 0; y < height; y++) {
-    const row = raw.subarray((stride + 1) * y + 1, (stride + 1) * (y + 1));
-    if (n === 4) { data.set(row, y * stride); continue; }
-    for (let x = 0, d = y * width * 4; x < width; x++, d += 4) {
-      data[d] = row[3 * x]; data[d + 1] = row[3 * x + 1]; data[d + 2] = row[3 * x + 2]; data[d + 3] = 255;
+  // the rows without their filter bytes, moved forward in place (RGBA), or spread into a new array (RGB)
+  let data: Uint8ClampedArray;
+  if (n === 4) {
+    for (let y = 0; y < height; y++) raw.copyWithin(y * stride, (stride + 1) * y + 1, (stride + 1) * (y + 1));
+    data = new Uint8ClampedArray(raw.buffer, raw.byteOffset, width * height * 4);
+  } else {
+    data = new Uint8ClampedArray(width * height * 4);
+    for (let y = 0; y < height; y++) {
+      const o = (stride + 1) * y + 1;
+      for (let x = 0, d = y * width * 4; x < width; x++, d += 4) {
+        data[d] = raw[o + 3 * x]; data[d + 1] = raw[o + 3 * x + 1]; data[d + 2] = raw[o + 3 * x + 2]; data[d + 3] = 255;
+      }
     }
   }
   return { width, height, data };
