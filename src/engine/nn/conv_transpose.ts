@@ -27,6 +27,8 @@ export class ConvTranspose2d extends Module {
   private x: Tensor | null = null;
   private g: ConvGeom | null = null;
 
+  protected override forgetForward(): void { this.x = null; this.g = null; }
+
   constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, opts: ConvTransposeOptions = {}) {
     super();
     this.stride = opts.stride ?? 1;

@@ -9,6 +9,8 @@ export class Linear extends Module {
   needsInputGrad = true;
   private x: Tensor | null = null;
 
+  protected override forgetForward(): void { this.x = null; }
+
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean; rng?: Rng } = {}) {
     super();
     const shape = [outFeatures, inFeatures];

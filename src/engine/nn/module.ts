@@ -218,15 +218,23 @@ export abstract class Module implements Plannable {
 
   /**
    * Returns every scratch buffer (layer outputs, gradients) of this module and its children to the
-   * backend; they are allocated again when next needed. Frees a trained model's training buffers.
+   * backend, and drops the tensors the last forward pass kept; they are allocated again when next
+   * needed. Frees a trained model's training buffers (a backward pass needs a forward pass first).
    */
   releaseScratch(): void {
     for (const [, m] of this.namedModules()) {
       for (const a of m._scratch.values()) m.backend.free(a);
       m._scratch.clear();
       m._grads?.release();
+      m.forgetForward();
     }
   }
+
+  /**
+   * Drops what the last forward pass kept for backward (its input and output tensors, views of
+   * scratch memory), so that released scratch is not still reachable from here (releaseScratch).
+   */
+  protected forgetForward(): void { /* a layer that keeps tensors drops them */ }
 
   /** The backend this module computes on. */
   get device(): Backend { return this.backend; }

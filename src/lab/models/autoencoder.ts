@@ -136,6 +136,8 @@ export class AutoEncoder extends Module {
 
   lastLatent: Tensor | null = null;
 
+  protected override forgetForward(): void { this.lastLatent = null; }
+
   /**
    * Backward from dL/d(reconstruction). `latentGrad`, when given, is added to dL/dz before the
    * encoder's backward pass (a loss term on the latent, like the study's latent map).

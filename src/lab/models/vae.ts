@@ -52,6 +52,8 @@ export class VAE extends Module {
   lastEps: Tensor | null = null;
   lastLatent: Tensor | null = null;
   private lastH: Tensor | null = null;
+
+  protected override forgetForward(): void { this.lastMu = this.lastLogvar = this.lastEps = this.lastLatent = this.lastH = null; }
   private sampled = false;
 
   /**
