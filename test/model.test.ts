@@ -58,6 +58,22 @@ for (const { name: bname, backend } of backends) {
         for (const [k, p] of model.namedParameters()) expectClose(p.grad, f32of(t, `grad.${k}`), `${file} grad.${k}`);
       });
 
+      it(`${file}: the layers' input gradients share two buffers, a second pass gives the same gradients, releaseScratch lets go of both`, () => {
+        const model = new AutoEncoder(cfg).to(backend);
+        model.loadStateDict(init);
+        forwardBackward(model);
+        const first = model.parameters().map((p) => p.grad.slice());
+        // the two largest input gradients, of the first and the second conv block (not one per layer)
+        expect(model.gradientBuffers!.size).toBe(N * 32 * 28 * 28 + N * 64 * 14 * 14);
+        forwardBackward(model);
+        model.parameters().forEach((p, i) => expect(p.grad, `parameter ${i}`).toEqual(first[i]));
+        // released: the buffers, and the tensors the forward pass kept (views of them) for backward
+        model.releaseScratch();
+        expect(model.gradientBuffers!.size).toBe(0);
+        expect(model.lastLatent).toBeNull();
+        expect(() => model.backward(new Tensor([N, 1, 28, 28], new Float32Array(N * 784)))).toThrow(/before forward/);
+      });
+
       if (!steps) continue;
       for (const opt of ['sgd', 'adam'] as const) {
         it(`${file}: every parameter and running statistic after one ${opt} step`, () => {

@@ -2,13 +2,16 @@ import { describe, expect, it } from 'vitest';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { createRequire } from 'node:module';
+import { deflateSync } from 'node:zlib';
 import {
   TAB10_RGB, boxGridPoints, cellRect, countGifFrames, drawCurves, drawImageGrid, drawScatter, encodeGif,
   formatTick, latentFigure, latentFigureSize, logTicks, lossFigure, lossFigureSize, lossRunFromMetrics, makeTransform, niceTicks,
   reconFigure, reconFigureSize, sampleFigure, sampleFigureSize, sheetFigure, sheetFigureSize, trainingFrame,
   trainingFrameSize, type GridLayout, type Transform,
 } from '../src/viz/index.js';
-import { decodePng, renderPng, renderRgba, writeFileAtomic } from '../src/viz/node.js';
+import { decodePng, renderPng, renderRgba, rgbaRenderer, writeFileAtomic } from '../src/viz/node.js';
+import { pngRgba } from '../src/viz/png-pixels.js';
 import { nearestIndex, PCA, project, symmetricEigen, umap2d } from '../src/lab/analysis/projection.js';
 import { Rng } from '../src/engine/rng.js';
 
@@ -227,6 +230,66 @@ describe('gif', () => {
     const frames = [renderRgba(64, 48, () => {}), renderRgba(64, 48, (ctx) => { ctx.fillStyle = '#000'; ctx.fillRect(0, 0, 10, 10); })];
     const img = await decodePng(encodeGif(frames, 64, 48)); // @napi-rs/canvas decodes GIF too
     expect([img.width, img.height]).toEqual([64, 48]);
+  });
+});
+
+describe('frame pixels through a PNG', () => {
+  /** A PNG of `rows` (each width * channels bytes), row y filtered with filters[y % filters.length]. */
+  function png(width: number, rows: Uint8Array[], channels: 3 | 4, filters: number[]): Uint8Array {
+    const stride = width * channels, raw = new Uint8Array((stride + 1) * rows.length);
+    rows.forEach((row, y) => {
+      const f = filters[y % filters.length], up = y > 0 ? rows[y - 1] : new Uint8Array(stride);
+      raw[(stride + 1) * y] = f;
+      for (let i = 0; i < stride; i++) {
+        const a = i >= channels ? row[i - channels] : 0, b = up[i], c = i >= channels ? up[i - channels] : 0;
+        const pa = Math.abs(b - c), pb = Math.abs(a - c), pc = Math.abs(a + b - 2 * c);
+        const pred = [0, a, b, (a + b) >> 1, pa <= pb && pa <= pc ? a : pb <= pc ? b : c][f];
+        raw[(stride + 1) * y + 1 + i] = (row[i] - pred) & 255;
+      }
+    });
+    const chunk = (type: string, body: Uint8Array): Buffer => {
+      const head = Buffer.alloc(8);
+      head.writeUInt32BE(body.length, 0);
+      head.write(type, 4, 'latin1');
+      return Buffer.concat([head, body, Buffer.alloc(4)]);   // the CRC is not read
+    };
+    const ihdr = Buffer.alloc(13);
+    ihdr.writeUInt32BE(width, 0); ihdr.writeUInt32BE(rows.length, 4);
+    ihdr[8] = 8; ihdr[9] = channels === 4 ? 6 : 2;
+    const z = deflateSync(raw);
+    return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), chunk('IHDR', ihdr),
+      chunk('IDAT', z.subarray(0, 10)), chunk('IDAT', z.subarray(10)), chunk('IEND', new Uint8Array(0))]);
+  }
+
+  it('decodes every row filter, RGBA and RGB, from several IDAT chunks', () => {
+    const r = new Rng(5), w = 7, h = 10;
+    for (const channels of [4, 3] as const) {
+      const rows = Array.from({ length: h }, () => Uint8Array.from({ length: w * channels }, () => Math.floor(r.uniform(0, 256))));
+      const got = pngRgba(png(w, rows, channels, [0, 1, 2, 3, 4]));
+      expect([got.width, got.height]).toEqual([w, h]);
+      const want = new Uint8ClampedArray(w * h * 4);
+      rows.forEach((row, y) => { for (let x = 0; x < w; x++) for (let k = 0; k < 4; k++) want[(y * w + x) * 4 + k] = k < channels ? row[x * channels + k] : 255; });
+      expect(got.data).toEqual(want);
+    }
+    expect(() => pngRgba(new Uint8Array([1, 2, 3]))).toThrow(/not a PNG/);
+  });
+
+  it("gives a frame's pixels exactly as Skia's own read-back does", () => {
+    const w = 300, h = 200;
+    const drawFn = (ctx: import('../src/viz/ctx.js').Ctx2D): void => {
+      for (let i = 0; i < 200; i++) {
+        ctx.fillStyle = `hsla(${(i * 37) % 360}, 70%, 50%, 0.4)`;
+        ctx.beginPath(); ctx.arc((i * 37) % w, (i * 91) % h, 2 + (i % 5), 0, 7); ctx.fill();
+      }
+      ctx.fillStyle = '#000'; ctx.font = '16px sans-serif'; ctx.fillText('step 50 · loss 0.123', 10, 20);
+    };
+    const { createCanvas } = createRequire(import.meta.url)('@napi-rs/canvas') as typeof import('@napi-rs/canvas');
+    const c = createCanvas(w, h), ctx = c.getContext('2d');
+    ctx.fillStyle = '#ffffff'; ctx.fillRect(0, 0, w, h);
+    drawFn(ctx as unknown as import('../src/viz/ctx.js').Ctx2D);
+    const render = rgbaRenderer(w, h);
+    render(() => {});   // the canvas is cleared between frames
+    expect(render(drawFn)).toEqual(ctx.getImageData(0, 0, w, h).data);
   });
 });
 

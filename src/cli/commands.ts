@@ -1,19 +1,33 @@
-/** The list of CLI commands; each module registers itself on the program. */
+/**
+ * The CLI commands; each module registers itself on the program. A run of one command loads only
+ * that command's module (`latentlab train` does not carry the web server, the study, ...: a few MB
+ * of a training run's peak); help, an unknown command or none load them all, in this order.
+ */
 import type { Command } from 'commander';
-import { register as registerData } from './data.js';
-import { register as registerTrain } from './train.js';
-import { register as registerEval } from './eval.js';
-import { register as registerSummary } from './summary.js';
-import { register as registerEncode } from './encode.js';
-import { register as registerPlot } from './plot.js';
-import { register as registerSample } from './sample.js';
-import { register as registerGenerate } from './generate.js';
-import { register as registerRecon } from './recon.js';
-import { register as registerGif } from './gif.js';
-import { register as registerStudy } from './study.js';
-import { register as registerServe } from './serve.js';
-import { register as registerDenoise } from './denoise.js';
 
 export type Register = (program: Command) => void;
 
-export const COMMANDS: Register[] = [registerTrain, registerEval, registerSummary, registerData, registerEncode, registerPlot, registerSample, registerGenerate, registerRecon, registerDenoise, registerGif, registerServe, registerStudy];
+type Loader = () => Promise<{ register: Register }>;
+
+export const COMMAND_MODULES: readonly (readonly [name: string, load: Loader])[] = [
+  ['train', () => import('./train.js')],
+  ['eval', () => import('./eval.js')],
+  ['summary', () => import('./summary.js')],
+  ['data', () => import('./data.js')],
+  ['encode', () => import('./encode.js')],
+  ['plot', () => import('./plot.js')],
+  ['sample', () => import('./sample.js')],
+  ['generate', () => import('./generate.js')],
+  ['recon', () => import('./recon.js')],
+  ['denoise', () => import('./denoise.js')],
+  ['gif', () => import('./gif.js')],
+  ['serve', () => import('./serve.js')],
+  ['study', () => import('./study.js')],
+];
+
+/** The commands to register for `argv` (node, script, args...): the one named first, else all of them. */
+export async function loadCommands(argv: readonly string[]): Promise<Register[]> {
+  const name = argv.slice(2).find((a) => !a.startsWith('-'));
+  const one = COMMAND_MODULES.filter(([n]) => n === name);
+  return (await Promise.all((one.length ? one : COMMAND_MODULES).map(([, load]) => load()))).map((m) => m.register);
+}

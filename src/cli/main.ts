@@ -3,8 +3,9 @@
  * The `latentlab` command: a thin layer over the library. Each command lives in its own file
  * under src/cli/ and exports `register(program)`.
  */
+import './young-gen.js';   // first: before the modules load and allocate
 import { Command, CommanderError } from 'commander';
-import { COMMANDS } from './commands.js';
+import { loadCommands } from './commands.js';
 import { VERSION } from '../version.js';
 
 export async function main(argv: string[]): Promise<number> {
@@ -13,7 +14,7 @@ export async function main(argv: string[]): Promise<number> {
     .version(VERSION)
     .showHelpAfterError(false)
     .exitOverride();
-  for (const register of COMMANDS) register(program);
+  for (const register of await loadCommands(argv)) register(program);
   try {
     await program.parseAsync(argv, { from: 'node' });
     return 0;

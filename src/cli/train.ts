@@ -10,8 +10,7 @@ import { train } from '../lab/train/train.js';
 import { SIGNAL_EXIT } from '../lab/train/signals.js';
 import { int, num, numList, oneOf } from './options.js';
 import { progress, type Progress } from './progress.js';
-import { renderRunPictures } from './pictures.js';
-import { collectGarbage } from './memory.js';
+import { releaseMemory } from './memory.js';
 import '../node-backends.js';
 
 /** Reads a --supervised value: a JSON file path, or empty for the study's map. */
@@ -147,8 +146,12 @@ async function trainInto(folder: RunFolder, config: Partial<TrainConfig>, o: Rec
   const wrote = [folder.file('model'), folder.file('metrics'), folder.file('latents')];
   // the pictures decode with the trained model, on its backend, without its training buffers
   result.model.releaseScratch();
-  collectGarbage();
-  if (o.pictures !== false) wrote.push(...await renderRunPictures(folder, result.model));
+  await releaseMemory();
+  if (o.pictures !== false) {
+    // loaded only now: the figures' modules (projections, the study's tables, ...) are not carried while training
+    const { renderRunPictures } = await import('./pictures.js');
+    wrote.push(...await renderRunPictures(folder, result.model));
+  }
   process.stdout.write(`test MSE ${result.testMse.toFixed(4)} on [-1, 1] after ${result.steps} steps; training throughput ${Math.round(result.samplesPerSec)} samples/s\n`);
   for (const f of wrote) process.stdout.write(`wrote ${f}\n`);
 }

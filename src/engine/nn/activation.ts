@@ -11,6 +11,8 @@ export abstract class Activation extends Module {
   private x: Tensor | null = null;
   private y: Tensor | null = null;
 
+  protected override forgetForward(): void { this.x = null; this.y = null; }
+
   forward(x: Tensor): Tensor {
     const y = this.scratch('y', x.size);
     this.backend.activation(this.act, x.size, x.data, y);

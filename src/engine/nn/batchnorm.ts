@@ -26,6 +26,8 @@ export class BatchNorm2d extends Module {
   readonly inPlaceGrad = true;
   private x: Tensor | null = null;
   private y: Tensor | null = null;
+
+  protected override forgetForward(): void { this.x = null; this.y = null; }
   private usedBatchStats = true;
   private act: Act = NO_ACT;
 

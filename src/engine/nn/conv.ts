@@ -19,6 +19,8 @@ export class Conv2d extends Module {
   private x: Tensor | null = null;
   private g: ConvGeom | null = null;
 
+  protected override forgetForward(): void { this.x = null; this.g = null; }
+
   constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, opts: ConvOptions = {}) {
     super();
     this.stride = opts.stride ?? 1;
@@ -64,7 +66,7 @@ export class Conv2d extends Module {
     accumulate(this.weight.grad, dw);
     if (this.bias && db) accumulate(this.bias.grad, db);
     if (!this.needsInputGrad) return EMPTY;
-    const dx = this.scratch('dx', g.N * g.C * g.H * g.W);
+    const dx = this.gradScratch(g.N * g.C * g.H * g.W, dy.data);
     this.backend.conv2dBackwardData(g, dy.data, this.weight.data, dx);
     return new Tensor(x.shape, dx, x.layout);
   }

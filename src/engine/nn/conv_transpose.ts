@@ -27,6 +27,8 @@ export class ConvTranspose2d extends Module {
   private x: Tensor | null = null;
   private g: ConvGeom | null = null;
 
+  protected override forgetForward(): void { this.x = null; this.g = null; }
+
   constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, opts: ConvTransposeOptions = {}) {
     super();
     this.stride = opts.stride ?? 1;
@@ -84,7 +86,7 @@ export class ConvTranspose2d extends Module {
       accumulate(this.bias.grad, db);
     }
     if (!this.needsInputGrad) return EMPTY;
-    const dx = this.scratch('dx', x.size);
+    const dx = this.gradScratch(x.size, dy.data);
     this.backend.conv2d(g, dy.data, this.weight.data, null, dx);
     return new Tensor(x.shape, dx, x.layout);
   }

@@ -9,6 +9,8 @@ export class Linear extends Module {
   needsInputGrad = true;
   private x: Tensor | null = null;
 
+  protected override forgetForward(): void { this.x = null; }
+
   constructor(readonly inFeatures: number, readonly outFeatures: number, opts: { bias?: boolean; rng?: Rng } = {}) {
     super();
     const shape = [outFeatures, inFeatures];
@@ -45,7 +47,7 @@ export class Linear extends Module {
     // db += 1^T dy (the column sums of dy)
     if (this.bias) this.backend.gemm(false, false, 1, O, N, 1, this.ones(N), dy.data, 1, this.bias.grad);
     if (!this.needsInputGrad) return EMPTY;
-    const dx = this.scratch('dx', N * I);
+    const dx = this.gradScratch(N * I, dy.data);
     this.backend.gemm(false, false, N, I, O, 1, dy.data, this.weight.data, 0, dx);
     return new Tensor(x.shape, dx);
   }

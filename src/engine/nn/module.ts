@@ -29,6 +29,45 @@ export interface LoadResult { missingKeys: string[]; unexpectedKeys: string[] }
 
 export type { BackwardOptions, ForwardOptions };
 
+/**
+ * Two buffers that the layers of one model take turns to write their input gradients (dx) into during
+ * a backward pass, instead of one buffer per layer. A layer's dx is read only by the layer before it,
+ * whose own dx goes into the other buffer (`take` never hands out the one holding dy), so two suffice:
+ * for the study's autoencoder 9.6 MB instead of 21 MB at batch 64. Set up by a model that knows the
+ * gradient its backward returns is not kept (shareGradientBuffers); a layer on its own keeps its own dx.
+ */
+export class GradientBuffers {
+  private readonly slots: ({ a: Float32Array; backend: Backend } | null)[] = [null, null];
+  private last = 1;
+
+  /** n floats from the buffer that does not hold `dy`. */
+  take(backend: Backend, n: number, dy: Float32Array): Float32Array {
+    const hit = (k: number): boolean => { const s = this.slots[k]; return !!s && s.a.buffer === dy.buffer && s.a.byteOffset < dy.byteOffset + dy.byteLength && dy.byteOffset < s.a.byteOffset + s.a.byteLength; };
+    const fits = (k: number): boolean => (this.slots[k]?.a.length ?? 0) >= n;
+    // the one without dy; when neither holds it, the one not handed out last, unless only the other is
+    // large enough (so the next pass starts where the last one did and neither grows again)
+    const other = 1 - this.last;
+    const k = hit(0) ? 1 : hit(1) ? 0 : !fits(other) && fits(this.last) ? this.last : other;
+    this.last = k;
+    let s = this.slots[k];
+    if (!s || s.backend !== backend || s.a.length < n) {
+      if (s) s.backend.free(s.a);
+      s = this.slots[k] = { a: backend.alloc(n), backend };
+    }
+    return s.a.length === n ? s.a : s.a.subarray(0, n);
+  }
+
+  /** Returns both buffers to their backend. */
+  release(): void {
+    for (const s of this.slots) s?.backend.free(s.a);
+    this.slots.fill(null);
+    this.last = 1;
+  }
+
+  /** Floats held (for tests and inspection). */
+  get size(): number { return this.slots.reduce((t, s) => t + (s ? s.a.length : 0), 0); }
+}
+
 export abstract class Module implements Plannable {
   training = true;
   protected backend: Backend = currentDefault;
@@ -36,6 +75,7 @@ export abstract class Module implements Plannable {
   private readonly _params: [string, Parameter][] = [];
   private readonly _buffers: [string, BufferEntry][] = [];
   private readonly _scratch = new Map<string, Float32Array>();
+  private _grads: GradientBuffers | null = null;
 
   // A layer may also declare what the planner (kernels/planner.ts, Plannable) reads when it runs inside a
   // Sequential: blockedInput, blockedOutput with outChannels, takesAct, fusableAct, inPlaceGrad; forward
@@ -102,6 +142,26 @@ export abstract class Module implements Plannable {
     return a.length === n ? a : a.subarray(0, n);
   }
 
+  /**
+   * The buffer a layer's input gradient (n floats) is written to: one of the model's shared
+   * GradientBuffers (not the one holding `dy`) when the model set them up, else this layer's own.
+   */
+  protected gradScratch(n: number, dy: Float32Array): Float32Array {
+    return this._grads ? this._grads.take(this.backend, n, dy) : this.scratch('dx', n);
+  }
+
+  /**
+   * Lets every layer of this module write its input gradient into two buffers shared by all of them
+   * (GradientBuffers). Only for a model whose backward does not keep the gradients its children return.
+   */
+  protected shareGradientBuffers(): void {
+    const g = new GradientBuffers();
+    for (const [, m] of this.namedModules()) m._grads = g;
+  }
+
+  /** The shared gradient buffers (null: each layer has its own). */
+  get gradientBuffers(): GradientBuffers | null { return this._grads; }
+
   namedChildren(): [string, Module][] { return [...this._children]; }
   children(): Module[] { return this._children.map(([, m]) => m); }
 
@@ -150,6 +210,7 @@ export abstract class Module implements Plannable {
       for (const [, b] of m._buffers) if (b.dtype === 'F32') b.data = move(b.data as Float32Array);
       for (const a of m._scratch.values()) old.free(a);
       m._scratch.clear();
+      m._grads?.release();
       m.backend = backend;
     }
     return this;
@@ -157,14 +218,23 @@ export abstract class Module implements Plannable {
 
   /**
    * Returns every scratch buffer (layer outputs, gradients) of this module and its children to the
-   * backend; they are allocated again when next needed. Frees a trained model's training buffers.
+   * backend, and drops the tensors the last forward pass kept; they are allocated again when next
+   * needed. Frees a trained model's training buffers (a backward pass needs a forward pass first).
    */
   releaseScratch(): void {
     for (const [, m] of this.namedModules()) {
       for (const a of m._scratch.values()) m.backend.free(a);
       m._scratch.clear();
+      m._grads?.release();
+      m.forgetForward();
     }
   }
+
+  /**
+   * Drops what the last forward pass kept for backward (its input and output tensors, views of
+   * scratch memory), so that released scratch is not still reachable from here (releaseScratch).
+   */
+  protected forgetForward(): void { /* a layer that keeps tensors drops them */ }
 
   /** The backend this module computes on. */
   get device(): Backend { return this.backend; }

@@ -119,6 +119,8 @@ export class AutoEncoder extends Module {
     this.decoder = this.registerModule('decoder', new Sequential(...dec));
     this.encoder.profileName = 'encoder';
     this.decoder.profileName = 'decoder';
+    // the layers' input gradients take turns in two buffers (backward copies dz out of them)
+    this.shareGradientBuffers();
   }
 
   override get typeName(): string { return 'AutoEncoder'; }
@@ -134,18 +136,20 @@ export class AutoEncoder extends Module {
 
   lastLatent: Tensor | null = null;
 
+  protected override forgetForward(): void { this.lastLatent = null; }
+
   /**
    * Backward from dL/d(reconstruction). `latentGrad`, when given, is added to dL/dz before the
    * encoder's backward pass (a loss term on the latent, like the study's latent map).
    */
   backward(dy: Tensor, latentGrad?: Float32Array): Tensor {
     const dz = this.decoder.backward(dy);
-    if (latentGrad) {
-      // dz is the decoder's own buffer: add into a copy-free view
-      const d = dz.data;
-      for (let i = 0; i < dz.size; i++) d[i] += latentGrad[i];
-    }
-    return this.encoder.backward(dz);
+    // dz lies in the shared gradient buffers, which the encoder's layers write next: a copy of its own
+    // (n * latentDim floats), with the latent term added
+    const g = this.scratch('dz', dz.size), d = dz.data;
+    if (latentGrad) for (let i = 0; i < dz.size; i++) g[i] = d[i] + latentGrad[i];
+    else g.set(d.subarray(0, dz.size));
+    return this.encoder.backward(new Tensor(dz.shape, g, dz.layout));
   }
 
   private withMode<T>(train: boolean, f: () => T): T {

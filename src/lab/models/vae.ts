@@ -52,6 +52,8 @@ export class VAE extends Module {
   lastEps: Tensor | null = null;
   lastLatent: Tensor | null = null;
   private lastH: Tensor | null = null;
+
+  protected override forgetForward(): void { this.lastMu = this.lastLogvar = this.lastEps = this.lastLatent = this.lastH = null; }
   private sampled = false;
 
   /**
@@ -78,6 +80,8 @@ export class VAE extends Module {
     this.latentShape = latentShapeOf(c.latent);
     this.encoder.profileName = 'encoder';
     this.decoder.profileName = 'decoder';
+    // the layers' input gradients take turns in two buffers (headsBackward copies dh out of them)
+    this.shareGradientBuffers();
   }
 
   override get typeName(): string { return 'VAE'; }

@@ -199,7 +199,11 @@ export class WasmBackend implements Backend {
 
   alloc(n: number): Float32Array {
     const off = this.rawAlloc(n * 4);
-    const a = new Float32Array(this.memory.buffer, off, n);
+    // the shared memory's buffer object may change without a grow here (seen under vitest): the
+    // one the array views is registered, so that owns() and free() know it
+    const buf = this.memory.buffer;
+    this.buffers.add(buf);
+    const a = new Float32Array(buf, off, n);
     a.fill(0);
     return a;
   }
