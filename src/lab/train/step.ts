@@ -188,21 +188,31 @@ export class TrainCore {
 
   /** The latents of the snapshot subset and a decoded grid (the live plane). */
   snapshot(loss: number): Snapshot {
-    const t = this.data.test, k = this.snapIdx.length, D = this.model.latentDim;
-    const x = new Float32Array(k * IMAGE_PIXELS);
-    for (let i = 0; i < k; i++) {
-      const src = this.snapIdx[i] * IMAGE_PIXELS;
-      for (let j = 0; j < IMAGE_PIXELS; j++) x[i * IMAGE_PIXELS + j] = toModel(t.images[src + j]);
+    const t = this.data.test, k = this.snapIdx.length, D = this.model.latentDim, B = this.config.batchSize;
+    const g = 8, first = Math.min(k, g * g);
+    // a batch of the subset at a time, uint8 -> float into one batch-sized buffer (2000 images as floats
+    // at once were 6 MB more at every snapshot)
+    const x = new Float32Array(Math.max(B, first) * IMAGE_PIXELS);
+    const fill = (i0: number, n: number): void => {
+      for (let i = 0; i < n; i++) {
+        const src = this.snapIdx[i0 + i] * IMAGE_PIXELS;
+        for (let j = 0; j < IMAGE_PIXELS; j++) x[i * IMAGE_PIXELS + j] = toModel(t.images[src + j]);
+      }
+    };
+    const z = new Float32Array(k * D);
+    for (let i0 = 0; i0 < k; i0 += B) {
+      const n = Math.min(B, k - i0);
+      fill(i0, n);
+      this.model.encode(x, n, B, z.subarray(i0 * D, (i0 + n) * D));
     }
-    const z = this.model.encode(x, k, this.config.batchSize);
     const labels = Uint8Array.from(this.snapIdx, (i) => t.labels[i]);
-    const g = 8;
     let grid: Float32Array, box: [number, number, number, number] | undefined;
     if (D === 2) {
       box = latentBox(z);
       grid = this.model.decode(gridPoints(box, g), g * g);
     } else {
-      grid = this.model.reconstruct(x.subarray(0, Math.min(k, g * g) * IMAGE_PIXELS), Math.min(k, g * g));
+      fill(0, first);
+      grid = this.model.reconstruct(x, first);
     }
     return { step: this.step, loss, z, dim: D, labels, grid, gridSize: g, box };
   }
