@@ -575,9 +575,8 @@ const DOT_MIN_CRS: i32 = 32;
 
 /** 8 outputs of one channel from the 9 taps' input vectors (two per tap: pixels ow..ow+3 and ow+4..ow+7). */
 @inline function store8(yr: usize, a: v128, b: v128, left: i32): void {
-  if (left >= 8) { v128.store(yr, a); v128.store(yr, b, 16); }
-  else if (left >= 4) { v128.store(yr, a); if (left > 4) storeLanes(yr + 16, b, left - 4, false); }
-  else storeLanes(yr, a, left, false);
+  store4(yr, a, left);
+  store4(yr + 16, b, left - 4);
 }
 
 /**
