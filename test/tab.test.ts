@@ -19,7 +19,7 @@ import { f32, loadSafetensors, saveSafetensors } from '../src/engine/state.js';
 import { loadModel } from '../src/lab/run/run.js';
 import { expectClose, f32of, MNIST_DIR, ROOT } from './helpers.js';
 import { need, pythonWithTorch } from './requirements.js';
-import { launchChromium, newPage } from './browser-helper.js';
+import { PHONE, launchChromium, newPage } from './browser-helper.js';
 
 const HAVE_CHROMIUM = need('chromium', 'tab.test');
 const SHOTS = path.join(ROOT, 'test-output', 'web');
@@ -224,7 +224,7 @@ describe.skipIf(!HAVE_CHROMIUM)('train in the tab (headless Chromium)', () => {
     });
     expect(ink).toBeGreaterThan(500); // coloured points
     await page.screenshot({ path: path.join(SHOTS, 'tab-reopened-1280x900.png'), fullPage: true });
-    await page.setViewportSize({ width: 390, height: 844 });
+    await page.setViewportSize(PHONE);
     await page.screenshot({ path: path.join(SHOTS, 'tab-390x844.png'), fullPage: true });
     const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
     expect(overflow).toBeLessThanOrEqual(0);

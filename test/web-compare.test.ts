@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import '../src/node-backends.js';
 import { knn } from '../src/lab/analysis/eval.js';
 import { loadDataset } from '../src/lab/data/datasets.js';
@@ -21,7 +21,7 @@ import { TAB10 } from '../src/viz/palette.js';
 import { startServer, type WebServer } from '../src/web/server.js';
 import { MNIST_DIR, ROOT } from './helpers.js';
 import { need } from './requirements.js';
-import { launchChromium, newPage } from './browser-helper.js';
+import { shootBothSizes, usePage } from './browser-helper.js';
 
 const HAVE = need('chromium', 'web-compare.test') && need('mnist', 'web-compare.test');
 const SHOTS = path.join(ROOT, 'test-output', 'web');
@@ -54,15 +54,8 @@ beforeAll(async () => {
 afterAll(async () => { await srv?.close(); });
 
 describe.skipIf(!HAVE)('compare runs (headless Chromium)', () => {
-  let browser: Browser;
   let page: Page;
-  const errors: string[] = [];
-
-  beforeAll(async () => {
-    browser = await launchChromium();
-    page = await newPage(browser, { viewport: { width: 1366, height: 900 } }, errors);
-  }, 120_000);
-  afterAll(async () => { await browser?.close(); });
+  const errors = usePage((_b, p) => { page = p; });
 
   const cell = (key: string, run: string) => page.locator(`#compare-table tr[data-key="${key}"] td[data-run="${run}"]`);
   const valueOf = async (key: string, run: string): Promise<unknown> => JSON.parse((await cell(key, run).getAttribute('data-value'))!);
@@ -140,12 +133,7 @@ describe.skipIf(!HAVE)('compare runs (headless Chromium)', () => {
       expect(hi).toBeGreaterThanOrEqual(max);
       expect(hi - lo).toBeLessThan(1.25 * (max - min));
     }
-    await page.screenshot({ path: path.join(SHOTS, 'compare-1366.png'), fullPage: true });
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.waitForTimeout(400);
-    await page.screenshot({ path: path.join(SHOTS, 'compare-390.png'), fullPage: true });
-    expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
-    await page.setViewportSize({ width: 1366, height: 900 });
+    expect(await shootBothSizes(page, SHOTS, 'compare', 400)).toBeLessThanOrEqual(0);
   }, 180_000);
 
   it('opening a run from the list ends the comparison', async () => {

@@ -19,7 +19,7 @@ import { progressText } from '../src/web/app/progress.js';
 import { startServer, type WebServer } from '../src/web/server.js';
 import { MNIST_DIR, ROOT } from './helpers.js';
 import { need } from './requirements.js';
-import { launchChromium } from './browser-helper.js';
+import { PHONE, usePage } from './browser-helper.js';
 
 const HAVE_CHROMIUM = need('chromium', 'web-live.test');
 const SHOTS = path.join(ROOT, 'test-output', 'web');
@@ -92,19 +92,8 @@ describe('server: broken run files (item 11)', () => {
 
 describe.skipIf(!HAVE_CHROMIUM)('browser (headless Chromium)', () => {
   let browser: Browser;
-  let desk: BrowserContext;
   let page: Page;
-  const errors: string[] = [];
-
-  beforeAll(async () => {
-    browser = await launchChromium();
-    desk = await browser.newContext({ viewport: { width: 1280, height: 800 } });
-    page = await desk.newPage();
-    page.on('pageerror', (e) => errors.push(e.message));
-    page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });
-  }, 120_000);
-
-  afterAll(async () => { await browser?.close(); });
+  const errors = usePage((b, p) => { browser = b; page = p; }, { viewport: { width: 1280, height: 800 } });
 
   async function open(p: Page, run: string): Promise<void> {
     await p.goto(`${srv.url}?run=${run}`);
@@ -341,7 +330,7 @@ describe.skipIf(!HAVE_CHROMIUM)('browser (headless Chromium)', () => {
     }
 
     beforeAll(async () => {
-      phone = await browser.newContext({ viewport: { width: 390, height: 844 }, hasTouch: true, isMobile: true, deviceScaleFactor: 2 });
+      phone = await browser.newContext({ viewport: PHONE, hasTouch: true, isMobile: true, deviceScaleFactor: 2 });
       p = await phone.newPage();
       p.on('pageerror', (e) => errors.push(e.message));
       cdp = await phone.newCDPSession(p);

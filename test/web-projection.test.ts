@@ -11,7 +11,7 @@ import { mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import '../src/node-backends.js';
 import { umap2d } from '../src/lab/analysis/projection.js';
 import { loadSafetensors } from '../src/engine/state.js';
@@ -22,7 +22,7 @@ import { toGrey } from '../src/viz/grid.js';
 import { startServer, type WebServer } from '../src/web/server.js';
 import { MNIST_DIR, ROOT } from './helpers.js';
 import { need } from './requirements.js';
-import { launchChromium, newPage } from './browser-helper.js';
+import { shootBothSizes, usePage } from './browser-helper.js';
 
 const HAVE = need('chromium', 'web-projection.test') && need('mnist', 'web-projection.test');
 const SHOTS = path.join(ROOT, 'test-output', 'web');
@@ -103,15 +103,8 @@ beforeAll(async () => {
 afterAll(async () => { await srv?.close(); });
 
 describe.skipIf(!HAVE)('latents of any size on the plane (headless Chromium)', () => {
-  let browser: Browser;
   let page: Page;
-  const errors: string[] = [];
-
-  beforeAll(async () => {
-    browser = await launchChromium();
-    page = await newPage(browser, { viewport: { width: 1366, height: 900 } }, errors);
-  }, 120_000);
-  afterAll(async () => { await browser?.close(); });
+  const errors = usePage((_b, p) => { page = p; });
 
   const coords = (): Promise<PlaneCoords> => page.evaluate(() => (self as unknown as { latentlabPlane: { coords: () => PlaneCoords } }).latentlabPlane.coords());
   const latentAt = (x: number, y: number): Promise<number[]> => page.evaluate(([a, b]) => (self as unknown as { latentlabPlane: { latentAt: (x: number, y: number) => number[] } }).latentlabPlane.latentAt(a, b), [x, y]);
@@ -187,12 +180,7 @@ describe.skipIf(!HAVE)('latents of any size on the plane (headless Chromium)', (
       const after = await decodedGreys();
       expect(maxAbsDiff(after, before)).toBeGreaterThan(10);
       expect(maxAbsDiff(after, nodeGreys(run, moved))).toBeLessThanOrEqual(2);
-      await page.screenshot({ path: path.join(SHOTS, `projection-pca-${name}.png`), fullPage: true });
-      await page.setViewportSize({ width: 390, height: 844 });
-      await page.waitForTimeout(300);
-      await page.screenshot({ path: path.join(SHOTS, `projection-pca-${name}-390.png`), fullPage: true });
-      expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
-      await page.setViewportSize({ width: 1366, height: 900 });
+      expect(await shootBothSizes(page, SHOTS, `projection-pca-${name}`)).toBeLessThanOrEqual(0);
     }, 180_000);
   }
 
@@ -277,12 +265,7 @@ describe.skipIf(!HAVE)('latents of any size on the plane (headless Chromium)', (
     expect(await page.isHidden('#grid')).toBe(true);
     expect(await page.textContent('#grid-caption')).toMatch(/^No grid on a UMAP plane: UMAP has no inverse/);
     await page.check('input[name="mode"][value="pan"]');
-    await page.screenshot({ path: path.join(SHOTS, 'projection-umap-1366.png'), fullPage: true });
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.waitForTimeout(300);
-    await page.screenshot({ path: path.join(SHOTS, 'projection-umap-390.png'), fullPage: true });
-    expect(await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
-    await page.setViewportSize({ width: 1366, height: 900 });
+    expect(await shootBothSizes(page, SHOTS, 'projection-umap')).toBeLessThanOrEqual(0);
 
     // back to PCA: the plane's inverse and the sliders return
     await page.check('input[name="projection"][value="pca"]');

@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { inflateSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import '../src/node-backends.js';
 import { loadDataset, type LoadedDataset } from '../src/lab/data/datasets.js';
 import { IMAGE_PIXELS, toByte } from '../src/lab/data/image.js';
@@ -23,7 +23,7 @@ import { train } from '../src/lab/train/train.js';
 import { startServer, type WebServer } from '../src/web/server.js';
 import { MNIST_DIR, ROOT } from './helpers.js';
 import { need } from './requirements.js';
-import { launchChromium, newPage } from './browser-helper.js';
+import { DESKTOP, usePage } from './browser-helper.js';
 
 const HAVE_CHROMIUM = need('chromium', 'web-views.test');
 const HAVE_MNIST = need('mnist', 'web-views.test');
@@ -124,14 +124,10 @@ describe.skipIf(!HAVE_MNIST)('the test images behind the latents, and VAE runs i
 });
 
 describe.skipIf(!HAVE_CHROMIUM || !HAVE_MNIST)('views in headless Chromium', () => {
-  let browser: Browser;
   let page: Page;
-  const errors: string[] = [];
   let plainLatents: Latents;
-
-  beforeAll(async () => {
-    browser = await launchChromium();
-    page = await newPage(browser, { viewport: { width: 1366, height: 900 }, acceptDownloads: true }, errors);
+  const errors = usePage(async (_b, p) => {
+    page = p;
     // the page's decode requests to the model worker, by the number of latents in each
     await page.addInitScript(() => {
       const w = window as unknown as { decodeCalls: number[] };
@@ -143,9 +139,7 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MNIST)('views in headless Chromium', () 
       } as typeof Worker.prototype.postMessage;
     });
     plainLatents = readLatents(path.join(runsDir, 'plain', 'latents.safetensors'));
-  }, 120_000);
-
-  afterAll(async () => { await browser?.close(); });
+  }, { acceptDownloads: true });
 
   async function open(query: string): Promise<void> {
     const run = new URLSearchParams(query).get('run')!;
@@ -347,6 +341,6 @@ describe.skipIf(!HAVE_CHROMIUM || !HAVE_MNIST)('views in headless Chromium', () 
       expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(w);
       await page.screenshot({ path: path.join(SHOTS, `layout-${run}-${w}x${h}.png`), fullPage: true });
     }
-    await page.setViewportSize({ width: 1366, height: 900 });
+    await page.setViewportSize(DESKTOP);
   }, 180_000);
 });

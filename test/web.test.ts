@@ -10,7 +10,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Browser, Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import '../src/node-backends.js';
 import { STUDY_LATENT_MAP } from '../src/lab/run/config.js';
 import { loadDataset, type LoadedDataset } from '../src/lab/data/datasets.js';
@@ -18,7 +18,7 @@ import { train } from '../src/lab/train/train.js';
 import { parseTrainRequest, startServer, type WebServer } from '../src/web/server.js';
 import { MNIST_DIR, ROOT } from './helpers.js';
 import { need } from './requirements.js';
-import { launchChromium, newPage } from './browser-helper.js';
+import { DESKTOP, usePage } from './browser-helper.js';
 
 const HAVE_CHROMIUM = need('chromium', 'web.test');
 const SHOTS = path.join(ROOT, 'test-output', 'web');
@@ -236,16 +236,8 @@ describe('server', () => {
 });
 
 describe.skipIf(!HAVE_CHROMIUM)('browser (headless Chromium)', () => {
-  let browser: Browser;
   let page: Page;
-  const errors: string[] = [];
-
-  beforeAll(async () => {
-    browser = await launchChromium();
-    page = await newPage(browser, { viewport: { width: 1366, height: 900 } }, errors);
-  }, 120_000);
-
-  afterAll(async () => { await browser?.close(); });
+  const errors = usePage((_b, p) => { page = p; });
 
   const pixels = (sel: string): Promise<number[]> => page.$eval(sel, (c) => {
     const cv = c as HTMLCanvasElement;
@@ -459,7 +451,7 @@ describe.skipIf(!HAVE_CHROMIUM)('browser (headless Chromium)', () => {
       expect(box.width).toBeGreaterThan(w * 0.4);
       await page.screenshot({ path: path.join(SHOTS, `layout-${w}x${h}.png`), fullPage: true });
     }
-    await page.setViewportSize({ width: 1366, height: 900 });
+    await page.setViewportSize(DESKTOP);
   }, 120_000);
 
   it('shows keyboard focus and no page errors', async () => {
