@@ -131,6 +131,25 @@ export abstract class Module implements Plannable {
     return this.scratch('ones', n).fill(1);
   }
 
+  /**
+   * Inference over n items in eval mode (the mode restored after), `batchSize` at a time: each batch of
+   * x (items of `itemShape`) is copied into backend memory under `key` and handed to `run` as a tensor
+   * [b, ...itemShape] with the index of its first item (a copy of what it needs must be taken there: the
+   * next batch overwrites the buffers).
+   */
+  evalBatches(key: string, x: Float32Array, n: number, itemShape: readonly number[], batchSize: number,
+                        run: (xb: Tensor, start: number, b: number) => void): void {
+    const per = itemShape.reduce((a, d) => a * d, 1), was = this.training;
+    this.train(false);
+    try {
+      for (let i = 0; i < n; i += batchSize) {
+        const b = Math.min(batchSize, n - i), xb = this.scratch(key, b * per);
+        xb.set(x.subarray(i * per, (i + b) * per));
+        run(new Tensor([b, ...itemShape], xb), i, b);
+      }
+    } finally { this.train(was); }
+  }
+
   /** A reusable array of n floats in backend memory, kept between calls under `key`. */
   protected scratch(key: string, n: number): Float32Array {
     let a = this._scratch.get(key);

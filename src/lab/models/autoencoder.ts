@@ -15,7 +15,7 @@ import {
   BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, LeakyReLU, Linear, Module, ReLU, Sequential, Tanh, Unflatten,
 } from '../../engine/nn/index.js';
 import type { Rng } from '../../engine/rng.js';
-import { IMAGE_PIXELS, batchShape } from '../data/image.js';
+import { IMAGE_PIXELS, IMAGE_SHAPE } from '../data/image.js';
 
 export type Variant = 'bn' | 'simple';
 export type LatentSpec = number | 'conv';
@@ -152,51 +152,35 @@ export class AutoEncoder extends Module {
     return this.encoder.backward(new Tensor(dz.shape, g, dz.layout));
   }
 
-  private withMode<T>(train: boolean, f: () => T): T {
-    const was = this.training;
-    this.train(train);
-    try { return f(); } finally { this.train(was); }
-  }
-
   /** Encodes n images (n*IMAGE_PIXELS floats in [-1,1], see data/image.ts) in eval mode; returns n*latentDim floats (a copy, or into `out`). */
   encode(x: Float32Array, n: number, batchSize = 64, out = new Float32Array(n * this.latentDim)): Float32Array {
     const D = this.latentDim;
     checkOut(out, n * D, 'encode');
-    this.withMode(false, () => {
-      for (let i = 0; i < n; i += batchSize) {
-        const b = Math.min(batchSize, n - i);
-        const xb = this.stage('x', x.subarray(i * IMAGE_PIXELS, (i + b) * IMAGE_PIXELS));
-        out.set(this.encoder.forward(new Tensor(batchShape(b), xb)).data.subarray(0, b * D), i * D);
-      }
-    });
+    this.evalBatches('x', x, n, IMAGE_SHAPE, batchSize, (xb, i, b) => out.set(this.encoder.forward(xb).data.subarray(0, b * D), i * D));
     return out;
   }
 
   /** Decodes n latents (n*latentDim floats) in eval mode; returns n*IMAGE_PIXELS floats in the output's range (a copy, or into `out`). */
   decode(z: Float32Array, n: number, batchSize = 64, out = new Float32Array(n * IMAGE_PIXELS)): Float32Array {
-    const D = this.latentDim;
-    checkOut(out, n * IMAGE_PIXELS, 'decode');
-    this.withMode(false, () => {
-      for (let i = 0; i < n; i += batchSize) {
-        const b = Math.min(batchSize, n - i);
-        const zb = this.stage('z', z.subarray(i * D, (i + b) * D));
-        out.set(this.decoder.forward(new Tensor([b, ...this.latentShape], zb)).data.subarray(0, b * IMAGE_PIXELS), i * IMAGE_PIXELS);
-      }
-    });
-    return out;
+    return decodeLatents(this, this.decoder, this.latentShape, z, n, batchSize, out);
   }
 
   /** Encodes then decodes n images; returns n*IMAGE_PIXELS floats (a copy). */
   reconstruct(x: Float32Array, n: number, batchSize = 64): Float32Array {
     return this.decode(this.encode(x, n, batchSize), n, batchSize);
   }
+}
 
-  /** Copies an input into backend memory. */
-  private stage(key: string, a: Float32Array): Float32Array {
-    const s = this.scratch(key, a.length);
-    s.set(a);
-    return s;
-  }
+/**
+ * The decode of both models (the autoencoder and the VAE): n latents (n*latentDim floats) through
+ * `decoder` in eval mode, batchSize at a time, into out (n*IMAGE_PIXELS floats).
+ */
+export function decodeLatents(m: Module, decoder: Module, latentShape: readonly number[],
+                              z: Float32Array, n: number, batchSize: number, out: Float32Array): Float32Array {
+  checkOut(out, n * IMAGE_PIXELS, 'decode');
+  m.evalBatches('zIn', z, n, latentShape, batchSize,
+    (zb, i, b) => out.set(decoder.forward(zb).data.subarray(0, b * IMAGE_PIXELS), i * IMAGE_PIXELS));
+  return out;
 }
 
 /** An `out` argument holds at least the floats a call writes (else one line saying so). */

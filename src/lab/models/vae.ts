@@ -23,9 +23,9 @@ import { Conv2d, Flatten, Linear, Module, Sequential } from '../../engine/nn/ind
 import type { Rng } from '../../engine/rng.js';
 import type { StateDict } from '../../engine/state.js';
 import {
-  checkModelConfig, checkOut, convBody, decoderLayers, DEFAULT_MODEL, latentShapeOf, type ModelConfig,
+  checkModelConfig, checkOut, convBody, decodeLatents, decoderLayers, DEFAULT_MODEL, latentShapeOf, type ModelConfig,
 } from './autoencoder.js';
-import { IMAGE_PIXELS, batchShape } from '../data/image.js';
+import { IMAGE_PIXELS, IMAGE_SHAPE } from '../data/image.js';
 
 /** A VAE's configuration: the autoencoder's, whose latent activation is always 'none' (linear heads). */
 export type VaeConfig = ModelConfig & { latentActivation: 'none' };
@@ -164,30 +164,13 @@ export class VAE extends Module {
     return this.encoder.backward(this.headsBackward(dz, dMu, dLogvar));
   }
 
-  private withMode<T>(train: boolean, f: () => T): T {
-    const was = this.training;
-    this.train(train);
-    try { return f(); } finally { this.train(was); }
-  }
-
-  /** Copies an input into backend memory. */
-  private stage(key: string, a: Float32Array): Float32Array {
-    const s = this.scratch(key, a.length);
-    s.set(a);
-    return s;
-  }
-
   /** The posterior's mean and log-variance of n images (n*784 floats in [-1,1]), eval mode; copies. */
   encodeStats(x: Float32Array, n: number, batchSize = 64): { mu: Float32Array; logvar: Float32Array } {
     const D = this.latentDim, mu = new Float32Array(n * D), logvar = new Float32Array(n * D);
-    this.withMode(false, () => {
-      for (let i = 0; i < n; i += batchSize) {
-        const b = Math.min(batchSize, n - i);
-        const xb = this.stage('x', x.subarray(i * IMAGE_PIXELS, (i + b) * IMAGE_PIXELS));
-        const r = this.heads(this.encoder.forward(new Tensor(batchShape(b), xb)));
-        mu.set(r.mu.data.subarray(0, b * D), i * D);
-        logvar.set(r.logvar.data.subarray(0, b * D), i * D);
-      }
+    this.evalBatches('x', x, n, IMAGE_SHAPE, batchSize, (xb, i, b) => {
+      const r = this.heads(this.encoder.forward(xb));
+      mu.set(r.mu.data.subarray(0, b * D), i * D);
+      logvar.set(r.logvar.data.subarray(0, b * D), i * D);
     });
     return { mu, logvar };
   }
@@ -203,16 +186,7 @@ export class VAE extends Module {
 
   /** Decodes n latents (n*latentDim floats) in eval mode; returns n*784 floats (a copy). */
   decode(z: Float32Array, n: number, batchSize = 64, out = new Float32Array(n * IMAGE_PIXELS)): Float32Array {
-    const D = this.latentDim;
-    checkOut(out, n * IMAGE_PIXELS, 'decode');
-    this.withMode(false, () => {
-      for (let i = 0; i < n; i += batchSize) {
-        const b = Math.min(batchSize, n - i);
-        const zb = this.stage('zIn', z.subarray(i * D, (i + b) * D));
-        out.set(this.decoder.forward(new Tensor([b, ...this.latentShape], zb)).data.subarray(0, b * IMAGE_PIXELS), i * IMAGE_PIXELS);
-      }
-    });
-    return out;
+    return decodeLatents(this, this.decoder, this.latentShape, z, n, batchSize, out);
   }
 
   /** Encodes (the mean) then decodes n images; returns n*784 floats (a copy). */
