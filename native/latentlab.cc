@@ -254,6 +254,107 @@ constexpr int kB = kChannelBlock;
 
 LL_INLINE long BIdx(long n, long cb, long CB, long HW) { return (n * CB + cb) * HW * kB; }
 
+// ------------------------------------------------------------------------------------------------
+// Small products (fewer than gemmSerialMacs multiply-adds, one thread): the Linear layers' shapes, where
+// one side is 1-8 wide (the latent) and oneDNN's sgemm spends more on packing than on arithmetic (the
+// model's eight products took 0.32 ms a step, 5-16 GFLOP/s). C (row-major, M x N, already scaled by
+// beta) += alpha * op(A) op(B), with a(m,k) = tA ? A[k*M+m] : A[m*K+k] and b(k,n) = tB ? B[n*K+k] : B[k*N+n].
+// Three forms, each reading its operands along contiguous rows (a small operand is transposed first):
+//   rows:  C[m,:] += alpha a(m,k) b(k,:)                  (N wide)
+//   cols:  C^T[n,:] += alpha b(k,n) a(:,k), then added    (M wide, A transposed in memory or small)
+//   dots:  C[m,n] += alpha <a(m,:), b(:,n)>               (both narrow, K long)
+// SmallFits says whether one fits without a large transpose (else the caller uses oneDNN).
+constexpr long kSmallTranspose = 1 << 16;  // the most floats a form may copy to get contiguous rows
+constexpr long kSmallTile = 512;          // columns of C (or C^T) summed into at a time: 2 KB
+
+// c[j] += s[0] b[j] + s[1] b[ld + j] + ... (r <= 4 rows of b at once: one load and store of c per r FMAs)
+LL_CLONES void axpyRows(float* c, const float* b, long ld, const float* s, int r, long n) {
+  const float s0 = s[0], s1 = r > 1 ? s[1] : 0.f, s2 = r > 2 ? s[2] : 0.f, s3 = r > 3 ? s[3] : 0.f;
+  const float *b0 = b, *b1 = b + (r > 1 ? ld : 0), *b2 = b + (r > 2 ? 2 * ld : 0), *b3 = b + (r > 3 ? 3 * ld : 0);
+  if (r == 4) {
+#pragma omp simd
+    for (long j = 0; j < n; j++) c[j] += (s0 * b0[j] + s1 * b1[j]) + (s2 * b2[j] + s3 * b3[j]);
+  } else {
+#pragma omp simd
+    for (long j = 0; j < n; j++) c[j] += (s0 * b0[j] + s1 * b1[j]) + s2 * b2[j];
+  }
+}
+typedef float V16 __attribute__((vector_size(64), aligned(4)));  // 16 floats, any alignment
+LL_CLONES float dotRow(const float* a, const float* b, long n) {
+  // four independent vector sums: one would wait on the FMA latency at every step
+  V16 s0 = {0}, s1 = {0}, s2 = {0}, s3 = {0};
+  long j = 0;
+  for (; j + 64 <= n; j += 64) {
+    s0 += *reinterpret_cast<const V16*>(a + j) * *reinterpret_cast<const V16*>(b + j);
+    s1 += *reinterpret_cast<const V16*>(a + j + 16) * *reinterpret_cast<const V16*>(b + j + 16);
+    s2 += *reinterpret_cast<const V16*>(a + j + 32) * *reinterpret_cast<const V16*>(b + j + 32);
+    s3 += *reinterpret_cast<const V16*>(a + j + 48) * *reinterpret_cast<const V16*>(b + j + 48);
+  }
+  V16 v = (s0 + s1) + (s2 + s3);
+  float s = 0.f;
+  for (int t = 0; t < 16; t++) s += v[t];
+  for (; j < n; j++) s += a[j] * b[j];
+  return s;
+}
+// dst (cols x rows) = src^T, src rows x cols, row-major
+void transposeInto(const float* src, long rows, long cols, std::vector<float>& dst) {
+  dst.resize(size_t(rows) * cols);
+  for (long r = 0; r < rows; r++)
+    for (long c = 0; c < cols; c++) dst[size_t(c) * rows + r] = src[r * cols + c];
+}
+
+enum class SmallForm { kNone, kRows, kCols, kDots };
+SmallForm SmallFormOf(bool tA, bool tB, long M, long N, long K) {
+  if (N >= 8 && (!tB || K * N <= kSmallTranspose)) return SmallForm::kRows;
+  if (M >= 8 && (tA || K * M <= kSmallTranspose)) return SmallForm::kCols;
+  if ((!tA || M * K <= kSmallTranspose) && (tB || K * N <= kSmallTranspose)) return SmallForm::kDots;
+  return SmallForm::kNone;
+}
+bool SmallFits(bool tA, bool tB, long M, long N, long K) { return SmallFormOf(tA, tB, M, N, K) != SmallForm::kNone; }
+
+void SmallGemm(bool tA, bool tB, long M, long N, long K, float alpha, const float* A, const float* B, float* C) {
+  thread_local std::vector<float> ta, tb, tc;
+  const SmallForm form = SmallFormOf(tA, tB, M, N, K);
+  if (form == SmallForm::kRows) {
+    const float* Bk = B;  // K x N
+    if (tB) { transposeInto(B, N, K, tb); Bk = tb.data(); }
+    // in column tiles that stay in L1 while every k adds to them
+    for (long n0 = 0; n0 < N; n0 += kSmallTile)
+      for (long m = 0; m < M; m++)
+        for (long k = 0; k < K; k += 4) {
+          float sc[4];
+          const int r = int(std::min(4L, K - k));
+          for (int i = 0; i < r; i++) sc[i] = alpha * (tA ? A[(k + i) * M + m] : A[m * K + k + i]);
+          axpyRows(C + m * N + n0, Bk + k * N + n0, N, sc, r, std::min(kSmallTile, N - n0));
+        }
+    return;
+  }
+  if (form == SmallForm::kCols) {
+    const float* Ak = A;  // K x M: row k is a(:,k)
+    if (!tA) { transposeInto(A, M, K, ta); Ak = ta.data(); }
+    tc.assign(size_t(N) * M, 0.f);
+    for (long m0 = 0; m0 < M; m0 += kSmallTile)
+      for (long n = 0; n < N; n++)
+        for (long k = 0; k < K; k += 4) {
+          float sc[4];
+          const int r = int(std::min(4L, K - k));
+          for (int i = 0; i < r; i++) sc[i] = alpha * (tB ? B[n * K + k + i] : B[(k + i) * N + n]);
+          axpyRows(tc.data() + n * M + m0, Ak + k * M + m0, M, sc, r, std::min(kSmallTile, M - m0));
+        }
+    for (long m = 0; m < M; m++)
+      for (long n = 0; n < N; n++) C[m * N + n] += tc[size_t(n) * M + m];
+    return;
+  }
+  if (form == SmallForm::kDots) {
+    const float* Am = A;  // M x K
+    const float* Bn = B;  // N x K
+    if (tA) { transposeInto(A, K, M, ta); Am = ta.data(); }
+    if (!tB) { transposeInto(B, K, N, tb); Bn = tb.data(); }
+    for (long m = 0; m < M; m++)
+      for (long n = 0; n < N; n++) C[m * N + n] += alpha * dotRow(Am + m * K, Bn + n * K, K);
+  }
+}
+
 // Per-lane sums of x over the HW pixels of one (n, cb) block: float partials per pixel run, then double.
 LL_CLONES void blkSum(const float* x, long HW, double* s) {
   float p[kB] = {0};
@@ -978,8 +1079,16 @@ class Context : public Napi::ObjectWrap<Context> {
         for (long i = 0; i < M * N; i++) C[i] *= beta;
       return env.Undefined();
     }
-    // small products (kernel table: gemmSerialMacs) run on the calling thread
-    UseThreads(double(M) * N * K < kGemmSerialMacs ? 1 : threads_);
+    // small products (kernel table: gemmSerialMacs) run on the calling thread, in our own loops when
+    // one of their forms fits (SmallGemm)
+    const bool small = double(M) * N * K < kGemmSerialMacs;
+    if (small && SmallFits(ta, tb, M, N, K)) {
+      if (beta != 0.f && beta != 1.f)
+        for (long i = 0; i < M * N; i++) C[i] *= beta;
+      SmallGemm(ta, tb, M, N, K, alpha, A, B, C);
+      return env.Undefined();
+    }
+    UseThreads(small ? 1 : threads_);
     dnnl_status_t st = dnnl_sgemm(ta ? 'T' : 'N', tb ? 'T' : 'N', M, N, K, alpha, A, ta ? M : K, B, tb ? K : N, beta,
                                   C, N);
     if (st != dnnl_success) throw Napi::Error::New(env, "oneDNN sgemm failed (status " + std::to_string(st) + ")");

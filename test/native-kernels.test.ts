@@ -228,6 +228,9 @@ suite('native backend: gemm', () => {
     const be = await createNativeBackend({ threads: 2 });
     const shapes: [number, number, number][] = [[1, 1, 1], [7, 5, 3], [33, 17, 65], [64, 64, 64], [8, 2, 3136],
       [8, 3136, 2], [3136, 2, 8], [2, 3136, 8], [100, 37, 129],
+      // the model's own (the addon's small-product forms: dots along K, rows of C, rows of C^T), and a
+      // small product that fits none of them (oneDNN on one thread)
+      [64, 2, 3136], [64, 3136, 2], [3136, 2, 64], [2, 3136, 64], [1, 3136, 64], [4, 4, 60000],
       // above the addon's serial threshold (1 << 20 multiply-adds): the multi-threaded path
       [256, 96, 129]];
     for (const [M, N, K] of shapes)
