@@ -60,6 +60,9 @@ const GEMM_SHAPES: [number, number, number][] = [
   [64, 32, 256], [2, 4, 12], [10, 36, 8],
   // at most 4 columns (the model's Linear(3136, 2) and Linear(2, 3136) and their gradients): the small-N path
   [64, 2, 300], [50, 2, 64], [13, 3, 37], [7, 1, 16], [6, 4, 33],
+  // at most 4 rows or a K of at most 4, 16 columns or more (Linear(2, 3136) forward, the bias and weight
+  // gradients): the rows path, 16 columns at a time and a tail
+  [2, 3136, 64], [1, 37, 64], [64, 50, 2], [3, 16, 5], [4, 100, 70], [20, 16, 4],
 ];
 
 const ACTS: Act[] = [
