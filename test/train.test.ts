@@ -12,6 +12,7 @@ import { loadSafetensors } from '../src/engine/state.js';
 import { train, TrainingError } from '../src/lab/train/train.js';
 import { loadDataset, type LoadedDataset } from '../src/lab/data/datasets.js';
 import { openRun } from '../src/lab/run/run.js';
+import { AutoEncoder } from '../src/lab/models/autoencoder.js';
 import { MNIST_DIR, ROOT } from './helpers.js';
 import { need } from './requirements.js';
 
@@ -52,6 +53,22 @@ describe('train()', () => {
     expect(run.testLatents.n).toBe(500);
     expect(run.testLatents.dim).toBe(2);
     expect([...tensorsOf(path.join(out, 'model.safetensors')).keys()]).toContain('encoder.10.weight');
+  });
+
+  it('a run that ends with an epoch evaluates the test set once: the epoch\'s test loss is the result\'s', async () => {
+    const out = tmp();
+    const small = { ...data, train: { ...data.train, n: 320 } };   // one epoch = 10 steps of 32
+    const proto = AutoEncoder.prototype, encode = proto.encode;
+    let encoded = 0;
+    proto.encode = function (this: AutoEncoder, ...a: Parameters<AutoEncoder['encode']>) { encoded += a[1]; return encode.apply(this, a); };
+    let r;
+    try {
+      r = await train({ ...quick, epochs: 1 }, { out, data: small, testLimit: 200, trainLatents: 100 });
+    } finally { proto.encode = encode; }
+    expect(r.steps).toBe(10);
+    expect(encoded).toBe(200 + 100);   // the test images once, then the train-latents subset
+    const lines = readFileSync(path.join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(lines.filter((l) => l.testLoss !== undefined).map((l) => l.testLoss)).toEqual([r.testMse]);
   });
 
   it('is reproducible from its seed, and another seed differs', async () => {

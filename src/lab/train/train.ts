@@ -162,10 +162,19 @@ export class Trainer {
     });
   }
 
-  /** Test MSE on [-1, 1] (eval mode) and the test latents, over the first `limit` test images. */
+  /**
+   * Test MSE on [-1, 1] (eval mode) and the test latents, over the first `limit` test images. The weights
+   * change only with a step, so the same step and limit give the last result again: a run that ends with
+   * an epoch evaluates once, not at the epoch's end and again at the run's (on wasm, seconds).
+   */
   evaluate(limit = this.opts.testLimit): { mse: number; z: Float32Array; labels: Uint8Array } {
-    return this.core.evaluate(limit);
+    const last = this.lastEval;
+    if (last && last.step === this.step && last.limit === limit) return last.result;
+    const result = this.core.evaluate(limit);
+    this.lastEval = { step: this.step, limit, result };
+    return result;
   }
+  private lastEval: { step: number; limit: number | undefined; result: ReturnType<TrainCore['evaluate']> } | null = null;
 
   snapshot(loss: number): Snapshot { return this.core.snapshot(loss); }
 
