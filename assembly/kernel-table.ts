@@ -11,6 +11,7 @@ export const OP_AFFINE: i32 = 7;
 export const OP_BN_BWD: i32 = 8;
 export const OP_ACT: i32 = 9;
 export const OP_ACT_BWD: i32 = 10;
+export const OP_CHANNEL_SUMS: i32 = 11;
 export const OP_EXIT: i32 = -1;
 
 // activation kinds
@@ -38,4 +39,4 @@ export const ERR_WORKER_FAILED: i32 = 1;
 export const ERR_SCRATCH_OVERFLOW: i32 = 2;
 
 export const MAX_PAGES: i32 = 32768;
-export const KERNEL_TABLE_HASH: u32 = 0x34b3f248;
+export const KERNEL_TABLE_HASH: u32 = 0xd979eb3f;

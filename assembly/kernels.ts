@@ -10,7 +10,7 @@
 
 import {
   ACT_LEAKY, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH, CTRL_ARG0, CTRL_ERROR, CTRL_NEXT, CTRL_OP, CTRL_SCRATCH_BASE,
-  CTRL_SCRATCH_STRIDE, CTRL_THREADS, ERR_SCRATCH_OVERFLOW, KERNEL_TABLE_HASH, OP_ACT, OP_ACT_BWD, OP_AFFINE,
+  CTRL_SCRATCH_STRIDE, CTRL_THREADS, ERR_SCRATCH_OVERFLOW, KERNEL_TABLE_HASH, OP_ACT, OP_ACT_BWD, OP_AFFINE, OP_CHANNEL_SUMS,
   OP_BN_BWD, OP_BN_TRAIN, OP_CONV_BWD_DATA, OP_CONV_BWD_WEIGHT, OP_CONV_FWD, OP_GEMM, OP_REDUCE_DW,
 } from './kernel-table';
 
@@ -1305,6 +1305,29 @@ function opBnBwd(ctrl: usize, tid: i32, nt: i32): void {
   }
 }
 
+/**
+ * out[c] = the sum of channel c of x [N, C, HW] (a ConvTranspose2d's bias gradient): the channels split
+ * between the threads, f32 vector partials along each image's plane, f64 across the images.
+ */
+function opChannelSums(ctrl: usize, tid: i32, nt: i32): void {
+  const N = ai(ctrl, 0), C = ai(ctrl, 1), HW = ai(ctrl, 2), x = ap(ctrl, 3), out = ap(ctrl, 4);
+  const c0 = rangeLo(C, nt, tid), c1 = rangeLo(C, nt, tid + 1);
+  for (let c = c0; c < c1; c++) {
+    let s: f64 = 0;
+    for (let n = 0; n < N; n++) {
+      const p = x + f4((n * C + c) * HW);
+      let a = f32x4.splat(0), b = a;
+      let i = 0;
+      for (; i + 8 <= HW; i += 8) { a = f32x4.add(a, v128.load(p + f4(i))); b = f32x4.add(b, v128.load(p + f4(i), 16)); }
+      for (; i + 4 <= HW; i += 4) a = f32x4.add(a, v128.load(p + f4(i)));
+      let t = hsum(f32x4.add(a, b));
+      for (; i < HW; i++) t += load<f32>(p + f4(i));
+      s += <f64>t;
+    }
+    store<f32>(out + f4(c), <f32>s);
+  }
+}
+
 // -------------------------------------------------------------------------------------------- dispatch
 
 /** This thread's control block and the end of its scratch (globals are per instance, so per thread). */
@@ -1374,6 +1397,7 @@ export function run(ctrl: usize, tid: i32): void {
     case OP_BN_BWD: opBnBwd(ctrl, tid, nt); break;
     case OP_ACT: opAct(ctrl, tid, nt); break;
     case OP_ACT_BWD: opActBwd(ctrl, tid, nt); break;
+    case OP_CHANNEL_SUMS: opChannelSums(ctrl, tid, nt); break;
     default: break;
   }
 }

@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Act, Backend, ConvGeom } from '../src/engine/kernels/index.js';
 import { convOutSize } from '../src/engine/kernels/index.js';
 import { ReferenceBackend } from '../src/engine/kernels/reference.js';
+import { channelSums } from '../src/engine/kernels/composite.js';
 import type { WasmBackend } from '../src/engine/kernels/wasm/backend.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -206,6 +207,19 @@ for (const cfg of [
             expectClose(af, afW, `channelAffine ${tag}`);
             if (inMem) for (const a of [x, g, be, y, m, is, dy, dx, dg, db, yr, mr, ir, af]) b.free(a);
           }
+      });
+
+      it(`channelSums: the per-channel sums of composite.ts's loop, over every plane size's tail (${where})`, () => {
+        let seed = 700;
+        for (const [N, C, HW] of [[1, 1, 1], [3, 5, 7], [2, 3, 12], [64, 32, 784], [64, 1, 784], [5, 64, 49]] as const) {
+          const xs = rand(N * C * HW, seed++, 2), want = new Float32Array(C);
+          channelSums(ref, N, C, HW, xs, want);
+          const x = put(b, xs, inMem), out = put(b, new Float32Array(C).fill(NaN), inMem);
+          b.channelSums!(N, C, HW, x, out);
+          expectClose(out, want, `channelSums [${N},${C},${HW}]`);
+          if (inMem) { b.free(x); b.free(out); }
+        }
+        expect(() => b.channelSums!(1, 16, 1, new Float32Array(16), new Float32Array(16), 'blocked')).toThrow(/no blocked layout/);
       });
 
       it(`activation and its backward, in place too (${where})`, () => {

@@ -53,7 +53,7 @@ export interface Backend {
   readonly channelBlock?: number;
   /** Copies an activation [N, C, HW] from one layout into the other (src and dst distinct). */
   reorderLayout?(N: number, C: number, HW: number, src: Float32Array, dst: Float32Array, to: Layout): void;
-  /** out[c] = sum of channel c of x [N, C, HW] (overwritten). */
+  /** out[c] = sum of channel c of x [N, C, HW] (overwritten). Optional (composite.ts has a loop for the others). */
   channelSums?(N: number, C: number, HW: number, x: Float32Array, out: Float32Array, layout?: Layout): void;
 
   /** A zero-filled float32 array of n elements in this backend's memory. */

@@ -388,6 +388,14 @@ export class WasmBackend implements Backend {
     this.exec(OP.bnBwd, this.nt(n, C));
   }
 
+  channelSums(N: number, C: number, HW: number, x: Float32Array, out: Float32Array, layout?: Layout): void {
+    if (layout === 'blocked') throw new Error('the wasm backend has no blocked layout');
+    const n = N * C * HW;
+    this.setI(0, N); this.setI(1, C); this.setI(2, HW);
+    this.setI(3, this.in(x, n)); this.setI(4, this.out(out, C));
+    this.exec(OP.channelSums, this.nt(n, C));
+  }
+
   activation(act: Act, n: number, x: Float32Array, y: Float32Array): void {
     this.setI(0, ACT_CODE[act.kind]); this.setF(1, act.slope); this.setI(2, n);
     this.setI(3, this.in(x, n)); this.setI(4, this.out(y, n));
