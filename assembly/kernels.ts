@@ -1314,16 +1314,7 @@ function opChannelSums(ctrl: usize, tid: i32, nt: i32): void {
   const c0 = rangeLo(C, nt, tid), c1 = rangeLo(C, nt, tid + 1);
   for (let c = c0; c < c1; c++) {
     let s: f64 = 0;
-    for (let n = 0; n < N; n++) {
-      const p = x + f4((n * C + c) * HW);
-      let a = f32x4.splat(0), b = a;
-      let i = 0;
-      for (; i + 8 <= HW; i += 8) { a = f32x4.add(a, v128.load(p + f4(i))); b = f32x4.add(b, v128.load(p + f4(i), 16)); }
-      for (; i + 4 <= HW; i += 4) a = f32x4.add(a, v128.load(p + f4(i)));
-      let t = hsum(f32x4.add(a, b));
-      for (; i < HW; i++) t += load<f32>(p + f4(i));
-      s += <f64>t;
-    }
+    for (let n = 0; n < N; n++) s += <f64>sumF(x + f4((n * C + c) * HW), HW);
     store<f32>(out + f4(c), <f32>s);
   }
 }
