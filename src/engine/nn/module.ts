@@ -138,7 +138,7 @@ export abstract class Module implements Plannable {
    * next batch overwrites the buffers).
    */
   evalBatches(key: string, x: Float32Array, n: number, itemShape: readonly number[], batchSize: number,
-                        run: (xb: Tensor, start: number, b: number) => void): void {
+              run: (xb: Tensor, start: number, b: number) => void): void {
     const per = itemShape.reduce((a, d) => a * d, 1), was = this.training;
     this.train(false);
     try {
