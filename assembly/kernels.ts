@@ -1093,19 +1093,39 @@ function sumF(p: usize, n: i32): f32 {
   return v128.bitselect(series, signed, f32x4.lt(a, f32x4.splat(0.004)));
 }
 
-/** y[i] = act(x[i] * a + b) for i < n (a=1, b=0 for a plain activation). */
-function affineAct(x: usize, y: usize, n: i32, a: f32, b: f32, kind: i32, slope: f32): void {
-  const va = f32x4.splat(a), vb = f32x4.splat(b), vs = f32x4.splat(slope), z = f32x4.splat(0);
+/** act(v) on 4 lanes; `kind` is a constant where this is inlined, so the branches fold away. */
+@inline function actV(kind: i32, v: v128, vs: v128): v128 {
+  if (kind == ACT_NONE) return v;
+  if (kind == ACT_RELU) return f32x4.pmax(f32x4.splat(0), v);
+  if (kind == ACT_LEAKY) return v128.bitselect(v, f32x4.mul(v, vs), f32x4.gt(v, f32x4.splat(0)));
+  if (kind == ACT_TANH) return tanhV(v);
+  return sigmoidV(v);
+}
+
+/** affineAct's loop for one activation (a constant where it is inlined): 8 lanes a step, then 4, then 1. */
+@inline function affineActK(x: usize, y: usize, n: i32, a: f32, b: f32, kind: i32, slope: f32): void {
+  const va = f32x4.splat(a), vb = f32x4.splat(b), vs = f32x4.splat(slope);
   let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    let v = fma(v128.load(x + f4(i)), va, vb);
-    if (kind == ACT_RELU) v = f32x4.pmax(z, v);
-    else if (kind == ACT_LEAKY) v = v128.bitselect(v, f32x4.mul(v, vs), f32x4.gt(v, z));
-    else if (kind == ACT_SIGMOID) v = sigmoidV(v);
-    else if (kind == ACT_TANH) v = tanhV(v);
-    v128.store(y + f4(i), v);
+  for (; i + 8 <= n; i += 8) {
+    const o = f4(i);
+    const u = actV(kind, fma(v128.load(x + o), va, vb), vs), v = actV(kind, fma(v128.load(x + o, 16), va, vb), vs);
+    v128.store(y + o, u);
+    v128.store(y + o, v, 16);
   }
+  for (; i + 4 <= n; i += 4) v128.store(y + f4(i), actV(kind, fma(v128.load(x + f4(i)), va, vb), vs));
   for (; i < n; i++) store<f32>(y + f4(i), actScalar(kind, load<f32>(x + f4(i)) * a + b, slope));
+}
+
+/**
+ * y[i] = act(x[i] * a + b) for i < n (a=1, b=0 for a plain activation). One loop per activation: a
+ * test of `kind` inside the loop cost about as much as the arithmetic.
+ */
+function affineAct(x: usize, y: usize, n: i32, a: f32, b: f32, kind: i32, slope: f32): void {
+  if (kind == ACT_LEAKY) affineActK(x, y, n, a, b, ACT_LEAKY, slope);
+  else if (kind == ACT_RELU) affineActK(x, y, n, a, b, ACT_RELU, slope);
+  else if (kind == ACT_NONE) affineActK(x, y, n, a, b, ACT_NONE, slope);
+  else if (kind == ACT_TANH) affineActK(x, y, n, a, b, ACT_TANH, slope);
+  else affineActK(x, y, n, a, b, ACT_SIGMOID, slope);
 }
 
 /** The gradient before the activation, from its output y. */
@@ -1239,10 +1259,24 @@ function opAffine(ctrl: usize, tid: i32, nt: i32): void {
 }
 
 function opBnBwd(ctrl: usize, tid: i32, nt: i32): void {
+  const kind = ai(ctrl, 9), bx = ap(ctrl, 14) != 0 && kind <= ACT_LEAKY;
+  // one copy of the loops per activation and mask source: tests inside them cost as much as the arithmetic
+  if (bx) {
+    if (kind == ACT_LEAKY) bnBwdK(ctrl, tid, nt, ACT_LEAKY, true);
+    else if (kind == ACT_RELU) bnBwdK(ctrl, tid, nt, ACT_RELU, true);
+    else bnBwdK(ctrl, tid, nt, ACT_NONE, true);
+  } else if (kind == ACT_LEAKY) bnBwdK(ctrl, tid, nt, ACT_LEAKY, false);
+  else if (kind == ACT_RELU) bnBwdK(ctrl, tid, nt, ACT_RELU, false);
+  else if (kind == ACT_NONE) bnBwdK(ctrl, tid, nt, ACT_NONE, false);
+  else if (kind == ACT_TANH) bnBwdK(ctrl, tid, nt, ACT_TANH, false);
+  else bnBwdK(ctrl, tid, nt, ACT_SIGMOID, false);
+}
+
+/** opBnBwd for one activation and mask source (constants where this is inlined). */
+@inline function bnBwdK(ctrl: usize, tid: i32, nt: i32, kind: i32, bx: bool): void {
   const N = ai(ctrl, 0), C = ai(ctrl, 1), HW = ai(ctrl, 2), x = ap(ctrl, 3), y = ap(ctrl, 4), dy = ap(ctrl, 5);
-  const gamma = ap(ctrl, 6), mean = ap(ctrl, 7), invstd = ap(ctrl, 8), kind = ai(ctrl, 9), slope = af(ctrl, 10);
+  const gamma = ap(ctrl, 6), mean = ap(ctrl, 7), invstd = ap(ctrl, 8), slope = af(ctrl, 10);
   const dx = ap(ctrl, 11), dgamma = ap(ctrl, 12), dbeta = ap(ctrl, 13), beta = ap(ctrl, 14);
-  const bx = beta != 0 && kind <= ACT_LEAKY;
   const c0 = rangeLo(C, nt, tid), c1 = rangeLo(C, nt, tid + 1);
   const vs = f32x4.splat(slope);
   const M = <f64>N * <f64>HW;
@@ -1290,6 +1324,14 @@ function opBnBwd(ctrl: usize, tid: i32, nt: i32): void {
     for (let n = 0; n < N; n++) {
       const o = f4((n * C + c) * HW);
       let i = 0;
+      for (; i + 8 <= HW; i += 8) {
+        const q = o + f4(i);
+        const g = bnGrad(kind, bx, x + q, y + q, dy + q, va, vb, vs);
+        const h = bnGrad(kind, bx, x + q + 16, y + q + 16, dy + q + 16, va, vb, vs);
+        const d = f32x4.sub(v128.load(x + q), vmu), e = f32x4.sub(v128.load(x + q, 16), vmu);
+        v128.store(dx + q, f32x4.sub(f32x4.sub(f32x4.mul(v1, g), v0), f32x4.mul(d, v2)));
+        v128.store(dx + q, f32x4.sub(f32x4.sub(f32x4.mul(v1, h), v0), f32x4.mul(e, v2)), 16);
+      }
       for (; i + 4 <= HW; i += 4) {
         const q = o + f4(i);
         const g = bnGrad(kind, bx, x + q, y + q, dy + q, va, vb, vs);
