@@ -11,13 +11,18 @@ import {
   BatchNorm2d, Conv2d, ConvTranspose2d, Flatten, LeakyReLU, Linear, Module, Sequential, Sigmoid, Tanh, Unflatten,
 } from '../src/engine/nn/index.js';
 import { Tensor } from '../src/engine/tensor.js';
+import { Rng } from '../src/engine/rng.js';
+import { parityBackends } from './helpers.js';
+
+const backends = await parityBackends();
 
 /** A backend that only claims the blocked layout (planChain reads nothing else). */
 const blockedBackend = Object.assign(new ReferenceBackend(), { channelBlock: 16 }) as Backend;
 
 function describeSteps(steps: Step[]): string[] {
   return steps.map((s) => (s.kind === 'reorder' ? `reorder->${s.to}` :
-    `${s.index}${s.fused ? '+' : ''}${s.opts?.layout === 'blocked' ? ' blocked' : ''}${s.opts?.act ? ` act=${s.opts.act.kind}` : ''}`));
+    `${s.index}${s.fused ? '+' : ''}${s.opts?.layout === 'blocked' ? ' blocked' : ''}${s.opts?.act ? ` act=${s.opts.act.kind}` : ''}` +
+    `${s.opts?.skipBias ? ' skipBias' : ''}${s.opts?.inputBias ? ' inputBias' : ''}`));
 }
 
 describe('planner', () => {
@@ -70,5 +75,63 @@ describe('planner', () => {
     const y = s.forward(new Tensor([2, 2, 1, 1], Float32Array.from([1, 2, 3, 5])));
     s.backward(new Tensor(y.shape, new Float32Array(4).fill(1)));
     expect(calls).toEqual([0, 0]);
+  });
+
+  it('folds a ConvTranspose2d bias into the batch-norm after it, only in training and only with a bias', () => {
+    const chain = (bias = true): Module[] => [new ConvTranspose2d(4, 16, 3, { bias }), new BatchNorm2d(16), new LeakyReLU(), new ConvTranspose2d(16, 1, 3), new Tanh()];
+    const layers = chain();
+    const plan = planChain(layers, new ReferenceBackend(), { fuse: true, blocked: true });
+    expect(describeSteps(plan.steps)).toEqual(['0 skipBias', '1+ act=leaky inputBias', '3', '4']);
+    const step1 = plan.steps[1];
+    expect(step1.kind === 'layer' && step1.opts?.inputBias).toBe((layers[0] as ConvTranspose2d).bias!.data);
+    expect(describeSteps(planChain(chain(false), new ReferenceBackend(), { fuse: true, blocked: true }).steps)).toEqual(['0', '1+ act=leaky', '3', '4']);
+    expect(describeSteps(planChain(chain(), new ReferenceBackend(), { fuse: false, blocked: true }).steps)).toEqual(['0', '1', '2', '3', '4']);
+    const inEval = chain();
+    for (const m of inEval) m.eval();
+    expect(describeSteps(planChain(inEval, new ReferenceBackend(), { fuse: true, blocked: true }).steps)).toEqual(['0', '1+ act=leaky', '3', '4']);
+  });
+
+  for (const { name, backend } of backends) it(`gives the same output, gradients and running statistics with the bias folded, without its two passes (${name})`, () => {
+    const build = (): Sequential => {
+      const r = new Rng(7);
+      return new Sequential(new ConvTranspose2d(3, 16, 3, { stride: 2, padding: 1, outputPadding: 1, rng: r }), new BatchNorm2d(16), new LeakyReLU()).to(backend);
+    };
+    const rng = new Rng(3);
+    const x = new Tensor([4, 3, 5, 5], Float32Array.from({ length: 4 * 3 * 25 }, () => rng.normal()));
+    const dy = Float32Array.from({ length: 4 * 16 * 10 * 10 }, () => rng.normal());
+    const run = (fuse: boolean) => {
+      const s = build();
+      s.fuse = fuse;
+      const conv = s.at(0) as ConvTranspose2d, bn = s.at(1) as BatchNorm2d;
+      // a bias far from zero, so that leaving it out would show in the running mean
+      conv.bias!.data.forEach((_, c, b) => { b[c] = c - 8; });
+      // the bias add is the backend's channelAffine (the bias gradient's sum is a kernel only on some backends)
+      const calls = { channelAffine: 0 };
+      const be = backend as unknown as Record<string, (...a: unknown[]) => unknown>;
+      const orig = be.channelAffine;
+      be.channelAffine = (...a: unknown[]) => { calls.channelAffine++; return orig.apply(backend, a); };
+      let y: Float32Array, dx: Float32Array;
+      try {
+        y = s.forward(x).data.slice();
+        dx = s.backward(new Tensor([4, 16, 10, 10], dy.slice())).data.slice();
+      } finally { be.channelAffine = orig; }
+      return { y, dx, calls, dw: conv.weight.grad.slice(), db: conv.bias!.grad.slice(), dg: bn.weight.grad.slice(),
+               dbeta: bn.bias.grad.slice(), rm: bn.runningMean.data.slice(), rv: bn.runningVar.data.slice() };
+    };
+    const folded = run(true), plain = run(false);
+    expect(plain.calls).toEqual({ channelAffine: 1 });
+    expect(folded.calls).toEqual({ channelAffine: 0 });
+    for (const k of ['y', 'dx', 'dw', 'dg', 'dbeta', 'rm', 'rv'] as const) {
+      const a = folded[k], b = plain[k];
+      const scale = Math.max(...Array.from(b, Math.abs));
+      expect(scale, k).toBeGreaterThan(0);
+      for (let i = 0; i < a.length; i++) expect(Math.abs(Number(a[i]) - Number(b[i])), `${k}[${i}]`).toBeLessThanOrEqual(1e-5 * scale);
+    }
+    // the running mean holds the bias: momentum 0.1 of a mean near c - 8
+    expect(folded.rm[0]).toBeLessThan(-0.5);
+    // the bias gradient is exactly zero folded, rounding noise unfolded (next to dgamma's size)
+    expect(Array.from(folded.db)).toEqual(new Array(16).fill(0));
+    const gScale = Math.max(...Array.from(plain.dg, Math.abs));
+    for (const v of plain.db) expect(Math.abs(v)).toBeLessThan(1e-4 * gScale);
   });
 });

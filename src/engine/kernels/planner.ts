@@ -13,6 +13,12 @@
  *   after a layer whose blocked output is a conversion (`blockedOutput: 'convert'`), and at the end; a
  *   layer that writes blocked output itself (`blockedOutput: 'native'`) is asked to by `ForwardOptions`.
  *
+ * - bias folding: a layer that adds a per-channel bias (`foldableBias`: ConvTranspose2d) directly followed
+ *   by a batch-norm in training mode (`takesInputBias`) leaves the bias out (`skipBias`) and the batch-norm
+ *   accounts for it (`inputBias`: its running mean includes it). The batch's mean absorbs any per-channel
+ *   constant, so the output is the same and the bias's gradient is exactly zero: one pass less over the
+ *   activation forward (the bias add) and backward (the bias gradient's sum).
+ *
  * The chain's input and output are NCHW. A container runs the steps in order (a reorder step with
  * `reorderTo`), and backward in reverse, where a reorder step converts the gradient back (`from`) and
  * element-wise layers may write their input gradient over the gradient they are handed unless it is the
@@ -27,6 +33,10 @@ export interface ForwardOptions {
   layout?: Layout;
   /** An activation to apply to the output (layers with `takesAct`); default none. */
   act?: Act;
+  /** Leave the per-channel bias out of the output (layers with `foldableBias`): the next layer accounts for it. */
+  skipBias?: boolean;
+  /** A per-channel bias the previous layer left out (layers with `takesInputBias`): the result is as if it were in the input. */
+  inputBias?: Float32Array;
 }
 
 /** What a layer's backward may be told, besides dy. */
@@ -59,6 +69,12 @@ export interface Plannable {
   readonly fusableAct?: Act | null;
   /** Whether backward takes BackwardOptions (element-wise layers that may write dx over dy). */
   readonly inPlaceGrad?: boolean;
+  /** The per-channel bias this layer adds last and can leave to the next layer (ForwardOptions.skipBias). */
+  readonly foldableBias?: Float32Array | null;
+  /** Whether forward takes ForwardOptions.inputBias (a batch-norm: only its running mean depends on it in training). */
+  readonly takesInputBias?: boolean;
+  /** Training mode (Module.training): the bias is folded only into a batch-norm that uses the batch's statistics. */
+  readonly training?: boolean;
 }
 
 /** One step of a plan: a reorder of the activation, or a layer (with what its forward is asked). */
@@ -87,6 +103,7 @@ export function planChain(layers: readonly Plannable[], backend: Backend, opts: 
   const steps: Step[] = [];
   const layouts: Layout[] = [];
   let cur: Layout = 'nchw';
+  let folded: Float32Array | null = null;  // the bias the previous layer left to this one
   const reorder = (to: Layout): void => {
     if (cur !== to) steps.push({ kind: 'reorder', from: cur, to });
     cur = to;
@@ -98,8 +115,14 @@ export function planChain(layers: readonly Plannable[], backend: Backend, opts: 
     const o: ForwardOptions = {};
     if (m.blockedOutput === 'native' && outLayout[i] === 'blocked') o.layout = 'blocked';
     if (fuse) o.act = next.fusableAct!;
+    if (folded) o.inputBias = folded;
+    folded = null;
+    if (opts.fuse && m.foldableBias && next?.takesInputBias === true && next.training === true) {
+      o.skipBias = true;
+      folded = m.foldableBias;
+    }
     // options only for a layer that declared them (a custom module's forward may take something else)
-    const asked = m.blockedOutput === 'native' || m.takesAct === true;
+    const asked = m.blockedOutput === 'native' || m.takesAct === true || o.skipBias === true || o.inputBias !== undefined;
     steps.push({ kind: 'layer', index: i, layer: m, opts: asked ? o : undefined, fused: fuse ? 1 : 0 });
     // the layout after the layer: what it was asked for, else what it keeps
     if (m.blockedOutput) cur = o.layout ?? 'nchw';

@@ -23,6 +23,7 @@ export class BatchNorm2d extends Module {
   readonly momentum: number;
   readonly blockedInput = 'keep' as const;
   readonly takesAct = true;
+  readonly takesInputBias = true;
   readonly inPlaceGrad = true;
   private x: Tensor | null = null;
   private y: Tensor | null = null;
@@ -55,13 +56,18 @@ export class BatchNorm2d extends Module {
     return [N, C, x.size / (N * C)];
   }
 
-  /** y = bn(x), then `opts.act` when asked (fused). */
+  /**
+   * y = bn(x), then `opts.act` when asked (fused). With `opts.inputBias` (a bias the previous layer left
+   * out), the result is bn(x + inputBias): the same y in training (the batch's mean absorbs it), and the
+   * running mean, or in eval mode the shift, includes it.
+   */
   forward(x: Tensor, opts: ForwardOptions = {}): Tensor {
     const [N, C, HW] = this.dims(x);
     const y = this.scratch('y', x.size);
     const w = this.weight.data, b = this.bias.data;
     this.act = opts.act ?? NO_ACT;
     this.usedBatchStats = this.training;
+    const ib = opts.inputBias;
     if (this.training) {
       const M = N * HW;
       if (M < 2) throw new Error(`BatchNorm2d: expected more than 1 value per channel when training, got input [${x.shape.join(', ')}]`);
@@ -70,7 +76,7 @@ export class BatchNorm2d extends Module {
       // PyTorch: running = (1 - momentum) * running + momentum * batch statistic (the variance unbiased)
       const m = this.momentum, rm = this.runningMean.data, rv = this.runningVar.data;
       for (let c = 0; c < C; c++) {
-        rm[c] = (1 - m) * rm[c] + m * mean[c];
+        rm[c] = (1 - m) * rm[c] + m * (ib ? mean[c] + ib[c] : mean[c]);
         rv[c] = (1 - m) * rv[c] + m * variance[c] * M / (M - 1);
       }
       this.numBatchesTracked.data[0] += 1;
@@ -80,7 +86,7 @@ export class BatchNorm2d extends Module {
       const rm = this.runningMean.data, rv = this.runningVar.data;
       for (let c = 0; c < C; c++) {
         scale[c] = w[c] / Math.sqrt(rv[c] + this.eps);
-        shift[c] = b[c] - rm[c] * scale[c];
+        shift[c] = b[c] - (ib ? rm[c] - ib[c] : rm[c]) * scale[c];
       }
       this.backend.channelAffine(N, C, HW, x.data, scale, shift, this.act, y, x.layout);
     }

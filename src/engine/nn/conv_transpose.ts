@@ -26,8 +26,13 @@ export class ConvTranspose2d extends Module {
   readonly blockedOutput = 'native' as const;
   private x: Tensor | null = null;
   private g: ConvGeom | null = null;
+  /** Whether the last forward left the bias to the next layer (ForwardOptions.skipBias). */
+  private biasSkipped = false;
 
   protected override forgetForward(): void { this.x = null; this.g = null; }
+
+  /** The bias, which a following batch-norm in training mode may take over (kernels/planner.ts). */
+  get foldableBias(): Float32Array | null { return this.bias?.data ?? null; }
 
   constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, opts: ConvTransposeOptions = {}) {
     super();
@@ -59,14 +64,18 @@ export class ConvTranspose2d extends Module {
     return [g.N, g.C, g.H, g.W];
   }
 
-  /** y = conv_transpose2d(x) + bias, in the layout `opts.layout` (default NCHW). */
+  /**
+   * y = conv_transpose2d(x) + bias, in the layout `opts.layout` (default NCHW); without the bias when
+   * `opts.skipBias` (the next layer, a batch-norm in training mode, accounts for it).
+   */
   forward(x: Tensor, opts: ForwardOptions = {}): Tensor {
     // the equivalent Conv2d's x is this layer's output, its y this layer's input
     const g: ConvGeom = { ...this.geometry(x.shape), xLayout: opts.layout ?? 'nchw', yLayout: x.layout };
     const HW = g.H * g.W;
     const y = this.scratch('y', g.N * g.C * HW);
     this.backend.conv2dBackwardData(g, x.data, this.weight.data, y);
-    if (this.bias) {
+    this.biasSkipped = this.bias !== null && opts.skipBias === true;
+    if (this.bias && !this.biasSkipped) {
       this.backend.channelAffine(g.N, g.C, HW, y, this.ones(g.C), this.bias.data, NO_ACT, y, g.xLayout);
     }
     this.x = x; this.g = g;
@@ -80,7 +89,8 @@ export class ConvTranspose2d extends Module {
     const dw = this.scratch('dw', this.weight.size);
     this.backend.conv2dBackwardWeight(g, dy.data, x.data, dw, null);
     accumulate(this.weight.grad, dw);
-    if (this.bias) {
+    // a bias left to a batch-norm in training mode has a gradient of exactly zero (the batch's mean absorbs it)
+    if (this.bias && !this.biasSkipped) {
       const db = this.scratch('db', g.C);
       channelSums(this.backend, g.N, g.C, g.H * g.W, dy.data, db, dy.layout);
       accumulate(this.bias.grad, db);
