@@ -1182,19 +1182,35 @@ function opActBwd(ctrl: usize, tid: i32, nt: i32): void {
 
 // ------------------------------------------------------------------------------------------ batch norm
 
-function opBnTrain(ctrl: usize, tid: i32, nt: i32): void {
+/**
+ * Per-channel slots of the batch-norm ops in this thread's scratch: 32 bytes for each of its channels (two
+ * f64 sums in the first pass, then the channel's f32 coefficients for the second).
+ */
+const BN_SLOT: i32 = 32;
+
+/**
+ * The batch-norm passes visit this thread's channels image by image: channels [c0, c1) of one image are one
+ * contiguous run of memory. Channel by channel, the same data came as one plane of each image in turn (3 KB
+ * runs 100 KB apart at 28x28), which the prefetchers did not follow: 0.69 / 1.02 ms forward / backward at
+ * [64, 32, 784] against 0.35 / 0.47 for one long run of the same size. Each channel's sums still add the
+ * images in order, so the results are the same as before.
+ */
+function opBnTrain(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const N = ai(ctrl, 0), C = ai(ctrl, 1), HW = ai(ctrl, 2), x = ap(ctrl, 3), gamma = ap(ctrl, 4), beta = ap(ctrl, 5);
   const eps = af(ctrl, 6), kind = ai(ctrl, 7), slope = af(ctrl, 8), y = ap(ctrl, 9), mean = ap(ctrl, 10), invstd = ap(ctrl, 11);
   const variance = ap(ctrl, 12);
   const c0 = rangeLo(C, nt, tid), c1 = rangeLo(C, nt, tid + 1);
+  if (c1 <= c0) return;
+  const slots = align64(scratch);
+  if (!fits(slots + <usize>(c1 - c0) * BN_SLOT)) return;
   const M = <f64>N * <f64>HW;
-  for (let c = c0; c < c1; c++) {
-    // one pass over the channel: sums of d = x - shift and d^2 (shift = a sample of the channel keeps the
-    // cancellation small), f32 SIMD partials per image row, f64 totals
-    const shift = load<f32>(x + f4(c * HW));
-    const vsh = f32x4.splat(shift);
-    let s1: f64 = 0, s2: f64 = 0;
-    for (let n = 0; n < N; n++) {
+  zeroF(slots, (c1 - c0) * (BN_SLOT >> 2));
+  // one pass over x for both moments: sums of d = x - shift and d^2 (shift = the channel's first value keeps
+  // the cancellation small), f32 SIMD partials per plane, f64 totals
+  for (let n = 0; n < N; n++) {
+    for (let c = c0; c < c1; c++) {
+      const shift = load<f32>(x + f4(c * HW));
+      const vsh = f32x4.splat(shift);
       const p = x + f4((n * C + c) * HW);
       let a = f32x4.splat(0), b = a, a2 = a, b2 = a;
       let i = 0;
@@ -1206,8 +1222,15 @@ function opBnTrain(ctrl: usize, tid: i32, nt: i32): void {
       for (; i + 4 <= HW; i += 4) { const d = f32x4.sub(v128.load(p + f4(i)), vsh); a = f32x4.add(a, d); a2 = fma(d, d, a2); }
       let t = hsum(f32x4.add(a, b)), t2 = hsum(f32x4.add(a2, b2));
       for (; i < HW; i++) { const d = load<f32>(p + f4(i)) - shift; t += d; t2 += d * d; }
-      s1 += <f64>t; s2 += <f64>t2;
+      const sl = slots + <usize>(c - c0) * BN_SLOT;
+      store<f64>(sl, load<f64>(sl) + <f64>t);
+      store<f64>(sl, load<f64>(sl, 8) + <f64>t2, 8);
     }
+  }
+  for (let c = c0; c < c1; c++) {
+    const sl = slots + <usize>(c - c0) * BN_SLOT;
+    const shift = load<f32>(x + f4(c * HW));
+    const s1 = load<f64>(sl), s2 = load<f64>(sl, 8);
     const dm = s1 / M;
     const mu = <f32>(<f64>shift + dm);
     let q = s2 - s1 * dm;
@@ -1217,12 +1240,14 @@ function opBnTrain(ctrl: usize, tid: i32, nt: i32): void {
     store<f32>(mean + f4(c), mu);
     store<f32>(invstd + f4(c), is);
     const a = load<f32>(gamma + f4(c)) * is;
-    const b = load<f32>(beta + f4(c)) - mu * a;
-    for (let n = 0; n < N; n++) {
-      const o = f4((n * C + c) * HW);
-      affineAct(x + o, y + o, HW, a, b, kind, slope);
-    }
+    store<f32>(sl, a);
+    store<f32>(sl, load<f32>(beta + f4(c)) - mu * a, 4);
   }
+  for (let n = 0; n < N; n++)
+    for (let c = c0; c < c1; c++) {
+      const sl = slots + <usize>(c - c0) * BN_SLOT, o = f4((n * C + c) * HW);
+      affineAct(x + o, y + o, HW, load<f32>(sl), load<f32>(sl, 4), kind, slope);
+    }
 }
 
 function opAffine(ctrl: usize, tid: i32, nt: i32): void {
@@ -1258,36 +1283,40 @@ function opAffine(ctrl: usize, tid: i32, nt: i32): void {
   return pos ? dy : dy * slope;
 }
 
-function opBnBwd(ctrl: usize, tid: i32, nt: i32): void {
+function opBnBwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const kind = ai(ctrl, 9), bx = ap(ctrl, 14) != 0 && kind <= ACT_LEAKY;
   // one copy of the loops per activation and mask source: tests inside them cost as much as the arithmetic
   if (bx) {
-    if (kind == ACT_LEAKY) bnBwdK(ctrl, tid, nt, ACT_LEAKY, true);
-    else if (kind == ACT_RELU) bnBwdK(ctrl, tid, nt, ACT_RELU, true);
-    else bnBwdK(ctrl, tid, nt, ACT_NONE, true);
-  } else if (kind == ACT_LEAKY) bnBwdK(ctrl, tid, nt, ACT_LEAKY, false);
-  else if (kind == ACT_RELU) bnBwdK(ctrl, tid, nt, ACT_RELU, false);
-  else if (kind == ACT_NONE) bnBwdK(ctrl, tid, nt, ACT_NONE, false);
-  else if (kind == ACT_TANH) bnBwdK(ctrl, tid, nt, ACT_TANH, false);
-  else bnBwdK(ctrl, tid, nt, ACT_SIGMOID, false);
+    if (kind == ACT_LEAKY) bnBwdK(ctrl, tid, nt, scratch, ACT_LEAKY, true);
+    else if (kind == ACT_RELU) bnBwdK(ctrl, tid, nt, scratch, ACT_RELU, true);
+    else bnBwdK(ctrl, tid, nt, scratch, ACT_NONE, true);
+  } else if (kind == ACT_LEAKY) bnBwdK(ctrl, tid, nt, scratch, ACT_LEAKY, false);
+  else if (kind == ACT_RELU) bnBwdK(ctrl, tid, nt, scratch, ACT_RELU, false);
+  else if (kind == ACT_NONE) bnBwdK(ctrl, tid, nt, scratch, ACT_NONE, false);
+  else if (kind == ACT_TANH) bnBwdK(ctrl, tid, nt, scratch, ACT_TANH, false);
+  else bnBwdK(ctrl, tid, nt, scratch, ACT_SIGMOID, false);
 }
 
 /** opBnBwd for one activation and mask source (constants where this is inlined). */
-@inline function bnBwdK(ctrl: usize, tid: i32, nt: i32, kind: i32, bx: bool): void {
+@inline function bnBwdK(ctrl: usize, tid: i32, nt: i32, scratch: usize, kind: i32, bx: bool): void {
   const N = ai(ctrl, 0), C = ai(ctrl, 1), HW = ai(ctrl, 2), x = ap(ctrl, 3), y = ap(ctrl, 4), dy = ap(ctrl, 5);
   const gamma = ap(ctrl, 6), mean = ap(ctrl, 7), invstd = ap(ctrl, 8), slope = af(ctrl, 10);
   const dx = ap(ctrl, 11), dgamma = ap(ctrl, 12), dbeta = ap(ctrl, 13), beta = ap(ctrl, 14);
   const c0 = rangeLo(C, nt, tid), c1 = rangeLo(C, nt, tid + 1);
+  if (c1 <= c0) return;
+  const slots = align64(scratch);
+  if (!fits(slots + <usize>(c1 - c0) * BN_SLOT)) return;
   const vs = f32x4.splat(slope);
   const M = <f64>N * <f64>HW;
-  for (let c = c0; c < c1; c++) {
-    const mu = load<f32>(mean + f4(c)), is = load<f32>(invstd + f4(c));
-    const vmu = f32x4.splat(mu);
-    // the forward's scale and shift (opBnTrain)
-    const af = load<f32>(gamma + f4(c)) * is, bf = bx ? load<f32>(beta + f4(c)) - mu * af : 0;
-    const va = f32x4.splat(af), vb = f32x4.splat(bf);
-    let sdz: f64 = 0, sdzx: f64 = 0;
-    for (let n = 0; n < N; n++) {
+  // slot: sdz, sdzx (f64) in the first pass; then mu, af, bf, c1f, c0f, c2f (f32) for the second
+  zeroF(slots, (c1 - c0) * (BN_SLOT >> 2));
+  for (let n = 0; n < N; n++) {
+    for (let c = c0; c < c1; c++) {
+      const mu = load<f32>(mean + f4(c)), is = load<f32>(invstd + f4(c));
+      const vmu = f32x4.splat(mu);
+      // the forward's scale and shift (opBnTrain)
+      const af = load<f32>(gamma + f4(c)) * is, bf = bx ? load<f32>(beta + f4(c)) - mu * af : 0;
+      const va = f32x4.splat(af), vb = f32x4.splat(bf);
       const o = f4((n * C + c) * HW);
       // two accumulator pairs (even and odd vectors): one pair would wait on the FMA's latency
       let a = f32x4.splat(0), b = a, a1 = a, b1 = a;
@@ -1312,16 +1341,34 @@ function opBnBwd(ctrl: usize, tid: i32, nt: i32): void {
         const g = bnGradS(kind, bx, load<f32>(x + q), load<f32>(y + q), load<f32>(dy + q), af, bf, slope);
         ta += g; tb += g * (load<f32>(x + q) - mu);
       }
-      sdz += <f64>ta; sdzx += <f64>tb;
+      const sl = slots + <usize>(c - c0) * BN_SLOT;
+      store<f64>(sl, load<f64>(sl) + <f64>ta);
+      store<f64>(sl, load<f64>(sl, 8) + <f64>tb, 8);
     }
-    sdzx *= <f64>is;
+  }
+  for (let c = c0; c < c1; c++) {
+    const sl = slots + <usize>(c - c0) * BN_SLOT;
+    const mu = load<f32>(mean + f4(c)), is = load<f32>(invstd + f4(c));
+    const sdz = load<f64>(sl), sdzx = load<f64>(sl, 8) * <f64>is;
     store<f32>(dbeta + f4(c), <f32>sdz);
     store<f32>(dgamma + f4(c), <f32>sdzx);
     const k = <f64>load<f32>(gamma + f4(c)) * <f64>is / M;
     // dx = k*(M*g - sdz - (x-mu)*is*sdzx) = c1*g - c0 - (x-mu)*c2
-    const c1f = <f32>(k * M), c0f = <f32>(k * sdz), c2f = <f32>(k * <f64>is * sdzx);
-    const v1 = f32x4.splat(c1f), v0 = f32x4.splat(c0f), v2 = f32x4.splat(c2f);
-    for (let n = 0; n < N; n++) {
+    const af = load<f32>(gamma + f4(c)) * is;
+    store<f32>(sl, mu);
+    store<f32>(sl, af, 4);
+    store<f32>(sl, bx ? load<f32>(beta + f4(c)) - mu * af : 0, 8);
+    store<f32>(sl, <f32>(k * M), 12);
+    store<f32>(sl, <f32>(k * sdz), 16);
+    store<f32>(sl, <f32>(k * <f64>is * sdzx), 20);
+  }
+  for (let n = 0; n < N; n++) {
+    for (let c = c0; c < c1; c++) {
+      const sl = slots + <usize>(c - c0) * BN_SLOT;
+      const mu = load<f32>(sl), af = load<f32>(sl, 4), bf = load<f32>(sl, 8);
+      const c1f = load<f32>(sl, 12), c0f = load<f32>(sl, 16), c2f = load<f32>(sl, 20);
+      const vmu = f32x4.splat(mu), va = f32x4.splat(af), vb = f32x4.splat(bf);
+      const v1 = f32x4.splat(c1f), v0 = f32x4.splat(c0f), v2 = f32x4.splat(c2f);
       const o = f4((n * C + c) * HW);
       let i = 0;
       for (; i + 8 <= HW; i += 8) {
@@ -1392,6 +1439,8 @@ function scratchBytesL(ctrl: usize): i64 {
     const transB = ai(ctrl, 1), N = <i64>ai(ctrl, 3), M = <i64>ai(ctrl, 2), K = <i64>ai(ctrl, 4);
     return (256 + 64 + 4 * (M + 8) * K + 64 + (transB ? 4 * K * upL(N, 8) : 0) + 64);
   }
+  // one slot per channel (a thread takes at most all of them)
+  if (op == OP_BN_TRAIN || op == OP_BN_BWD) return 64 + <i64>BN_SLOT * <i64>ai(ctrl, 1);
   if (op != OP_CONV_FWD && op != OP_CONV_BWD_DATA && op != OP_CONV_BWD_WEIGHT) return 0;
   const C = <i64>ai(ctrl, 1), H = <i64>ai(ctrl, 2), W = <i64>ai(ctrl, 3), K = <i64>ai(ctrl, 4);
   const R = <i64>ai(ctrl, 5), S = <i64>ai(ctrl, 6), ph = <i64>ai(ctrl, 9), pw = <i64>ai(ctrl, 10);
@@ -1425,9 +1474,9 @@ export function run(ctrl: usize, tid: i32): void {
     case OP_CONV_BWD_DATA: opConvBwdData(ctrl, tid, nt, scratch); break;
     case OP_CONV_BWD_WEIGHT: opConvBwdW(ctrl, tid, nt, scratch); break;
     case OP_REDUCE_DW: opReduceDw(ctrl, tid, nt, scratch); break;
-    case OP_BN_TRAIN: opBnTrain(ctrl, tid, nt); break;
+    case OP_BN_TRAIN: opBnTrain(ctrl, tid, nt, scratch); break;
     case OP_AFFINE: opAffine(ctrl, tid, nt); break;
-    case OP_BN_BWD: opBnBwd(ctrl, tid, nt); break;
+    case OP_BN_BWD: opBnBwd(ctrl, tid, nt, scratch); break;
     case OP_ACT: opAct(ctrl, tid, nt); break;
     case OP_ACT_BWD: opActBwd(ctrl, tid, nt); break;
     case OP_CHANNEL_SUMS: opChannelSums(ctrl, tid, nt); break;

@@ -358,6 +358,7 @@ export class WasmBackend implements Backend {
                  _layout?: Layout, variance?: Float32Array): void {
     const n = N * C * HW;
     this.setI(0, N); this.setI(1, C); this.setI(2, HW);
+    this.scratch(OP.bnTrain);
     this.setI(3, this.in(x, n)); this.setI(4, this.in(gamma, C)); this.setI(5, this.in(beta, C));
     this.setF(6, eps); this.setI(7, ACT_CODE[act.kind]); this.setF(8, act.slope);
     this.setI(9, this.out(y, n)); this.setI(10, this.out(mean, C)); this.setI(11, this.out(invstd, C));
@@ -379,6 +380,7 @@ export class WasmBackend implements Backend {
                     dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, _layout?: Layout, beta?: Float32Array): void {
     const n = N * C * HW;
     this.setI(0, N); this.setI(1, C); this.setI(2, HW);
+    this.scratch(OP.bnBwd);
     this.setI(3, this.in(x, n)); this.setI(4, this.in(y, n)); this.setI(5, this.in(dy, n));
     this.setI(6, this.in(gamma, C)); this.setI(7, this.in(mean, C)); this.setI(8, this.in(invstd, C));
     this.setI(9, ACT_CODE[act.kind]); this.setF(10, act.slope);
