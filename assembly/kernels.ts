@@ -1285,17 +1285,19 @@ function opAffine(ctrl: usize, tid: i32, nt: i32): void {
 
 function opBnBwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const kind = ai(ctrl, 9), bx = ap(ctrl, 14) != 0 && kind <= ACT_LEAKY;
-  // one copy of the loops per activation and mask source: tests inside them cost as much as the arithmetic
+  // one copy of the loops per activation the mask is recomputed for (tests inside them cost as much as the
+  // arithmetic); the others (the mask from y: tanh, sigmoid, or no beta) share one copy that tests the kind
+  // (each copy its own function: one function holding them all took V8 megabytes more to compile)
   if (bx) {
-    if (kind == ACT_LEAKY) bnBwdK(ctrl, tid, nt, scratch, ACT_LEAKY, true);
-    else if (kind == ACT_RELU) bnBwdK(ctrl, tid, nt, scratch, ACT_RELU, true);
-    else bnBwdK(ctrl, tid, nt, scratch, ACT_NONE, true);
-  } else if (kind == ACT_LEAKY) bnBwdK(ctrl, tid, nt, scratch, ACT_LEAKY, false);
-  else if (kind == ACT_RELU) bnBwdK(ctrl, tid, nt, scratch, ACT_RELU, false);
-  else if (kind == ACT_NONE) bnBwdK(ctrl, tid, nt, scratch, ACT_NONE, false);
-  else if (kind == ACT_TANH) bnBwdK(ctrl, tid, nt, scratch, ACT_TANH, false);
-  else bnBwdK(ctrl, tid, nt, scratch, ACT_SIGMOID, false);
+    if (kind == ACT_LEAKY) bnBwdLeaky(ctrl, tid, nt, scratch);
+    else if (kind == ACT_RELU) bnBwdRelu(ctrl, tid, nt, scratch);
+    else bnBwdNone(ctrl, tid, nt, scratch);
+  } else bnBwdAny(ctrl, tid, nt, scratch, kind);
 }
+function bnBwdLeaky(ctrl: usize, tid: i32, nt: i32, scratch: usize): void { bnBwdK(ctrl, tid, nt, scratch, ACT_LEAKY, true); }
+function bnBwdRelu(ctrl: usize, tid: i32, nt: i32, scratch: usize): void { bnBwdK(ctrl, tid, nt, scratch, ACT_RELU, true); }
+function bnBwdNone(ctrl: usize, tid: i32, nt: i32, scratch: usize): void { bnBwdK(ctrl, tid, nt, scratch, ACT_NONE, true); }
+function bnBwdAny(ctrl: usize, tid: i32, nt: i32, scratch: usize, kind: i32): void { bnBwdK(ctrl, tid, nt, scratch, kind, false); }
 
 /** opBnBwd for one activation and mask source (constants where this is inlined). */
 @inline function bnBwdK(ctrl: usize, tid: i32, nt: i32, scratch: usize, kind: i32, bx: bool): void {
