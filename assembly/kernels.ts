@@ -1183,10 +1183,10 @@ function opActBwd(ctrl: usize, tid: i32, nt: i32): void {
 // ------------------------------------------------------------------------------------------ batch norm
 
 /**
- * Per-channel slots of the batch-norm ops in this thread's scratch: 32 bytes for each of its channels (two
- * f64 sums in the first pass, then the channel's f32 coefficients for the second).
+ * Per-channel slots of the batch-norm ops in this thread's scratch, 48 bytes for each of its channels: two
+ * f64 sums (bytes 0-15) of the first pass, then f32 coefficients (from byte 16) for the passes that use them.
  */
-const BN_SLOT: i32 = 32;
+const BN_SLOT: i32 = 48;
 
 /**
  * The batch-norm passes visit this thread's channels image by image: channels [c0, c1) of one image are one
@@ -1240,13 +1240,13 @@ function opBnTrain(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
     store<f32>(mean + f4(c), mu);
     store<f32>(invstd + f4(c), is);
     const a = load<f32>(gamma + f4(c)) * is;
-    store<f32>(sl, a);
-    store<f32>(sl, load<f32>(beta + f4(c)) - mu * a, 4);
+    store<f32>(sl, a, 16);
+    store<f32>(sl, load<f32>(beta + f4(c)) - mu * a, 20);
   }
   for (let n = 0; n < N; n++)
     for (let c = c0; c < c1; c++) {
       const sl = slots + <usize>(c - c0) * BN_SLOT, o = f4((n * C + c) * HW);
-      affineAct(x + o, y + o, HW, load<f32>(sl), load<f32>(sl, 4), kind, slope);
+      affineAct(x + o, y + o, HW, load<f32>(sl, 16), load<f32>(sl, 20), kind, slope);
     }
 }
 
@@ -1310,15 +1310,21 @@ function bnBwdAny(ctrl: usize, tid: i32, nt: i32, scratch: usize, kind: i32): vo
   if (!fits(slots + <usize>(c1 - c0) * BN_SLOT)) return;
   const vs = f32x4.splat(slope);
   const M = <f64>N * <f64>HW;
-  // slot: sdz, sdzx (f64) in the first pass; then mu, af, bf, c1f, c0f, c2f (f32) for the second
+  // slot: sums sdz, sdzx (f64) of the first pass; mu, the forward's scale af and shift bf (opBnTrain), then
+  // the second pass's c1f, c0f, c2f (f32, from byte 16)
   zeroF(slots, (c1 - c0) * (BN_SLOT >> 2));
+  for (let c = c0; c < c1; c++) {
+    const sl = slots + <usize>(c - c0) * BN_SLOT;
+    const mu = load<f32>(mean + f4(c)), af = load<f32>(gamma + f4(c)) * load<f32>(invstd + f4(c));
+    store<f32>(sl, mu, 16);
+    store<f32>(sl, af, 20);
+    store<f32>(sl, bx ? load<f32>(beta + f4(c)) - mu * af : 0, 24);
+  }
   for (let n = 0; n < N; n++) {
     for (let c = c0; c < c1; c++) {
-      const mu = load<f32>(mean + f4(c)), is = load<f32>(invstd + f4(c));
-      const vmu = f32x4.splat(mu);
-      // the forward's scale and shift (opBnTrain)
-      const af = load<f32>(gamma + f4(c)) * is, bf = bx ? load<f32>(beta + f4(c)) - mu * af : 0;
-      const va = f32x4.splat(af), vb = f32x4.splat(bf);
+      const sl = slots + <usize>(c - c0) * BN_SLOT;
+      const mu = load<f32>(sl, 16), af = load<f32>(sl, 20), bf = load<f32>(sl, 24);
+      const vmu = f32x4.splat(mu), va = f32x4.splat(af), vb = f32x4.splat(bf);
       const o = f4((n * C + c) * HW);
       // two accumulator pairs (even and odd vectors): one pair would wait on the FMA's latency
       let a = f32x4.splat(0), b = a, a1 = a, b1 = a;
@@ -1343,32 +1349,27 @@ function bnBwdAny(ctrl: usize, tid: i32, nt: i32, scratch: usize, kind: i32): vo
         const g = bnGradS(kind, bx, load<f32>(x + q), load<f32>(y + q), load<f32>(dy + q), af, bf, slope);
         ta += g; tb += g * (load<f32>(x + q) - mu);
       }
-      const sl = slots + <usize>(c - c0) * BN_SLOT;
       store<f64>(sl, load<f64>(sl) + <f64>ta);
       store<f64>(sl, load<f64>(sl, 8) + <f64>tb, 8);
     }
   }
   for (let c = c0; c < c1; c++) {
     const sl = slots + <usize>(c - c0) * BN_SLOT;
-    const mu = load<f32>(mean + f4(c)), is = load<f32>(invstd + f4(c));
+    const is = load<f32>(invstd + f4(c));
     const sdz = load<f64>(sl), sdzx = load<f64>(sl, 8) * <f64>is;
     store<f32>(dbeta + f4(c), <f32>sdz);
     store<f32>(dgamma + f4(c), <f32>sdzx);
     const k = <f64>load<f32>(gamma + f4(c)) * <f64>is / M;
     // dx = k*(M*g - sdz - (x-mu)*is*sdzx) = c1*g - c0 - (x-mu)*c2
-    const af = load<f32>(gamma + f4(c)) * is;
-    store<f32>(sl, mu);
-    store<f32>(sl, af, 4);
-    store<f32>(sl, bx ? load<f32>(beta + f4(c)) - mu * af : 0, 8);
-    store<f32>(sl, <f32>(k * M), 12);
-    store<f32>(sl, <f32>(k * sdz), 16);
-    store<f32>(sl, <f32>(k * <f64>is * sdzx), 20);
+    store<f32>(sl, <f32>(k * M), 28);
+    store<f32>(sl, <f32>(k * sdz), 32);
+    store<f32>(sl, <f32>(k * <f64>is * sdzx), 36);
   }
   for (let n = 0; n < N; n++) {
     for (let c = c0; c < c1; c++) {
       const sl = slots + <usize>(c - c0) * BN_SLOT;
-      const mu = load<f32>(sl), af = load<f32>(sl, 4), bf = load<f32>(sl, 8);
-      const c1f = load<f32>(sl, 12), c0f = load<f32>(sl, 16), c2f = load<f32>(sl, 20);
+      const mu = load<f32>(sl, 16), af = load<f32>(sl, 20), bf = load<f32>(sl, 24);
+      const c1f = load<f32>(sl, 28), c0f = load<f32>(sl, 32), c2f = load<f32>(sl, 36);
       const vmu = f32x4.splat(mu), va = f32x4.splat(af), vb = f32x4.splat(bf);
       const v1 = f32x4.splat(c1f), v0 = f32x4.splat(c0f), v2 = f32x4.splat(c2f);
       const o = f4((n * C + c) * HW);
