@@ -1274,6 +1274,21 @@ function opAffine(ctrl: usize, tid: i32, nt: i32): void {
   if (kind == ACT_RELU) return v128.and(g, pos);
   return v128.bitselect(g, f32x4.mul(g, vs), pos);
 }
+/**
+ * Where the backward takes x from: x itself, or (in place: batch-norm wrote y over x, x absent) the
+ * activation's input recovered from y (none, leaky: y / slope below 0), paired with mu = beta.
+ */
+@inline function bnX(kind: i32, inPlace: bool, x: usize, y: usize, vis: v128): v128 {
+  if (!inPlace) return v128.load(x);
+  const v = v128.load(y);
+  if (kind == ACT_LEAKY) return v128.bitselect(v, f32x4.mul(v, vis), f32x4.gt(v, f32x4.splat(0)));
+  return v;
+}
+@inline function bnXS(kind: i32, inPlace: bool, x: usize, y: usize, islope: f32): f32 {
+  if (!inPlace) return load<f32>(x);
+  const v = load<f32>(y);
+  return kind == ACT_LEAKY && v < 0 ? v * islope : v;
+}
 @inline function bnGradS(kind: i32, bx: bool, x: f32, y: f32, dy: f32, a: f32, b: f32, slope: f32): f32 {
   if (!bx) return dyPreS(kind, y, dy, slope);
   if (kind == ACT_NONE) return dy;
@@ -1286,21 +1301,31 @@ function opAffine(ctrl: usize, tid: i32, nt: i32): void {
 function opBnBwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const kind = ai(ctrl, 9), bx = ap(ctrl, 14) != 0 && kind <= ACT_LEAKY;
   // one copy of the loops per activation the mask is recomputed for (tests inside them cost as much as the
-  // arithmetic); the others (the mask from y: tanh, sigmoid, or no beta) share one copy that tests the kind
-  // (each copy its own function: one function holding them all took V8 megabytes more to compile)
-  if (bx) {
+  // arithmetic), and per activation that works in place (x absent: none, leaky); the others (the mask from y:
+  // tanh, sigmoid, or no beta) share one copy that tests the kind (each copy its own function: one function
+  // holding them all took V8 megabytes more to compile)
+  if (ap(ctrl, 3) == 0) {
+    if (kind == ACT_LEAKY) bnBwdLeakyInPlace(ctrl, tid, nt, scratch);
+    else bnBwdNoneInPlace(ctrl, tid, nt, scratch);
+  } else if (bx) {
     if (kind == ACT_LEAKY) bnBwdLeaky(ctrl, tid, nt, scratch);
     else if (kind == ACT_RELU) bnBwdRelu(ctrl, tid, nt, scratch);
     else bnBwdNone(ctrl, tid, nt, scratch);
   } else bnBwdAny(ctrl, tid, nt, scratch, kind);
 }
-function bnBwdLeaky(ctrl: usize, tid: i32, nt: i32, scratch: usize): void { bnBwdK(ctrl, tid, nt, scratch, ACT_LEAKY, true); }
-function bnBwdRelu(ctrl: usize, tid: i32, nt: i32, scratch: usize): void { bnBwdK(ctrl, tid, nt, scratch, ACT_RELU, true); }
-function bnBwdNone(ctrl: usize, tid: i32, nt: i32, scratch: usize): void { bnBwdK(ctrl, tid, nt, scratch, ACT_NONE, true); }
-function bnBwdAny(ctrl: usize, tid: i32, nt: i32, scratch: usize, kind: i32): void { bnBwdK(ctrl, tid, nt, scratch, kind, false); }
+function bnBwdLeaky(ctrl: usize, tid: i32, nt: i32, scratch: usize): void { bnBwdK(ctrl, tid, nt, scratch, ACT_LEAKY, true, false); }
+function bnBwdRelu(ctrl: usize, tid: i32, nt: i32, scratch: usize): void { bnBwdK(ctrl, tid, nt, scratch, ACT_RELU, true, false); }
+function bnBwdNone(ctrl: usize, tid: i32, nt: i32, scratch: usize): void { bnBwdK(ctrl, tid, nt, scratch, ACT_NONE, true, false); }
+function bnBwdAny(ctrl: usize, tid: i32, nt: i32, scratch: usize, kind: i32): void { bnBwdK(ctrl, tid, nt, scratch, kind, false, false); }
+function bnBwdLeakyInPlace(ctrl: usize, tid: i32, nt: i32, scratch: usize): void { bnBwdK(ctrl, tid, nt, scratch, ACT_LEAKY, false, true); }
+function bnBwdNoneInPlace(ctrl: usize, tid: i32, nt: i32, scratch: usize): void { bnBwdK(ctrl, tid, nt, scratch, ACT_NONE, false, true); }
 
-/** opBnBwd for one activation and mask source (constants where this is inlined). */
-@inline function bnBwdK(ctrl: usize, tid: i32, nt: i32, scratch: usize, kind: i32, bx: bool): void {
+/**
+ * opBnBwd for one activation and mask source (constants where this is inlined). In place, x's deviation from
+ * the mean is taken as (bnX - beta) / (gamma * invstd): the loops see mu = beta, and the per-channel factor
+ * xs that turns their sums of (x - mu) into sums of the normalised value is 1 / gamma instead of invstd.
+ */
+@inline function bnBwdK(ctrl: usize, tid: i32, nt: i32, scratch: usize, kind: i32, bx: bool, inPlace: bool): void {
   const N = ai(ctrl, 0), C = ai(ctrl, 1), HW = ai(ctrl, 2), x = ap(ctrl, 3), y = ap(ctrl, 4), dy = ap(ctrl, 5);
   const gamma = ap(ctrl, 6), mean = ap(ctrl, 7), invstd = ap(ctrl, 8), slope = af(ctrl, 10);
   const dx = ap(ctrl, 11), dgamma = ap(ctrl, 12), dbeta = ap(ctrl, 13), beta = ap(ctrl, 14);
@@ -1308,14 +1333,15 @@ function bnBwdAny(ctrl: usize, tid: i32, nt: i32, scratch: usize, kind: i32): vo
   if (c1 <= c0) return;
   const slots = align64(scratch);
   if (!fits(slots + <usize>(c1 - c0) * BN_SLOT)) return;
-  const vs = f32x4.splat(slope);
+  const vs = f32x4.splat(slope), islope: f32 = 1 / slope, vis = f32x4.splat(islope);
   const M = <f64>N * <f64>HW;
   // slot: sums sdz, sdzx (f64) of the first pass; mu, the forward's scale af and shift bf (opBnTrain), then
   // the second pass's c1f, c0f, c2f (f32, from byte 16)
   zeroF(slots, (c1 - c0) * (BN_SLOT >> 2));
   for (let c = c0; c < c1; c++) {
     const sl = slots + <usize>(c - c0) * BN_SLOT;
-    const mu = load<f32>(mean + f4(c)), af = load<f32>(gamma + f4(c)) * load<f32>(invstd + f4(c));
+    const mu = inPlace ? load<f32>(beta + f4(c)) : load<f32>(mean + f4(c));
+    const af = load<f32>(gamma + f4(c)) * load<f32>(invstd + f4(c));
     store<f32>(sl, mu, 16);
     store<f32>(sl, af, 20);
     store<f32>(sl, bx ? load<f32>(beta + f4(c)) - mu * af : 0, 24);
@@ -1334,20 +1360,20 @@ function bnBwdAny(ctrl: usize, tid: i32, nt: i32, scratch: usize, kind: i32): vo
         const g = bnGrad(kind, bx, x + q, y + q, dy + q, va, vb, vs);
         const h = bnGrad(kind, bx, x + q + 16, y + q + 16, dy + q + 16, va, vb, vs);
         a = f32x4.add(a, g); a1 = f32x4.add(a1, h);
-        b = fma(g, f32x4.sub(v128.load(x + q), vmu), b);
-        b1 = fma(h, f32x4.sub(v128.load(x + q, 16), vmu), b1);
+        b = fma(g, f32x4.sub(bnX(kind, inPlace, x + q, y + q, vis), vmu), b);
+        b1 = fma(h, f32x4.sub(bnX(kind, inPlace, x + q + 16, y + q + 16, vis), vmu), b1);
       }
       for (; i + 4 <= HW; i += 4) {
         const q = o + f4(i);
         const g = bnGrad(kind, bx, x + q, y + q, dy + q, va, vb, vs);
         a = f32x4.add(a, g);
-        b = fma(g, f32x4.sub(v128.load(x + q), vmu), b);
+        b = fma(g, f32x4.sub(bnX(kind, inPlace, x + q, y + q, vis), vmu), b);
       }
       let ta = hsum(f32x4.add(a, a1)), tb = hsum(f32x4.add(b, b1));
       for (; i < HW; i++) {
         const q = o + f4(i);
-        const g = bnGradS(kind, bx, load<f32>(x + q), load<f32>(y + q), load<f32>(dy + q), af, bf, slope);
-        ta += g; tb += g * (load<f32>(x + q) - mu);
+        const g = bnGradS(kind, bx, inPlace ? 0 : load<f32>(x + q), load<f32>(y + q), load<f32>(dy + q), af, bf, slope);
+        ta += g; tb += g * (bnXS(kind, inPlace, x + q, y + q, islope) - mu);
       }
       store<f64>(sl, load<f64>(sl) + <f64>ta);
       store<f64>(sl, load<f64>(sl, 8) + <f64>tb, 8);
@@ -1355,15 +1381,15 @@ function bnBwdAny(ctrl: usize, tid: i32, nt: i32, scratch: usize, kind: i32): vo
   }
   for (let c = c0; c < c1; c++) {
     const sl = slots + <usize>(c - c0) * BN_SLOT;
-    const is = load<f32>(invstd + f4(c));
-    const sdz = load<f64>(sl), sdzx = load<f64>(sl, 8) * <f64>is;
+    const is = load<f32>(invstd + f4(c)), xs = inPlace ? 1 / <f64>load<f32>(gamma + f4(c)) : <f64>is;
+    const sdz = load<f64>(sl), sdzx = load<f64>(sl, 8) * xs;
     store<f32>(dbeta + f4(c), <f32>sdz);
     store<f32>(dgamma + f4(c), <f32>sdzx);
     const k = <f64>load<f32>(gamma + f4(c)) * <f64>is / M;
-    // dx = k*(M*g - sdz - (x-mu)*is*sdzx) = c1*g - c0 - (x-mu)*c2
+    // dx = k*(M*g - sdz - (x-mu)*xs*sdzx) = c1*g - c0 - (x-mu)*c2
     store<f32>(sl, <f32>(k * M), 28);
     store<f32>(sl, <f32>(k * sdz), 32);
-    store<f32>(sl, <f32>(k * <f64>is * sdzx), 36);
+    store<f32>(sl, <f32>(k * xs * sdzx), 36);
   }
   for (let n = 0; n < N; n++) {
     for (let c = c0; c < c1; c++) {
@@ -1378,20 +1404,20 @@ function bnBwdAny(ctrl: usize, tid: i32, nt: i32, scratch: usize, kind: i32): vo
         const q = o + f4(i);
         const g = bnGrad(kind, bx, x + q, y + q, dy + q, va, vb, vs);
         const h = bnGrad(kind, bx, x + q + 16, y + q + 16, dy + q + 16, va, vb, vs);
-        const d = f32x4.sub(v128.load(x + q), vmu), e = f32x4.sub(v128.load(x + q, 16), vmu);
+        const d = f32x4.sub(bnX(kind, inPlace, x + q, y + q, vis), vmu), e = f32x4.sub(bnX(kind, inPlace, x + q + 16, y + q + 16, vis), vmu);
         v128.store(dx + q, f32x4.sub(f32x4.sub(f32x4.mul(v1, g), v0), f32x4.mul(d, v2)));
         v128.store(dx + q, f32x4.sub(f32x4.sub(f32x4.mul(v1, h), v0), f32x4.mul(e, v2)), 16);
       }
       for (; i + 4 <= HW; i += 4) {
         const q = o + f4(i);
         const g = bnGrad(kind, bx, x + q, y + q, dy + q, va, vb, vs);
-        const d = f32x4.sub(v128.load(x + q), vmu);
+        const d = f32x4.sub(bnX(kind, inPlace, x + q, y + q, vis), vmu);
         v128.store(dx + q, f32x4.sub(f32x4.sub(f32x4.mul(v1, g), v0), f32x4.mul(d, v2)));
       }
       for (; i < HW; i++) {
         const q = o + f4(i);
-        const g = bnGradS(kind, bx, load<f32>(x + q), load<f32>(y + q), load<f32>(dy + q), af, bf, slope);
-        store<f32>(dx + q, c1f * g - c0f - (load<f32>(x + q) - mu) * c2f);
+        const g = bnGradS(kind, bx, inPlace ? 0 : load<f32>(x + q), load<f32>(y + q), load<f32>(dy + q), af, bf, slope);
+        store<f32>(dx + q, c1f * g - c0f - (bnXS(kind, inPlace, x + q, y + q, islope) - mu) * c2f);
       }
     }
   }

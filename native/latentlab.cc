@@ -196,9 +196,22 @@ LL_CLONES void sqDevRow(const float* x, long n, float mu, double* s) {
   *s += acc;
 }
 
-template <int K>
+// The value x[i] the normalised value is computed from: x itself, or (INV: batch-norm wrote y over x) the
+// activation's input recovered from y (none, leaky: y / slope below 0), which the caller pairs with mu = beta
+// and is = 1 / gamma.
+template <int K, bool INV>
+LL_INLINE float xIn(const float* x, const float* y, long i, float islope) {
+  if (!INV) return x[i];
+  return K == A_LEAKY && y[i] < 0.f ? y[i] * islope : y[i];
+}
+#define LL_DISPATCH_INV(kind, CALL)        \
+  if (kind == A_LEAKY) CALL(A_LEAKY);      \
+  else CALL(A_NONE);
+
+template <int K, bool INV>
 LL_INLINE void bnBwdSumsT(const float* x, const float* y, const float* dy, long n, float mu, float is, float slope,
                           double* sg, double* sgx) {
+  const float islope = 1.f / slope;
   double a1 = 0, a2 = 0;
   for (long i0 = 0; i0 < n; i0 += kChunk) {
     long i1 = i0 + kChunk < n ? i0 + kChunk : n;
@@ -207,7 +220,7 @@ LL_INLINE void bnBwdSumsT(const float* x, const float* y, const float* dy, long 
     for (long i = i0; i < i1; i++) {
       float g = dyPre<K>(y[i], dy[i], slope);
       p1 += g;
-      p2 += g * (x[i] - mu) * is;
+      p2 += g * (xIn<K, INV>(x, y, i, islope) - mu) * is;
     }
     a1 += p1;
     a2 += p2;
@@ -217,24 +230,37 @@ LL_INLINE void bnBwdSumsT(const float* x, const float* y, const float* dy, long 
 }
 LL_CLONES void bnBwdSums(const float* x, const float* y, const float* dy, long n, float mu, float is, int kind,
                          float slope, double* sg, double* sgx) {
-#define CALL(K) bnBwdSumsT<K>(x, y, dy, n, mu, is, slope, sg, sgx)
+  if (!x) {
+#define CALL(K) bnBwdSumsT<K, true>(x, y, dy, n, mu, is, slope, sg, sgx)
+    LL_DISPATCH_INV(kind, CALL)
+#undef CALL
+    return;
+  }
+#define CALL(K) bnBwdSumsT<K, false>(x, y, dy, n, mu, is, slope, sg, sgx)
   LL_DISPATCH(kind, CALL)
 #undef CALL
 }
 
 // dx = k2 * (g - mdz - xhat * mdzx), xhat = (x - mu) * is
-template <int K>
+template <int K, bool INV>
 LL_INLINE void bnBwdDxT(const float* x, const float* y, const float* dy, float* dx, long n, float mu, float is,
                         float slope, float k2, float mdz, float mdzx) {
+  const float islope = 1.f / slope;
 #pragma omp simd
   for (long i = 0; i < n; i++) {
     float g = dyPre<K>(y[i], dy[i], slope);
-    dx[i] = k2 * (g - mdz - (x[i] - mu) * is * mdzx);
+    dx[i] = k2 * (g - mdz - (xIn<K, INV>(x, y, i, islope) - mu) * is * mdzx);
   }
 }
 LL_CLONES void bnBwdDx(const float* x, const float* y, const float* dy, float* dx, long n, float mu, float is,
                        int kind, float slope, float k2, float mdz, float mdzx) {
-#define CALL(K) bnBwdDxT<K>(x, y, dy, dx, n, mu, is, slope, k2, mdz, mdzx)
+  if (!x) {
+#define CALL(K) bnBwdDxT<K, true>(x, y, dy, dx, n, mu, is, slope, k2, mdz, mdzx)
+    LL_DISPATCH_INV(kind, CALL)
+#undef CALL
+    return;
+  }
+#define CALL(K) bnBwdDxT<K, false>(x, y, dy, dx, n, mu, is, slope, k2, mdz, mdzx)
   LL_DISPATCH(kind, CALL)
 #undef CALL
 }
@@ -398,19 +424,24 @@ LL_CLONES void blkAffineAct(const float* x, float* y, long HW, const float* mu, 
   LL_DISPATCH(kind, CALL)
 #undef CALL
 }
-// Backward loops. For none / relu / leaky the activation's derivative needs only the sign of its input,
-// which (X = true) is recomputed from x with the forward's scale a and shift b instead of being read from
-// y: one array less to stream through (sign(pre) == sign(y) for these activations).
-template <int K, bool X>
+// Backward loops, by where they take the activation's derivative and x from (X):
+//   kMaskY: the derivative from y, x read;
+//   kMaskX: for none / relu / leaky the derivative needs only the sign of the activation's input, which is
+//           recomputed from x with the forward's scale a and shift b instead of being read from y: one array
+//           less to stream through (sign(pre) == sign(y) for these activations);
+//   kInPlace: batch-norm wrote y over x; the derivative from y, x's place taken by xIn (mu = beta, is = 1/gamma).
+enum { kMaskY, kMaskX, kInPlace };
+template <int K, int X>
 LL_INLINE float gradPre(const float* x, const float* y, const float* dy, long j, int l, const float* mu, const float* a,
                         const float* b, float slope) {
-  if (X) return dyPre<K>(preAct(x[j], mu[l], a[l], b[l]), dy[j], slope);
+  if (X == kMaskX) return dyPre<K>(preAct(x[j], mu[l], a[l], b[l]), dy[j], slope);
   return dyPre<K>(y[j], dy[j], slope);
 }
 
-template <int K, bool X>
+template <int K, int X>
 LL_INLINE void blkBwdSumsT(const float* x, const float* y, const float* dy, long HW, const float* mu, const float* is,
                            const float* a, const float* b, float slope, double* sg, double* sgx) {
+  const float islope = 1.f / slope;
   float p1[kB] = {0}, p2[kB] = {0};
   for (long i = 0; i < HW; i++) {
 #pragma omp simd
@@ -418,7 +449,7 @@ LL_INLINE void blkBwdSumsT(const float* x, const float* y, const float* dy, long
       long j = i * kB + l;
       float g = gradPre<K, X>(x, y, dy, j, l, mu, a, b, slope);
       p1[l] += g;
-      p2[l] += g * (x[j] - mu[l]) * is[l];
+      p2[l] += g * (xIn<K, X == kInPlace>(x, y, j, islope) - mu[l]) * is[l];
     }
   }
   for (int l = 0; l < kB; l++) {
@@ -428,38 +459,47 @@ LL_INLINE void blkBwdSumsT(const float* x, const float* y, const float* dy, long
 }
 LL_CLONES void blkBwdSums(const float* x, const float* y, const float* dy, long HW, const float* mu, const float* is,
                           const float* a, const float* b, int kind, float slope, double* sg, double* sgx) {
-  if (a && kind <= A_LEAKY) {
-#define CALL(K) blkBwdSumsT<K, true>(x, y, dy, HW, mu, is, a, b, slope, sg, sgx)
+  if (!x) {
+#define CALL(K) blkBwdSumsT<K, kInPlace>(x, y, dy, HW, mu, is, a, b, slope, sg, sgx)
+    LL_DISPATCH_INV(kind, CALL)
+#undef CALL
+  } else if (a && kind <= A_LEAKY) {
+#define CALL(K) blkBwdSumsT<K, kMaskX>(x, y, dy, HW, mu, is, a, b, slope, sg, sgx)
     LL_DISPATCH(kind, CALL)
 #undef CALL
   } else {
-#define CALL(K) blkBwdSumsT<K, false>(x, y, dy, HW, mu, is, a, b, slope, sg, sgx)
+#define CALL(K) blkBwdSumsT<K, kMaskY>(x, y, dy, HW, mu, is, a, b, slope, sg, sgx)
     LL_DISPATCH(kind, CALL)
 #undef CALL
   }
 }
-template <int K, bool X>
+template <int K, int X>
 LL_INLINE void blkBwdDxT(const float* x, const float* y, const float* dy, float* dx, long HW, const float* mu,
                          const float* is, const float* a, const float* b, float slope, const float* k2,
                          const float* mdz, const float* mdzx) {
+  const float islope = 1.f / slope;
   for (long i = 0; i < HW; i++) {
 #pragma omp simd
     for (int l = 0; l < kB; l++) {
       long j = i * kB + l;
       float g = gradPre<K, X>(x, y, dy, j, l, mu, a, b, slope);
-      dx[j] = k2[l] * (g - mdz[l] - (x[j] - mu[l]) * is[l] * mdzx[l]);
+      dx[j] = k2[l] * (g - mdz[l] - (xIn<K, X == kInPlace>(x, y, j, islope) - mu[l]) * is[l] * mdzx[l]);
     }
   }
 }
 LL_CLONES void blkBwdDx(const float* x, const float* y, const float* dy, float* dx, long HW, const float* mu,
                         const float* is, const float* a, const float* b, int kind, float slope, const float* k2,
                         const float* mdz, const float* mdzx) {
-  if (a && kind <= A_LEAKY) {
-#define CALL(K) blkBwdDxT<K, true>(x, y, dy, dx, HW, mu, is, a, b, slope, k2, mdz, mdzx)
+  if (!x) {
+#define CALL(K) blkBwdDxT<K, kInPlace>(x, y, dy, dx, HW, mu, is, a, b, slope, k2, mdz, mdzx)
+    LL_DISPATCH_INV(kind, CALL)
+#undef CALL
+  } else if (a && kind <= A_LEAKY) {
+#define CALL(K) blkBwdDxT<K, kMaskX>(x, y, dy, dx, HW, mu, is, a, b, slope, k2, mdz, mdzx)
     LL_DISPATCH(kind, CALL)
 #undef CALL
   } else {
-#define CALL(K) blkBwdDxT<K, false>(x, y, dy, dx, HW, mu, is, a, b, slope, k2, mdz, mdzx)
+#define CALL(K) blkBwdDxT<K, kMaskY>(x, y, dy, dx, HW, mu, is, a, b, slope, k2, mdz, mdzx)
     LL_DISPATCH(kind, CALL)
 #undef CALL
   }
@@ -1185,12 +1225,14 @@ class Context : public Napi::ObjectWrap<Context> {
     return env.Undefined();
   }
 
-  // batchNormBackward(N, C, HW, x, y, dy, gamma, mean, invstd, actKind, slope, dx, dgamma, dbeta)
+  // batchNormBackward(N, C, HW, x, y, dy, gamma, mean, invstd, actKind, slope, dx, dgamma, dbeta, blocked, beta)
+  // x null: the forward wrote y over x (in place); then beta is given and the activation is none or leaky with
+  // a positive slope, and x's normalised value is (act^-1(y) - beta) / gamma.
   Napi::Value BatchNormBackward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     long N = I32(info[0]), C = I32(info[1]), HW = I32(info[2]);
     size_t n = size_t(N) * C * HW;
-    const float* x = F32(env, info[3], n, "x");
+    const float* x = F32OrNull(env, info[3], n, "x");
     const float* y = F32(env, info[4], n, "y");
     const float* dy = F32(env, info[5], n, "dy");
     const float* gamma = F32(env, info[6], C, "gamma");
@@ -1203,49 +1245,54 @@ class Context : public Napi::ObjectWrap<Context> {
     float* dbeta = F32(env, info[13], C, "dbeta");
     // optional 16th: the forward's beta (then the blocked path takes the activation's mask from x, not y)
     const float* beta = info.Length() > 15 ? F32OrNull(env, info[15], C, "beta") : nullptr;
+    if (!x && !(beta && (kind == A_NONE || (kind == A_LEAKY && slope > 0.f))))
+      throw Napi::RangeError::New(env, "batchNormBackward without x needs beta and an activation none or leaky (slope > 0)");
+    // in place: the normalised value is (xIn - beta) * (1 / gamma)
+    std::vector<float> igamma(x ? 0 : C);
+    for (long c = 0; c < long(igamma.size()); c++) igamma[c] = 1.f / gamma[c];
     const double M = double(N) * HW;
     if (Blocked(env, info, 14, C)) {
       const long CB = C / kB;
 #pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
       for (long cb = 0; cb < CB; cb++) {
-        const float* mu = mean + cb * kB;
-        const float* is = invstd + cb * kB;
+        const float* mu = x ? mean + cb * kB : beta + cb * kB;
+        const float* is = x ? invstd + cb * kB : igamma.data() + cb * kB;
         float a[kB];
-        for (int l = 0; l < kB; l++) a[l] = gamma[cb * kB + l] * is[l];
+        for (int l = 0; l < kB; l++) a[l] = gamma[cb * kB + l] * invstd[cb * kB + l];
         const float* pa = beta ? a : nullptr;
         const float* pb = beta ? beta + cb * kB : nullptr;
         double sg[kB] = {0}, sgx[kB] = {0};
         for (long b = 0; b < N; b++) {
           long o = BIdx(b, cb, CB, HW);
-          blkBwdSums(x + o, y + o, dy + o, HW, mu, is, pa, pb, kind, slope, sg, sgx);
+          blkBwdSums(x ? x + o : nullptr, y + o, dy + o, HW, mu, is, pa, pb, kind, slope, sg, sgx);
         }
         float k2[kB], mdz[kB], mdzx[kB];
         for (int l = 0; l < kB; l++) {
           long c = cb * kB + l;
-          BnBwdCoef f = BnBwdCoefs(sg[l], sgx[l], gamma[c], is[l], M, dbeta + c, dgamma + c);
+          BnBwdCoef f = BnBwdCoefs(sg[l], sgx[l], gamma[c], invstd[c], M, dbeta + c, dgamma + c);
           k2[l] = f.k2;
           mdz[l] = f.mdz;
           mdzx[l] = f.mdzx;
         }
         for (long b = 0; b < N; b++) {
           long o = BIdx(b, cb, CB, HW);
-          blkBwdDx(x + o, y + o, dy + o, dx + o, HW, mu, is, pa, pb, kind, slope, k2, mdz, mdzx);
+          blkBwdDx(x ? x + o : nullptr, y + o, dy + o, dx + o, HW, mu, is, pa, pb, kind, slope, k2, mdz, mdzx);
         }
       }
       return env.Undefined();
     }
 #pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
     for (long c = 0; c < C; c++) {
-      float mu = mean[c], is = invstd[c];
+      float mu = x ? mean[c] : beta[c], is = x ? invstd[c] : igamma[c];
       double sg = 0, sgx = 0;
       for (long b = 0; b < N; b++) {
         long o = (b * C + c) * HW;
-        bnBwdSums(x + o, y + o, dy + o, HW, mu, is, kind, slope, &sg, &sgx);
+        bnBwdSums(x ? x + o : nullptr, y + o, dy + o, HW, mu, is, kind, slope, &sg, &sgx);
       }
-      BnBwdCoef f = BnBwdCoefs(sg, sgx, gamma[c], is, M, dbeta + c, dgamma + c);
+      BnBwdCoef f = BnBwdCoefs(sg, sgx, gamma[c], invstd[c], M, dbeta + c, dgamma + c);
       for (long b = 0; b < N; b++) {
         long o = (b * C + c) * HW;
-        bnBwdDx(x + o, y + o, dy + o, dx + o, HW, mu, is, kind, slope, f.k2, f.mdz, f.mdzx);
+        bnBwdDx(x ? x + o : nullptr, y + o, dy + o, dx + o, HW, mu, is, kind, slope, f.k2, f.mdz, f.mdzx);
       }
     }
     return env.Undefined();

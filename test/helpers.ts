@@ -40,6 +40,25 @@ export function expectClose(ours: ArrayLike<number>, ref: ArrayLike<number>, wha
   expect(err, `${what}: max |ours - ref| = ${err}, allowed ${tol * bound}`).toBeLessThanOrEqual(tol * bound);
 }
 
+/**
+ * One parameter after one Adam step from fresh state, against PyTorch's. That step moves each element by
+ * lr * g / (|g| + eps): +-lr once |g| is well above eps, whatever its size, so an element whose gradient is
+ * rounding noise in both implementations (for example every element of a bias right before a BatchNorm,
+ * whose gradient is mathematically zero) moves by +-lr with a sign neither controls. There, and only there,
+ * the bound is the difference of two such steps, 2 lr; elsewhere `tol` as in expectClose. `grads`: every
+ * reference gradient of the model (noise is relative to the largest of them), `grad`: this parameter's.
+ */
+export function expectAdamStepClose(ours: ArrayLike<number>, ref: ArrayLike<number>, grad: ArrayLike<number>,
+                                    grads: Iterable<ArrayLike<number>>, lr: number, what: string, tol = 1e-4): void {
+  let gmax = 0;
+  for (const g of grads) for (let i = 0; i < g.length; i++) gmax = Math.max(gmax, Math.abs(g[i]));
+  const noise = 1e-6 * gmax, { bound } = maxErr(ours, ref);
+  for (let i = 0; i < ref.length; i++) {
+    const allowed = Math.abs(grad[i]) <= noise ? 2.01 * lr : tol * bound, d = Math.abs(ours[i] - ref[i]);
+    if (!(d <= allowed)) expect(d, `${what}[${i}]: |ours - ref| (reference gradient ${grad[i]}), allowed ${allowed}`).toBeLessThanOrEqual(allowed);
+  }
+}
+
 const REGISTER: Record<string, string> = {
   wasm: '../src/engine/kernels/wasm/node.js',
   native: '../src/engine/kernels/native/register.js',

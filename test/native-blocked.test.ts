@@ -106,6 +106,17 @@ suite('native backend: the blocked layout nChw16c', () => {
       expectClose(toPlain(N, C, HW, xdx), dx, FP32, `batchNormBackward ${what} dx (mask from x)`);
       expectClose(xdg, dg, FP32, `batchNormBackward ${what} dgamma (mask from x)`);
       expectClose(xdb, db, FP32, `batchNormBackward ${what} dbeta (mask from x)`);
+      // in place (none, leaky): the forward writes y over x, the backward recovers x from y
+      if (act.kind === 'none' || act.kind === 'leaky') {
+        const buf = xb.slice(), im = new Float32Array(C), ii = new Float32Array(C);
+        be.batchNormTrain(N, C, HW, buf, gamma, beta, 1e-5, act, buf, im, ii, 'blocked');
+        expect(Array.from(buf), `batchNormTrain ${what} in place`).toEqual(Array.from(by));
+        const idx = new Float32Array(n), idg = new Float32Array(C), idb = new Float32Array(C);
+        be.batchNormBackward(N, C, HW, null, buf, toBlocked(N, C, HW, dy), gamma, im, ii, act, idx, idg, idb, 'blocked', beta);
+        expectClose(toPlain(N, C, HW, idx), dx, FP32, `batchNormBackward ${what} dx (in place)`);
+        expectClose(idg, dg, FP32, `batchNormBackward ${what} dgamma (in place)`);
+        expectClose(idb, db, FP32, `batchNormBackward ${what} dbeta (in place)`);
+      }
 
       const ay = new Float32Array(n), bay = new Float32Array(n);
       ref.channelAffine(N, C, HW, x, gamma, beta, act, ay);

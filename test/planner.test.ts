@@ -22,7 +22,7 @@ const blockedBackend = Object.assign(new ReferenceBackend(), { channelBlock: 16 
 function describeSteps(steps: Step[]): string[] {
   return steps.map((s) => (s.kind === 'reorder' ? `reorder->${s.to}` :
     `${s.index}${s.fused ? '+' : ''}${s.opts?.layout === 'blocked' ? ' blocked' : ''}${s.opts?.act ? ` act=${s.opts.act.kind}` : ''}` +
-    `${s.opts?.skipBias ? ' skipBias' : ''}${s.opts?.inputBias ? ' inputBias' : ''}`));
+    `${s.opts?.skipBias ? ' skipBias' : ''}${s.opts?.inputBias ? ' inputBias' : ''}${s.opts?.inPlace ? ' inPlace' : ''}`));
 }
 
 describe('planner', () => {
@@ -34,7 +34,7 @@ describe('planner', () => {
 
   it('fuses batch-norm with the activation after it, and only then', () => {
     const plan = planChain(model(), new ReferenceBackend(), { fuse: true, blocked: true });
-    expect(describeSteps(plan.steps)).toEqual(['0', '1+ act=leaky', '3', '4', '5', '6', '7', '8', '9']);
+    expect(describeSteps(plan.steps)).toEqual(['0', '1+ act=leaky inPlace', '3', '4', '5', '6', '7', '8', '9']);
     const unfused = planChain(model(), new ReferenceBackend(), { fuse: false, blocked: true });
     expect(describeSteps(unfused.steps)).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
     // a LeakyReLU with a negative slope is not fusable (its input's sign is not its output's)
@@ -45,7 +45,7 @@ describe('planner', () => {
   it('keeps activations blocked between layers that take them, converting before Flatten, after Unflatten and at the end', () => {
     const plan = planChain(model(), blockedBackend, { fuse: true, blocked: true });
     expect(describeSteps(plan.steps)).toEqual([
-      '0 blocked', '1+ act=leaky', 'reorder->nchw', '3', '4', '5', '6', 'reorder->blocked', '7', '8 blocked', '9', 'reorder->nchw',
+      '0 blocked', '1+ act=leaky inPlace', 'reorder->nchw', '3', '4', '5', '6', 'reorder->blocked', '7', '8 blocked', '9', 'reorder->nchw',
     ]);
     expect(plan.layouts).toEqual(['blocked', 'blocked', 'blocked', 'nchw', 'nchw', 'nchw', 'blocked', 'blocked', 'blocked', 'blocked']);
     const plain = planChain(model(), blockedBackend, { fuse: true, blocked: false });
@@ -81,14 +81,79 @@ describe('planner', () => {
     const chain = (bias = true): Module[] => [new ConvTranspose2d(4, 16, 3, { bias }), new BatchNorm2d(16), new LeakyReLU(), new ConvTranspose2d(16, 1, 3), new Tanh()];
     const layers = chain();
     const plan = planChain(layers, new ReferenceBackend(), { fuse: true, blocked: true });
-    expect(describeSteps(plan.steps)).toEqual(['0 skipBias', '1+ act=leaky inputBias', '3', '4']);
+    expect(describeSteps(plan.steps)).toEqual(['0 skipBias', '1+ act=leaky inputBias inPlace', '3', '4']);
     const step1 = plan.steps[1];
     expect(step1.kind === 'layer' && step1.opts?.inputBias).toBe((layers[0] as ConvTranspose2d).bias!.data);
-    expect(describeSteps(planChain(chain(false), new ReferenceBackend(), { fuse: true, blocked: true }).steps)).toEqual(['0', '1+ act=leaky', '3', '4']);
+    expect(describeSteps(planChain(chain(false), new ReferenceBackend(), { fuse: true, blocked: true }).steps)).toEqual(['0', '1+ act=leaky inPlace', '3', '4']);
     expect(describeSteps(planChain(chain(), new ReferenceBackend(), { fuse: false, blocked: true }).steps)).toEqual(['0', '1', '2', '3', '4']);
     const inEval = chain();
     for (const m of inEval) m.eval();
-    expect(describeSteps(planChain(inEval, new ReferenceBackend(), { fuse: true, blocked: true }).steps)).toEqual(['0', '1+ act=leaky', '3', '4']);
+    expect(describeSteps(planChain(inEval, new ReferenceBackend(), { fuse: true, blocked: true }).steps)).toEqual(['0', '1+ act=leaky inPlace', '3', '4']);
+  });
+
+  it('lets a batch-norm write over the output of the convolution before it, and nothing else', () => {
+    const ref = new ReferenceBackend();
+    const steps = (layers: Module[], fuse = true): string[] => describeSteps(planChain(layers, ref, { fuse, blocked: true }).steps);
+    expect(steps([new Conv2d(1, 16, 3), new BatchNorm2d(16), new Tanh()])).toEqual(['0', '1+ act=tanh inPlace']);
+    expect(steps([new ConvTranspose2d(4, 16, 3, { bias: false }), new BatchNorm2d(16)])).toEqual(['0', '1 inPlace']);
+    // not the chain's input (the caller's), not after a layer whose output its backward reads or is not its own
+    expect(steps([new BatchNorm2d(16), new LeakyReLU()])).toEqual(['0+ act=leaky']);
+    expect(steps([new Conv2d(1, 16, 3), new Tanh(), new BatchNorm2d(16)])).toEqual(['0', '1', '2']);
+    expect(steps([new Linear(4, 64), new Unflatten(1, [16, 2, 2]), new BatchNorm2d(16)])).toEqual(['0', '1', '2']);
+    // not unfused (the reference plan)
+    expect(steps([new Conv2d(1, 16, 3), new BatchNorm2d(16), new LeakyReLU()], false)).toEqual(['0', '1', '2']);
+  });
+
+  for (const { name, backend } of backends) it(`gives the same output, gradients and running statistics with batch-norm in place, and falls back where it must (${name})`, () => {
+    const rng = new Rng(5);
+    const x = new Tensor([4, 3, 9, 9], Float32Array.from({ length: 4 * 3 * 81 }, () => rng.normal()));
+    const dy = Float32Array.from({ length: 4 * 16 * 5 * 5 }, () => rng.normal());
+    type Setup = (bn: BatchNorm2d) => void;
+    const run = (fuse: boolean, act: Module, setup: Setup = () => {}) => {
+      const r = new Rng(9);
+      const s = new Sequential(new Conv2d(3, 16, 3, { stride: 2, padding: 1, rng: r }), new BatchNorm2d(16), act).to(backend);
+      s.fuse = fuse;
+      const conv = s.at(0) as Conv2d, bn = s.at(1) as BatchNorm2d;
+      bn.weight.data.forEach((_, c, w) => { w[c] = c % 4 === 1 ? -0.5 - c / 16 : 0.5 + c / 16; });
+      bn.bias.data.forEach((_, c, b) => { b[c] = (c - 8) / 10; });
+      setup(bn);
+      // what the kernels were handed: y over x in the forward, and no x in the backward
+      const seen = { overX: false, noX: false };
+      const be = backend as unknown as Record<string, (...a: unknown[]) => unknown>;
+      const train = be.batchNormTrain, bwd = be.batchNormBackward;
+      be.batchNormTrain = (...a: unknown[]) => { seen.overX = a[3] === a[8]; return train.apply(backend, a); };
+      be.batchNormBackward = (...a: unknown[]) => { seen.noX = a[3] === null; return bwd.apply(backend, a); };
+      let y: Float32Array, dx: Float32Array;
+      try {
+        y = s.forward(x).data.slice();
+        dx = s.backward(new Tensor([4, 16, 5, 5], dy.slice())).data.slice();
+      } finally { be.batchNormTrain = train; be.batchNormBackward = bwd; }
+      return { seen, y, dx, dw: conv.weight.grad.slice(), db: conv.bias!.grad.slice(), dg: bn.weight.grad.slice(),
+               dbeta: bn.bias.grad.slice(), rm: bn.runningMean.data.slice(), rv: bn.runningVar.data.slice() };
+    };
+    const same = (a: ReturnType<typeof run>, b: ReturnType<typeof run>, what: string): void => {
+      for (const k of ['y', 'dx', 'dw', 'db', 'dg', 'dbeta', 'rm', 'rv'] as const) {
+        // the conv's bias gradient is rounding noise either way (a batch-norm follows): measured on dw's scale
+        const scale = Math.max(...Array.from(b[k === 'db' ? 'dw' : k], Math.abs));
+        expect(scale, `${what} ${k}`).toBeGreaterThan(0);
+        for (let i = 0; i < a[k].length; i++) expect(Math.abs(a[k][i] - b[k][i]), `${what} ${k}[${i}]`).toBeLessThanOrEqual(1e-5 * scale);
+      }
+    };
+    for (const slope of [0.01, 0.3]) {
+      const inPlace = run(true, new LeakyReLU(slope)), plain = run(false, new LeakyReLU(slope));
+      expect(inPlace.seen, `leaky ${slope}`).toEqual({ overX: true, noX: true });
+      expect(plain.seen).toEqual({ overX: false, noX: false });
+      same(inPlace, plain, `leaky ${slope}`);
+    }
+    // a channel whose beta is far from gamma's scale (y no longer holds x to float precision): not in place
+    const far: Setup = (bn) => { bn.bias.data[3] = 20 * Math.abs(bn.weight.data[3]); };
+    const fallback = run(true, new LeakyReLU(0.01), far);
+    expect(fallback.seen).toEqual({ overX: false, noX: false });
+    same(fallback, run(false, new LeakyReLU(0.01), far), 'beta far from gamma');
+    // an activation that cannot be inverted: fused, not in place
+    const tanh = run(true, new Tanh());
+    expect(tanh.seen).toEqual({ overX: false, noX: false });
+    same(tanh, run(false, new Tanh()), 'tanh');
   });
 
   for (const { name, backend } of backends) it(`gives the same output, gradients and running statistics with the bias folded, without its two passes (${name})`, () => {

@@ -40,6 +40,16 @@ export type ActKind = 'none' | 'relu' | 'leaky' | 'tanh' | 'sigmoid';
 /** An element-wise activation; `slope` is LeakyReLU's negative_slope. */
 export interface Act { kind: ActKind; slope: number }
 export const NO_ACT: Act = { kind: 'none', slope: 0 };
+/**
+ * Whether the activation's input can be recovered from its output: none, and leaky with a positive slope
+ * (batchNormBackward then works from y alone, so that batch-norm may write y over x).
+ */
+export function invertibleAct(act: Act): boolean { return act.kind === 'none' || (act.kind === 'leaky' && act.slope > 0); }
+/** batchNormBackward's precondition without x (the backends check it before they start). */
+export function checkBnInPlace(x: Float32Array | null, act: Act, beta: Float32Array | undefined): void {
+  if (!x && !(beta && invertibleAct(act)))
+    throw new Error(`batchNormBackward: without x (in place) it needs beta and an activation none or leaky with slope > 0, got ${act.kind}${beta ? '' : ' and no beta'}`);
+}
 
 export interface Backend {
   readonly name: string;
@@ -79,7 +89,7 @@ export interface Backend {
    * Batch-norm in training mode over [N,C,HW], followed by `act`:
    * y = act(gamma * (x - mean) * invstd + beta). Writes the batch mean and invstd = 1/sqrt(var + eps)
    * for the backward pass, and, when given, the biased batch variance var itself (for the running
-   * statistics: deriving it back from invstd loses its low bits to eps).
+   * statistics: deriving it back from invstd loses its low bits to eps). y may be x (in place).
    */
   batchNormTrain(N: number, C: number, HW: number, x: Float32Array, gamma: Float32Array, beta: Float32Array,
                  eps: number, act: Act, y: Float32Array, mean: Float32Array, invstd: Float32Array, layout?: Layout,
@@ -91,8 +101,11 @@ export interface Backend {
    * Backward of batchNormTrain (with its activation): given x, the forward output y and dy, writes
    * dx, dgamma and dbeta (overwritten). `beta`, the forward's shift, is optional: a backend may use it
    * to recompute the activation's input from x instead of reading y.
+   * x null: the forward wrote y over x (in place). Then `beta` is required, the activation is invertible
+   * (`invertibleAct`) and gamma has no zero: x's normalised value is recovered from y as
+   * (act^-1(y) - beta) / gamma.
    */
-  batchNormBackward(N: number, C: number, HW: number, x: Float32Array, y: Float32Array, dy: Float32Array,
+  batchNormBackward(N: number, C: number, HW: number, x: Float32Array | null, y: Float32Array, dy: Float32Array,
                     gamma: Float32Array, mean: Float32Array, invstd: Float32Array, act: Act,
                     dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, layout?: Layout, beta?: Float32Array): void;
 

@@ -18,6 +18,10 @@
  *   accounts for it (`inputBias`: its running mean includes it). The batch's mean absorbs any per-channel
  *   constant, so the output is the same and the bias's gradient is exactly zero: one pass less over the
  *   activation forward (the bias add) and backward (the bias gradient's sum).
+ * - in place: a layer that can write its output over its input (`inPlaceForward`: a batch-norm in training,
+ *   which then recovers x from y in its backward) directly after a layer whose output nothing else reads
+ *   (`scratchOutput`: a convolution) is told so (`ForwardOptions.inPlace`). One activation-sized buffer less
+ *   to stream through: the batch-norm's forward passes took 0.55-0.60 ms a step instead of 0.97-1.05 (native).
  *
  * The chain's input and output are NCHW. A container runs the steps in order (a reorder step with
  * `reorderTo`), and backward in reverse, where a reorder step converts the gradient back (`from`) and
@@ -37,6 +41,11 @@ export interface ForwardOptions {
   skipBias?: boolean;
   /** A per-channel bias the previous layer left out (layers with `takesInputBias`): the result is as if it were in the input. */
   inputBias?: Float32Array;
+  /**
+   * The input is a buffer of the previous layer's that nothing reads again (layers with `inPlaceForward`): the
+   * layer may write its output over it.
+   */
+  inPlace?: boolean;
 }
 
 /** What a layer's backward may be told, besides dy. */
@@ -75,6 +84,10 @@ export interface Plannable {
   readonly takesInputBias?: boolean;
   /** Training mode (Module.training): the bias is folded only into a batch-norm that uses the batch's statistics. */
   readonly training?: boolean;
+  /** Whether the output is a buffer of the layer's own that its backward does not read (convolutions). */
+  readonly scratchOutput?: boolean;
+  /** Whether forward takes ForwardOptions.inPlace (a batch-norm, which then may write its output over its input). */
+  readonly inPlaceForward?: boolean;
 }
 
 /** One step of a plan: a reorder of the activation, or a layer (with what its forward is asked). */
@@ -117,12 +130,16 @@ export function planChain(layers: readonly Plannable[], backend: Backend, opts: 
     if (fuse) o.act = next.fusableAct!;
     if (folded) o.inputBias = folded;
     folded = null;
+    const prev = steps[steps.length - 1];
+    if (opts.fuse && m.inPlaceForward === true && prev?.kind === 'layer' && prev.index === i - 1 && prev.fused === 0
+        && prev.layer.scratchOutput === true) o.inPlace = true;
     if (opts.fuse && m.foldableBias && next?.takesInputBias === true && next.training === true) {
       o.skipBias = true;
       folded = m.foldableBias;
     }
     // options only for a layer that declared them (a custom module's forward may take something else)
-    const asked = m.blockedOutput === 'native' || m.takesAct === true || o.skipBias === true || o.inputBias !== undefined;
+    const asked = m.blockedOutput === 'native' || m.takesAct === true || o.skipBias === true || o.inputBias !== undefined
+      || o.inPlace === true;
     steps.push({ kind: 'layer', index: i, layer: m, opts: asked ? o : undefined, fused: fuse ? 1 : 0 });
     // the layout after the layer: what it was asked for, else what it keeps
     if (m.blockedOutput) cur = o.layout ?? 'nchw';

@@ -2,7 +2,7 @@
  * The reference backend: plain TypeScript written for clarity, single-threaded.
  * It is the oracle the faster backends are tested against.
  */
-import type { Act, Backend, ConvGeom, Layout } from './index.js';
+import { checkBnInPlace, type Act, type Backend, type ConvGeom, type Layout } from './index.js';
 
 export function actForward(act: Act, v: number): number {
   switch (act.kind) {
@@ -160,24 +160,27 @@ export class ReferenceBackend implements Backend {
     }
   }
 
-  batchNormBackward(N: number, C: number, HW: number, x: Float32Array, y: Float32Array, dy: Float32Array,
+  batchNormBackward(N: number, C: number, HW: number, x: Float32Array | null, y: Float32Array, dy: Float32Array,
                     gamma: Float32Array, mean: Float32Array, invstd: Float32Array, act: Act,
-                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array): void {
+                    dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, _layout?: Layout, beta?: Float32Array): void {
     const M = N * HW;
+    checkBnInPlace(x, act, beta);
     for (let c = 0; c < C; c++) {
-      const mu = mean[c], is = invstd[c];
+      const mu = mean[c], is = invstd[c], gc = gamma[c], bc = beta ? beta[c] : 0;
+      // x's normalised value, from x or (in place) from y
+      const xhat = (j: number): number => x ? (x[j] - mu) * is : (actInverse(act, y[j]) - bc) / gc;
       let sdz = 0, sdzx = 0;
       for (let n = 0; n < N; n++) for (let i = 0; i < HW; i++) {
         const j = (n * C + c) * HW + i;
         const g = dyPre(act, y[j], dy[j]);
-        sdz += g; sdzx += g * (x[j] - mu) * is;
+        sdz += g; sdzx += g * xhat(j);
       }
       dbeta[c] = sdz; dgamma[c] = sdzx;
-      const k = gamma[c] * is / M;
+      const k = gc * is / M;
       for (let n = 0; n < N; n++) for (let i = 0; i < HW; i++) {
         const j = (n * C + c) * HW + i;
         const g = dyPre(act, y[j], dy[j]);
-        dx[j] = k * (M * g - sdz - (x[j] - mu) * is * sdzx);
+        dx[j] = k * (M * g - sdz - xhat(j) * sdzx);
       }
     }
   }
@@ -189,6 +192,11 @@ export class ReferenceBackend implements Backend {
   activationBackward(act: Act, n: number, x: Float32Array, y: Float32Array, dy: Float32Array, dx: Float32Array): void {
     for (let i = 0; i < n; i++) dx[i] = dy[i] * actGrad(act, x[i], y[i]);
   }
+}
+
+/** The activation's input from its output, for an invertible activation (none, leaky with slope > 0). */
+export function actInverse(act: Act, y: number): number {
+  return act.kind === 'leaky' && y < 0 ? y / act.slope : y;
 }
 
 /** The gradient before a fused activation, from its output y (valid for relu, leaky with slope >= 0, tanh, sigmoid:

@@ -4,9 +4,12 @@
  * num_batches_tracked) and with the running statistics in eval mode.
  * A following activation can be fused in (a Sequential's plan asks for it): the kernel then writes
  * act(bn(x)) and the backward pass takes the gradient of the activation's output.
+ * In training it may write y over x when the plan says nothing else reads x (`ForwardOptions.inPlace`), the
+ * activation is invertible and y keeps x's information (`recoverable`): the backward then recovers x from y,
+ * as in-place activated batch-norm (Rota Bulo et al., 2018).
  */
 import { batchNormEvalBackward } from '../kernels/composite.js';
-import { NO_ACT, type Act } from '../kernels/index.js';
+import { invertibleAct, NO_ACT, type Act } from '../kernels/index.js';
 import type { BackwardOptions, ForwardOptions } from '../kernels/planner.js';
 import { Tensor } from '../tensor.js';
 import { accumulate, type BufferEntry, Module, type Parameter } from './module.js';
@@ -25,7 +28,10 @@ export class BatchNorm2d extends Module {
   readonly takesAct = true;
   readonly takesInputBias = true;
   readonly inPlaceGrad = true;
+  readonly inPlaceForward = true;
   private x: Tensor | null = null;
+  /** Whether the last forward wrote y over x. */
+  private xOverwritten = false;
   private y: Tensor | null = null;
 
   protected override forgetForward(): void { this.x = null; this.y = null; }
@@ -63,10 +69,11 @@ export class BatchNorm2d extends Module {
    */
   forward(x: Tensor, opts: ForwardOptions = {}): Tensor {
     const [N, C, HW] = this.dims(x);
-    const y = this.scratch('y', x.size);
     const w = this.weight.data, b = this.bias.data;
     this.act = opts.act ?? NO_ACT;
     this.usedBatchStats = this.training;
+    this.xOverwritten = opts.inPlace === true && this.training && invertibleAct(this.act) && this.recoverable();
+    const y = this.xOverwritten ? x.data : this.scratch('y', x.size);
     const ib = opts.inputBias;
     if (this.training) {
       const M = N * HW;
@@ -95,6 +102,20 @@ export class BatchNorm2d extends Module {
     return this.y;
   }
 
+  /**
+   * Whether x's normalised value can be recovered from y = act(gamma * xhat + beta) to about the precision it
+   * is computed with: xhat = (act^-1(y) - beta) / gamma loses |beta / gamma| ulps of y, so every channel
+   * needs |beta| <= 16 |gamma| (and gamma not tiny). At initialisation gamma = 1 and beta = 0.
+   */
+  private recoverable(): boolean {
+    const w = this.weight.data, b = this.bias.data;
+    for (let c = 0; c < w.length; c++) {
+      const g = Math.abs(w[c]);
+      if (!(g >= 1e-6 && Math.abs(b[c]) <= 16 * g)) return false;
+    }
+    return true;
+  }
+
   /** dx, and dgamma and dbeta added to the gradients; `opts.inPlace`: dx may overwrite dy. */
   backward(dy: Tensor, opts: BackwardOptions = {}): Tensor {
     const x = this.x, y = this.y;
@@ -104,7 +125,7 @@ export class BatchNorm2d extends Module {
     const dx = opts.inPlace ? dy.data.subarray(0, x.size) : this.scratch('dx', x.size);
     const dg = this.scratch('dgamma', C), db = this.scratch('dbeta', C);
     if (this.usedBatchStats)
-      this.backend.batchNormBackward(N, C, HW, x.data, y.data, dy.data, this.weight.data,
+      this.backend.batchNormBackward(N, C, HW, this.xOverwritten ? null : x.data, y.data, dy.data, this.weight.data,
         this.scratch('mean', C), this.scratch('invstd', C), this.act, dx, dg, db, x.layout, this.bias.data);
     else
       batchNormEvalBackward(this.backend, N, C, HW, x.data, y.data, dy.data, this.weight.data, this.runningMean.data as Float32Array,

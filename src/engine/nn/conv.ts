@@ -16,6 +16,7 @@ export class Conv2d extends Module {
   needsInputGrad = true;
   readonly blockedInput = 'any' as const;
   readonly blockedOutput = 'native' as const;
+  readonly scratchOutput = true;
   private x: Tensor | null = null;
   private g: ConvGeom | null = null;
 

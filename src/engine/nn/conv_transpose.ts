@@ -24,6 +24,7 @@ export class ConvTranspose2d extends Module {
   needsInputGrad = true;
   readonly blockedInput = 'any' as const;
   readonly blockedOutput = 'native' as const;
+  readonly scratchOutput = true;
   private x: Tensor | null = null;
   private g: ConvGeom | null = null;
   /** Whether the last forward left the bias to the next layer (ForwardOptions.skipBias). */

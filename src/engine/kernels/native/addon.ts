@@ -40,7 +40,7 @@ export interface NativeContext {
                  invstd: Float32Array, blocked?: boolean, variance?: Float32Array | null): void;
   channelAffine(N: number, C: number, HW: number, x: Float32Array, scale: Float32Array, shift: Float32Array,
                 actKind: number, slope: number, y: Float32Array, blocked?: boolean): void;
-  batchNormBackward(N: number, C: number, HW: number, x: Float32Array, y: Float32Array, dy: Float32Array,
+  batchNormBackward(N: number, C: number, HW: number, x: Float32Array | null, y: Float32Array, dy: Float32Array,
                     gamma: Float32Array, mean: Float32Array, invstd: Float32Array, actKind: number, slope: number,
                     dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, blocked?: boolean,
                     beta?: Float32Array | null): void;

@@ -7,7 +7,7 @@
  * activations and gradients stay fp32 in memory.
  */
 import { availableParallelism } from 'node:os';
-import type { Act, ActKind, AdamStepScalars, Backend, ConvGeom, Layout } from '../index.js';
+import { checkBnInPlace, type Act, type ActKind, type AdamStepScalars, type Backend, type ConvGeom, type Layout } from '../index.js';
 import type { BackendOptions } from '../select.js';
 import { KERNEL_TABLE, kernelTableHash } from '../table.js';
 import { loadNativeAddon, type NativeContext, type NativeInfo } from './addon.js';
@@ -132,9 +132,10 @@ export class NativeBackend implements Backend {
     this.c.channelAffine(N, C, HW, x, scale, shift, actCode(act), act.slope, y, layout === 'blocked');
   }
 
-  batchNormBackward(N: number, C: number, HW: number, x: Float32Array, y: Float32Array, dy: Float32Array,
+  batchNormBackward(N: number, C: number, HW: number, x: Float32Array | null, y: Float32Array, dy: Float32Array,
                     gamma: Float32Array, mean: Float32Array, invstd: Float32Array, act: Act,
                     dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, layout?: Layout, beta?: Float32Array): void {
+    checkBnInPlace(x, act, beta);
     this.c.batchNormBackward(N, C, HW, x, y, dy, gamma, mean, invstd, actCode(act), act.slope, dx, dgamma, dbeta,
       layout === 'blocked', beta ?? null);
   }

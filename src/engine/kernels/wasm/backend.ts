@@ -3,7 +3,7 @@
  * multithreaded over workers that wait on a control block in that memory (Atomics.wait/notify, no message
  * per call). This file has no `node:` imports: it is the browser-friendly loader; node.ts wires it up for Node.
  */
-import type { Act, Backend, ConvGeom, Layout } from '../index.js';
+import { checkBnInPlace, type Act, type Backend, type ConvGeom, type Layout } from '../index.js';
 import { KERNEL_TABLE, kernelTableHash } from '../table.js';
 import { WORKER_SOURCE } from './worker-source.js';
 
@@ -375,13 +375,15 @@ export class WasmBackend implements Backend {
     this.exec(OP.affine, this.nt(n, N * C));
   }
 
-  batchNormBackward(N: number, C: number, HW: number, x: Float32Array, y: Float32Array, dy: Float32Array,
+  batchNormBackward(N: number, C: number, HW: number, x: Float32Array | null, y: Float32Array, dy: Float32Array,
                     gamma: Float32Array, mean: Float32Array, invstd: Float32Array, act: Act,
                     dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, _layout?: Layout, beta?: Float32Array): void {
     const n = N * C * HW;
     this.setI(0, N); this.setI(1, C); this.setI(2, HW);
     this.scratch(OP.bnBwd);
-    this.setI(3, this.in(x, n)); this.setI(4, this.in(y, n)); this.setI(5, this.in(dy, n));
+    checkBnInPlace(x, act, beta);
+    // x absent (0): the forward wrote y over x, and the kernel recovers x from y
+    this.setI(3, x ? this.in(x, n) : 0); this.setI(4, this.in(y, n)); this.setI(5, this.in(dy, n));
     this.setI(6, this.in(gamma, C)); this.setI(7, this.in(mean, C)); this.setI(8, this.in(invstd, C));
     this.setI(9, ACT_CODE[act.kind]); this.setF(10, act.slope);
     this.setI(11, this.out(dx, n)); this.setI(12, this.out(dgamma, C)); this.setI(13, this.out(dbeta, C));
