@@ -36,6 +36,15 @@ const MR: i32 = 4;
   else return f32x4.add(c, f32x4.mul(a, b));
 }
 
+/**
+ * Lanes of a where the mask (all ones or all zeros per lane, from a comparison) is set, else of b: one
+ * blend with relaxed SIMD (vblendvps), three logic ops as v128.bitselect.
+ */
+@inline function select4(a: v128, b: v128, mask: v128): v128 {
+  if (ASC_FEATURE_RELAXED_SIMD) return i32x4.relaxed_laneselect(a, b, mask);
+  else return v128.bitselect(a, b, mask);
+}
+
 @inline function hsum(v: v128): f32 {
   return (f32x4.extract_lane(v, 0) + f32x4.extract_lane(v, 1)) + (f32x4.extract_lane(v, 2) + f32x4.extract_lane(v, 3));
 }
@@ -1090,14 +1099,14 @@ function sumF(p: usize, n: i32): f32 {
   const v2 = f32x4.mul(v, v);
   const series = f32x4.mul(v, fma(v2, fma(v2, f32x4.splat(0.13333334), f32x4.splat(-0.33333334)), one));
   const signed = v128.or(t, v128.and(v, f32x4.splat(-0.0)));
-  return v128.bitselect(series, signed, f32x4.lt(a, f32x4.splat(0.004)));
+  return select4(series, signed, f32x4.lt(a, f32x4.splat(0.004)));
 }
 
 /** act(v) on 4 lanes; `kind` is a constant where this is inlined, so the branches fold away. */
 @inline function actV(kind: i32, v: v128, vs: v128): v128 {
   if (kind == ACT_NONE) return v;
   if (kind == ACT_RELU) return f32x4.pmax(f32x4.splat(0), v);
-  if (kind == ACT_LEAKY) return v128.bitselect(v, f32x4.mul(v, vs), f32x4.gt(v, f32x4.splat(0)));
+  if (kind == ACT_LEAKY) return select4(v, f32x4.mul(v, vs), f32x4.gt(v, f32x4.splat(0)));
   if (kind == ACT_TANH) return tanhV(v);
   return sigmoidV(v);
 }
@@ -1133,7 +1142,7 @@ function affineAct(x: usize, y: usize, n: i32, a: f32, b: f32, kind: i32, slope:
   const z = f32x4.splat(0), one = f32x4.splat(1);
   if (kind == ACT_NONE) return dy;
   if (kind == ACT_RELU) return v128.and(dy, f32x4.gt(y, z));
-  if (kind == ACT_LEAKY) return v128.bitselect(dy, f32x4.mul(dy, vs), f32x4.gt(y, z));
+  if (kind == ACT_LEAKY) return select4(dy, f32x4.mul(dy, vs), f32x4.gt(y, z));
   if (kind == ACT_TANH) return f32x4.mul(dy, f32x4.sub(one, f32x4.mul(y, y)));
   return f32x4.mul(f32x4.mul(dy, y), f32x4.sub(one, y));
 }
@@ -1165,7 +1174,7 @@ function opActBwd(ctrl: usize, tid: i32, nt: i32): void {
     let r: v128;
     if (kind == ACT_NONE) r = g;
     else if (kind == ACT_RELU) r = v128.and(g, f32x4.gt(v128.load(x + o), z));
-    else if (kind == ACT_LEAKY) r = v128.bitselect(g, f32x4.mul(g, vs), f32x4.gt(v128.load(x + o), z));
+    else if (kind == ACT_LEAKY) r = select4(g, f32x4.mul(g, vs), f32x4.gt(v128.load(x + o), z));
     else r = dyPreV(kind, v128.load(y + o), g, vs);
     v128.store(dx + o, r);
   }
@@ -1272,7 +1281,7 @@ function opAffine(ctrl: usize, tid: i32, nt: i32): void {
   if (kind == ACT_NONE) return g;
   const pos = f32x4.gt(fma(v128.load(x), va, vb), f32x4.splat(0));
   if (kind == ACT_RELU) return v128.and(g, pos);
-  return v128.bitselect(g, f32x4.mul(g, vs), pos);
+  return select4(g, f32x4.mul(g, vs), pos);
 }
 /**
  * Where the backward takes x from: x itself, or (in place: batch-norm wrote y over x, x absent) the
@@ -1281,7 +1290,7 @@ function opAffine(ctrl: usize, tid: i32, nt: i32): void {
 @inline function bnX(kind: i32, inPlace: bool, x: usize, y: usize, vis: v128): v128 {
   if (!inPlace) return v128.load(x);
   const v = v128.load(y);
-  if (kind == ACT_LEAKY) return v128.bitselect(v, f32x4.mul(v, vis), f32x4.gt(v, f32x4.splat(0)));
+  if (kind == ACT_LEAKY) return select4(v, f32x4.mul(v, vis), f32x4.gt(v, f32x4.splat(0)));
   return v;
 }
 @inline function bnXS(kind: i32, inPlace: bool, x: usize, y: usize, islope: f32): f32 {
