@@ -104,6 +104,22 @@ describe('planner', () => {
     expect(steps([new Conv2d(1, 16, 3), new BatchNorm2d(16), new LeakyReLU()], false)).toEqual(['0', '1', '2']);
   });
 
+  it('runs batch-norm in place only on a backend that declares it (batchNormInPlace)', () => {
+    class Plain extends ReferenceBackend { override readonly batchNormInPlace = false; }
+    for (const [be, want] of [[new ReferenceBackend(), true], [new Plain(), false]] as const) {
+      const r = new Rng(1);
+      const s = new Sequential(new Conv2d(1, 16, 3, { rng: r }), new BatchNorm2d(16), new LeakyReLU()).to(be);
+      const x = new Tensor([2, 1, 6, 6], Float32Array.from({ length: 72 }, () => r.normal()));
+      const args: unknown[][] = [];
+      const orig = be.batchNormBackward.bind(be);
+      be.batchNormBackward = (...a: Parameters<typeof orig>) => { args.push(a); orig(...a); };
+      const y = s.forward(x);
+      s.backward(new Tensor(y.shape, new Float32Array(y.size).fill(1)));
+      expect(args.length).toBe(1);
+      expect(args[0][3] === null, be.constructor.name).toBe(want);
+    }
+  });
+
   for (const { name, backend } of backends) it(`gives the same output, gradients and running statistics with batch-norm in place, and falls back where it must (${name})`, () => {
     const rng = new Rng(5);
     const x = new Tensor([4, 3, 9, 9], Float32Array.from({ length: 4 * 3 * 81 }, () => rng.normal()));

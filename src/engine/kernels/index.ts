@@ -61,6 +61,11 @@ export interface Backend {
    * and `channelSums`, and takes the optional `layout` arguments below.
    */
   readonly channelBlock?: number;
+  /**
+   * Set when batchNormBackward takes x = null (the forward wrote y over x): a batch-norm then may run in
+   * place (see BatchNorm2d). A backend without it is always handed x.
+   */
+  readonly batchNormInPlace?: boolean;
   /** Copies an activation [N, C, HW] from one layout into the other (src and dst distinct). */
   reorderLayout?(N: number, C: number, HW: number, src: Float32Array, dst: Float32Array, to: Layout): void;
   /** out[c] = sum of channel c of x [N, C, HW] (overwritten). Optional (composite.ts has a loop for the others). */
@@ -101,7 +106,7 @@ export interface Backend {
    * Backward of batchNormTrain (with its activation): given x, the forward output y and dy, writes
    * dx, dgamma and dbeta (overwritten). `beta`, the forward's shift, is optional: a backend may use it
    * to recompute the activation's input from x instead of reading y.
-   * x null: the forward wrote y over x (in place). Then `beta` is required, the activation is invertible
+   * x null (backends with `batchNormInPlace`): the forward wrote y over x. Then `beta` is required, the activation is invertible
    * (`invertibleAct`) and gamma has no zero: x's normalised value is recovered from y as
    * (act^-1(y) - beta) / gamma.
    */

@@ -79,6 +79,7 @@ export function gemmRef(transA: boolean, transB: boolean, M: number, N: number, 
 
 export class ReferenceBackend implements Backend {
   readonly name = 'reference';
+  readonly batchNormInPlace: boolean = true;
   readonly threads = 1;
 
   alloc(n: number): Float32Array { return new Float32Array(n); }

@@ -72,7 +72,8 @@ export class BatchNorm2d extends Module {
     const w = this.weight.data, b = this.bias.data;
     this.act = opts.act ?? NO_ACT;
     this.usedBatchStats = this.training;
-    this.xOverwritten = opts.inPlace === true && this.training && invertibleAct(this.act) && this.recoverable();
+    this.xOverwritten = opts.inPlace === true && this.training && this.backend.batchNormInPlace === true
+      && invertibleAct(this.act) && this.recoverable();
     const y = this.xOverwritten ? x.data : this.scratch('y', x.size);
     const ib = opts.inputBias;
     if (this.training) {

@@ -60,6 +60,7 @@ function actCode(act: Act): number {
 
 export class NativeBackend implements Backend {
   readonly name = 'native';
+  readonly batchNormInPlace = true;
   readonly threads: number;
   /** Activations may stay in oneDNN's nChw16c layout between layers (see Layout). */
   readonly channelBlock = KERNEL_TABLE.nativeChannelBlock;

@@ -98,6 +98,7 @@ interface Staged { arr: Float32Array; ptr: number; out: boolean }
 
 export class WasmBackend implements Backend {
   readonly name = 'wasm';
+  readonly batchNormInPlace = true;
   readonly threads: number;
   /** Whether the relaxed-SIMD (FMA) build is running. */
   readonly relaxed: boolean;
