@@ -106,9 +106,9 @@ export interface Backend {
    * Backward of batchNormTrain (with its activation): given x, the forward output y and dy, writes
    * dx, dgamma and dbeta (overwritten). `beta`, the forward's shift, is optional: a backend may use it
    * to recompute the activation's input from x instead of reading y.
-   * x null (backends with `batchNormInPlace`): the forward wrote y over x. Then `beta` is required, the activation is invertible
-   * (`invertibleAct`) and gamma has no zero: x's normalised value is recovered from y as
-   * (act^-1(y) - beta) / gamma.
+   * x null (backends with `batchNormInPlace`): the forward wrote y over x. Then `beta` is required, the
+   * activation is invertible (`invertibleAct`) and gamma has no zero: x's normalised value is recovered
+   * from y as (act^-1(y) - beta) / gamma.
    */
   batchNormBackward(N: number, C: number, HW: number, x: Float32Array | null, y: Float32Array, dy: Float32Array,
                     gamma: Float32Array, mean: Float32Array, invstd: Float32Array, act: Act,
