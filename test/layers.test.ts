@@ -68,6 +68,40 @@ for (const { name: bname, backend } of backends) {
   });
 }
 
+// zeroGrad is lazy (Parameter): the next backward writes each gradient in place of the zeros
+describe('gradients after zeroGrad are written, later ones added', () => {
+  const withParams = files.filter((f) => /^(conv|deconv|bn|linear)/.test(f));
+  for (const { name: bname, backend } of backends) {
+    it(`every layer with parameters (${bname})`, () => {
+      for (const file of withParams) {
+        const name = file.replace('.safetensors', '');
+        const { t, meta } = fixture(`layers/${file}`);
+        const layer = build(name, meta).to(backend);
+        layer.loadStateDict(strip(t, 'param.'));
+        layer.train(meta.train === '1');
+        const xe = t.get('x')!, dye = t.get('dy')!;
+        const pass = (): void => {
+          layer.forward(inBackend(backend, xe.shape, f32of(t, 'x')));
+          layer.backward(inBackend(backend, dye.shape, f32of(t, 'dy')));
+        };
+        const params = [...layer.namedParameters()];
+        // an older gradient that must not leak into the new one: NaN would survive an addition
+        for (const [, p] of params) p.gradBuffer.fill(NaN);
+        layer.zeroGrad();
+        for (const [k, p] of params) expect(p.grad.every((v) => v === 0), `${name} grad.${k} reads as zeros`).toBe(true);
+        for (const [, p] of params) p.gradBuffer.fill(NaN);
+        layer.zeroGrad();
+        pass();
+        for (const [k, p] of params) expectClose(p.grad, f32of(t, `grad.${k}`), `${name} grad.${k}`);
+        // a second backward without zeroGrad adds (PyTorch accumulates): exactly twice the first
+        const first = params.map(([, p]) => p.grad.slice());
+        pass();
+        params.forEach(([k, p], i) => expect([...p.grad], `${name} grad.${k} after two passes`).toEqual([...first[i]].map((v) => 2 * v)));
+      }
+    });
+  }
+});
+
 describe('BatchNorm2d running statistics at full precision', () => {
   // A batch variance (~1e-10) far below eps (1e-5), momentum 1: PyTorch's running_var is the unbiased batch
   // variance. Deriving it back from invstd = 1/sqrt(var + eps) loses it to cancellation (~1e-2 relative).

@@ -12,7 +12,7 @@ import { batchNormEvalBackward } from '../kernels/composite.js';
 import { invertibleAct, NO_ACT, type Act } from '../kernels/index.js';
 import type { BackwardOptions, ForwardOptions } from '../kernels/planner.js';
 import { Tensor } from '../tensor.js';
-import { accumulate, type BufferEntry, Module, type Parameter } from './module.js';
+import { type BufferEntry, Module, type Parameter } from './module.js';
 
 export interface BatchNormOptions { eps?: number; momentum?: number }
 
@@ -124,15 +124,15 @@ export class BatchNorm2d extends Module {
     if (dy.layout !== x.layout) throw new Error(`BatchNorm2d.backward: dy is ${dy.layout}, the forward pass was ${x.layout}`);
     const [N, C, HW] = this.dims(x);
     const dx = opts.inPlace ? dy.data.subarray(0, x.size) : this.scratch('dx', x.size);
-    const dg = this.scratch('dgamma', C), db = this.scratch('dbeta', C);
+    const dg = this.weight.gradOut(() => this.scratch('dgamma', C)), db = this.bias.gradOut(() => this.scratch('dbeta', C));
     if (this.usedBatchStats)
       this.backend.batchNormBackward(N, C, HW, this.xOverwritten ? null : x.data, y.data, dy.data, this.weight.data,
         this.scratch('mean', C), this.scratch('invstd', C), this.act, dx, dg, db, x.layout, this.bias.data);
     else
       batchNormEvalBackward(this.backend, N, C, HW, x.data, y.data, dy.data, this.weight.data, this.runningMean.data as Float32Array,
         this.runningVar.data as Float32Array, this.eps, this.act, dx, dg, db, x.layout);
-    accumulate(this.weight.grad, dg);
-    accumulate(this.bias.grad, db);
+    this.weight.gradIn(dg);
+    this.bias.gradIn(db);
     return new Tensor(x.shape, dx, x.layout);
   }
 }

@@ -3,7 +3,7 @@ import { convOutSize, type ConvGeom } from '../kernels/index.js';
 import type { ForwardOptions } from '../kernels/planner.js';
 import type { Rng } from '../rng.js';
 import { Tensor } from '../tensor.js';
-import { accumulate, EMPTY, Module, type Parameter } from './module.js';
+import { EMPTY, Module, type Parameter } from './module.js';
 
 export interface ConvOptions { stride?: number; padding?: number; bias?: boolean; rng?: Rng }
 
@@ -61,11 +61,11 @@ export class Conv2d extends Module {
     const g = this.g, x = this.x;
     if (!g || !x) throw new Error('Conv2d.backward called before forward');
     if (dy.layout !== g.yLayout) throw new Error(`Conv2d.backward: dy is ${dy.layout}, the output was ${g.yLayout}`);
-    const dw = this.scratch('dw', this.weight.size);
-    const db = this.bias ? this.scratch('db', this.outChannels) : null;
+    const dw = this.weight.gradOut(() => this.scratch('dw', this.weight.size));
+    const db = this.bias ? this.bias.gradOut(() => this.scratch('db', this.outChannels)) : null;
     this.backend.conv2dBackwardWeight(g, x.data, dy.data, dw, db);
-    accumulate(this.weight.grad, dw);
-    if (this.bias && db) accumulate(this.bias.grad, db);
+    this.weight.gradIn(dw);
+    if (this.bias && db) this.bias.gradIn(db);
     if (!this.needsInputGrad) return EMPTY;
     const dx = this.gradScratch(g.N * g.C * g.H * g.W, dy.data);
     this.backend.conv2dBackwardData(g, dy.data, this.weight.data, dx);

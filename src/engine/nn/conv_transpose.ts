@@ -11,7 +11,7 @@ import { NO_ACT, type ConvGeom } from '../kernels/index.js';
 import type { ForwardOptions } from '../kernels/planner.js';
 import type { Rng } from '../rng.js';
 import { Tensor } from '../tensor.js';
-import { accumulate, EMPTY, Module, type Parameter } from './module.js';
+import { EMPTY, Module, type Parameter } from './module.js';
 
 export interface ConvTransposeOptions { stride?: number; padding?: number; outputPadding?: number; bias?: boolean; rng?: Rng }
 
@@ -87,14 +87,14 @@ export class ConvTranspose2d extends Module {
     const g = this.g, x = this.x;
     if (!g || !x) throw new Error('ConvTranspose2d.backward called before forward');
     if (dy.layout !== g.xLayout) throw new Error(`ConvTranspose2d.backward: dy is ${dy.layout}, the output was ${g.xLayout}`);
-    const dw = this.scratch('dw', this.weight.size);
+    const dw = this.weight.gradOut(() => this.scratch('dw', this.weight.size));
     this.backend.conv2dBackwardWeight(g, dy.data, x.data, dw, null);
-    accumulate(this.weight.grad, dw);
+    this.weight.gradIn(dw);
     // a bias left to a batch-norm in training mode has a gradient of exactly zero (the batch's mean absorbs it)
     if (this.bias && !this.biasSkipped) {
-      const db = this.scratch('db', g.C);
+      const db = this.bias.gradOut(() => this.scratch('db', g.C));
       channelSums(this.backend, g.N, g.C, g.H * g.W, dy.data, db, dy.layout);
-      accumulate(this.bias.grad, db);
+      this.bias.gradIn(db);
     }
     if (!this.needsInputGrad) return EMPTY;
     const dx = this.gradScratch(x.size, dy.data);

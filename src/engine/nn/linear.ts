@@ -42,10 +42,16 @@ export class Linear extends Module {
     const x = this.x;
     if (!x) throw new Error('Linear.backward called before forward');
     const N = this.rows(x), O = this.outFeatures, I = this.inFeatures;
-    // dW += dy^T x
-    this.backend.gemm(true, false, O, I, N, 1, dy.data, x.data, 1, this.weight.grad);
+    // dW += dy^T x (dW = when the gradient is zero)
+    const w = this.weight;
+    this.backend.gemm(true, false, O, I, N, 1, dy.data, x.data, w.gradBeta, w.gradBuffer);
+    w.gradIn(w.gradBuffer);
     // db += 1^T dy (the column sums of dy)
-    if (this.bias) this.backend.gemm(false, false, 1, O, N, 1, this.ones(N), dy.data, 1, this.bias.grad);
+    const b = this.bias;
+    if (b) {
+      this.backend.gemm(false, false, 1, O, N, 1, this.ones(N), dy.data, b.gradBeta, b.gradBuffer);
+      b.gradIn(b.gradBuffer);
+    }
     if (!this.needsInputGrad) return EMPTY;
     const dx = this.gradScratch(N * I, dy.data);
     this.backend.gemm(false, false, N, I, O, 1, dy.data, this.weight.data, 0, dx);

@@ -325,7 +325,3 @@ export abstract class Module implements Plannable {
 /** What backward returns when the input needs no gradient (a first layer). */
 export const EMPTY = new Tensor([0], new Float32Array(0));
 
-/** Adds src into a parameter's gradient (PyTorch accumulates gradients until zero_grad()). */
-export function accumulate(grad: Float32Array, src: Float32Array): void {
-  for (let i = 0; i < grad.length; i++) grad[i] += src[i];
-}

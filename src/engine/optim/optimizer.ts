@@ -13,9 +13,10 @@
  *   copies, so a run resumes bit-exactly. `packOptimizerState` / `unpackOptimizerState` convert
  *   that to/from a safetensors StateDict + string metadata for checkpoint files.
  *
- * Differences from PyTorch, by design: `zeroGrad()` fills gradients with zeros (1.13's default
- * `set_to_none=False`; PyTorch 2.x defaults to `set_to_none=True`, after which parameters without a
- * gradient are skipped by `step()`: here a parameter is skipped only when `requiresGrad` is false).
+ * Differences from PyTorch, by design: `zeroGrad()` sets gradients to zero (1.13's default
+ * `set_to_none=False`, the zeros written lazily: see Parameter; PyTorch 2.x defaults to `set_to_none=True`,
+ * after which parameters without a gradient are skipped by `step()`: here a parameter is skipped only
+ * when `requiresGrad` is false).
  * Sparse gradients, closures that need autograd, `foreach`, `fused`, `capturable` and
  * `differentiable` do not apply.
  */
@@ -108,9 +109,9 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
   /** Updates every parameter of one group from its gradient. */
   protected abstract updateGroup(group: G): void;
 
-  /** Sets every gradient to zero (PyTorch 1.13's `zero_grad(set_to_none=False)`). */
+  /** Sets every gradient to zero (PyTorch 1.13's `zero_grad(set_to_none=False)`; lazily, see Parameter). */
   zeroGrad(): void {
-    for (const g of this.paramGroups) for (const p of g.params) p.grad.fill(0);
+    for (const g of this.paramGroups) for (const p of g.params) p.zeroGrad();
   }
 
   /** Performs one optimisation step. A closure, if given, is called first and its loss returned. */
