@@ -246,13 +246,43 @@ suite('native backend: the blocked layout nChw16c', () => {
       expectClose(outs[1].dx, outs[0].dx, FP32, `${mode}: input gradient`);
       outs[0].grads.forEach((g, i) => expectClose(outs[1].grads[i], g, FP32, `${mode}: gradient of parameter ${i}`));
     }
-    // every 4-D activation ran blocked (the last one is converted at the end), the 2-D ones NCHW
-    expect(blocked.lastLayouts).toEqual(['blocked', 'blocked', 'blocked', 'blocked', 'blocked', 'blocked', 'nchw', 'nchw',
-      'nchw', 'blocked', 'blocked', 'blocked', 'blocked', 'blocked', 'blocked', 'blocked', 'blocked']);
+    // every 4-D activation ran blocked (the last one is converted at the end), and so did the features next to
+    // them (Flatten's output, the second Linear's); only the latent between the two Linear layers is NCHW
+    expect(blocked.lastLayouts).toEqual(['blocked', 'blocked', 'blocked', 'blocked', 'blocked', 'blocked', 'blocked', 'nchw',
+      'blocked', 'blocked', 'blocked', 'blocked', 'blocked', 'blocked', 'blocked', 'blocked', 'blocked']);
     expect(plain.lastLayouts.every((l) => l === 'nchw')).toBe(true);
     // used on its own afterwards, a layer returns NCHW
     const conv = blocked.at(0) as Conv2d;
     expect(conv.forward(x).layout).toBe('nchw');
+    be.dispose();
+  });
+
+  it('one Linear between a Flatten and an Unflatten reads and writes blocked features: the same as NCHW, parameters in PyTorch order', async () => {
+    const be = await createNativeBackend({ threads: 2 });
+    const make = (blocked: boolean): Sequential => {
+      const r = new Rng(9);
+      const s = new Sequential(new Conv2d(1, 32, 3, { padding: 1, rng: r }), new BatchNorm2d(32), new LeakyReLU(), new Flatten(),
+        new Linear(32 * 5 * 5, 16 * 5 * 5, { rng: r }), new Unflatten(1, [16, 5, 5]), new LeakyReLU(),
+        new Conv2d(16, 16, 3, { padding: 1, rng: r })).to(be);
+      s.blockedLayouts = blocked;
+      return s;
+    };
+    const [plain, blocked] = [make(false), make(true)];
+    const x = new Tensor([3, 1, 5, 5], rand(75)), dy = rand(3 * 16 * 25);
+    const outs = [plain, blocked].map((m) => {
+      m.zeroGrad();
+      const y = m.forward(x);
+      const yc = y.data.slice();
+      const dx = m.backward(new Tensor(y.shape, dy));
+      return { y: yc, grads: m.parameters().map((p) => p.grad.slice()), dx: dx.data.slice() };
+    });
+    expect(blocked.lastLayouts.slice(2, 6)).toEqual(['blocked', 'blocked', 'blocked', 'blocked']);
+    expectClose(outs[1].y, outs[0].y, FP32, 'output');
+    expectClose(outs[1].dx, outs[0].dx, FP32, 'input gradient');
+    outs[0].grads.forEach((g, i) => expectClose(outs[1].grads[i], g, FP32, `gradient of parameter ${i}`));
+    // the weights themselves are untouched, in PyTorch's order
+    const [lp, lb] = [plain.at(4) as Linear, blocked.at(4) as Linear];
+    expect([...lb.weight.data]).toEqual([...lp.weight.data]);
     be.dispose();
   });
 

@@ -22,7 +22,8 @@ const blockedBackend = Object.assign(new ReferenceBackend(), { channelBlock: 16 
 function describeSteps(steps: Step[]): string[] {
   return steps.map((s) => (s.kind === 'reorder' ? `reorder->${s.to}` :
     `${s.index}${s.fused ? '+' : ''}${s.opts?.layout === 'blocked' ? ' blocked' : ''}${s.opts?.act ? ` act=${s.opts.act.kind}` : ''}` +
-    `${s.opts?.skipBias ? ' skipBias' : ''}${s.opts?.inputBias ? ' inputBias' : ''}${s.opts?.inPlace ? ' inPlace' : ''}`));
+    `${s.opts?.skipBias ? ' skipBias' : ''}${s.opts?.inputBias ? ' inputBias' : ''}${s.opts?.inPlace ? ' inPlace' : ''}` +
+    `${s.opts?.inFeatures ? ` in=${s.opts.inFeatures}` : ''}${s.opts?.outFeatures ? ` out=${s.opts.outFeatures}` : ''}`));
 }
 
 describe('planner', () => {
@@ -42,15 +43,28 @@ describe('planner', () => {
     expect(describeSteps(neg.steps)).toEqual(['0', '1']);
   });
 
-  it('keeps activations blocked between layers that take them, converting before Flatten, after Unflatten and at the end', () => {
+  it('keeps activations blocked between layers that take them, through Flatten and Unflatten next to a Linear, converting at the end', () => {
     const plan = planChain(model(), blockedBackend, { fuse: true, blocked: true });
     expect(describeSteps(plan.steps)).toEqual([
-      '0 blocked', '1+ act=leaky inPlace', 'reorder->nchw', '3', '4', '5', '6', 'reorder->blocked', '7', '8 blocked', '9', 'reorder->nchw',
+      '0 blocked', '1+ act=leaky inPlace', '3 blocked', '4 in=32', '5 out=64', '6 blocked', '7', '8 blocked', '9', 'reorder->nchw',
     ]);
-    expect(plan.layouts).toEqual(['blocked', 'blocked', 'blocked', 'nchw', 'nchw', 'nchw', 'blocked', 'blocked', 'blocked', 'blocked']);
+    expect(plan.layouts).toEqual(['blocked', 'blocked', 'blocked', 'blocked', 'nchw', 'blocked', 'blocked', 'blocked', 'blocked', 'blocked']);
     const plain = planChain(model(), blockedBackend, { fuse: true, blocked: false });
     expect(plain.steps.every((s) => s.kind === 'layer')).toBe(true);
     expect(plain.layouts.every((l) => l === 'nchw')).toBe(true);
+  });
+
+  it('converts before a Flatten and after an Unflatten that have no Linear beside them', () => {
+    const plan = planChain([new Conv2d(1, 16, 3), new BatchNorm2d(16), new Flatten(), new Tanh(), new Unflatten(1, [16, 2, 2]),
+      new Conv2d(16, 16, 3)], blockedBackend, { fuse: true, blocked: true });
+    expect(describeSteps(plan.steps)).toEqual(['0 blocked', '1 inPlace', 'reorder->nchw', '2', '3', '4', 'reorder->blocked', '5 blocked', 'reorder->nchw']);
+    // a Linear before an Unflatten whose output stays NCHW (a layer that takes only NCHW follows) writes PyTorch's order
+    class NchwOnly extends Module {
+      forward(x: Tensor): Tensor { return x; }
+      backward(dy: Tensor): Tensor { return dy; }
+    }
+    const nchw = planChain([new Linear(3, 64), new Unflatten(1, [16, 2, 2]), new NchwOnly()], blockedBackend, { fuse: true, blocked: true });
+    expect(describeSteps(nchw.steps)).toEqual(['0', '1', '2']);
   });
 
   it('keeps NCHW when the channels are not a multiple of the block, or a layer that takes only NCHW follows', () => {

@@ -25,6 +25,20 @@
  */
 export type Layout = 'nchw' | 'blocked';
 
+/**
+ * Where feature f = c * HW + i of one [C, H, W] image (its NCHW order, as Flatten gives it) sits in the same
+ * image in the blocked layout with B channels per block: ((c / B) * HW + i) * B + c % B. One image is one
+ * contiguous run in both layouts, so a blocked activation of N images is N rows of C * HW features in this
+ * order (what a Linear next to a Flatten or Unflatten reads or writes when the planner keeps it blocked).
+ */
+export function blockedFeatureOrder(C: number, HW: number, B: number): Int32Array {
+  if (C % B !== 0) throw new Error(`blocked layout: ${C} channels are not a multiple of ${B}`);
+  const perm = new Int32Array(C * HW);
+  for (let c = 0; c < C; c++)
+    for (let i = 0; i < HW; i++) perm[c * HW + i] = (Math.floor(c / B) * HW + i) * B + (c % B);
+  return perm;
+}
+
 /** Geometry of one 2-D convolution (groups = 1, dilation = 1). x: [N,C,H,W], w: [K,C,R,S], y: [N,K,OH,OW]. */
 export interface ConvGeom {
   N: number; C: number; H: number; W: number;

@@ -23,6 +23,11 @@
  *   (`scratchOutput`: a convolution) is told so (`ForwardOptions.inPlace`). One activation-sized buffer less
  *   to stream through: native batch-norm forward 0.53-0.67 ms a step instead of 0.95-1.17 (4 alternating rounds).
  *
+ * - features: a Flatten between a blocked activation and a Linear (`viewsBlocked`, `featureLayout`) passes it on
+ *   as blocked features, and an Unflatten right after a Linear views the blocked features the Linear writes
+ *   as a blocked activation (`ForwardOptions.inFeatures` / `outFeatures`): the Linear permutes its weights
+ *   instead of the chain reordering the activation, forward and backward (kernels/index.ts blockedFeatureOrder).
+ *
  * The chain's input and output are NCHW. A container runs the steps in order (a reorder step with
  * `reorderTo`), and backward in reverse, where a reorder step converts the gradient back (`from`) and
  * element-wise layers may write their input gradient over the gradient they are handed unless it is the
@@ -46,6 +51,13 @@ export interface ForwardOptions {
    * layer may write its output over it.
    */
   inPlace?: boolean;
+  /**
+   * The input's features are a blocked activation of this many channels, flattened (layers with
+   * `featureLayout`: a Linear after a Flatten; see blockedFeatureOrder); its input gradient is given so too.
+   */
+  inFeatures?: number;
+  /** Write the output's features as a blocked activation of this many channels (a Linear before an Unflatten). */
+  outFeatures?: number;
 }
 
 /** What a layer's backward may be told, besides dy. */
@@ -88,6 +100,13 @@ export interface Plannable {
   readonly scratchOutput?: boolean;
   /** Whether forward takes ForwardOptions.inPlace (a batch-norm, which then may write its output over its input). */
   readonly inPlaceForward?: boolean;
+  /** Whether forward takes ForwardOptions.inFeatures / outFeatures (a Linear: it permutes its weights instead). */
+  readonly featureLayout?: boolean;
+  /**
+   * A view between an activation and its features (Flatten, Unflatten) that passes a blocked activation on as
+   * blocked features to a `featureLayout` layer after it, or from one before it (ForwardOptions.layout 'blocked').
+   */
+  readonly viewsBlocked?: boolean;
 }
 
 /** One step of a plan: a reorder of the activation, or a layer (with what its forward is asked). */
@@ -116,6 +135,8 @@ export function planChain(layers: readonly Plannable[], backend: Backend, opts: 
   const steps: Step[] = [];
   const layouts: Layout[] = [];
   let cur: Layout = 'nchw';
+  let channels = 0;  // of the blocked activation, while cur is 'blocked'
+  let features = 0;  // the previous layer (a Flatten) passed on a blocked activation of this many channels as features
   let folded: Float32Array | null = null;  // the bias the previous layer left to this one
   const reorder = (to: Layout): void => {
     if (cur !== to) steps.push({ kind: 'reorder', from: cur, to });
@@ -123,10 +144,21 @@ export function planChain(layers: readonly Plannable[], backend: Backend, opts: 
   };
   for (let i = 0; i < L.length; i++) {
     const m = L[i], next = L[i + 1];
-    if (cur === 'blocked' && m.blockedInput !== 'keep' && m.blockedInput !== 'any') reorder('nchw');
-    const fuse = opts.fuse && m.takesAct === true && next !== undefined && next.fusableAct != null;
     const o: ForwardOptions = {};
+    // a Flatten between a blocked activation and a Linear views it as blocked features: no reorder, the Linear
+    // reads them through permuted weights
+    const flattenView = cur === 'blocked' && m.viewsBlocked === true && next?.featureLayout === true;
+    if (features) { o.inFeatures = features; features = 0; }
+    else if (flattenView) { o.layout = 'blocked'; features = channels; }
+    else if (cur === 'blocked' && m.blockedInput !== 'keep' && m.blockedInput !== 'any') reorder('nchw');
+    const fuse = opts.fuse && m.takesAct === true && next !== undefined && next.fusableAct != null;
     if (m.blockedOutput === 'native' && outLayout[i] === 'blocked') o.layout = 'blocked';
+    // an Unflatten right after a Linear whose output nothing else reads: the Linear writes blocked features
+    // (permuted weights), which the Unflatten views as the blocked activation the layers after it take
+    const prevStep = steps[steps.length - 1];
+    const unflattenView = m.viewsBlocked === true && m.blockedOutput === 'convert' && outLayout[i] === 'blocked'
+      && prevStep?.kind === 'layer' && prevStep.index === i - 1 && prevStep.layer.featureLayout === true && prevStep.opts !== undefined;
+    if (unflattenView) { prevStep.opts!.outFeatures = m.outChannels; o.layout = 'blocked'; layouts[i - 1] = 'blocked'; }
     if (fuse) o.act = next.fusableAct!;
     if (folded) o.inputBias = folded;
     folded = null;
@@ -139,13 +171,14 @@ export function planChain(layers: readonly Plannable[], backend: Backend, opts: 
     }
     // options only for a layer that declared them (a custom module's forward may take something else)
     const asked = m.blockedOutput === 'native' || m.takesAct === true || o.skipBias === true || o.inputBias !== undefined
-      || o.inPlace === true;
+      || o.inPlace === true || m.featureLayout === true || o.layout !== undefined;
     steps.push({ kind: 'layer', index: i, layer: m, opts: asked ? o : undefined, fused: fuse ? 1 : 0 });
     // the layout after the layer: what it was asked for, else what it keeps
     if (m.blockedOutput) cur = o.layout ?? 'nchw';
     else if (m.blockedInput !== 'keep') cur = 'nchw';
     if (m.blockedOutput === 'convert' && outLayout[i] === 'blocked') reorder('blocked');
-    layouts[i] = cur;
+    if (cur === 'blocked' && m.outChannels) channels = m.outChannels;
+    layouts[i] = flattenView ? 'blocked' : cur;
     if (fuse) layouts[++i] = cur;
   }
   reorder('nchw');

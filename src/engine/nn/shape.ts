@@ -1,15 +1,19 @@
 /**
  * Flatten and Unflatten, after torch.nn.Flatten and torch.nn.Unflatten: views, no copies. Inside a
  * Sequential on a backend with a blocked layout the planner converts around them (a blocked activation
- * before Flatten, Unflatten's output when the layers after it take it blocked).
+ * before Flatten, Unflatten's output when the layers after it take it blocked), except next to a Linear:
+ * there the view passes the blocked activation on as blocked features (`ForwardOptions.layout` 'blocked',
+ * kernels/index.ts blockedFeatureOrder) and the Linear permutes its weights instead.
  */
+import type { ForwardOptions } from '../kernels/planner.js';
 import { Tensor } from '../tensor.js';
 import { Module } from './module.js';
 
 export class Flatten extends Module {
   private inShape: readonly number[] = [];
-  /** NCHW only, but a chain of blocked activations may end here (the planner reorders first). */
+  /** NCHW, or (asked by the planner) a blocked activation passed on as blocked features; else the planner reorders first. */
   readonly blockedInput = 'convert' as const;
+  readonly viewsBlocked = true;
   constructor(readonly startDim = 1, readonly endDim = -1) { super(); }
   override extraRepr(): string { return `start_dim=${this.startDim}, end_dim=${this.endDim}`; }
 
@@ -19,13 +23,16 @@ export class Flatten extends Module {
     return [...s.slice(0, this.startDim), mid, ...s.slice(end + 1)];
   }
 
-  forward(x: Tensor): Tensor {
-    if (x.layout !== 'nchw') throw new Error('Flatten: expected an NCHW input');
+  forward(x: Tensor, opts: ForwardOptions = {}): Tensor {
+    const view = opts.layout === 'blocked';
+    if (x.layout !== (view ? 'blocked' : 'nchw')) throw new Error(`Flatten: expected an ${view ? 'blocked' : 'NCHW'} input`);
+    if (view && (this.startDim !== 1 || x.shape.length !== 4 || this.outputShape(x.shape).length !== 2))
+      throw new Error(`Flatten: a blocked input [N, C, H, W] flattens to [N, C*H*W] only, got [${x.shape.join(', ')}] from dim ${this.startDim}`);
     this.inShape = x.shape;
-    return new Tensor(this.outputShape(x.shape), x.data);
+    return new Tensor(this.outputShape(x.shape), x.data, x.layout);
   }
 
-  backward(dy: Tensor): Tensor { return new Tensor(this.inShape, dy.data); }
+  backward(dy: Tensor): Tensor { return new Tensor(this.inShape, dy.data, dy.layout); }
 }
 
 export class Unflatten extends Module {
@@ -46,14 +53,22 @@ export class Unflatten extends Module {
     return [...s.slice(0, this.dim), ...this.sizes, ...s.slice(this.dim + 1)];
   }
 
-  forward(x: Tensor): Tensor {
-    if (x.layout !== 'nchw') throw new Error('Unflatten: expected an NCHW input');
+  readonly viewsBlocked = true;
+  private layout: 'nchw' | 'blocked' = 'nchw';
+
+  forward(x: Tensor, opts: ForwardOptions = {}): Tensor {
+    // asked for a blocked output by the planner only after a Linear that wrote blocked features
+    const view = opts.layout === 'blocked';
+    if (view && (this.dim !== 1 || this.outChannels === 0 || x.shape.length !== 2))
+      throw new Error(`Unflatten: blocked features unflatten to [N, C, H, W] only, got [${x.shape.join(', ')}] at dim ${this.dim}`);
+    if (x.layout !== (view ? 'blocked' : 'nchw')) throw new Error(`Unflatten: expected an ${view ? 'blocked' : 'NCHW'} input`);
     this.inShape = x.shape;
-    return new Tensor(this.outputShape(x.shape), x.data);
+    this.layout = view ? 'blocked' : 'nchw';
+    return new Tensor(this.outputShape(x.shape), x.data, this.layout);
   }
 
   backward(dy: Tensor): Tensor {
-    if (dy.layout !== 'nchw') throw new Error('Unflatten.backward: expected an NCHW gradient');
-    return new Tensor(this.inShape, dy.data);
+    if (dy.layout !== this.layout) throw new Error(`Unflatten.backward: expected a gradient in the ${this.layout} layout of the output`);
+    return new Tensor(this.inShape, dy.data, dy.layout);
   }
 }
