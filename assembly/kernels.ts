@@ -650,13 +650,14 @@ const DOT_MIN_CRS: i32 = 32;
  * (one channel at a time waited on the FMA's latency: 15 GFLOP/s, a quarter of the other convolutions).
  */
 function convFwd1ch3x3(x: usize, w: usize, bias: usize, y: usize, n0: i32, n1: i32, H: i32, W: i32, K: i32,
-                       sh: i32, ph: i32, pw: i32, OH: i32, OW: i32, xp: usize): void {
+                       sh: i32, ph: i32, pw: i32, OH: i32, OW: i32, xp: usize, zero: bool): void {
   const Hp = imax(H + 2 * ph, (OH - 1) * sh + 3), Wp = up(OW + 2 + 8, 4);
   if (!fits(xp + f4(Hp * Wp))) return;
   const plane = f4(OH * OW);
+  // zero-padded copy of each image, rows of Wp floats (slack on the right for the last vector): the padding is
+  // zeroed once per call (`zero`: this thread's first image), the images only ever write the interior
+  if (zero) zeroF(xp, Hp * Wp);
   for (let n = n0; n < n1; n++) {
-    // zero-padded copy of the image, rows of Wp floats (slack on the right for the last vector)
-    zeroF(xp, Hp * Wp);
     const xn = x + f4(n * H * W);
     for (let ih = 0; ih < H; ih++) {
       const dst = ih + ph;
@@ -707,8 +708,11 @@ function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const P = OH * OW, CRS = C * R * S, Ppad = up(P, 8);
   const tile = scratch;
   if (C == 1 && R == 3 && S == 3 && sw == 1) {
-    for (let n = nextImage(ctrl); n < N; n = nextImage(ctrl))
-      convFwd1ch3x3(x, w, bias, y, n, n + 1, H, W, K, sh, ph, pw, OH, OW, scratch + 256);
+    let first = true;
+    for (let n = nextImage(ctrl); n < N; n = nextImage(ctrl)) {
+      convFwd1ch3x3(x, w, bias, y, n, n + 1, H, W, K, sh, ph, pw, OH, OW, scratch + 256, first);
+      first = false;
+    }
     return;
   }
   if (CRS < DOT_MIN_CRS) {
@@ -791,12 +795,13 @@ function opConvFwd(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
  * reaches, in 8 FMA chains.
  */
 function convBwdData1ch3x3(dy: usize, w: usize, dx: usize, n: i32, H: i32, W: i32, K: i32, ph: i32, pw: i32,
-                           OH: i32, OW: i32, dyp: usize): void {
-  // dyp[k][i][j] = dy[k][i - qh][j - qw]: output row ih reads rows ih .. ih + 2 (tap r reads row ih + 2 - r)
+                           OH: i32, OW: i32, dyp: usize, zero: bool): void {
+  // dyp[k][i][j] = dy[k][i - qh][j - qw]: output row ih reads rows ih .. ih + 2 (tap r reads row ih + 2 - r);
+  // the padding is zeroed once per call (`zero`: this thread's first image), the images only write the interior
   const qh = 2 - ph, qw = 2 - pw;
   const Hp = H + 3, Wp = up(W, 16) + 4, pl = Hp * Wp;
   if (!fits(dyp + f4(K * pl))) return;
-  zeroF(dyp, K * pl);
+  if (zero) zeroF(dyp, K * pl);
   const lo = imax(0, -qw), hi = imin(OW, Wp - qw);
   for (let k = 0; k < K; k++)
     for (let oh = 0; oh < OH; oh++) {
@@ -852,7 +857,11 @@ function opConvBwdData(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const P = OH * OW, CRS = C * R * S, Ppad = up(P, 8);
   const tile = scratch;
   if (C == 1 && R == 3 && S == 3 && sh == 1 && sw == 1 && ph <= 2 && pw <= 2) {
-    for (let n = nextImage(ctrl); n < N; n = nextImage(ctrl)) convBwdData1ch3x3(dy, w, dx, n, H, W, K, ph, pw, OH, OW, scratch + 256);
+    let first = true;
+    for (let n = nextImage(ctrl); n < N; n = nextImage(ctrl)) {
+      convBwdData1ch3x3(dy, w, dx, n, H, W, K, ph, pw, OH, OW, scratch + 256, first);
+      first = false;
+    }
     return;
   }
   if (K < DOT_MIN_K || C < 4) {
@@ -971,6 +980,76 @@ function bwNHWC4(x: usize, dy: usize, n0: i32, n1: i32, N: i32, C: i32, H: i32, 
   }
 }
 
+/**
+ * Weight gradient of a 3x3, stride-1 convolution of one-channel images (the first Conv2d, the last
+ * ConvTranspose2d): part[k][r * 3 + s] += the sum over an image of dy[k][oh][ow] * xp[oh + r][ow + s], xp the
+ * zero-padded image. Per tap row r, three output channels at once: each of the three dy vectors and three
+ * shifted image vectors loaded serves three of the nine accumulators (6 loads for 9 FMAs). No im2col, and no
+ * padding of the nine columns to twelve that the dot-product GEMM's 4-wide tiles needed.
+ */
+function bw1ch3x3(x: usize, dy: usize, n0: i32, n1: i32, H: i32, W: i32, K: i32, ph: i32, pw: i32, OH: i32, OW: i32,
+                  part: usize, xp: usize): void {
+  const Hp = OH + 2, Wp = up(OW, 4) + 4, P = OH * OW;
+  if (!fits(xp + f4(Hp * Wp))) return;
+  // the padding is zeroed once, the images only ever write the interior
+  zeroF(xp, Hp * Wp);
+  const lo = imax(0, -pw), hi = imin(W, Wp - pw);
+  const z = f32x4.splat(0);
+  for (let n = n0; n < n1; n++) {
+    const xn = x + f4(n * H * W);
+    for (let ih = 0; ih < H; ih++) {
+      const dst = ih + ph;
+      if (dst < 0 || dst >= Hp || hi <= lo) continue;
+      copyF(xp + f4(dst * Wp + lo + pw), xn + f4(ih * W + lo), hi - lo);
+    }
+    for (let k0 = 0; k0 < K; k0 += 3) {
+      // a group of 3 channels (the last group repeats its last channel; only the real ones are stored)
+      const nk = imin(3, K - k0), k1 = imin(k0 + 1, K - 1), k2 = imin(k0 + 2, K - 1);
+      const da = dy + f4((n * K + k0) * P), db = dy + f4((n * K + k1) * P), dc = dy + f4((n * K + k2) * P);
+      for (let r = 0; r < 3; r++) {
+        let a0 = z, a1 = z, a2 = z, b0 = z, b1 = z, b2 = z, c0 = z, c1 = z, c2 = z;
+        let t0: f32 = 0, t1: f32 = 0, t2: f32 = 0, u0: f32 = 0, u1: f32 = 0, u2: f32 = 0, v0: f32 = 0, v1: f32 = 0, v2: f32 = 0;
+        for (let oh = 0; oh < OH; oh++) {
+          const xr = xp + f4((oh + r) * Wp), o = f4(oh * OW);
+          let ow = 0;
+          for (; ow + 4 <= OW; ow += 4) {
+            const q = o + f4(ow), xq = xr + f4(ow);
+            const x0 = v128.load(xq), x1 = v128.load(xq, 4), x2 = v128.load(xq, 8);
+            const d = v128.load(da + q), e = v128.load(db + q), g = v128.load(dc + q);
+            a0 = fma(d, x0, a0); a1 = fma(d, x1, a1); a2 = fma(d, x2, a2);
+            b0 = fma(e, x0, b0); b1 = fma(e, x1, b1); b2 = fma(e, x2, b2);
+            c0 = fma(g, x0, c0); c1 = fma(g, x1, c1); c2 = fma(g, x2, c2);
+          }
+          for (; ow < OW; ow++) {
+            const q = o + f4(ow), xq = xr + f4(ow);
+            const x0 = load<f32>(xq), x1 = load<f32>(xq, 4), x2 = load<f32>(xq, 8);
+            const d = load<f32>(da + q), e = load<f32>(db + q), g = load<f32>(dc + q);
+            t0 += d * x0; t1 += d * x1; t2 += d * x2;
+            u0 += e * x0; u1 += e * x1; u2 += e * x2;
+            v0 += g * x0; v1 += g * x1; v2 += g * x2;
+          }
+        }
+        const pa = part + f4(k0 * 9 + r * 3);
+        store<f32>(pa, load<f32>(pa) + hsum(a0) + t0);
+        store<f32>(pa, load<f32>(pa, 4) + hsum(a1) + t1, 4);
+        store<f32>(pa, load<f32>(pa, 8) + hsum(a2) + t2, 8);
+        if (nk > 1) {
+          const pb = pa + f4(9);
+          store<f32>(pb, load<f32>(pb) + hsum(b0) + u0);
+          store<f32>(pb, load<f32>(pb, 4) + hsum(b1) + u1, 4);
+          store<f32>(pb, load<f32>(pb, 8) + hsum(b2) + u2, 8);
+        }
+        if (nk > 2) {
+          const pc = pa + f4(18);
+          store<f32>(pc, load<f32>(pc) + hsum(c0) + v0);
+          store<f32>(pc, load<f32>(pc, 4) + hsum(c1) + v1, 4);
+          store<f32>(pc, load<f32>(pc, 8) + hsum(c2) + v2, 8);
+        }
+      }
+    }
+  }
+}
+
 function opConvBwdW(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   const N = ai(ctrl, 0), C = ai(ctrl, 1), H = ai(ctrl, 2), W = ai(ctrl, 3), K = ai(ctrl, 4), R = ai(ctrl, 5), S = ai(ctrl, 6);
   const sh = ai(ctrl, 7), sw = ai(ctrl, 8), ph = ai(ctrl, 9), pw = ai(ctrl, 10), OH = ai(ctrl, 11), OW = ai(ctrl, 12);
@@ -986,6 +1065,10 @@ function opConvBwdW(ctrl: usize, tid: i32, nt: i32, scratch: usize): void {
   zeroF(part, K * CRS);
   const n0 = rangeLo(N, nt, tid), n1 = rangeLo(N, nt, tid + 1);
   if (n0 >= n1) return;
+  if (C == 1 && R == 3 && S == 3 && sh == 1 && sw == 1) {
+    bw1ch3x3(x, dy, n0, n1, H, W, K, ph, pw, OH, OW, part, colG);
+    return;
+  }
   if (bwNHWC(C, S)) {
     bwNHWC4(x, dy, n0, n1, N, C, H, W, K, R, S, sh, sw, ph, pw, OH, OW, G, L, part, dyG, colP, dyP);
     return;
