@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { convOutSize } from '../src/engine/kernels/index.js';
-import { benchStep } from '../src/bench/step.js';
+import { benchStep, outsideConv } from '../src/bench/step.js';
 import { nativePeak, wasmPeak } from '../src/bench/peak.js';
 import { need } from './requirements.js';
 
@@ -54,5 +54,12 @@ describe('bench', () => {
     const sum = r.convs.reduce((s, c) => s + c.ms, 0);
     expect(r.convMs).toBeCloseTo(sum, 6);
     expect(r.convMs).toBeLessThan(r.profiledStepMs);
+    // the time outside the kernels, by part: each part non-negative, together the whole
+    const o = outsideConv(r);
+    expect(o.total).toBeCloseTo(r.profiledStepMs - r.convMs, 9);
+    expect(o.batchNorm + o.otherLayers + o.aroundKernels + o.between).toBeCloseTo(o.total, 9);
+    for (const k of ['batchNorm', 'otherLayers', 'aroundKernels', 'between'] as const) expect(o[k], k).toBeGreaterThan(0);
+    const bn = r.layers.filter((l) => l.name.includes('BatchNorm2d')).reduce((s, l) => s + l.forwardMs + l.backwardMs, 0);
+    expect(o.batchNorm).toBeCloseTo(bn, 9);
   });
 });

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativePeak, wasmPeak, type PeakResult } from './peak.js';
-import type { ConvTiming, StepBenchResult } from './step.js';
+import { outsideConv, type ConvTiming, type OutsideConv, type StepBenchResult } from './step.js';
 import { median } from './util.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -215,6 +215,23 @@ for (const t of threadList) {
       const bw = median(first.map((r) => r.layers!.find((x) => x.name === l.name)?.backwardMs ?? NaN));
       log(`  ${l.name.padEnd(40)} ${f(fw, 2).padStart(7)} / ${f(bw, 2).padStart(7)}`);
     }
+  }
+  // where the time outside the convolution kernels goes, per configuration
+  const parts = configNames.map((c) => {
+    const rows = (results.get(`${c}/${t}`) ?? []).filter((r) => r.layers && r.convMs !== undefined && r.profiledStepMs);
+    const o = rows.map((r) => outsideConv(r as StepBenchResult));
+    const m = (k: keyof OutsideConv): number => median(o.map((x) => x[k]));
+    return { config: c, total: m('total'), batchNorm: m('batchNorm'), otherLayers: m('otherLayers'), aroundKernels: m('aroundKernels'), between: m('between') };
+  }).filter((p) => Number.isFinite(p.total));
+  if (parts.length) {
+    log('');
+    log(`outside the convolution kernels, ${t} thread${t > 1 ? 's' : ''} (ms per step, median over rounds of each part):`);
+    log(`  ${'config'.padEnd(12)} ${'total'.padStart(6)} ${'batch-norm'.padStart(10)} ${'other layers'.padStart(12)} ${'around kernels'.padStart(14)} ${'between layers'.padStart(14)}`);
+    for (const p of parts)
+      log(`  ${p.config.padEnd(12)} ${f(p.total, 2).padStart(6)} ${f(p.batchNorm, 2).padStart(10)} ${f(p.otherLayers, 2).padStart(12)} ${f(p.aroundKernels, 2).padStart(14)} ${f(p.between, 2).padStart(14)}`);
+    log('  (other layers: Linear, activations, Flatten, Unflatten; around kernels: inside the convolution layers, outside their kernels;');
+    log('   between layers: zeroing, loss, optimizer, scheduler, reorders, the containers)');
+    for (const p of parts) Object.assign(summary.find((x) => x.config === p.config && x.threads === t) ?? {}, { outsideConvParts: p });
   }
 }
 log('');

@@ -70,6 +70,32 @@ function instrumentConvs(backend: Backend, model: Module): { on: boolean; rows: 
   return state;
 }
 
+/** The profiled step's time outside the convolution kernels (ms), by where it goes. The parts add up to the whole. */
+export interface OutsideConv {
+  total: number;
+  /** Batch-norm layers (with their fused activations). */
+  batchNorm: number;
+  /** Every other layer that is not a convolution: Linear, activations, Flatten, Unflatten. */
+  otherLayers: number;
+  /** Inside the convolution layers but outside their kernels (bias, gradient bookkeeping, the calls). */
+  aroundKernels: number;
+  /** Between the layers: zeroing, loss, optimizer, scheduler, the planner's reorders and the containers. */
+  between: number;
+}
+
+export function outsideConv(r: Pick<StepBenchResult, 'layers' | 'convMs' | 'profiledStepMs'>): OutsideConv {
+  let batchNorm = 0, otherLayers = 0, convLayers = 0;
+  for (const l of r.layers) {
+    const ms = l.forwardMs + l.backwardMs;
+    if (/ (Conv2d|ConvTranspose2d)\b/.test(l.name)) convLayers += ms;
+    else if (/ BatchNorm2d\b/.test(l.name)) batchNorm += ms;
+    else otherLayers += ms;
+  }
+  const total = r.profiledStepMs - r.convMs;
+  const aroundKernels = convLayers - r.convMs;
+  return { total, batchNorm, otherLayers, aroundKernels, between: total - batchNorm - otherLayers - aroundKernels };
+}
+
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : dflt;
