@@ -65,6 +65,9 @@ describe('planner', () => {
     }
     const nchw = planChain([new Linear(3, 64), new Unflatten(1, [16, 2, 2]), new NchwOnly()], blockedBackend, { fuse: true, blocked: true });
     expect(describeSteps(nchw.steps)).toEqual(['0', '1', '2']);
+    // a Flatten that keeps more than one dimension after the batch cannot hand on blocked features
+    const partial = planChain([new Conv2d(1, 16, 3), new Flatten(2), new Linear(4, 3)], blockedBackend, { fuse: true, blocked: true });
+    expect(describeSteps(partial.steps)).toEqual(['0 blocked', 'reorder->nchw', '1', '2']);
   });
 
   it('keeps NCHW when the channels are not a multiple of the block, or a layer that takes only NCHW follows', () => {

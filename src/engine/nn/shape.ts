@@ -13,8 +13,12 @@ export class Flatten extends Module {
   private inShape: readonly number[] = [];
   /** NCHW, or (asked by the planner) a blocked activation passed on as blocked features; else the planner reorders first. */
   readonly blockedInput = 'convert' as const;
-  readonly viewsBlocked = true;
-  constructor(readonly startDim = 1, readonly endDim = -1) { super(); }
+  /** Flattening [N, C, H, W] to [N, C*H*W] (start_dim 1, end_dim -1), it can hand a blocked activation on as features. */
+  readonly viewsBlocked: boolean;
+  constructor(readonly startDim = 1, readonly endDim = -1) {
+    super();
+    this.viewsBlocked = startDim === 1 && endDim === -1;
+  }
   override extraRepr(): string { return `start_dim=${this.startDim}, end_dim=${this.endDim}`; }
 
   outputShape(s: readonly number[]): number[] {
@@ -53,7 +57,8 @@ export class Unflatten extends Module {
     return [...s.slice(0, this.dim), ...this.sizes, ...s.slice(this.dim + 1)];
   }
 
-  readonly viewsBlocked = true;
+  /** Unflattening dim 1 to [C, H, W], it can view a Linear's blocked features as a blocked activation. */
+  get viewsBlocked(): boolean { return this.outChannels > 0; }
   private layout: 'nchw' | 'blocked' = 'nchw';
 
   forward(x: Tensor, opts: ForwardOptions = {}): Tensor {
