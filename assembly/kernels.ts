@@ -571,7 +571,28 @@ function dotGemm(a: usize, lda: usize, M: i32, b: usize, ldb: usize, N: i32, L: 
 
 /** Packs rows [0,rows) of src (row stride ld floats, L floats used, L a multiple of 4) into panels of `pr` rows. */
 function packPanels(src: usize, ld: i32, rows: i32, L: i32, pr: i32, dst: usize): void {
-  for (let i0 = 0; i0 < rows; i0 += pr) {
+  // whole panels of 2 or 4 rows without a per-vector test, then the last (zero-padded) one
+  const full = rows - rows % pr, row = f4(ld), e = f4(L);
+  let i0 = 0;
+  if (pr == 4) {
+    for (; i0 < full; i0 += 4) {
+      const s0 = src + <usize>i0 * row, s1 = s0 + row, s2 = s1 + row, s3 = s2 + row;
+      for (let l: usize = 0; l < e; l += 16) {
+        v128.store(dst, v128.load(s0 + l)); v128.store(dst, v128.load(s1 + l), 16);
+        v128.store(dst, v128.load(s2 + l), 32); v128.store(dst, v128.load(s3 + l), 48);
+        dst += 64;
+      }
+    }
+  } else if (pr == 2) {
+    for (; i0 < full; i0 += 2) {
+      const s0 = src + <usize>i0 * row, s1 = s0 + row;
+      for (let l: usize = 0; l < e; l += 16) {
+        v128.store(dst, v128.load(s0 + l)); v128.store(dst, v128.load(s1 + l), 16);
+        dst += 32;
+      }
+    }
+  }
+  for (; i0 < rows; i0 += pr) {
     for (let l = 0; l < L; l += 4) {
       for (let r = 0; r < pr; r++) {
         const i = i0 + r;
