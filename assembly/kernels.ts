@@ -847,23 +847,17 @@ function convBwdData1ch3x3(dy: usize, w: usize, dx: usize, n: i32, H: i32, W: i3
           const wa = v128.load32_splat(wk + f4(6 + s2));
           a0 = fma(wa, u0, a0); a1 = fma(wa, u1, a1); a2 = fma(wa, u2, a2); a3 = fma(wa, u3, a3);
         }
-        // dy row ih + 1: tap r = 1 of row ih, tap r = 2 of row ih + 1
-        for (let s2 = 0; s2 < 3; s2++) {
-          const src = plane + f4(Wp - s2);
-          const u0 = v128.load(src), u1 = v128.load(src, 16), u2 = v128.load(src, 32), u3 = v128.load(src, 48);
-          const wa = v128.load32_splat(wk + f4(3 + s2));
-          a0 = fma(wa, u0, a0); a1 = fma(wa, u1, a1); a2 = fma(wa, u2, a2); a3 = fma(wa, u3, a3);
-          const wb = v128.load32_splat(wk + f4(6 + s2));
-          b0 = fma(wb, u0, b0); b1 = fma(wb, u1, b1); b2 = fma(wb, u2, b2); b3 = fma(wb, u3, b3);
-        }
-        // dy row ih + 2: tap r = 0 of row ih, tap r = 1 of row ih + 1
-        for (let s2 = 0; s2 < 3; s2++) {
-          const src = plane + f4(2 * Wp - s2);
-          const u0 = v128.load(src), u1 = v128.load(src, 16), u2 = v128.load(src, 32), u3 = v128.load(src, 48);
-          const wa = v128.load32_splat(wk + f4(s2));
-          a0 = fma(wa, u0, a0); a1 = fma(wa, u1, a1); a2 = fma(wa, u2, a2); a3 = fma(wa, u3, a3);
-          const wb = v128.load32_splat(wk + f4(3 + s2));
-          b0 = fma(wb, u0, b0); b1 = fma(wb, u1, b1); b2 = fma(wb, u2, b2); b3 = fma(wb, u3, b3);
+        // dy rows ih + 1 and ih + 2: tap r = 2 - j of row ih and r = 3 - j of row ih + 1
+        for (let j = 1; j < 3; j++) {
+          const row = plane + f4(j * Wp), wja = wk + f4((2 - j) * 3), wjb = wja + f4(3);
+          for (let s2 = 0; s2 < 3; s2++) {
+            const src = row - f4(s2);
+            const u0 = v128.load(src), u1 = v128.load(src, 16), u2 = v128.load(src, 32), u3 = v128.load(src, 48);
+            const wa = v128.load32_splat(wja + f4(s2));
+            a0 = fma(wa, u0, a0); a1 = fma(wa, u1, a1); a2 = fma(wa, u2, a2); a3 = fma(wa, u3, a3);
+            const wb = v128.load32_splat(wjb + f4(s2));
+            b0 = fma(wb, u0, b0); b1 = fma(wb, u1, b1); b2 = fma(wb, u2, b2); b3 = fma(wb, u3, b3);
+          }
         }
         // dy row ih + 3: tap r = 0 of row ih + 1
         for (let s2 = 0; s2 < 3; s2++) {
