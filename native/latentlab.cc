@@ -719,6 +719,111 @@ bool DirectC1(int kind, const Geom& g, bool xb, bool yb) {
          long(g.R) * g.S <= kDirectMaxTaps;
 }
 
+// ------------------------------------------------------------------------------------------------
+// Batch-norm (training) + activation read by a 3x3, stride-1, padding-1 transposed convolution into one
+// channel (the autoencoder's last layer), from the blocked activation x the batch-norm normalises. The
+// normalised, activated value z = act((x - mu) * a + b) is never stored: the forward computes it per image
+// into a thread's scratch and runs DirectC1BwdData on it; the backward computes it again from x, and the
+// convolution's input gradient dz from the 3x3 neighbourhood of its output gradient dY, where it needs them.
+// Two passes over x backward instead of the convolution's two (z read, dz written) and the batch-norm's
+// three (x, dz read twice, dx written).
+
+// dY of one image with a zero border of one pixel: (H + 2) x (W + 2).
+LL_INLINE void PadPlane(const float* src, long H, long W, float* dst) {
+  const long Wp = W + 2;
+  std::memset(dst, 0, sizeof(float) * Wp);
+  std::memset(dst + (H + 1) * Wp, 0, sizeof(float) * Wp);
+  for (long i = 0; i < H; i++) {
+    float* d = dst + (i + 1) * Wp;
+    d[0] = 0.f;
+    std::memcpy(d + 1, src + i * W, sizeof(float) * W);
+    d[W + 1] = 0.f;
+  }
+}
+
+// The per-lane coefficients of one channel block: mu, a = gamma * invstd (in float, as BatchNormTrain), b = beta, is.
+struct BlockCoef {
+  V16 mu, a, b, is;
+};
+// 16 floats at p, any alignment (a macro: an inline function returning a V16 warns of the vector ABI)
+#define LL_LOADV(p) (*reinterpret_cast<const V16*>(p))
+
+// act(pre) and dz * act'(pre), written over their first argument (references: a function returning a V16 warns
+// of the vector ABI).
+template <int K>
+LL_INLINE void ActV(V16& v, float slope) {
+  if (K == A_RELU) v = v > 0.f ? v : V16{};
+  if (K == A_LEAKY) v = v > 0.f ? v : v * slope;
+}
+template <int K>
+LL_INLINE void DyPreV(V16& dz, const V16& pre, float slope) {
+  if (K == A_RELU) dz = pre > 0.f ? dz : V16{};
+  if (K == A_LEAKY) dz = pre > 0.f ? dz : dz * slope;
+}
+
+// Pass 1 of one image and channel block: dw[t] += z * dY(t), and the batch-norm's sums sg += g, sgx += g * xhat,
+// where g = dz * act'(pre) and dz = sum over the taps t of w[t] * dY(t). dyp: the padded dY of the image.
+template <int K>
+LL_INLINE void NcSumsT(const float* x, const float* dyp, long H, long W, const V16* w, const BlockCoef& c, float slope,
+                       V16* dw, V16* sg, V16* sgx) {
+  const long Wp = W + 2;
+  V16 acc[9] = {}, s1 = {}, s2 = {};
+  for (long oh = 0; oh < H; oh++)
+    for (long ow = 0; ow < W; ow++) {
+      const V16 xv = LL_LOADV(x + (oh * W + ow) * kB), xm = xv - c.mu;
+      const V16 pre = xm * c.a + c.b;
+      V16 z = pre;
+      ActV<K>(z, slope);
+      const float* d = dyp + oh * Wp + ow;
+      V16 dr[3] = {};  // dz by tap row: three short chains instead of one of nine multiply-adds
+      for (int r = 0; r < 3; r++)
+        for (int s = 0; s < 3; s++) {
+          const float ds = d[r * Wp + s];
+          acc[r * 3 + s] += z * ds;
+          dr[r] += w[r * 3 + s] * ds;
+        }
+      V16 dz = dr[0] + dr[1] + dr[2];
+      DyPreV<K>(dz, pre, slope);  // dz is now g
+      s1 += dz;
+      s2 += dz * xm * c.is;
+    }
+  for (int t = 0; t < 9; t++) dw[t] += acc[t];
+  *sg += s1;
+  *sgx += s2;
+}
+LL_CLONES void NcSums(const float* x, const float* dyp, long H, long W, const V16* w, const BlockCoef& c, int kind,
+                      float slope, V16* dw, V16* sg, V16* sgx) {
+  if (kind == A_LEAKY) NcSumsT<A_LEAKY>(x, dyp, H, W, w, c, slope, dw, sg, sgx);
+  else if (kind == A_RELU) NcSumsT<A_RELU>(x, dyp, H, W, w, c, slope, dw, sg, sgx);
+  else NcSumsT<A_NONE>(x, dyp, H, W, w, c, slope, dw, sg, sgx);
+}
+
+// Pass 2: dx = k2 * (g - mdz - xhat * mdzx), g computed again as in pass 1.
+template <int K>
+LL_INLINE void NcDxT(const float* x, const float* dyp, long H, long W, const V16* w, const BlockCoef& c, float slope,
+                     const float* k2p, const float* mdzp, const float* mdzxp, float* dx) {
+  const long Wp = W + 2;
+  const V16 k2 = LL_LOADV(k2p), mdz = LL_LOADV(mdzp), mdzx = LL_LOADV(mdzxp);
+  for (long oh = 0; oh < H; oh++)
+    for (long ow = 0; ow < W; ow++) {
+      const V16 xv = LL_LOADV(x + (oh * W + ow) * kB), xm = xv - c.mu;
+      const V16 pre = xm * c.a + c.b;
+      const float* d = dyp + oh * Wp + ow;
+      V16 dr[3] = {};
+      for (int r = 0; r < 3; r++)
+        for (int s = 0; s < 3; s++) dr[r] += w[r * 3 + s] * d[r * Wp + s];
+      V16 dz = dr[0] + dr[1] + dr[2];
+      DyPreV<K>(dz, pre, slope);  // dz is now g
+      *reinterpret_cast<V16*>(dx + (oh * W + ow) * kB) = k2 * (dz - mdz - xm * c.is * mdzx);
+    }
+}
+LL_CLONES void NcDx(const float* x, const float* dyp, long H, long W, const V16* w, const BlockCoef& c, int kind,
+                    float slope, const float* k2, const float* mdz, const float* mdzx, float* dx) {
+  if (kind == A_LEAKY) NcDxT<A_LEAKY>(x, dyp, H, W, w, c, slope, k2, mdz, mdzx, dx);
+  else if (kind == A_RELU) NcDxT<A_RELU>(x, dyp, H, W, w, c, slope, k2, mdz, mdzx, dx);
+  else NcDxT<A_NONE>(x, dyp, H, W, w, c, slope, k2, mdz, mdzx, dx);
+}
+
 const char* KindName(int k) { return k == CONV_FWD ? "fwd" : k == CONV_BWD_DATA ? "bwd_data" : "bwd_weights"; }
 
 // Batch-norm's per-channel coefficients, shared by the NCHW and the blocked loops.
@@ -760,6 +865,8 @@ class Context : public Napi::ObjectWrap<Context> {
                            InstanceMethod("batchNormTrain", &Context::BatchNormTrain),
                            InstanceMethod("channelAffine", &Context::ChannelAffine),
                            InstanceMethod("batchNormBackward", &Context::BatchNormBackward),
+                           InstanceMethod("normConvT1Forward", &Context::NormConvT1Forward),
+                           InstanceMethod("normConvT1Backward", &Context::NormConvT1Backward),
                            InstanceMethod("activation", &Context::Activation),
                            InstanceMethod("activationBackward", &Context::ActivationBackward),
                            InstanceMethod("reorderLayout", &Context::ReorderLayout),
@@ -1141,12 +1248,13 @@ class Context : public Napi::ObjectWrap<Context> {
     long N = I32(info[0]), C = I32(info[1]), HW = I32(info[2]);
     size_t n = size_t(N) * C * HW;
     const float* x = F32(env, info[3], n, "x");
-    const float* gamma = F32(env, info[4], C, "gamma");
-    const float* beta = F32(env, info[5], C, "beta");
+    const float* gamma = F32OrNull(env, info[4], C, "gamma");
+    const float* beta = F32OrNull(env, info[5], C, "beta");
     double eps = F64(info[6]);
     int kind = ActKind(env, info[7]);
     float slope = float(F64(info[8]));
-    float* y = F32(env, info[9], n, "y");
+    float* y = F32OrNull(env, info[9], n, "y");  // null: the statistics only (normConvT1Forward applies them)
+    if (y && (!gamma || !beta)) throw Napi::TypeError::New(env, "batchNormTrain: gamma and beta are needed with y");
     float* mean = F32(env, info[10], C, "mean");
     float* invstd = F32(env, info[11], C, "invstd");
     // optional 14th: the batch's biased variance (for the running statistics)
@@ -1169,10 +1277,11 @@ class Context : public Napi::ObjectWrap<Context> {
           if (variance) variance[c] = float(var);
           mean[c] = mu[l];
           invstd[c] = float(is);
-          a[l] = gamma[c] * invstd[c];  // in float: the backward pass recomputes it exactly
+          if (y) a[l] = gamma[c] * invstd[c];  // in float: the backward pass recomputes it exactly
         }
-        for (long b = 0; b < N; b++)
-          blkAffineAct(x + BIdx(b, cb, CB, HW), y + BIdx(b, cb, CB, HW), HW, mu, a, beta + cb * kB, kind, slope);
+        if (y)
+          for (long b = 0; b < N; b++)
+            blkAffineAct(x + BIdx(b, cb, CB, HW), y + BIdx(b, cb, CB, HW), HW, mu, a, beta + cb * kB, kind, slope);
       }
       return env.Undefined();
     }
@@ -1188,9 +1297,152 @@ class Context : public Napi::ObjectWrap<Context> {
       if (variance) variance[c] = float(var);
       mean[c] = muf;
       invstd[c] = float(is);
-      float a = float(double(gamma[c]) * is);
-      for (long b = 0; b < N; b++)
-        affineAct(x + (b * C + c) * HW, y + (b * C + c) * HW, HW, muf, a, beta[c], kind, slope);
+      if (y)
+        for (long b = 0; b < N; b++)
+          affineAct(x + (b * C + c) * HW, y + (b * C + c) * HW, HW, muf, float(double(gamma[c]) * is), beta[c], kind, slope);
+    }
+    return env.Undefined();
+  }
+
+  // The weights of a convolution into one channel, [K][1][3][3], as [K/16][9][16]: one vector of 16 channels per tap.
+  static std::vector<float> TapVectors(const float* w, long K) {
+    std::vector<float> wt(size_t(K) * 9);
+    for (long k = 0; k < K; k++)
+      for (long t = 0; t < 9; t++) wt[((k / kB) * 9 + t) * kB + k % kB] = w[k * 9 + t];
+    return wt;
+  }
+  static void CheckNormConv(const Napi::Env& env, long N, long K, long H, long W, int kind) {
+    if (N < 1 || H < 1 || W < 1 || K < 1 || K % kB != 0)
+      throw Napi::RangeError::New(env, "normConvT1: expected N, H, W >= 1 and channels divisible by 16");
+    if (kind != A_NONE && kind != A_RELU && kind != A_LEAKY)
+      throw Napi::RangeError::New(env, "normConvT1: the activation must be none, relu or leaky");
+  }
+
+  // normConvT1Forward(N, K, H, W, x, w, bias, gamma, beta, mean, invstd, actKind, slope, out): out [N, 1, H, W] =
+  // conv_transpose2d(act(batch-norm of x), w, bias), 3x3, stride 1, padding 1; x blocked [N, K, H, W], mean and
+  // invstd the batch's (batchNormTrain with y null). The same arithmetic as batchNormTrain + conv2dBackwardData +
+  // channelAffine, without storing the batch-norm's output.
+  Napi::Value NormConvT1Forward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const long N = I32(info[0]), K = I32(info[1]), H = I32(info[2]), W = I32(info[3]), HW = H * W;
+    const int kind = ActKind(env, info[11]);
+    CheckNormConv(env, N, K, H, W, kind);
+    const float* x = F32(env, info[4], size_t(N) * K * HW, "x");
+    const float* w = F32(env, info[5], size_t(K) * 9, "w");
+    const float* bias = F32OrNull(env, info[6], 1, "bias");
+    const float* gamma = F32(env, info[7], K, "gamma");
+    const float* beta = F32(env, info[8], K, "beta");
+    const float* mean = F32(env, info[9], K, "mean");
+    const float* invstd = F32(env, info[10], K, "invstd");
+    const float slope = float(F64(info[12]));
+    float* out = F32(env, info[13], size_t(N) * HW, "out");
+    const long CB = K / kB;
+    std::vector<float> a(K);
+    for (long c = 0; c < K; c++) a[c] = gamma[c] * invstd[c];
+    const std::vector<float> wt = TapVectors(w, K);
+    const Geom g{int(N), 1, int(H), int(W), int(K), 3, 3, 1, 1, 1, 1, int(H), int(W)};
+    const std::vector<Taps> rows = TapsOf(H, H, 3, 1, 1), cols = TapsOf(W, W, 3, 1, 1);
+#pragma omp parallel num_threads(threads_)
+    {
+      std::vector<float> z(size_t(CB) * HW * kB);
+#pragma omp for schedule(dynamic, 2)
+      for (long n = 0; n < N; n++) {
+        for (long cb = 0; cb < CB; cb++)
+          blkAffineAct(x + BIdx(n, cb, CB, HW), z.data() + cb * HW * kB, HW, mean + cb * kB, a.data() + cb * kB,
+                       beta + cb * kB, kind, slope);
+        DirectC1BwdData(g, z.data(), wt.data(), out + n * HW, rows.data(), cols.data());
+        if (bias) affineAct(out + n * HW, out + n * HW, HW, 0.f, 1.f, bias[0], A_NONE, 0.f);
+      }
+    }
+    return env.Undefined();
+  }
+
+  // normConvT1Backward(N, K, H, W, x, w, gamma, beta, mean, invstd, actKind, slope, dy, dw, db, dgamma, dbeta, dx):
+  // the backward of normConvT1Forward given dy [N, 1, H, W]: the convolution's dw [K, 1, 3, 3] and db [1] (when
+  // not null), the batch-norm's dgamma and dbeta, and dx (blocked, the batch-norm input's gradient), all
+  // overwritten.
+  Napi::Value NormConvT1Backward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const long N = I32(info[0]), K = I32(info[1]), H = I32(info[2]), W = I32(info[3]), HW = H * W;
+    const int kind = ActKind(env, info[10]);
+    CheckNormConv(env, N, K, H, W, kind);
+    const size_t n = size_t(N) * K * HW;
+    const float* x = F32(env, info[4], n, "x");
+    const float* w = F32(env, info[5], size_t(K) * 9, "w");
+    const float* gamma = F32(env, info[6], K, "gamma");
+    const float* beta = F32(env, info[7], K, "beta");
+    const float* mean = F32(env, info[8], K, "mean");
+    const float* invstd = F32(env, info[9], K, "invstd");
+    const float slope = float(F64(info[11]));
+    const float* dy = F32(env, info[12], size_t(N) * HW, "dy");
+    float* dw = F32(env, info[13], size_t(K) * 9, "dw");
+    float* db = F32OrNull(env, info[14], 1, "db");
+    float* dgamma = F32(env, info[15], K, "dgamma");
+    float* dbeta = F32(env, info[16], K, "dbeta");
+    float* dx = F32(env, info[17], n, "dx");
+    const long CB = K / kB;
+    const std::vector<float> wt = TapVectors(w, K);
+    const V16* wv = reinterpret_cast<const V16*>(wt.data());
+    std::vector<BlockCoef> coef(CB);
+    for (long cb = 0; cb < CB; cb++) {
+      BlockCoef& c = coef[cb];
+      for (int l = 0; l < kB; l++) {
+        const long ch = cb * kB + l;
+        c.mu[l] = mean[ch];
+        c.a[l] = gamma[ch] * invstd[ch];
+        c.b[l] = beta[ch];
+        c.is[l] = invstd[ch];
+      }
+    }
+    // pass 1: per thread, double sums over its images (a static split: the same sums in the same order each run)
+    const int T = threads_;
+    const long slots = K * 9 + 2 * K + 1;  // dw, sg, sgx, db
+    std::vector<double> part(size_t(T) * slots, 0.0);
+#pragma omp parallel num_threads(T)
+    {
+      double* p = part.data() + size_t(omp_get_thread_num()) * slots;
+      std::vector<float> dyp(size_t(H + 2) * (W + 2));
+#pragma omp for schedule(static)
+      for (long b = 0; b < N; b++) {
+        PadPlane(dy + b * HW, H, W, dyp.data());
+        double sb = 0;
+        for (long i = 0; i < HW; i++) sb += dy[b * HW + i];
+        p[K * 9 + 2 * K] += sb;
+        for (long cb = 0; cb < CB; cb++) {
+          V16 dwv[9] = {}, sg = {}, sgx = {};
+          NcSums(x + BIdx(b, cb, CB, HW), dyp.data(), H, W, wv + cb * 9, coef[cb], kind, slope, dwv, &sg, &sgx);
+          for (int l = 0; l < kB; l++) {
+            const long ch = cb * kB + l;
+            for (int t = 0; t < 9; t++) p[ch * 9 + t] += dwv[t][l];
+            p[K * 9 + ch] += sg[l];
+            p[K * 10 + ch] += sgx[l];
+          }
+        }
+      }
+    }
+    for (int t = 1; t < T; t++)
+      for (long i = 0; i < slots; i++) part[i] += part[size_t(t) * slots + i];
+    for (long i = 0; i < K * 9; i++) dw[i] = float(part[i]);
+    if (db) db[0] = float(part[K * 9 + 2 * K]);
+    const double M = double(N) * HW;
+    std::vector<float> k2(K), mdz(K), mdzx(K);
+    for (long c = 0; c < K; c++) {
+      BnBwdCoef f = BnBwdCoefs(part[K * 9 + c], part[K * 10 + c], gamma[c], invstd[c], M, dbeta + c, dgamma + c);
+      k2[c] = f.k2;
+      mdz[c] = f.mdz;
+      mdzx[c] = f.mdzx;
+    }
+    // pass 2: dx
+#pragma omp parallel num_threads(T)
+    {
+      std::vector<float> dyp(size_t(H + 2) * (W + 2));
+#pragma omp for schedule(static)
+      for (long b = 0; b < N; b++) {
+        PadPlane(dy + b * HW, H, W, dyp.data());
+        for (long cb = 0; cb < CB; cb++)
+          NcDx(x + BIdx(b, cb, CB, HW), dyp.data(), H, W, wv + cb * 9, coef[cb], kind, slope, &k2[cb * kB], &mdz[cb * kB], &mdzx[cb * kB],
+               dx + BIdx(b, cb, CB, HW));
+      }
     }
     return env.Undefined();
   }

@@ -286,6 +286,105 @@ suite('native backend: the blocked layout nChw16c', () => {
     be.dispose();
   });
 
+  it('batch-norm + activation fused into a ConvTranspose2d into one channel: the reference layers\' outputs and gradients', async () => {
+    const be = await createNativeBackend({ threads: 2 });
+    const acts: Act[] = [{ kind: 'none', slope: 0 }, { kind: 'leaky', slope: 0.01 }, { kind: 'relu', slope: 0 }];
+    for (const [N, K, H, W] of [[3, 16, 5, 7], [64, 32, 28, 28], [2, 48, 1, 9]] as const) for (const act of acts) for (const withBias of [true, false]) {
+      const HW = H * W, n = N * K * HW, what = `[${N},${K},${H},${W}] ${act.kind}${withBias ? ' bias' : ''}`;
+      // the ConvTranspose2d(K, 1, 3, padding 1) as its equivalent Conv2d: x the output (1 channel), y the input (K)
+      const g: ConvGeom = { N, C: 1, H, W, K, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, OH: H, OW: W, xLayout: 'nchw', yLayout: 'blocked' };
+      expect(be.fusesNormConvTranspose(g, act), what).toBe(true);
+      const x = rand(n, -2, 3), gamma = rand(K, 0.5, 1.5), beta = rand(K, -0.5, 0.5), w = rand(K * 9), bias = withBias ? rand(1) : null;
+      // no pre-activation within rounding of the activation's kink: there the two sides' statistics, rounded
+      // differently, could pick different slopes (one value of dx, and the sums, off by that value's gradient)
+      if (act.kind !== 'none') {
+        const m0 = new Float32Array(K), i0 = new Float32Array(K);
+        ref.batchNormTrain(N, K, HW, x, gamma, beta, 1e-5, act, new Float32Array(n), m0, i0);
+        for (let i = 0; i < n; i++) {
+          const c = Math.floor(i / HW) % K;
+          if (Math.abs((x[i] - m0[c]) * i0[c] * gamma[c] + beta[c]) < 1e-4) x[i] += 3e-4 / (i0[c] * gamma[c]);
+        }
+      }
+      const dy = rand(N * HW), xb = toBlocked(N, K, HW, x);
+      // reference: batch-norm, then the transposed convolution (+ bias); backward through both
+      const z = new Float32Array(n), mean = new Float32Array(K), invstd = new Float32Array(K), y = new Float32Array(N * HW);
+      ref.batchNormTrain(N, K, HW, x, gamma, beta, 1e-5, act, z, mean, invstd);
+      ref.conv2dBackwardData(g, z, w, y);
+      if (bias) for (let i = 0; i < y.length; i++) y[i] += bias[0];
+      const dz = new Float32Array(n), dw = new Float32Array(K * 9), dx = new Float32Array(n), dg = new Float32Array(K), dbt = new Float32Array(K);
+      ref.conv2d(g, dy, w, null, dz);
+      ref.conv2dBackwardWeight(g, dy, z, dw, null);
+      ref.batchNormBackward(N, K, HW, x, z, dz, gamma, mean, invstd, act, dx, dg, dbt);
+      const db = dy.reduce((a, v) => a + v, 0);
+
+      // native: the statistics alone are batchNormTrain's, exactly
+      const bm = new Float32Array(K), bi = new Float32Array(K), bv = new Float32Array(K);
+      be.batchNormStats(N, K, HW, xb, 1e-5, bm, bi, bv, 'blocked');
+      const tm = new Float32Array(K), ti = new Float32Array(K), tv = new Float32Array(K);
+      be.batchNormTrain(N, K, HW, xb, gamma, beta, 1e-5, act, new Float32Array(n), tm, ti, 'blocked', tv);
+      expect([Array.from(bm), Array.from(bi), Array.from(bv)], `batchNormStats ${what}`).toEqual([Array.from(tm), Array.from(ti), Array.from(tv)]);
+      const norm = { gamma, beta, mean: bm, invstd: bi, act };
+      const got = new Float32Array(N * HW).fill(NaN);
+      be.normConvTransposeForward(g, xb, w, bias, norm, got);
+      expectClose(got, y, FP32, `normConvTransposeForward ${what}`);
+      const gdw = new Float32Array(K * 9).fill(NaN), gdb = new Float32Array(1).fill(NaN), gdg = new Float32Array(K).fill(NaN);
+      const gdbt = new Float32Array(K).fill(NaN), gdx = new Float32Array(n).fill(NaN);
+      be.normConvTransposeBackward(g, xb, w, norm, dy, gdw, bias ? gdb : null, gdg, gdbt, gdx);
+      expectClose(toPlain(N, K, HW, gdx), dx, FP32, `normConvTransposeBackward ${what} dx`);
+      expectClose(gdw, dw, FP32, `normConvTransposeBackward ${what} dw`);
+      expectClose(gdg, dg, FP32, `normConvTransposeBackward ${what} dgamma`);
+      expectClose(gdbt, dbt, FP32, `normConvTransposeBackward ${what} dbeta`);
+      if (bias) expectClose(gdb, Float32Array.of(db), FP32, `normConvTransposeBackward ${what} db`);
+    }
+    // what it does not take: more output channels, another kernel size or stride, tanh, channels not a multiple of 16
+    const base = { C: 1, K: 32, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1 }, leaky: Act = { kind: 'leaky', slope: 0.01 };
+    expect(be.fusesNormConvTranspose({ ...base, C: 2 }, leaky)).toBe(false);
+    expect(be.fusesNormConvTranspose({ ...base, R: 5, S: 5, padH: 2, padW: 2 }, leaky)).toBe(false);
+    expect(be.fusesNormConvTranspose({ ...base, strideH: 2, strideW: 2 }, leaky)).toBe(false);
+    expect(be.fusesNormConvTranspose({ ...base, K: 24 }, leaky)).toBe(false);
+    expect(be.fusesNormConvTranspose(base, { kind: 'tanh', slope: 0 })).toBe(false);
+    be.dispose();
+  });
+
+  it('the autoencoder\'s decoder end (batch-norm, LeakyReLU, ConvTranspose2d into one channel) runs fused: the same output, gradients and running statistics', async () => {
+    const make = async (fuse: boolean): Promise<{ be: NativeBackend; s: Sequential; calls: string[] }> => {
+      const be = await createNativeBackend({ threads: 2 });
+      const calls: string[] = [];
+      if (!fuse) be.fusesNormConvTranspose = () => false;
+      for (const k of ['batchNormTrain', 'batchNormStats', 'normConvTransposeForward', 'normConvTransposeBackward', 'batchNormBackward'] as const) {
+        const f = (be[k] as (...a: unknown[]) => void).bind(be);
+        (be as unknown as Record<string, unknown>)[k] = (...a: unknown[]) => { calls.push(k); f(...a); };
+      }
+      const r = new Rng(5);
+      const s = new Sequential(new ConvTranspose2d(16, 32, 3, { stride: 2, padding: 1, outputPadding: 1, rng: r }), new BatchNorm2d(32),
+        new LeakyReLU(), new ConvTranspose2d(32, 1, 3, { padding: 1, rng: r }), new Tanh()).to(be);
+      return { be, s, calls };
+    };
+    const x = new Tensor([6, 16, 7, 7], rand(6 * 16 * 49)), dy = rand(6 * 784);
+    const [plain, fused] = [await make(false), await make(true)];
+    for (const mode of ['train', 'eval'] as const) {
+      const outs = [plain, fused].map(({ s, calls }) => {
+        calls.length = 0;
+        s.train(mode === 'train');
+        s.zeroGrad();
+        const y = s.forward(x).data.slice();
+        const dx = s.backward(new Tensor([6, 1, 28, 28], dy)).data.slice();
+        const bn = s.at(1) as BatchNorm2d;
+        return { y, dx, grads: s.parameters().map((p) => p.grad.slice()), rm: bn.runningMean.data.slice(), rv: bn.runningVar.data.slice() };
+      });
+      // the forward is the same arithmetic (the normalised value computed into a scratch instead of an activation)
+      expect(Array.from(outs[1].y), `${mode}: output`).toEqual(Array.from(outs[0].y));
+      expect(Array.from(outs[1].rm), `${mode}: running mean`).toEqual(Array.from(outs[0].rm));
+      expect(Array.from(outs[1].rv), `${mode}: running var`).toEqual(Array.from(outs[0].rv));
+      expectClose(outs[1].dx, outs[0].dx, FP32, `${mode}: input gradient`);
+      outs[0].grads.forEach((g, i) => expectClose(outs[1].grads[i], g, FP32, `${mode}: gradient of parameter ${i}`));
+      expect(fused.calls, mode).toEqual(mode === 'train' ? ['batchNormStats', 'normConvTransposeForward', 'normConvTransposeBackward'] : []);
+      expect(plain.calls, mode).toEqual(mode === 'train' ? ['batchNormTrain', 'batchNormBackward'] : []);
+    }
+    plain.be.dispose();
+    fused.be.dispose();
+  });
+
   it('layers that do not declare blockedInput only ever see NCHW tensors', async () => {
     const be = await createNativeBackend({ threads: 2 });
     const seen: string[] = [];

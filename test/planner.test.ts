@@ -23,7 +23,8 @@ function describeSteps(steps: Step[]): string[] {
   return steps.map((s) => (s.kind === 'reorder' ? `reorder->${s.to}` :
     `${s.index}${s.fused ? '+' : ''}${s.opts?.layout === 'blocked' ? ' blocked' : ''}${s.opts?.act ? ` act=${s.opts.act.kind}` : ''}` +
     `${s.opts?.skipBias ? ' skipBias' : ''}${s.opts?.inputBias ? ' inputBias' : ''}${s.opts?.inPlace ? ' inPlace' : ''}` +
-    `${s.opts?.inFeatures ? ` in=${s.opts.inFeatures}` : ''}${s.opts?.outFeatures ? ` out=${s.opts.outFeatures}` : ''}`));
+    `${s.opts?.inFeatures ? ` in=${s.opts.inFeatures}` : ''}${s.opts?.outFeatures ? ` out=${s.opts.outFeatures}` : ''}` +
+    `${s.opts?.statsOnly ? ' statsOnly' : ''}${s.backwardInNext ? ' backwardInNext' : ''}${s.opts?.preNorm ? ' preNorm' : ''}`));
 }
 
 describe('planner', () => {
@@ -106,6 +107,43 @@ describe('planner', () => {
     const inEval = chain();
     for (const m of inEval) m.eval();
     expect(describeSteps(planChain(inEval, new ReferenceBackend(), { fuse: true, blocked: true }).steps)).toEqual(['0', '1+ act=leaky inPlace', '3', '4']);
+  });
+
+  it('leaves a batch-norm in training to the ConvTranspose2d after it when the backend fuses the pair, and only then', () => {
+    // a backend that claims the blocked layout and the fusion for what the native one takes (one output channel, 3x3)
+    const asked: string[] = [];
+    const fusing = Object.assign(new ReferenceBackend(), {
+      channelBlock: 16,
+      fusesNormConvTranspose: (s: { C: number; K: number; R: number }, act: { kind: string }) => {
+        asked.push(`C=${s.C} K=${s.K} R=${s.R} ${act.kind}`);
+        return s.C === 1 && act.kind !== 'tanh';
+      },
+    }) as unknown as Backend;
+    const chain = (act: Module = new LeakyReLU(), out = 1): Module[] =>
+      [new ConvTranspose2d(4, 16, 3, { bias: false }), new BatchNorm2d(16), act, new ConvTranspose2d(16, out, 3, { padding: 1 }), new Tanh()];
+    const steps = (layers: Module[], opts = { fuse: true, blocked: true }, be = fusing): string[] => describeSteps(planChain(layers, be, opts).steps);
+    // the batch-norm computes its statistics only (no longer in place: it writes nothing), the convolution applies it
+    expect(steps(chain())).toEqual(['0 blocked', '1+ act=leaky statsOnly backwardInNext', '3 preNorm', '4']);
+    expect(asked).toEqual(['C=1 K=16 R=3 leaky']);
+    const layers = chain(), plan = planChain(layers, fusing, { fuse: true, blocked: true });
+    const convStep = plan.steps[2];
+    expect(convStep.kind === 'layer' && convStep.opts?.preNorm?.args().gamma).toBe((layers[1] as BatchNorm2d).weight.data);
+    // not when the backend declines (tanh here, or more than one output channel), nor on one without the fusion
+    expect(steps(chain(new Tanh()))).toEqual(['0 blocked', '1+ act=tanh inPlace', '3', '4']);
+    expect(steps(chain(new LeakyReLU(), 2))).toEqual(['0 blocked', '1+ act=leaky inPlace', '3', '4']);
+    expect(steps(chain(), undefined, blockedBackend)).toEqual(['0 blocked', '1+ act=leaky inPlace', '3', '4']);
+    // not unfused, not on NCHW activations, not in eval mode, not when the convolution's input gradient is not needed
+    expect(steps(chain(), { fuse: false, blocked: true })).toEqual(['0 blocked', '1', '2', '3', '4']);
+    expect(steps(chain(), { fuse: true, blocked: false })).toEqual(['0', '1+ act=leaky inPlace', '3', '4']);
+    const inEval = chain();
+    for (const m of inEval) m.eval();
+    expect(steps(inEval)).toEqual(['0 blocked', '1+ act=leaky inPlace', '3', '4']);
+    const noGrad = chain();
+    (noGrad[3] as ConvTranspose2d).needsInputGrad = false;
+    expect(steps(noGrad)).toEqual(['0 blocked', '1+ act=leaky inPlace', '3', '4']);
+    // without an activation between them too
+    expect(steps([new ConvTranspose2d(4, 16, 3, { bias: false }), new BatchNorm2d(16), new ConvTranspose2d(16, 1, 3, { padding: 1 })]))
+      .toEqual(['0 blocked', '1 statsOnly backwardInNext', '2 preNorm']);
   });
 
   it('lets a batch-norm write over the output of the convolution before it, and nothing else', () => {

@@ -39,6 +39,9 @@ export function blockedFeatureOrder(C: number, HW: number, B: number): Int32Arra
   return perm;
 }
 
+/** A batch-norm in training with its activation, as a fused kernel applies it: its parameters and the batch's statistics. */
+export interface NormArgs { gamma: Float32Array; beta: Float32Array; mean: Float32Array; invstd: Float32Array; act: Act }
+
 /** Geometry of one 2-D convolution (groups = 1, dilation = 1). x: [N,C,H,W], w: [K,C,R,S], y: [N,K,OH,OW]. */
 export interface ConvGeom {
   N: number; C: number; H: number; W: number;
@@ -49,6 +52,9 @@ export interface ConvGeom {
   /** Layouts of x and y (default 'nchw'); 'blocked' only for a backend with `channelBlock`. */
   xLayout?: Layout; yLayout?: Layout;
 }
+
+/** A convolution's shape without its input's size (what a fused kernel's applicability depends on). */
+export type ConvShape = Pick<ConvGeom, 'C' | 'K' | 'R' | 'S' | 'strideH' | 'strideW' | 'padH' | 'padW'>;
 
 export type ActKind = 'none' | 'relu' | 'leaky' | 'tanh' | 'sigmoid';
 /** An element-wise activation; `slope` is LeakyReLU's negative_slope. */
@@ -127,6 +133,23 @@ export interface Backend {
   batchNormBackward(N: number, C: number, HW: number, x: Float32Array | null, y: Float32Array, dy: Float32Array,
                     gamma: Float32Array, mean: Float32Array, invstd: Float32Array, act: Act,
                     dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, layout?: Layout, beta?: Float32Array): void;
+
+  /**
+   * Optional, with the three below: batch-norm in training, with its activation, read by the ConvTranspose2d after
+   * it, without its output being stored. `fusesNormConvTranspose` says which (the equivalent Conv2d's `shape`, whose
+   * K is the batch-norm's channels; the activation) the backend takes. batchNormStats writes batchNormTrain's
+   * mean, invstd and variance only; normConvTransposeForward is conv2dBackwardData(g, act(batch-norm(x)), w) + bias
+   * from the batch-norm's input x (layout g.yLayout); normConvTransposeBackward, given dy (the convolution's output
+   * gradient), writes dw, db (when not null), dgamma, dbeta and dx, the batch-norm input's gradient (overwritten).
+   */
+  fusesNormConvTranspose?(shape: ConvShape, act: Act): boolean;
+  batchNormStats?(N: number, C: number, HW: number, x: Float32Array, eps: number, mean: Float32Array,
+                  invstd: Float32Array, variance: Float32Array, layout?: Layout): void;
+  normConvTransposeForward?(g: ConvGeom, x: Float32Array, w: Float32Array, bias: Float32Array | null, norm: NormArgs,
+                            y: Float32Array): void;
+  normConvTransposeBackward?(g: ConvGeom, x: Float32Array, w: Float32Array, norm: NormArgs, dy: Float32Array,
+                             dw: Float32Array, db: Float32Array | null, dgamma: Float32Array, dbeta: Float32Array,
+                             dx: Float32Array): void;
 
   /** y = act(x), n elements (y may be x). */
   activation(act: Act, n: number, x: Float32Array, y: Float32Array): void;

@@ -28,12 +28,20 @@
  *   as a blocked activation (`ForwardOptions.inFeatures` / `outFeatures`): the Linear permutes its weights
  *   instead of the chain reordering the activation, forward and backward (kernels/index.ts blockedFeatureOrder).
  *
+ * - a batch-norm read by the convolution after it: a batch-norm in training (`preNorm`), with its fused activation,
+ *   directly followed by a ConvTranspose2d (`normShape`) that the backend fuses it into (Backend.fusesNormConvTranspose:
+ *   native, the model's last layer, into one channel) computes its statistics only (`ForwardOptions.statsOnly`) and
+ *   passes its input on; the convolution applies the normalisation and activation as it reads it
+ *   (`ForwardOptions.preNorm`), and its backward computes the batch-norm's too (the batch-norm's step is marked
+ *   `backwardInNext` and skipped backward). The batch-norm's output and the convolution's input gradient are never
+ *   stored: the kernels compute them again where they need them.
+ *
  * The chain's input and output are NCHW. A container runs the steps in order (a reorder step with
  * `reorderTo`), and backward in reverse, where a reorder step converts the gradient back (`from`) and
  * element-wise layers may write their input gradient over the gradient they are handed unless it is the
  * caller's (`BackwardOptions.inPlace`).
  */
-import type { Act, Backend, Layout } from './index.js';
+import { NO_ACT, type Act, type Backend, type ConvShape, type Layout, type NormArgs } from './index.js';
 import { Tensor } from '../tensor.js';
 
 /** What a layer's forward may be asked, besides its input (all optional; a layer used on its own gets none). */
@@ -58,6 +66,21 @@ export interface ForwardOptions {
   inFeatures?: number;
   /** Write the output's features as a blocked activation of this many channels (a Linear before an Unflatten). */
   outFeatures?: number;
+  /**
+   * Compute the batch statistics only and return the input as it is (layers with `preNorm`): the next layer
+   * normalises it as it reads it (its `ForwardOptions.preNorm`) and computes this layer's backward.
+   */
+  statsOnly?: boolean;
+  /** The input is to be read through this batch-norm (layers with `normShape`), whose backward this layer computes. */
+  preNorm?: PreNorm;
+}
+
+/** A batch-norm in training that the layer after it applies (see ForwardOptions.statsOnly / preNorm). */
+export interface PreNorm {
+  /** The parameters, the last forward's statistics and the activation. */
+  args(): NormArgs;
+  /** Calls write(dgamma, dbeta) with where the gradients go (overwritten), then takes them in. */
+  writeGrads(write: (dgamma: Float32Array, dbeta: Float32Array) => void): void;
 }
 
 /** What a layer's backward may be told, besides dy. */
@@ -107,12 +130,16 @@ export interface Plannable {
    * blocked features to a `featureLayout` layer after it, or from one before it (ForwardOptions.layout 'blocked').
    */
   readonly viewsBlocked?: boolean;
+  /** A batch-norm in training that the next layer may apply to its input (ForwardOptions.statsOnly), else null. */
+  readonly preNorm?: PreNorm | null;
+  /** The shape of the convolution this layer is when it can read its input through a batch-norm (ForwardOptions.preNorm), else null. */
+  readonly normShape?: ConvShape | null;
 }
 
 /** One step of a plan: a reorder of the activation, or a layer (with what its forward is asked). */
 export type Step =
   | { kind: 'reorder'; to: Layout; from: Layout }
-  | { kind: 'layer'; index: number; layer: Plannable; opts: ForwardOptions | undefined; fused: number };
+  | { kind: 'layer'; index: number; layer: Plannable; opts: ForwardOptions | undefined; fused: number; backwardInNext?: boolean };
 
 export interface Plan {
   steps: Step[];
@@ -163,6 +190,16 @@ export function planChain(layers: readonly Plannable[], backend: Backend, opts: 
     if (folded) o.inputBias = folded;
     folded = null;
     const prev = steps[steps.length - 1];
+    // the previous layer (with its fused activation), a batch-norm in training on a blocked activation, applied by this one
+    const shape = m.normShape;
+    const pn = opts.fuse && shape && prev?.kind === 'layer' && prev.index + prev.fused === i - 1 && cur === 'blocked'
+      && prev.opts !== undefined ? prev.layer.preNorm : null;
+    if (pn && prev?.kind === 'layer' && backend.fusesNormConvTranspose?.(shape!, prev.opts!.act ?? NO_ACT) === true) {
+      prev.opts!.statsOnly = true;
+      delete prev.opts!.inPlace;
+      prev.backwardInNext = true;
+      o.preNorm = pn;
+    }
     if (opts.fuse && m.inPlaceForward === true && prev?.kind === 'layer' && prev.index === i - 1 && prev.fused === 0
         && prev.layer.scratchOutput === true) o.inPlace = true;
     if (opts.fuse && m.foldableBias && next?.takesInputBias === true && next.training === true) {
@@ -171,7 +208,7 @@ export function planChain(layers: readonly Plannable[], backend: Backend, opts: 
     }
     // options only for a layer that declared them (a custom module's forward may take something else)
     const asked = m.blockedOutput === 'native' || m.takesAct === true || o.skipBias === true || o.inputBias !== undefined
-      || o.inPlace === true || m.featureLayout === true || o.layout !== undefined;
+      || o.inPlace === true || m.featureLayout === true || o.layout !== undefined || o.preNorm !== undefined;
     steps.push({ kind: 'layer', index: i, layer: m, opts: asked ? o : undefined, fused: fuse ? 1 : 0 });
     // the layout after the layer: what it was asked for, else what it keeps
     if (m.blockedOutput) cur = o.layout ?? 'nchw';

@@ -5,10 +5,12 @@
  *   forward        = conv2dBackwardData
  *   input gradient = conv2d
  *   weight grad    = conv2dBackwardWeight with x and dy exchanged
+ * After a batch-norm in training it may read its input through it (`ForwardOptions.preNorm`, planner.ts) on a
+ * backend that fuses the two (Backend.fusesNormConvTranspose): then its backward computes the batch-norm's too.
  */
 import { channelSums } from '../kernels/composite.js';
-import { NO_ACT, type ConvGeom } from '../kernels/index.js';
-import type { ForwardOptions } from '../kernels/planner.js';
+import { NO_ACT, type ConvGeom, type ConvShape } from '../kernels/index.js';
+import type { ForwardOptions, PreNorm } from '../kernels/planner.js';
 import type { Rng } from '../rng.js';
 import { Tensor } from '../tensor.js';
 import { EMPTY, Module, type Parameter } from './module.js';
@@ -30,7 +32,17 @@ export class ConvTranspose2d extends Module {
   /** Whether the last forward left the bias to the next layer (ForwardOptions.skipBias). */
   private biasSkipped = false;
 
-  protected override forgetForward(): void { this.x = null; this.g = null; }
+  /** The batch-norm the last forward read its input through (ForwardOptions.preNorm), else null. */
+  private pre: PreNorm | null = null;
+
+  protected override forgetForward(): void { this.x = null; this.g = null; this.pre = null; }
+
+  /** The equivalent Conv2d's shape, for a batch-norm before it to be fused in (its input gradient is needed then). */
+  get normShape(): ConvShape | null {
+    if (!this.needsInputGrad) return null;
+    const k = this.kernelSize, s = this.stride, p = this.padding;
+    return { C: this.outChannels, K: this.inChannels, R: k, S: k, strideH: s, strideW: s, padH: p, padW: p };
+  }
 
   /** The bias, which a following batch-norm in training mode may take over (kernels/planner.ts). */
   get foldableBias(): Float32Array | null { return this.bias?.data ?? null; }
@@ -74,8 +86,15 @@ export class ConvTranspose2d extends Module {
     const g: ConvGeom = { ...this.geometry(x.shape), xLayout: opts.layout ?? 'nchw', yLayout: x.layout };
     const HW = g.H * g.W;
     const y = this.scratch('y', g.N * g.C * HW);
-    this.backend.conv2dBackwardData(g, x.data, this.weight.data, y);
     this.biasSkipped = this.bias !== null && opts.skipBias === true;
+    this.pre = opts.preNorm && this.backend.normConvTransposeForward ? opts.preNorm : null;
+    if (this.pre) {
+      this.backend.normConvTransposeForward!(g, x.data, this.weight.data, this.biasSkipped ? null : this.bias?.data ?? null,
+        this.pre.args(), y);
+      this.x = x; this.g = g;
+      return new Tensor([g.N, g.C, g.H, g.W], y, g.xLayout);
+    }
+    this.backend.conv2dBackwardData(g, x.data, this.weight.data, y);
     if (this.bias && !this.biasSkipped) {
       this.backend.channelAffine(g.N, g.C, HW, y, this.ones(g.C), this.bias.data, NO_ACT, y, g.xLayout);
     }
@@ -87,6 +106,7 @@ export class ConvTranspose2d extends Module {
     const g = this.g, x = this.x;
     if (!g || !x) throw new Error('ConvTranspose2d.backward called before forward');
     if (dy.layout !== g.xLayout) throw new Error(`ConvTranspose2d.backward: dy is ${dy.layout}, the output was ${g.xLayout}`);
+    if (this.pre) return this.backwardNorm(dy, g, x, this.pre);
     const dw = this.weight.gradOut(() => this.scratch('dw', this.weight.size));
     this.backend.conv2dBackwardWeight(g, dy.data, x.data, dw, null);
     this.weight.gradIn(dw);
@@ -99,6 +119,19 @@ export class ConvTranspose2d extends Module {
     if (!this.needsInputGrad) return EMPTY;
     const dx = this.gradScratch(x.size, dy.data);
     this.backend.conv2d(g, dy.data, this.weight.data, null, dx);
+    return new Tensor(x.shape, dx, x.layout);
+  }
+
+  /** The backward through the batch-norm the forward read its input through: the returned gradient is the batch-norm input's. */
+  private backwardNorm(dy: Tensor, g: ConvGeom, x: Tensor, pre: PreNorm): Tensor {
+    const dw = this.weight.gradOut(() => this.scratch('dw', this.weight.size));
+    const withBias = this.bias !== null && !this.biasSkipped;
+    const db = withBias ? this.bias!.gradOut(() => this.scratch('db', g.C)) : null;
+    const dx = this.gradScratch(x.size, dy.data);
+    pre.writeGrads((dgamma, dbeta) => this.backend.normConvTransposeBackward!(g, x.data, this.weight.data, pre.args(),
+      dy.data, dw, db, dgamma, dbeta, dx));
+    this.weight.gradIn(dw);
+    if (withBias && db) this.bias!.gradIn(db);
     return new Tensor(x.shape, dx, x.layout);
   }
 }

@@ -35,8 +35,9 @@ export interface NativeContext {
   conv2dBackwardWeight(N: number, C: number, H: number, W: number, K: number, R: number, S: number,
                        sh: number, sw: number, ph: number, pw: number, OH: number, OW: number,
                        x: Float32Array, dy: Float32Array, db: Float32Array | null, dw: Float32Array, xBlocked?: boolean, yBlocked?: boolean): void;
-  batchNormTrain(N: number, C: number, HW: number, x: Float32Array, gamma: Float32Array, beta: Float32Array,
-                 eps: number, actKind: number, slope: number, y: Float32Array, mean: Float32Array,
+  /** y null: the statistics only (then gamma and beta may be null too). */
+  batchNormTrain(N: number, C: number, HW: number, x: Float32Array, gamma: Float32Array | null, beta: Float32Array | null,
+                 eps: number, actKind: number, slope: number, y: Float32Array | null, mean: Float32Array,
                  invstd: Float32Array, blocked?: boolean, variance?: Float32Array | null): void;
   channelAffine(N: number, C: number, HW: number, x: Float32Array, scale: Float32Array, shift: Float32Array,
                 actKind: number, slope: number, y: Float32Array, blocked?: boolean): void;
@@ -44,6 +45,13 @@ export interface NativeContext {
                     gamma: Float32Array, mean: Float32Array, invstd: Float32Array, actKind: number, slope: number,
                     dx: Float32Array, dgamma: Float32Array, dbeta: Float32Array, blocked?: boolean,
                     beta?: Float32Array | null): void;
+  normConvT1Forward(N: number, K: number, H: number, W: number, x: Float32Array, w: Float32Array, bias: Float32Array | null,
+                    gamma: Float32Array, beta: Float32Array, mean: Float32Array, invstd: Float32Array, actKind: number,
+                    slope: number, out: Float32Array): void;
+  normConvT1Backward(N: number, K: number, H: number, W: number, x: Float32Array, w: Float32Array, gamma: Float32Array,
+                     beta: Float32Array, mean: Float32Array, invstd: Float32Array, actKind: number, slope: number,
+                     dy: Float32Array, dw: Float32Array, db: Float32Array | null, dgamma: Float32Array,
+                     dbeta: Float32Array, dx: Float32Array): void;
   /** NCHW <-> nChw16c. */
   reorderLayout(N: number, C: number, HW: number, src: Float32Array, dst: Float32Array, toBlocked: boolean): void;
   channelSums(N: number, C: number, HW: number, x: Float32Array, out: Float32Array, blocked: boolean): void;

@@ -7,7 +7,7 @@
  * activations and gradients stay fp32 in memory.
  */
 import { availableParallelism } from 'node:os';
-import { checkBnInPlace, type Act, type ActKind, type AdamStepScalars, type Backend, type ConvGeom, type Layout } from '../index.js';
+import { checkBnInPlace, type Act, type ActKind, type AdamStepScalars, type Backend, type ConvGeom, type ConvShape, type Layout, type NormArgs } from '../index.js';
 import type { BackendOptions } from '../select.js';
 import { KERNEL_TABLE, kernelTableHash } from '../table.js';
 import { loadNativeAddon, type NativeContext, type NativeInfo } from './addon.js';
@@ -139,6 +139,39 @@ export class NativeBackend implements Backend {
     checkBnInPlace(x, act, beta);
     this.c.batchNormBackward(N, C, HW, x, y, dy, gamma, mean, invstd, actCode(act), act.slope, dx, dgamma, dbeta,
       layout === 'blocked', beta ?? null);
+  }
+
+  /**
+   * Batch-norm + activation fused into a ConvTranspose2d into one channel, 3x3, stride 1, padding 1, from a blocked
+   * activation (native/latentlab.cc normConvT1Forward / normConvT1Backward).
+   */
+  fusesNormConvTranspose(s: ConvShape, act: Act): boolean {
+    return s.C === 1 && s.K % this.channelBlock === 0 && s.R === 3 && s.S === 3 && s.strideH === 1 && s.strideW === 1
+      && s.padH === 1 && s.padW === 1 && (act.kind === 'none' || act.kind === 'relu' || act.kind === 'leaky');
+  }
+
+  batchNormStats(N: number, C: number, HW: number, x: Float32Array, eps: number, mean: Float32Array,
+                 invstd: Float32Array, variance: Float32Array, layout?: Layout): void {
+    this.c.batchNormTrain(N, C, HW, x, null, null, eps, ACT_CODE.none, 0, null, mean, invstd, layout === 'blocked', variance);
+  }
+
+  private checkNormConv(g: ConvGeom, act: Act): void {
+    if (!this.fusesNormConvTranspose(g, act) || g.yLayout !== 'blocked' || g.xLayout === 'blocked' || g.H !== g.OH || g.W !== g.OW)
+      throw new Error('native normConvTranspose: a shape, layout or activation fusesNormConvTranspose does not take');
+  }
+
+  normConvTransposeForward(g: ConvGeom, x: Float32Array, w: Float32Array, bias: Float32Array | null, n: NormArgs,
+                           y: Float32Array): void {
+    this.checkNormConv(g, n.act);
+    this.c.normConvT1Forward(g.N, g.K, g.H, g.W, x, w, bias, n.gamma, n.beta, n.mean, n.invstd, actCode(n.act), n.act.slope, y);
+  }
+
+  normConvTransposeBackward(g: ConvGeom, x: Float32Array, w: Float32Array, n: NormArgs, dy: Float32Array,
+                            dw: Float32Array, db: Float32Array | null, dgamma: Float32Array, dbeta: Float32Array,
+                            dx: Float32Array): void {
+    this.checkNormConv(g, n.act);
+    this.c.normConvT1Backward(g.N, g.K, g.H, g.W, x, w, n.gamma, n.beta, n.mean, n.invstd, actCode(n.act), n.act.slope,
+      dy, dw, db, dgamma, dbeta, dx);
   }
 
   reorderLayout(N: number, C: number, HW: number, src: Float32Array, dst: Float32Array, to: Layout): void {
