@@ -12,6 +12,7 @@ export const OP_BN_BWD: i32 = 8;
 export const OP_ACT: i32 = 9;
 export const OP_ACT_BWD: i32 = 10;
 export const OP_CHANNEL_SUMS: i32 = 11;
+export const OP_SGD_MOMENTUM: i32 = 12;
 export const OP_EXIT: i32 = -1;
 
 // activation kinds
@@ -39,4 +40,4 @@ export const ERR_WORKER_FAILED: i32 = 1;
 export const ERR_SCRATCH_OVERFLOW: i32 = 2;
 
 export const MAX_PAGES: i32 = 32768;
-export const KERNEL_TABLE_HASH: u32 = 0xd979eb3f;
+export const KERNEL_TABLE_HASH: u32 = 0x3ef40f3c;

@@ -158,8 +158,8 @@ export interface Backend {
 
   /**
    * Optional optimiser steps over one parameter, in exactly the float32 arithmetic of the TypeScript
-   * optimisers (src/engine/optim; bit-identical results), for backends that work on any Float32Array
-   * without copies (the optimisers call them for parameters whose `device` has them).
+   * optimisers (src/engine/optim; bit-identical results); the optimisers call them for parameters whose
+   * `device` has them, with their state arrays from the device's `alloc`.
    * SGD with momentum, no weight decay, not nesterov:
    *   buf = fround(fround(buf * momentum) + gradScale * grad);  data = fround(data + negLr * buf)
    */

@@ -76,11 +76,11 @@ export class Adam extends Optimizer<AdamGroup> {
       const data = p.data, grad = p.grad, n = data.length;
       let s = this.state.get(p);
       if (!s || s.step === undefined) {
-        s = { step: 0, expAvg: new Float32Array(n), expAvgSq: new Float32Array(n) };
-        if (g.amsgrad) s.maxExpAvgSq = new Float32Array(n);
+        s = { step: 0, expAvg: this.stateBuffer(p, n), expAvgSq: this.stateBuffer(p, n) };
+        if (g.amsgrad) s.maxExpAvgSq = this.stateBuffer(p, n);
         this.state.set(p, s);
       }
-      if (g.amsgrad && !s.maxExpAvgSq) s.maxExpAvgSq = new Float32Array(n);
+      if (g.amsgrad && !s.maxExpAvgSq) s.maxExpAvgSq = this.stateBuffer(p, n);
       const step = (s.step as number) + 1;
       s.step = step;
       const m = s.expAvg as Float32Array, v = s.expAvgSq as Float32Array;

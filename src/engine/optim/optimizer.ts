@@ -123,6 +123,14 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
   }
 
   /** Parameters of a group that take part in a step (PyTorch skips `grad is None`). */
+  /**
+   * A zeroed state array for parameter p: in its device's memory when it has one (a wasm backend's kernels then
+   * read it in place instead of copying it in and out every step).
+   */
+  protected stateBuffer(p: Parameter, n: number): Float32Array {
+    return p.device ? p.device.alloc(n) : new Float32Array(n);
+  }
+
   protected active(group: G): Parameter[] {
     return group.params.filter((p) => p.requiresGrad);
   }
@@ -168,7 +176,9 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
       for (const [k, v] of Object.entries(s))
         if (v instanceof Float32Array && v.length !== p.size)
           throw new Error(`${name}: loaded state ${key}.${k} has ${v.length} elements, the parameter has ${p.size}`);
-      state.set(p, cloneValue(s) as ParamState);
+      const st = cloneValue(s) as ParamState;
+      for (const [k, v] of Object.entries(st)) if (v instanceof Float32Array) { const b = this.stateBuffer(p, v.length); b.set(v); st[k] = b; }
+      state.set(p, st);
     }
     sd.paramGroups.forEach((sg, gi) => {
       const params = this.paramGroups[gi].params;

@@ -56,7 +56,7 @@ export class SGD extends Optimizer<SGDGroup> {
       if (!state) this.state.set(p, (state = {}));
       let buf = state.momentumBuffer as Float32Array | undefined;
       const first = useMom && !buf;
-      if (first) buf = state.momentumBuffer = new Float32Array(n);
+      if (first) buf = state.momentumBuffer = this.stateBuffer(p, n);
       if (useMom && !first && !useWd && !nesterov) {
         // the common case (plain momentum) without per-element branches: the same arithmetic
         if (p.device?.sgdMomentumStep) p.device.sgdMomentumStep(n, data, grad, buf!, mom, damp1 * sign, negLr);

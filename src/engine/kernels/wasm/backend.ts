@@ -401,6 +401,14 @@ export class WasmBackend implements Backend {
     this.exec(OP.channelSums, this.nt(n, C));
   }
 
+  /** SGD with momentum on one parameter tensor (assembly/kernels.ts opSgdMomentum): the arithmetic of optim/sgd.ts. */
+  sgdMomentumStep(n: number, data: Float32Array, grad: Float32Array, buf: Float32Array, momentum: number,
+                  gradScale: number, negLr: number): void {
+    this.setI(0, n); this.setI(1, this.out(data, n, true)); this.setI(2, this.in(grad, n)); this.setI(3, this.out(buf, n, true));
+    this.setF(4, momentum); this.setF(5, gradScale); this.setF(6, negLr);
+    this.exec(OP.sgdMomentum, 1);
+  }
+
   activation(act: Act, n: number, x: Float32Array, y: Float32Array): void {
     this.setI(0, ACT_CODE[act.kind]); this.setF(1, act.slope); this.setI(2, n);
     this.setI(3, this.in(x, n)); this.setI(4, this.out(y, n));
