@@ -670,6 +670,31 @@ LL_INLINE float HSum(V16 a) {
   for (int l = 0; l < kB; l++) s += a[l];
   return s;
 }
+// The lane sums of eight vectors at once, as a tree of shuffles and adds (15 adds for all eight, where HSum
+// adds 15 times per vector, one after another): out[p] = the sum of acc[p]'s 16 lanes.
+typedef int I16 __attribute__((vector_size(64)));
+LL_INLINE void HSum8(const V16* acc, float* out) {
+  // pairs: lanes 0-7 the first vector's half-sums, 8-15 the second's
+  const I16 lo1 = {0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23};
+  const I16 hi1 = {8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31};
+  V16 c[4];
+  for (int k = 0; k < 4; k++) c[k] = __builtin_shuffle(acc[2 * k], acc[2 * k + 1], lo1) + __builtin_shuffle(acc[2 * k], acc[2 * k + 1], hi1);
+  // c = [p0|p1], [p2|p3], [p4|p5], [p6|p7] -> quarter sums [p0|p2|p1|p3], [p4|p6|p5|p7]
+  const I16 lo2 = {0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27};
+  const I16 hi2 = {4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31};
+  const V16 d0 = __builtin_shuffle(c[0], c[1], lo2) + __builtin_shuffle(c[0], c[1], hi2);
+  const V16 d1 = __builtin_shuffle(c[2], c[3], lo2) + __builtin_shuffle(c[2], c[3], hi2);
+  // -> pairs of lanes [p0 p4 | p2 p6 | p1 p5 | p3 p7]
+  const I16 lo3 = {0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29};
+  const I16 hi3 = {2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31};
+  const V16 e = __builtin_shuffle(d0, d1, lo3) + __builtin_shuffle(d0, d1, hi3);
+  // -> lanes 0-7: p0 p4 p2 p6 p1 p5 p3 p7
+  const I16 ev = {0, 2, 4, 6, 8, 10, 12, 14, 0, 2, 4, 6, 8, 10, 12, 14};
+  const I16 od = {1, 3, 5, 7, 9, 11, 13, 15, 1, 3, 5, 7, 9, 11, 13, 15};
+  const V16 f = __builtin_shuffle(e, ev) + __builtin_shuffle(e, od);
+  static constexpr int kOrder[8] = {0, 4, 2, 6, 1, 5, 3, 7};
+  for (int k = 0; k < 8; k++) out[kOrder[k]] = f[k];
+}
 
 // Backward-data, one image: dx[ih][iw] = sum over the taps and channels that reach it of dy[cb][oh][ow][16] *
 // wt[cb][t][16], the 16 lanes summed last. Columns whose taps all fall inside dy, with stride 1, go
@@ -707,7 +732,8 @@ LL_CLONES void DirectC1BwdData(const Geom& g, const float* dy, const float* wt, 
             for (int p = 0; p < kDirectPix; p++) acc[p] += *reinterpret_cast<const V16*>(ds + p * kB) * ws;
           }
         }
-      for (int p = 0; p < kDirectPix; p++) dx[ih * g.W + iw + p] = HSum(acc[p]);
+      static_assert(kDirectPix == 8, "HSum8 sums eight accumulators");
+      HSum8(acc, dx + ih * g.W + iw);
     }
     for (; iw < g.W; iw++) one(iw);
   }
