@@ -69,6 +69,8 @@ const GEMM_SHAPES: [number, number, number][] = [
 const ACTS: Act[] = [
   { kind: 'none', slope: 0 }, { kind: 'relu', slope: 0 }, { kind: 'leaky', slope: 0.2 },
   { kind: 'tanh', slope: 0 }, { kind: 'sigmoid', slope: 0 },
+  // slopes outside [0, 1] take the kernels' other leaky loop (in [0, 1]: max(v, v * slope))
+  { kind: 'leaky', slope: 1.5 },
 ];
 
 let createWasmBackend: typeof import('../src/engine/kernels/wasm/node.js').createWasmBackend;
