@@ -35,6 +35,23 @@ describe('bench', () => {
     }
   });
 
+  it('both bench modes print their usage for --help and refuse an unknown flag or a missing value with one line, before any run', () => {
+    for (const mode of [[], ['--train']]) {
+      const run = (...a: string[]) => spawnSync(process.execPath, ['dist/bench/main.js', ...mode, ...a], { encoding: 'utf8', timeout: 20_000 });
+      const help = run('--help');
+      expect(help.status, `${mode} --help`).toBe(0);
+      expect(help.stdout).toMatch(/^usage: npm run bench -- /);
+      expect(help.stdout).toContain('--rounds');
+      for (const [args, named] of [[['--frobnicate'], '--frobnicate'], [['--rounds'], '--rounds']] as const) {
+        const r = run(...args);
+        expect(r.status, `${mode} ${args}`).toBe(2);
+        expect(r.stderr.trim().split('\n')).toHaveLength(1);
+        expect(r.stderr).toContain(named);
+        expect(r.stdout).toBe('');
+      }
+    }
+  });
+
   it('times each convolution of a training step per layer and direction, with its FLOPs', async () => {
     const N = 2;
     const r = await benchStep('wasm', 1, N, 'fp32', 1, 1, 1);

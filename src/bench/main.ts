@@ -16,6 +16,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativePeak, wasmPeak, type PeakResult } from './peak.js';
 import { outsideConv, type ConvTiming, type OutsideConv, type StepBenchResult } from './step.js';
+import { parseBenchArgs } from './args.js';
 import { median } from './util.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -26,9 +27,18 @@ if (argv.includes('--train')) {
   const r = spawnSync(process.execPath, [path.join(here, 'train.js'), ...argv.filter((a) => a !== '--train')], { stdio: 'inherit' });
   process.exit(r.status ?? 1);
 }
-const json = argv.includes('--json');
-const quick = argv.includes('--quick');
-const arg = (n: string): string | undefined => { const i = argv.indexOf(n); return i >= 0 ? argv[i + 1] : undefined; };
+const opts = parseBenchArgs(argv, {
+  rounds: { type: 'string' }, threads: { type: 'string' }, configs: { type: 'string' },
+  quick: { type: 'boolean' }, json: { type: 'boolean' }, 'no-torch': { type: 'boolean' }, train: { type: 'boolean' },
+}, 'bench', [
+  'usage: npm run bench -- [--rounds 3] [--threads 1,2] [--configs native,native-bf16,native-bf16-timed,wasm] [--no-torch] [--quick] [--json]',
+  '       npm run bench -- --train [--rounds 3] [--threads 2] [--configs native,native-bf16,wasm] [--seeds 0,1,2] [--json]',
+  'Training steps of the study\'s model on each configuration against the machine\'s FMA peak and PyTorch (--train: one-epoch',
+  '`latentlab train` runs against the speed and memory targets).',
+].join('\n'));
+const json = opts.json === true;
+const quick = opts.quick === true;
+const arg = (n: '--rounds' | '--threads' | '--configs'): string | undefined => opts[n.slice(2)] as string | undefined;
 const windows = quick ? '3' : '5';
 const log = (s: string): void => { if (!json) process.stdout.write(`${s}\n`); };
 function fail(msg: string): never { process.stderr.write(`bench: ${msg}\n`); process.exit(2); }
@@ -123,14 +133,14 @@ const peakOf = (config: string, threads: number): number => {
 };
 
 // ------------------------------------------------------------------------------------------------ rounds
-const py = argv.includes('--no-torch') ? null : findTorchPython();
+const py = opts['no-torch'] ? null : findTorchPython();
 let torchInfo: TorchInfo | null = null;
 if (py) {
   try { torchInfo = lastJson<TorchInfo>(execFileSync(py, [path.join(root, 'tools', 'bench_torch.py'), '--info'], { encoding: 'utf8' })); } catch { /* reported as failed runs */ }
   if (torchInfo) log(`PyTorch: ${torchInfo.version} (${torchInfo.python}; BLAS ${torchInfo.blas}${torchInfo.libs.length ? `, loaded ${torchInfo.libs.join(', ')}` : ''}; oneDNN ${torchInfo.mkldnn ? 'on' : 'off'})` +
     `; ${userSpin ? 'run with your spin policy' : "run with libgomp's default spin and with GOMP_SPINCOUNT=10000 (as latentlab) in every round, the faster kept"}` +
     (torchInfo.python === '/usr/bin/python3' ? ' - Debian\'s build on the reference BLAS, far below pip\'s PyTorch: the ratio overstates latentlab' : ''));
-} else log(argv.includes('--no-torch') ? '(PyTorch not run: --no-torch)' : '(PyTorch not found: set $LATENTLAB_PYTHON, or python3 -m venv .venv && .venv/bin/pip install torch numpy)');
+} else log(opts['no-torch'] ? '(PyTorch not run: --no-torch)' : '(PyTorch not found: set $LATENTLAB_PYTHON, or python3 -m venv .venv && .venv/bin/pip install torch numpy)');
 
 const results = new Map<string, Row[]>(); // key `${config}/${threads}`
 const push = (k: string, r: Row) => results.set(k, [...(results.get(k) ?? []), r]);

@@ -13,6 +13,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { parseBenchArgs } from './args.js';
 import { median } from './util.js';
 
 /** The targets of issue #19, declared once: samples/s in `train`, peak RSS, bf16's test MSE against fp32. */
@@ -30,9 +31,15 @@ const TIME = '/usr/bin/time';
 interface RunResult { config: string; seed: number; samplesPerSec: number; peakRssMB: number; testMse: number; seconds: number; error?: string }
 
 function fail(msg: string): never { process.stderr.write(`bench --train: ${msg}\n`); process.exit(2); }
-const argv = process.argv.slice(2);
-const arg = (n: string): string | undefined => { const i = argv.indexOf(n); return i >= 0 ? argv[i + 1] : undefined; };
-const json = argv.includes('--json');
+const opts = parseBenchArgs(process.argv.slice(2), {
+  rounds: { type: 'string' }, threads: { type: 'string' }, configs: { type: 'string' }, seeds: { type: 'string' }, json: { type: 'boolean' },
+}, 'bench --train', [
+  'usage: npm run bench -- --train [--rounds 3] [--threads 2] [--configs native,native-bf16,wasm] [--seeds 0,1,2] [--json]',
+  'One-epoch `latentlab train` runs, configurations alternating round by round: samples/s, peak RSS and test MSE against',
+  'the targets, then bf16 against fp32 test MSE for each seed.',
+].join('\n'));
+const arg = (n: '--rounds' | '--threads' | '--configs' | '--seeds'): string | undefined => opts[n.slice(2)] as string | undefined;
+const json = opts.json === true;
 const log = (s: string): void => { if (!json) process.stdout.write(`${s}\n`); };
 const rounds = Number(arg('--rounds') ?? '3');
 if (!Number.isInteger(rounds) || rounds < 1) fail(`--rounds: expected a positive integer, got ${arg('--rounds')}`);
