@@ -6,7 +6,7 @@
 import { spawnSync } from 'node:child_process';
 import { describe, expect, it } from 'vitest';
 import { convOutSize } from '../src/engine/kernels/index.js';
-import { benchStep, outsideConv } from '../src/bench/step.js';
+import { benchStep, convGflopPerStep, outsideConv } from '../src/bench/step.js';
 import { nativePeak, wasmPeak } from '../src/bench/peak.js';
 import { need } from './requirements.js';
 
@@ -33,6 +33,14 @@ describe('bench', () => {
       expect(r.stderr).toContain(flag);
       expect(r.stdout).toBe('');
     }
+  });
+
+  it('the GFLOP per step is the most a latentlab configuration timed: PyTorch\'s rows and fused (missing) rows do not lower it', () => {
+    const wasm = { convs: [{ gflop: 0.5 }, { gflop: 0.25 }, { gflop: 0.03 }] }, native = { convs: [{ gflop: 0.5 }, { gflop: 0.25 }] };
+    const torch = { convs: [{ layer: 'encoder.0', ms: 1 }] as unknown as { gflop?: number }[] };
+    expect(convGflopPerStep([native, torch, wasm])).toBeCloseTo(0.78, 12);
+    expect(convGflopPerStep([torch, native])).toBeCloseTo(0.75, 12);
+    expect(convGflopPerStep([torch, {}])).toBeNaN();
   });
 
   it('both bench modes print their usage for --help and refuse an unknown flag or a missing value with one line, before any run', () => {

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { nativePeak, wasmPeak, type PeakResult } from './peak.js';
-import { outsideConv, type ConvTiming, type OutsideConv, type StepBenchResult } from './step.js';
+import { convGflopPerStep, outsideConv, type ConvTiming, type OutsideConv, type StepBenchResult } from './step.js';
 import { parseBenchArgs } from './args.js';
 import { median } from './util.js';
 
@@ -166,12 +166,6 @@ const loadEnd = os.loadavg();
 
 // ------------------------------------------------------------------------------------------------ report
 const allConfigs = [...configNames, ...(py ? ['pytorch'] : [])];
-// the most any configuration timed: one whose convolution is fused with the batch-norm before it (native's last
-// ConvTranspose2d) times that kernel outside the convolutions, and has fewer rows
-const convGflopPerStep = (rows: Row[]): number => {
-  const sums = rows.filter((x) => x.convs?.length).map((x) => x.convs!.reduce((s, c) => s + c.gflop, 0));
-  return sums.length ? Math.max(...sums) : NaN;
-};
 const stepGflop = convGflopPerStep([...results.values()].flat());
 const summary: Record<string, unknown>[] = [];
 for (const t of threadList) {

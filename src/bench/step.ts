@@ -96,6 +96,17 @@ export function outsideConv(r: Pick<StepBenchResult, 'layers' | 'convMs' | 'prof
   return { total, batchNorm, otherLayers, aroundKernels, between: total - batchNorm - otherLayers - aroundKernels };
 }
 
+/**
+ * The convolutions' GFLOP per training step: the most any of latentlab's configurations timed (one whose
+ * convolution is fused with the batch-norm before it, native's last ConvTranspose2d, times that kernel with the
+ * layer, outside the convolutions, and has fewer rows; PyTorch's rows carry times without FLOPs).
+ */
+export function convGflopPerStep(rows: { convs?: { gflop?: number }[] }[]): number {
+  const sums = rows.filter((x) => x.convs?.length && x.convs.every((c) => Number.isFinite(c.gflop)))
+    .map((x) => x.convs!.reduce((s, c) => s + c.gflop!, 0));
+  return sums.length ? Math.max(...sums) : NaN;
+}
+
 function arg(name: string, dflt: string): string {
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : dflt;
