@@ -1181,12 +1181,12 @@ function sumF(p: usize, n: i32): f32 {
 // ----------------------------------------------------------------------------------------- activations
 
 /** LeakyReLU with a slope in [0, 1] (all the models'): a kernel-internal kind, not in the kernel table. */
-const ACT_LEAKY01: i32 = 100;
+const KIND_LEAKY01: i32 = 100;
 
 @inline function actScalar(kind: i32, v: f32, slope: f32): f32 {
   if (kind == ACT_NONE) return v;
   if (kind == ACT_RELU) return v > 0 ? v : 0;
-  if (kind == ACT_LEAKY || kind == ACT_LEAKY01) return v > 0 ? v : v * slope;
+  if (kind == ACT_LEAKY || kind == KIND_LEAKY01) return v > 0 ? v : v * slope;
   if (kind == ACT_TANH) return <f32>Math.tanh(<f64>v);
   return <f32>(1.0 / (1.0 + Math.exp(-<f64>v)));
 }
@@ -1228,7 +1228,7 @@ const ACT_LEAKY01: i32 = 100;
   if (kind == ACT_RELU) return f32x4.pmax(f32x4.splat(0), v);
   // a slope in [0, 1]: leaky(v) = max(v, v * slope), pmax's one instruction for the compare and the select (the
   // same value bit for bit: v * slope < v exactly when v > 0; a NaN v gives NaN, -0 gives -0 as the select does)
-  if (kind == ACT_LEAKY01) return f32x4.pmax(f32x4.mul(v, vs), v);
+  if (kind == KIND_LEAKY01) return f32x4.pmax(f32x4.mul(v, vs), v);
   if (kind == ACT_LEAKY) return select4(v, f32x4.mul(v, vs), f32x4.gt(v, f32x4.splat(0)));
   if (kind == ACT_TANH) return tanhV(v);
   return sigmoidV(v);
@@ -1253,7 +1253,7 @@ const ACT_LEAKY01: i32 = 100;
  * test of `kind` inside the loop cost about as much as the arithmetic.
  */
 function affineAct(x: usize, y: usize, n: i32, a: f32, b: f32, kind: i32, slope: f32): void {
-  if (kind == ACT_LEAKY && slope >= 0 && slope <= 1) affineActK(x, y, n, a, b, ACT_LEAKY01, slope);
+  if (kind == ACT_LEAKY && slope >= 0 && slope <= 1) affineActK(x, y, n, a, b, KIND_LEAKY01, slope);
   else if (kind == ACT_LEAKY) affineActK(x, y, n, a, b, ACT_LEAKY, slope);
   else if (kind == ACT_RELU) affineActK(x, y, n, a, b, ACT_RELU, slope);
   else if (kind == ACT_NONE) affineActK(x, y, n, a, b, ACT_NONE, slope);
