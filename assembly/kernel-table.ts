@@ -13,6 +13,7 @@ export const OP_ACT: i32 = 9;
 export const OP_ACT_BWD: i32 = 10;
 export const OP_CHANNEL_SUMS: i32 = 11;
 export const OP_SGD_MOMENTUM: i32 = 12;
+export const OP_ADAM: i32 = 13;
 export const OP_EXIT: i32 = -1;
 
 // activation kinds
@@ -39,5 +40,17 @@ export const ERR_NONE: i32 = 0;
 export const ERR_WORKER_FAILED: i32 = 1;
 export const ERR_SCRATCH_OVERFLOW: i32 = 2;
 
+// adamStep's float32 scalars, by index (after its pointers and flags)
+export const ADAM_SIGN: i32 = 0;
+export const ADAM_BETA1: i32 = 1;
+export const ADAM_ONE_MINUS_BETA1: i32 = 2;
+export const ADAM_BETA2: i32 = 3;
+export const ADAM_ONE_MINUS_BETA2: i32 = 4;
+export const ADAM_EPS: i32 = 5;
+export const ADAM_WEIGHT_DECAY: i32 = 6;
+export const ADAM_DECAY: i32 = 7;
+export const ADAM_NEG_STEP_SIZE: i32 = 8;
+export const ADAM_BC2_SQRT: i32 = 9;
+
 export const MAX_PAGES: i32 = 32768;
-export const KERNEL_TABLE_HASH: u32 = 0x3ef40f3c;
+export const KERNEL_TABLE_HASH: u32 = 0x24942b8e;

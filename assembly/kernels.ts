@@ -10,8 +10,9 @@
 
 import {
   ACT_LEAKY, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH, CTRL_ARG0, CTRL_ERROR, CTRL_NEXT, CTRL_OP, CTRL_SCRATCH_BASE,
-  CTRL_SCRATCH_STRIDE, CTRL_THREADS, ERR_SCRATCH_OVERFLOW, KERNEL_TABLE_HASH, OP_ACT, OP_ACT_BWD, OP_AFFINE, OP_CHANNEL_SUMS, OP_SGD_MOMENTUM,
-  OP_BN_BWD, OP_BN_TRAIN, OP_CONV_BWD_DATA, OP_CONV_BWD_WEIGHT, OP_CONV_FWD, OP_GEMM, OP_REDUCE_DW,
+  CTRL_SCRATCH_STRIDE, CTRL_THREADS, ERR_SCRATCH_OVERFLOW, KERNEL_TABLE_HASH, OP_ACT, OP_ACT_BWD, OP_AFFINE, OP_CHANNEL_SUMS, OP_SGD_MOMENTUM, OP_ADAM,
+  OP_BN_BWD, OP_BN_TRAIN, OP_CONV_BWD_DATA, OP_CONV_BWD_WEIGHT, OP_CONV_FWD, OP_GEMM, OP_REDUCE_DW, ADAM_SIGN, ADAM_BETA1, ADAM_ONE_MINUS_BETA1, ADAM_BETA2, ADAM_ONE_MINUS_BETA2, ADAM_EPS,
+  ADAM_WEIGHT_DECAY, ADAM_DECAY, ADAM_NEG_STEP_SIZE, ADAM_BC2_SQRT,
 } from './kernel-table';
 
 /** Rows of the GEMM micro-kernel tile. */
@@ -1603,6 +1604,55 @@ function opSgdMomentum(ctrl: usize): void {
   }
 }
 
+/** x + a * b for f32 lanes, evaluated in f64 and rounded once to f32 (PyTorch's fused multiply-adds). */
+@inline function addProd4(x: v128, a: v128, b: v128): v128 {
+  return join2(f32x4.demote_f64x2_zero(madd2(f64x2.promote_low_f32x4(x), f64x2.promote_low_f32x4(a), f64x2.promote_low_f32x4(b))),
+               f32x4.demote_f64x2_zero(madd2(f64x2.promote_low_f32x4(hi2(x)), f64x2.promote_low_f32x4(hi2(a)), f64x2.promote_low_f32x4(hi2(b)))));
+}
+@inline function addProdS(x: f32, a: f32, b: f32): f32 { return <f32>(<f64>x + <f64>a * <f64>b); }
+
+/**
+ * Adam / AdamW without amsgrad, element for element the float32 arithmetic of src/engine/optim/adam.ts (and
+ * native AdamLoop): each op rounded to f32 (sqrt and division correctly rounded), the multiply-adds PyTorch fuses
+ * evaluated in f64 and rounded once. Arguments: n, p, g, m, v, useWeightDecay, decoupled, then the scalars in
+ * the order of KERNEL_TABLE.adamScalars. One thread, as opSgdMomentum.
+ */
+function opAdam(ctrl: usize): void {
+  const n = ai(ctrl, 0), p = ap(ctrl, 1), g = ap(ctrl, 2), m = ap(ctrl, 3), v = ap(ctrl, 4);
+  const useWd = ai(ctrl, 5) != 0, decoupled = ai(ctrl, 6) != 0;
+  const sign = af(ctrl, 7 + ADAM_SIGN), b1 = af(ctrl, 7 + ADAM_BETA1), omb1 = af(ctrl, 7 + ADAM_ONE_MINUS_BETA1);
+  const b2 = af(ctrl, 7 + ADAM_BETA2), omb2 = af(ctrl, 7 + ADAM_ONE_MINUS_BETA2), eps = af(ctrl, 7 + ADAM_EPS);
+  const wd = af(ctrl, 7 + ADAM_WEIGHT_DECAY), decay = af(ctrl, 7 + ADAM_DECAY);
+  const negStep = af(ctrl, 7 + ADAM_NEG_STEP_SIZE), bc2s = af(ctrl, 7 + ADAM_BC2_SQRT);
+  const vsign = f32x4.splat(sign), vb1 = f32x4.splat(b1), vomb1 = f32x4.splat(omb1), vb2 = f32x4.splat(b2), vomb2 = f32x4.splat(omb2);
+  const veps = f32x4.splat(eps), vwd = f32x4.splat(wd), vdecay = f32x4.splat(decay), vneg = f32x4.splat(negStep), vbc2s = f32x4.splat(bc2s);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = f4(i);
+    let d = f32x4.mul(vsign, v128.load(g + o)), pi = v128.load(p + o);
+    if (decoupled) { if (useWd) pi = f32x4.mul(pi, vdecay); }
+    else if (useWd) d = addProd4(d, vwd, pi);
+    const mi = addProd4(f32x4.mul(v128.load(m + o), vb1), vomb1, d);
+    const vi = addProd4(f32x4.mul(v128.load(v + o), vb2), f32x4.mul(vomb2, d), d);
+    v128.store(m + o, mi);
+    v128.store(v + o, vi);
+    const denom = f32x4.add(f32x4.div(f32x4.sqrt(vi), vbc2s), veps);
+    v128.store(p + o, f32x4.add(pi, f32x4.div(f32x4.mul(vneg, mi), denom)));
+  }
+  for (; i < n; i++) {
+    const o = f4(i);
+    let d = sign * load<f32>(g + o), pi = load<f32>(p + o);
+    if (decoupled) { if (useWd) pi = pi * decay; }
+    else if (useWd) d = addProdS(d, wd, pi);
+    const mi = addProdS(load<f32>(m + o) * b1, omb1, d);
+    const vi = addProdS(load<f32>(v + o) * b2, omb2 * d, d);
+    store<f32>(m + o, mi);
+    store<f32>(v + o, vi);
+    const denom = Mathf.sqrt(vi) / bc2s + eps;
+    store<f32>(p + o, pi + (negStep * mi) / denom);
+  }
+}
+
 // -------------------------------------------------------------------------------------------- dispatch
 
 /** This thread's control block and the end of its scratch (globals are per instance, so per thread). */
@@ -1676,6 +1726,7 @@ export function run(ctrl: usize, tid: i32): void {
     case OP_ACT_BWD: opActBwd(ctrl, tid, nt); break;
     case OP_CHANNEL_SUMS: opChannelSums(ctrl, tid, nt); break;
     case OP_SGD_MOMENTUM: if (tid == 0) opSgdMomentum(ctrl); break;
+    case OP_ADAM: if (tid == 0) opAdam(ctrl); break;
     default: break;
   }
 }

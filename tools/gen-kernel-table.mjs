@@ -35,6 +35,7 @@ function asSource(t, hash) {
   group('activation kinds', 'ACT_', t.act);
   group('control block words (byte offset = word << 2)', 'CTRL_', t.wasmCtrl);
   group('error codes (control block word CTRL_ERROR)', 'ERR_', t.wasmError);
+  group("adamStep's float32 scalars, by index (after its pointers and flags)", 'ADAM_', Object.fromEntries(t.adamScalars.map((k, i) => [k, i])));
   L.push(`export const MAX_PAGES: i32 = ${t.wasmMaxPages};`);
   L.push(`export const KERNEL_TABLE_HASH: u32 = ${hex(hash)};`, '');
   return L.join('\n');
@@ -50,7 +51,7 @@ function cppSource(t, hash) {
   en('activation kinds', 'A_', t.act, true);
   en("the Context's convolution layout policy", 'LAYOUT_', t.nativeLayout, true);
   en("convImpl's convolution kinds", 'CONV_', t.nativeConvKind, true);
-  en("adamStep's float32 scalars, by index", 'ADAM_', Object.fromEntries(t.nativeAdamScalars.map((k, i) => [k, i])), true);
+  en("adamStep's float32 scalars, by index", 'ADAM_', Object.fromEntries(t.adamScalars.map((k, i) => [k, i])), true);
   L.push('// channels per block of the blocked activation layout (nChw16c)');
   L.push(`constexpr int kChannelBlock = ${t.nativeChannelBlock};`);
   L.push('// products of fewer multiply-adds than this run on the calling thread');

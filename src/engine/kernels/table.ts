@@ -15,7 +15,7 @@ export const KERNEL_TABLE = {
   /** wasm: the op codes of `run(ctrl, tid)`; workers leave their loop on `exit`. */
   wasmOp: {
     gemm: 1, convFwd: 2, convBwdData: 3, convBwdWeight: 4, reduceDw: 5,
-    bnTrain: 6, affine: 7, bnBwd: 8, act: 9, actBwd: 10, channelSums: 11, sgdMomentum: 12, exit: -1,
+    bnTrain: 6, affine: 7, bnBwd: 8, act: 9, actBwd: 10, channelSums: 11, sgdMomentum: 12, adam: 13, exit: -1,
   },
   /**
    * wasm: the control block, in 32-bit words. generation (bumped to wake the workers), pending (workers
@@ -42,8 +42,8 @@ export const KERNEL_TABLE = {
    * 0.1-0.4 ms on one wasm thread and 0.5-0.9 ms on two.
    */
   gemmSerialMacs: 1048576,
-  /** native: the order of adamStep's float32 scalars (AdamStepScalars). */
-  nativeAdamScalars: ['sign', 'beta1', 'oneMinusBeta1', 'beta2', 'oneMinusBeta2', 'eps', 'weightDecay', 'decay', 'negStepSize', 'bc2Sqrt'],
+  /** native and wasm: the order of adamStep's float32 scalars (AdamStepScalars). */
+  adamScalars: ['sign', 'beta1', 'oneMinusBeta1', 'beta2', 'oneMinusBeta2', 'eps', 'weightDecay', 'decay', 'negStepSize', 'bc2Sqrt'],
 } as const;
 
 /**

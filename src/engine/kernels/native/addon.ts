@@ -57,7 +57,7 @@ export interface NativeContext {
   channelSums(N: number, C: number, HW: number, x: Float32Array, out: Float32Array, blocked: boolean): void;
   sgdMomentumStep(n: number, data: Float32Array, grad: Float32Array, buf: Float32Array, momentum: number,
                   gradScale: number, negLr: number): void;
-  /** scalars: the AdamStepScalars fields in the order of KERNEL_TABLE.nativeAdamScalars. */
+  /** scalars: the AdamStepScalars fields in the order of KERNEL_TABLE.adamScalars. */
   adamStep(n: number, data: Float32Array, grad: Float32Array, expAvg: Float32Array, expAvgSq: Float32Array,
            scalars: Float32Array, useWeightDecay: boolean, decoupled: boolean): void;
   activation(actKind: number, slope: number, n: number, x: Float32Array, y: Float32Array): void;

@@ -50,7 +50,7 @@ const ACT_CODE: Record<ActKind, number> = KERNEL_TABLE.act;
 const LAYOUT_CODE: Record<NativeLayout, number> = KERNEL_TABLE.nativeLayout;
 const CONV_KIND = KERNEL_TABLE.nativeConvKind;
 /** Index of each AdamStepScalars field in adamStep's scalars array. */
-const ADAM_SLOT = KERNEL_TABLE.nativeAdamScalars;
+const ADAM_SLOT = KERNEL_TABLE.adamScalars;
 
 function actCode(act: Act): number {
   const k = ACT_CODE[act.kind];

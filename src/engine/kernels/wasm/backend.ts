@@ -3,7 +3,7 @@
  * multithreaded over workers that wait on a control block in that memory (Atomics.wait/notify, no message
  * per call). This file has no `node:` imports: it is the browser-friendly loader; node.ts wires it up for Node.
  */
-import { checkBnInPlace, type Act, type Backend, type ConvGeom, type Layout } from '../index.js';
+import { checkBnInPlace, type Act, type AdamStepScalars, type Backend, type ConvGeom, type Layout } from '../index.js';
 import { KERNEL_TABLE, kernelTableHash } from '../table.js';
 import { WORKER_SOURCE } from './worker-source.js';
 
@@ -407,6 +407,15 @@ export class WasmBackend implements Backend {
     this.setI(0, n); this.setI(1, this.out(data, n, true)); this.setI(2, this.in(grad, n)); this.setI(3, this.out(buf, n, true));
     this.setF(4, momentum); this.setF(5, gradScale); this.setF(6, negLr);
     this.exec(OP.sgdMomentum, 1);
+  }
+
+  /** Adam / AdamW without amsgrad on one parameter tensor (assembly/kernels.ts opAdam): the arithmetic of optim/adam.ts. */
+  adamStep(n: number, data: Float32Array, grad: Float32Array, expAvg: Float32Array, expAvgSq: Float32Array, s: AdamStepScalars): void {
+    this.setI(0, n); this.setI(1, this.out(data, n, true)); this.setI(2, this.in(grad, n));
+    this.setI(3, this.out(expAvg, n, true)); this.setI(4, this.out(expAvgSq, n, true));
+    this.setI(5, s.useWeightDecay ? 1 : 0); this.setI(6, s.decoupled ? 1 : 0);
+    KERNEL_TABLE.adamScalars.forEach((k, i) => this.setF(7 + i, s[k]));
+    this.exec(OP.adam, 1);
   }
 
   activation(act: Act, n: number, x: Float32Array, y: Float32Array): void {
