@@ -250,6 +250,26 @@ export abstract class Module implements Plannable {
   }
 
   /**
+   * Returns every array this module and its children hold in backend memory (parameters, gradients, buffers,
+   * scratch) to the backend, like TensorFlow.js's `dispose()`: on the wasm backend that memory is only reused
+   * once freed (a page that trains a second model on the same backend would otherwise keep the first one's).
+   * The module is empty afterwards (its parameters and buffers have no elements) and cannot be used again.
+   */
+  dispose(): void {
+    const empty = new Float32Array(0);
+    for (const [, m] of this.namedModules()) {
+      for (const [, p] of m._params) {
+        m.backend.free(p.data);
+        m.backend.free(p.gradBuffer);
+        p.data = empty;
+        p.grad = empty;
+      }
+      for (const [, b] of m._buffers) if (b.dtype === 'F32') { m.backend.free(b.data as Float32Array); b.data = empty; }
+    }
+    this.releaseScratch();
+  }
+
+  /**
    * Drops what the last forward pass kept for backward (its input and output tensors, views of
    * scratch memory), so that released scratch is not still reachable from here (releaseScratch).
    */

@@ -20,6 +20,7 @@
  * Sparse gradients, closures that need autograd, `foreach`, `fused`, `capturable` and
  * `differentiable` do not apply.
  */
+import type { Backend } from '../kernels/index.js';
 import { Parameter } from '../nn/parameter.js';
 import { f32, type StateDict } from '../state.js';
 
@@ -128,7 +129,22 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
    * read it in place instead of copying it in and out every step).
    */
   protected stateBuffer(p: Parameter, n: number): Float32Array {
-    return p.device ? p.device.alloc(n) : new Float32Array(n);
+    if (!p.device) return new Float32Array(n);
+    const a = p.device.alloc(n);
+    this.deviceArrays.set(a, p.device);
+    return a;
+  }
+  /** The state arrays allocated in a device's memory, with the device (dispose() returns them). */
+  private readonly deviceArrays = new Map<Float32Array, Backend>();
+
+  /**
+   * Returns the state arrays held in the parameters' devices' memory (see stateBuffer) to them and clears the
+   * state; the optimiser starts afresh if stepped again.
+   */
+  dispose(): void {
+    for (const [a, d] of this.deviceArrays) d.free(a);
+    this.deviceArrays.clear();
+    this.state.clear();
   }
 
   protected active(group: G): Parameter[] {
@@ -187,6 +203,9 @@ export abstract class Optimizer<G extends ParamGroup = ParamGroup> {
     });
     this.state.clear();
     for (const [p, s] of state) this.state.set(p, s);
+    // the replaced state's device arrays go back to their devices
+    const kept = new Set([...state.values()].flatMap((s) => Object.values(s).filter((v): v is Float32Array => v instanceof Float32Array)));
+    for (const [a, d] of this.deviceArrays) if (!kept.has(a)) { d.free(a); this.deviceArrays.delete(a); }
   }
 }
 

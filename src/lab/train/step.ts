@@ -98,6 +98,18 @@ export class TrainCore {
     this.snapIdx = new Rng(c.seed + 2).permutation(nTest).slice(0, k);
   }
 
+  /**
+   * Returns the run's backend memory (the model, the optimiser's state, the batch buffers) to the backend: a
+   * page that trains again on the same backend reuses it instead of growing (the wasm memory never shrinks).
+   * The core cannot be used afterwards.
+   */
+  dispose(): void {
+    this.opt.dispose();
+    this.model.dispose();
+    for (const a of [this.xin, this.xbuf, this.grad, this.latentGrad]) if (a) this.backend.free(a);
+    this.xin = this.latentGrad = null;
+  }
+
   /** The LR of the first parameter group now. */
   get lr(): number { return this.opt.paramGroups[0].lr; }
 

@@ -62,8 +62,8 @@ async function load(req: Extract<WorkerRequest, { type: 'load' }>): Promise<Work
   let m: LatentModel;
   if (model && modelKey === key) m = model; // the same shape (a run's newer checkpoint): reuse its memory
   else {
-    // hand the old model's arrays back to the wasm heap (moving it to plain JS memory frees them there)
-    if (model) model.to(new ReferenceBackend());
+    // hand the old model's arrays back to the wasm heap
+    model?.dispose();
     model = null;
     // a VAE (its heads mu/logvar; the decoder takes the mean) or the plain autoencoder
     m = makeModel(req.config);

@@ -222,6 +222,13 @@ export class WasmBackend implements Backend {
   /** Bytes of wasm memory in use (heap top). */
   get heapBytes(): number { return this.top; }
 
+  /** Bytes of the arrays allocated and not freed (what a leak check counts: freed arrays wait in free lists below the heap top). */
+  get liveBytes(): number {
+    let t = 0;
+    for (const n of this.live.values()) t += n;
+    return t;
+  }
+
   /** Makes each thread's scratch hold what the module says the op in the control block needs. */
   private scratch(op: number): void {
     this.ci[CTRL.op] = op;

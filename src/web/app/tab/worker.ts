@@ -117,10 +117,28 @@ async function loop(): Promise<void> {
   }
 }
 
+/** The last loop() (its steps use core): resolved once it has returned. */
+let loopDone: Promise<void> = Promise.resolve();
+function runLoop(): Promise<void> { loopDone = loop(); return loopDone; }
+
+/** Stops the run in progress, if any, and waits for its loop to return (before its core or backend goes). */
+async function stopRun(): Promise<void> {
+  if (state === 'running' || state === 'paused') state = 'stopped';
+  await loopDone.catch(() => { /* reported when it failed */ });
+}
+
+/** Returns the last run's memory to the backend before the next one (the wasm memory never shrinks). */
+function release(): void {
+  if (core && core.backend === backend) core.dispose();
+  core = null;
+}
+
 async function start(req: Extract<ToWorker, { type: 'start' }>): Promise<void> {
+  await stopRun();
   const config: TrainConfig = resolveTrainConfig({}, { snapshotPoints: 1000, ...req.settings, backend: 'wasm', threads: req.threads });
   const data = await splits(req.files);
   const b = await getBackend(req.threads);
+  release();
   core = new TrainCore(config, data, b);
   snapshotMs = req.snapshotMs ?? 1000;
   elapsedBefore = 0;
@@ -130,7 +148,7 @@ async function start(req: Extract<ToWorker, { type: 'start' }>): Promise<void> {
   state = 'running';
   runStart = performance.now();
   send({ type: 'state', state: 'running', step: 0 });
-  await loop();
+  await runLoop();
 }
 
 async function open(req: Extract<ToWorker, { type: 'open' }>): Promise<void> {
@@ -148,9 +166,11 @@ async function open(req: Extract<ToWorker, { type: 'open' }>): Promise<void> {
   }
   const config = resolveTrainConfig({}, { snapshotPoints: 1000, ...recipe, backend: 'wasm', threads: req.threads, maxSteps: 1 });
   if (!req.files) throw new Error('give the test images and labels first: the plane shows their latents');
+  await stopRun();
   const data = await splits(req.files);
   const b = await getBackend(req.threads);
   state = 'idle';
+  release();
   const c = new TrainCore(config, data, b);
   try {
     c.model.loadStateDict(sd);
@@ -175,7 +195,7 @@ self.addEventListener('message', (e: MessageEvent<ToWorker>) => {
           if (state === 'running') { elapsedBefore = elapsed(); state = 'paused'; send({ type: 'state', state: 'paused', step: core!.step }); }
           break;
         case 'resume':
-          if (state === 'paused') { state = 'running'; runStart = performance.now(); send({ type: 'state', state: 'running', step: core!.step }); await loop(); }
+          if (state === 'paused') { state = 'running'; runStart = performance.now(); send({ type: 'state', state: 'running', step: core!.step }); await runLoop(); }
           break;
         case 'stop':
           if (state === 'running' || state === 'paused') { elapsedBefore = elapsed(); state = 'stopped'; send({ type: 'state', state: 'stopped', step: core!.step }); }
