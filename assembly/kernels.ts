@@ -1573,43 +1573,40 @@ function opChannelSums(ctrl: usize, tid: i32, nt: i32): void {
 
 // ------------------------------------------------------------------------------------------- optimiser
 
-/**
- * SGD with momentum (no weight decay, not nesterov), element for element the float32 arithmetic of
- * src/engine/optim/sgd.ts (PyTorch's): buf = f32(f64(f32(buf * mom)) + ds * g), p = f32(p + negLr * buf), each
- * multiply-add evaluated in f64 (the product of two f32 is exact there) and rounded once to f32, two lanes of
- * f64 at a time. One thread: a parameter tensor is at most a few hundred KB.
- */
 @inline function madd2(x: v128, a: v128, b: v128): v128 { return f64x2.add(x, f64x2.mul(a, b)); }
 @inline function hi2(v: v128): v128 { return i8x16.shuffle(v, v, 8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7); }
 @inline function join2(lo: v128, hi: v128): v128 { return i8x16.shuffle(lo, hi, 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23); }
-function opSgdMomentum(ctrl: usize): void {
-  const n = ai(ctrl, 0), p = ap(ctrl, 1), g = ap(ctrl, 2), buf = ap(ctrl, 3);
-  const mom = af(ctrl, 4), ds = af(ctrl, 5), negLr = af(ctrl, 6);
-  const vm = f32x4.splat(mom), vds = f64x2.splat(<f64>ds), vlr = f64x2.splat(<f64>negLr);
-  let i = 0;
-  for (; i + 4 <= n; i += 4) {
-    const o = f4(i);
-    const bm = f32x4.mul(v128.load(buf + o), vm), gv = v128.load(g + o), pv = v128.load(p + o);
-    const b = join2(f32x4.demote_f64x2_zero(madd2(f64x2.promote_low_f32x4(bm), vds, f64x2.promote_low_f32x4(gv))),
-                    f32x4.demote_f64x2_zero(madd2(f64x2.promote_low_f32x4(hi2(bm)), vds, f64x2.promote_low_f32x4(hi2(gv)))));
-    v128.store(buf + o, b);
-    v128.store(p + o, join2(f32x4.demote_f64x2_zero(madd2(f64x2.promote_low_f32x4(pv), vlr, f64x2.promote_low_f32x4(b))),
-                            f32x4.demote_f64x2_zero(madd2(f64x2.promote_low_f32x4(hi2(pv)), vlr, f64x2.promote_low_f32x4(hi2(b))))));
-  }
-  for (; i < n; i++) {
-    const o = f4(i);
-    const b = <f32>(<f64>(load<f32>(buf + o) * mom) + <f64>ds * <f64>load<f32>(g + o));
-    store<f32>(buf + o, b);
-    store<f32>(p + o, <f32>(<f64>load<f32>(p + o) + <f64>negLr * <f64>b));
-  }
-}
-
 /** x + a * b for f32 lanes, evaluated in f64 and rounded once to f32 (PyTorch's fused multiply-adds). */
 @inline function addProd4(x: v128, a: v128, b: v128): v128 {
   return join2(f32x4.demote_f64x2_zero(madd2(f64x2.promote_low_f32x4(x), f64x2.promote_low_f32x4(a), f64x2.promote_low_f32x4(b))),
                f32x4.demote_f64x2_zero(madd2(f64x2.promote_low_f32x4(hi2(x)), f64x2.promote_low_f32x4(hi2(a)), f64x2.promote_low_f32x4(hi2(b)))));
 }
 @inline function addProdS(x: f32, a: f32, b: f32): f32 { return <f32>(<f64>x + <f64>a * <f64>b); }
+
+/**
+ * SGD with momentum (no weight decay, not nesterov), element for element the float32 arithmetic of
+ * src/engine/optim/sgd.ts (PyTorch's): buf = f32(f64(f32(buf * mom)) + ds * g), p = f32(p + negLr * buf), each
+ * multiply-add evaluated in f64 (the product of two f32 is exact there) and rounded once to f32, two lanes of
+ * f64 at a time. One thread: a parameter tensor is at most a few hundred KB.
+ */
+function opSgdMomentum(ctrl: usize): void {
+  const n = ai(ctrl, 0), p = ap(ctrl, 1), g = ap(ctrl, 2), buf = ap(ctrl, 3);
+  const mom = af(ctrl, 4), ds = af(ctrl, 5), negLr = af(ctrl, 6);
+  const vm = f32x4.splat(mom), vds = f32x4.splat(ds), vlr = f32x4.splat(negLr);
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = f4(i);
+    const b = addProd4(f32x4.mul(v128.load(buf + o), vm), vds, v128.load(g + o));
+    v128.store(buf + o, b);
+    v128.store(p + o, addProd4(v128.load(p + o), vlr, b));
+  }
+  for (; i < n; i++) {
+    const o = f4(i);
+    const b = addProdS(load<f32>(buf + o) * mom, ds, load<f32>(g + o));
+    store<f32>(buf + o, b);
+    store<f32>(p + o, addProdS(load<f32>(p + o), negLr, b));
+  }
+}
 
 /**
  * Adam / AdamW without amsgrad, element for element the float32 arithmetic of src/engine/optim/adam.ts (and

@@ -739,6 +739,15 @@ LL_CLONES void DirectC1BwdData(const Geom& g, const float* dy, const float* wt, 
   }
 }
 
+// The weights of a convolution into one channel, [K][1][R][S], as [K/16][R*S][16]: one vector of 16 channels per
+// tap (what DirectC1BwdData and the fused batch-norm kernels read).
+std::vector<float> TapVectors(const float* w, long K, long RS) {
+  std::vector<float> wt(size_t(K) * RS);
+  for (long k = 0; k < K; k++)
+    for (long t = 0; t < RS; t++) wt[((k / kB) * RS + t) * kB + k % kB] = w[k * RS + t];
+  return wt;
+}
+
 // Whether a convolution of this kind and geometry runs on the direct loops above.
 bool DirectC1(int kind, const Geom& g, bool xb, bool yb) {
   return kind == CONV_BWD_DATA && g.C == 1 && !xb && yb && g.K % kB == 0 &&
@@ -1187,11 +1196,8 @@ class Context : public Napi::ObjectWrap<Context> {
       return env.Undefined();
     }
     if (DirectC1(kind, g, xb, yb)) {
-      // the weights [K][1][R][S] as [K/16][R*S][16]: one vector of 16 channels per tap
-      const long RS = long(g.R) * g.S, CB = g.K / kB;
-      std::vector<float> wt(size_t(g.K) * RS);
-      for (long k = 0; k < g.K; k++)
-        for (long t = 0; t < RS; t++) wt[((k / kB) * RS + t) * kB + k % kB] = p1[k * RS + t];
+      const long CB = g.K / kB;
+      const std::vector<float> wt = TapVectors(p1, g.K, long(g.R) * g.S);
       const long xImg = long(g.H) * g.W, yImg = CB * long(g.OH) * g.OW * kB;
       const std::vector<Taps> rows = TapsOf(g.H, g.OH, g.R, g.sh, g.ph), cols = TapsOf(g.W, g.OW, g.S, g.sw, g.pw);
 #pragma omp parallel for schedule(dynamic, 2) num_threads(threads_)
@@ -1330,13 +1336,6 @@ class Context : public Napi::ObjectWrap<Context> {
     return env.Undefined();
   }
 
-  // The weights of a convolution into one channel, [K][1][3][3], as [K/16][9][16]: one vector of 16 channels per tap.
-  static std::vector<float> TapVectors(const float* w, long K) {
-    std::vector<float> wt(size_t(K) * 9);
-    for (long k = 0; k < K; k++)
-      for (long t = 0; t < 9; t++) wt[((k / kB) * 9 + t) * kB + k % kB] = w[k * 9 + t];
-    return wt;
-  }
   static void CheckNormConv(const Napi::Env& env, long N, long K, long H, long W, int kind) {
     if (N < 1 || H < 1 || W < 1 || K < 1 || K % kB != 0)
       throw Napi::RangeError::New(env, "normConvT1: expected N, H, W >= 1 and channels divisible by 16");
@@ -1365,7 +1364,7 @@ class Context : public Napi::ObjectWrap<Context> {
     const long CB = K / kB;
     std::vector<float> a(K);
     for (long c = 0; c < K; c++) a[c] = gamma[c] * invstd[c];
-    const std::vector<float> wt = TapVectors(w, K);
+    const std::vector<float> wt = TapVectors(w, K, 9);
     const Geom g{int(N), 1, int(H), int(W), int(K), 3, 3, 1, 1, 1, 1, int(H), int(W)};
     const std::vector<Taps> rows = TapsOf(H, H, 3, 1, 1), cols = TapsOf(W, W, 3, 1, 1);
 #pragma omp parallel num_threads(threads_)
@@ -1407,7 +1406,7 @@ class Context : public Napi::ObjectWrap<Context> {
     float* dbeta = F32(env, info[16], K, "dbeta");
     float* dx = F32(env, info[17], n, "dx");
     const long CB = K / kB;
-    const std::vector<float> wt = TapVectors(w, K);
+    const std::vector<float> wt = TapVectors(w, K, 9);
     const V16* wv = reinterpret_cast<const V16*>(wt.data());
     std::vector<BlockCoef> coef(CB);
     for (long cb = 0; cb < CB; cb++) {

@@ -47,13 +47,17 @@ export class BatchNorm2d extends Module {
     return {
       args: () => ({ gamma: this.weight.data, beta: this.bias.data, mean: this.scratch('mean', C),
                      invstd: this.scratch('invstd', C), act: this.act }),
-      writeGrads: (write) => {
-        const dg = this.weight.gradOut(() => this.scratch('dgamma', C)), db = this.bias.gradOut(() => this.scratch('dbeta', C));
-        write(dg, db);
-        this.weight.gradIn(dg);
-        this.bias.gradIn(db);
-      },
+      writeGrads: (write) => this.writeGrads(write),
     };
+  }
+
+  /** Calls write(dgamma, dbeta) with where gamma's and beta's gradients go (overwritten), then takes them in. */
+  private writeGrads(write: (dgamma: Float32Array, dbeta: Float32Array) => void): void {
+    const C = this.numFeatures;
+    const dg = this.weight.gradOut(() => this.scratch('dgamma', C)), db = this.bias.gradOut(() => this.scratch('dbeta', C));
+    write(dg, db);
+    this.weight.gradIn(dg);
+    this.bias.gradIn(db);
   }
 
   constructor(readonly numFeatures: number, opts: BatchNormOptions = {}) {
@@ -144,15 +148,14 @@ export class BatchNorm2d extends Module {
     if (dy.layout !== x.layout) throw new Error(`BatchNorm2d.backward: dy is ${dy.layout}, the forward pass was ${x.layout}`);
     const [N, C, HW] = this.dims(x);
     const dx = opts.inPlace ? dy.data.subarray(0, x.size) : this.scratch('dx', x.size);
-    const dg = this.weight.gradOut(() => this.scratch('dgamma', C)), db = this.bias.gradOut(() => this.scratch('dbeta', C));
-    if (this.usedBatchStats)
-      this.backend.batchNormBackward(N, C, HW, this.xOverwritten ? null : x.data, y.data, dy.data, this.weight.data,
-        this.scratch('mean', C), this.scratch('invstd', C), this.act, dx, dg, db, x.layout, this.bias.data);
-    else
-      batchNormEvalBackward(this.backend, N, C, HW, x.data, y.data, dy.data, this.weight.data, this.runningMean.data as Float32Array,
-        this.runningVar.data as Float32Array, this.eps, this.act, dx, dg, db, x.layout);
-    this.weight.gradIn(dg);
-    this.bias.gradIn(db);
+    this.writeGrads((dg, db) => {
+      if (this.usedBatchStats)
+        this.backend.batchNormBackward(N, C, HW, this.xOverwritten ? null : x.data, y.data, dy.data, this.weight.data,
+          this.scratch('mean', C), this.scratch('invstd', C), this.act, dx, dg, db, x.layout, this.bias.data);
+      else
+        batchNormEvalBackward(this.backend, N, C, HW, x.data, y.data, dy.data, this.weight.data, this.runningMean.data as Float32Array,
+          this.runningVar.data as Float32Array, this.eps, this.act, dx, dg, db, x.layout);
+    });
     return new Tensor(x.shape, dx, x.layout);
   }
 }
