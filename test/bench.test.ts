@@ -60,10 +60,11 @@ describe('bench', () => {
     }
   });
 
+  const N = 2;
+  const conv = (C: number, H: number, K: number, s: number) => { const O = convOutSize(H, 3, s, 1); return 2 * N * K * O * O * C * 9 / 1e9; };
+
   it('times each convolution of a training step per layer and direction, with its FLOPs', async () => {
-    const N = 2;
     const r = await benchStep('wasm', 1, N, 'fp32', 1, 1, 1);
-    const conv = (C: number, H: number, K: number, s: number) => { const O = convOutSize(H, 3, s, 1); return 2 * N * K * O * O * C * 9 / 1e9; };
     // the model's six convolutions as (C, H, K, stride) of the convolution they compute or transpose
     const layers: [string, number][] = [
       ['encoder.0 Conv2d', conv(1, 28, 32, 1)], ['encoder.3 Conv2d', conv(32, 28, 64, 2)], ['encoder.6 Conv2d', conv(64, 14, 64, 2)],
@@ -79,6 +80,7 @@ describe('bench', () => {
     const sum = r.convs.reduce((s, c) => s + c.ms, 0);
     expect(r.convMs).toBeCloseTo(sum, 6);
     expect(r.convMs).toBeLessThan(r.profiledStepMs);
+    expect(r.fusedMs).toBe(0);
     // the time outside the kernels, by part: each part non-negative, together the whole
     const o = outsideConv(r);
     expect(o.total).toBeCloseTo(r.profiledStepMs - r.convMs, 9);
@@ -86,5 +88,25 @@ describe('bench', () => {
     for (const k of ['batchNorm', 'otherLayers', 'aroundKernels', 'between'] as const) expect(o[k], k).toBeGreaterThan(0);
     const bn = r.layers.filter((l) => l.name.includes('BatchNorm2d')).reduce((s, l) => s + l.forwardMs + l.backwardMs, 0);
     expect(o.batchNorm).toBeCloseTo(bn, 9);
+  });
+
+  it.runIf(need('native', 'bench.test'))('native: a kernel that computes a convolution with its batch-norm is timed as that convolution, with its FLOPs', async () => {
+    const r = await benchStep('native', 1, N, 'fp32', 1, 1, 1);
+    const first = conv(1, 28, 32, 1);
+    const got = r.convs.filter((c) => c.dir.endsWith('+bn')).map((c) => `${c.layer}|${c.dir}|${c.gflop.toPrecision(6)}`);
+    // encoder.0 with encoder.1: its forward and its weight gradient; decoder.9 with decoder.7: its forward, its input and weight gradients
+    expect(got.sort()).toEqual([`decoder.9 ConvTranspose2d|bwd+bn|${(2 * first).toPrecision(6)}`, `decoder.9 ConvTranspose2d|fwd+bn|${first.toPrecision(6)}`,
+      `encoder.0 Conv2d|bwd+bn|${first.toPrecision(6)}`, `encoder.0 Conv2d|fwd+bn|${first.toPrecision(6)}`].sort());
+    expect(r.convs.some((c) => c.layer.startsWith('encoder.0') && !c.dir.endsWith('+bn'))).toBe(false);
+    // the same FLOPs per step as the unfused rows of another backend
+    const wasm = await benchStep('wasm', 1, N, 'fp32', 1, 1, 1);
+    expect(convGflopPerStep([r])).toBeCloseTo(convGflopPerStep([wasm]), 9);
+    const fused = r.convs.filter((c) => c.dir.endsWith('+bn')).reduce((s, c) => s + c.ms, 0);
+    expect(r.fusedMs).toBeCloseTo(fused, 6);
+    expect(r.fusedMs).toBeGreaterThan(0);
+    expect(r.convMs).toBeCloseTo(r.convs.reduce((s, c) => s + c.ms, 0), 6);
+    const o = outsideConv(r);
+    expect(o.fused).toBe(r.fusedMs);
+    expect(o.batchNorm + o.otherLayers + o.aroundKernels + o.between).toBeCloseTo(o.total, 9);
   });
 });

@@ -385,6 +385,108 @@ suite('native backend: the blocked layout nChw16c', () => {
     fused.be.dispose();
   });
 
+  it('a first Conv2d from one channel with the batch-norm + activation after it, as one kernel: the reference layers\' outputs and gradients', async () => {
+    const be = await createNativeBackend({ threads: 2 });
+    const acts: Act[] = [{ kind: 'none', slope: 0 }, { kind: 'leaky', slope: 0.01 }, { kind: 'relu', slope: 0 }];
+    for (const [N, K, H, W] of [[3, 16, 5, 7], [64, 32, 28, 28], [2, 48, 1, 9]] as const) for (const act of acts) for (const withBias of [true, false]) {
+      const HW = H * W, n = N * K * HW, what = `[${N},${K},${H},${W}] ${act.kind}${withBias ? ' bias' : ''}`;
+      const g: ConvGeom = { N, C: 1, H, W, K, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1, OH: H, OW: W, xLayout: 'nchw', yLayout: 'blocked' };
+      expect(be.fusesConvNorm(g, act), what).toBe(true);
+      const x = rand(N * HW, -1, 2), w = rand(K * 9), bias = withBias ? rand(K) : null, gamma = rand(K, 0.5, 1.5), beta = rand(K, -0.5, 0.5);
+      // reference: the convolution, then batch-norm with its activation; backward through both
+      const y = new Float32Array(n), z = new Float32Array(n), mean = new Float32Array(K), invstd = new Float32Array(K), variance = new Float32Array(K);
+      ref.conv2d(g, x, w, bias, y);
+      ref.batchNormTrain(N, K, HW, y, gamma, beta, 1e-5, act, z, mean, invstd, undefined, variance);
+      const dz = rand(n);
+      // no gradient where the pre-activation is within rounding of the kink: the two sides sum the convolution in
+      // different orders, so there they may pick different slopes (one value's gradient off in every sum)
+      if (act.kind !== 'none')
+        for (let i = 0; i < n; i++) {
+          const c = Math.floor(i / HW) % K;
+          if (Math.abs((y[i] - mean[c]) * invstd[c] * gamma[c] + beta[c]) < 1e-4) dz[i] = 0;
+        }
+      const dy = new Float32Array(n), dw = new Float32Array(K * 9), db = new Float32Array(K), dg = new Float32Array(K), dbt = new Float32Array(K);
+      ref.batchNormBackward(N, K, HW, y, z, dz, gamma, mean, invstd, act, dy, dg, dbt);
+      ref.conv2dBackwardWeight({ ...g, yLayout: 'nchw' }, x, dy, dw, db);
+
+      const got = new Float32Array(n).fill(NaN), gm = new Float32Array(K).fill(NaN), gi = new Float32Array(K).fill(NaN), gv = new Float32Array(K).fill(NaN);
+      const norm = { gamma, beta, mean: gm, invstd: gi, act };
+      be.convNormForward(g, x, w, bias, norm, 1e-5, got, gv);
+      expectClose(toPlain(N, K, HW, got), z, FP32, `convNormForward ${what}`);
+      expectClose(gm, mean, FP32, `convNormForward ${what} mean`);
+      expectClose(gi, invstd, FP32, `convNormForward ${what} invstd`);
+      expectClose(gv, variance, FP32, `convNormForward ${what} variance`);
+      const gdw = new Float32Array(K * 9).fill(NaN), gdb = new Float32Array(K).fill(NaN), gdg = new Float32Array(K).fill(NaN), gdbt = new Float32Array(K).fill(NaN);
+      be.convNormBackward(g, x, w, bias, norm, toBlocked(N, K, HW, dz), gdw, bias ? gdb : null, gdg, gdbt);
+      expectClose(gdw, dw, FP32, `convNormBackward ${what} dw`);
+      expectClose(gdg, dg, FP32, `convNormBackward ${what} dgamma`);
+      expectClose(gdbt, dbt, FP32, `convNormBackward ${what} dbeta`);
+      // the bias's gradient is the sum of the batch-norm input's gradient, zero but for rounding: each channel's within
+      // 1e-6 of the sum of its terms' magnitudes of the exact sum of the reference's terms
+      if (bias)
+        for (let c = 0; c < K; c++) {
+          let exact = 0, mag = 0;
+          for (let b = 0; b < N; b++) for (let i = 0; i < HW; i++) { const v = dy[(b * K + c) * HW + i]; exact += v; mag += Math.abs(v); }
+          expect(Math.abs(gdb[c] - exact), `convNormBackward ${what} db[${c}]`).toBeLessThanOrEqual(1e-6 * mag);
+        }
+    }
+    // what it does not take: more input channels, another kernel size or stride, tanh, channels not a multiple of 16
+    const base = { C: 1, K: 32, R: 3, S: 3, strideH: 1, strideW: 1, padH: 1, padW: 1 }, leaky: Act = { kind: 'leaky', slope: 0.01 };
+    expect(be.fusesConvNorm({ ...base, C: 2 }, leaky)).toBe(false);
+    expect(be.fusesConvNorm({ ...base, R: 5, S: 5, padH: 2, padW: 2 }, leaky)).toBe(false);
+    expect(be.fusesConvNorm({ ...base, strideH: 2, strideW: 2 }, leaky)).toBe(false);
+    expect(be.fusesConvNorm({ ...base, K: 24 }, leaky)).toBe(false);
+    expect(be.fusesConvNorm(base, { kind: 'tanh', slope: 0 })).toBe(false);
+    // a shape it does not take, called anyway, is one clear error rather than wrong numbers
+    const bad: ConvGeom = { N: 2, C: 1, H: 4, W: 4, K: 32, R: 3, S: 3, strideH: 2, strideW: 2, padH: 1, padW: 1, OH: 2, OW: 2, yLayout: 'blocked' };
+    expect(() => be.convNormForward(bad, rand(32), rand(288), null, { gamma: rand(32), beta: rand(32), mean: rand(32), invstd: rand(32), act: leaky },
+      1e-5, new Float32Array(256), new Float32Array(32))).toThrow(/fusesConvNorm does not take/);
+    be.dispose();
+  });
+
+  it('the autoencoder\'s encoder start (Conv2d from the image, batch-norm, LeakyReLU) runs fused: the same output, gradients and running statistics', async () => {
+    const make = async (fuse: boolean): Promise<{ be: NativeBackend; s: Sequential; calls: string[] }> => {
+      const be = await createNativeBackend({ threads: 2 });
+      const calls: string[] = [];
+      if (!fuse) be.fusesConvNorm = () => false;
+      for (const k of ['batchNormTrain', 'batchNormBackward', 'convNormForward', 'convNormBackward'] as const) {
+        const f = (be[k] as (...a: unknown[]) => void).bind(be);
+        (be as unknown as Record<string, unknown>)[k] = (...a: unknown[]) => { calls.push(k); f(...a); };
+      }
+      const r = new Rng(6);
+      const first = new Conv2d(1, 32, 3, { padding: 1, rng: r });
+      first.needsInputGrad = false;
+      const s = new Sequential(first, new BatchNorm2d(32), new LeakyReLU(), new Conv2d(32, 16, 3, { stride: 2, padding: 1, rng: r }),
+        new Tanh()).to(be);
+      return { be, s, calls };
+    };
+    const x = new Tensor([6, 1, 28, 28], rand(6 * 784)), dy = rand(6 * 16 * 14 * 14);
+    const [plain, fused] = [await make(false), await make(true)];
+    for (const mode of ['train', 'eval', 'train'] as const) {
+      const outs = [plain, fused].map(({ s, calls }) => {
+        calls.length = 0;
+        s.train(mode === 'train');
+        s.zeroGrad();
+        const y = s.forward(x).data.slice();
+        const dx = s.backward(new Tensor([6, 16, 14, 14], dy));
+        const bn = s.at(1) as BatchNorm2d;
+        return { y, dx, grads: s.parameters().map((p) => p.grad.slice()), rm: Float32Array.from(bn.runningMean.data), rv: Float32Array.from(bn.runningVar.data),
+                 tracked: Number(bn.numBatchesTracked.data[0]) };
+      });
+      // the same arithmetic but for the first convolution's order of summation
+      expectClose(outs[1].y, outs[0].y, FP32, `${mode}: output`);
+      expectClose(outs[1].rm, outs[0].rm, FP32, `${mode}: running mean`);
+      expectClose(outs[1].rv, outs[0].rv, FP32, `${mode}: running var`);
+      expect(outs[1].tracked, `${mode}: batches tracked`).toBe(outs[0].tracked);
+      expect(outs[1].dx.size, `${mode}: no input gradient`).toBe(0);
+      outs[0].grads.forEach((g, i) => expectClose(outs[1].grads[i], g, FP32, `${mode}: gradient of parameter ${i}`));
+      expect(fused.calls, mode).toEqual(mode === 'train' ? ['convNormForward', 'convNormBackward'] : []);
+      expect(plain.calls, mode).toEqual(mode === 'train' ? ['batchNormTrain', 'batchNormBackward'] : []);
+    }
+    plain.be.dispose();
+    fused.be.dispose();
+  });
+
   it('layers that do not declare blockedInput only ever see NCHW tensors', async () => {
     const be = await createNativeBackend({ threads: 2 });
     const seen: string[] = [];

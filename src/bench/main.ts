@@ -194,7 +194,8 @@ for (const t of threadList) {
   log('');
   log(`per convolution and direction, ${t} thread${t > 1 ? 's' : ''}, timed inside profiled training steps (ms per step, GFLOP/s, share of the peak; median over rounds).`);
   log('  PyTorch: one autograd node computes input and weight gradients together, shown on the bwd-data row as "bwd"; the first layer\'s backward is not separable there.');
-  log('  "-": fused with the batch-norm before it (native: decoder.9 with decoder.7), timed with the layer, outside the convolutions.');
+  log('  "+bn": one kernel computes the convolution and the batch-norm next to it (native: encoder.0 with encoder.1, decoder.9 with');
+  log('  decoder.7); its GFLOP are the convolutions\' (bwd+bn: every gradient it computes), its time includes the batch-norm\'s work.');
   const head = configNames.map((c) => `${c.padStart(21)}`).join(' ');
   log(`  ${'layer'.padEnd(27)} ${'dir'.padEnd(10)} ${'GFLOP'.padStart(5)} ${head}${py ? `  ${'pytorch ms'.padStart(12)}` : ''}`);
   const torchConvs = (results.get(`pytorch/${t}`) ?? []).map((r) => (r.convs ?? []) as unknown as TorchConv[]);
@@ -208,7 +209,7 @@ for (const t of threadList) {
     let tcol = '';
     if (py) {
       const tms = dir === 'fwd' ? torchMs(layer, 'fwd') : dir === 'bwd-data' ? torchMs(layer, 'bwd') : NaN;
-      tcol = `  ${(dir === 'bwd-data' && layer.startsWith('encoder.0') ? '-' : dir === 'bwd-data' ? `${f(tms, 2)} bwd` : f(tms, 2)).padStart(12)}`;
+      tcol = `  ${(dir === 'bwd-data' && layer.startsWith('encoder.0') || dir.endsWith('+bn') ? '-' : dir === 'bwd-data' ? `${f(tms, 2)} bwd` : f(tms, 2)).padStart(12)}`;
     }
     log(`  ${layer.padEnd(27)} ${dir.padEnd(10)} ${gflop.toFixed(3).padStart(5)} ${cols.join(' ')}${tcol}`);
   }
@@ -228,21 +229,23 @@ for (const t of threadList) {
     const rows = (results.get(`${c}/${t}`) ?? []).filter((r) => r.layers && r.convMs !== undefined && r.profiledStepMs);
     const o = rows.map((r) => outsideConv(r as StepBenchResult));
     const m = (k: keyof OutsideConv): number => median(o.map((x) => x[k]));
-    return { config: c, total: m('total'), batchNorm: m('batchNorm'), otherLayers: m('otherLayers'), aroundKernels: m('aroundKernels'), between: m('between') };
+    return { config: c, total: m('total'), fused: m('fused'), batchNorm: m('batchNorm'), otherLayers: m('otherLayers'), aroundKernels: m('aroundKernels'),
+             between: m('between') };
   }).filter((p) => Number.isFinite(p.total));
   if (parts.length) {
     log('');
     log(`outside the convolution kernels, ${t} thread${t > 1 ? 's' : ''} (ms per step, median over rounds of each part):`);
-    log(`  ${'config'.padEnd(12)} ${'total'.padStart(6)} ${'batch-norm'.padStart(10)} ${'other layers'.padStart(12)} ${'around kernels'.padStart(14)} ${'between layers'.padStart(14)}`);
+    log(`  ${'config'.padEnd(12)} ${'total'.padStart(6)} ${'batch-norm'.padStart(10)} ${'other layers'.padStart(12)} ${'around kernels'.padStart(14)} ${'between layers'.padStart(14)}   ${'(in conv+bn kernels)'.padStart(20)}`);
     for (const p of parts)
-      log(`  ${p.config.padEnd(12)} ${f(p.total, 2).padStart(6)} ${f(p.batchNorm, 2).padStart(10)} ${f(p.otherLayers, 2).padStart(12)} ${f(p.aroundKernels, 2).padStart(14)} ${f(p.between, 2).padStart(14)}`);
+      log(`  ${p.config.padEnd(12)} ${f(p.total, 2).padStart(6)} ${f(p.batchNorm, 2).padStart(10)} ${f(p.otherLayers, 2).padStart(12)} ${f(p.aroundKernels, 2).padStart(14)} ${f(p.between, 2).padStart(14)}   ${f(p.fused, 2).padStart(20)}`);
     log('  (other layers: Linear, activations, Flatten, Unflatten; around kernels: inside the convolution layers, outside their kernels;');
-    log('   between layers: zeroing, loss, optimizer, scheduler, reorders, the containers)');
+    log('   between layers: zeroing, loss, optimizer, scheduler, reorders, the containers;');
+    log('   in conv+bn kernels: not in the total, counted as convolution kernels: the kernels that compute a convolution and a batch-norm together)');
     for (const p of parts) Object.assign(summary.find((x) => x.config === p.config && x.threads === t) ?? {}, { outsideConvParts: p });
   }
 }
 log('');
-log(`load average at the end ${loadEnd.map((x) => x.toFixed(2)).join(' ')}; "outside conv" = the profiled step's time outside the convolution kernels (batch-norm, activations, linear layers, loss, optimizer, bookkeeping)`);
+log(`load average at the end ${loadEnd.map((x) => x.toFixed(2)).join(' ')}; "outside conv" = the profiled step's time outside the convolution kernels (batch-norm, activations, linear layers, loss, optimizer, bookkeeping; a kernel that computes a convolution with a batch-norm counts as a convolution kernel: see the table above for its time)`);
 spawnSync(process.execPath, [path.join(here, 'tab.js')], { stdio: ['ignore', 'ignore', 'inherit'] }); // train in the tab: Chromium's wasm against Node's
 spawnSync(process.execPath, [path.join(here, 'grid.js')], { stdio: ['ignore', 'ignore', 'inherit'] }); // the explorer's 10x10 grid decode in Chromium
 if (json) process.stdout.write(`${JSON.stringify({ peaks, torch: torchInfo, summary, runs: Object.fromEntries(results) })}\n`);

@@ -24,23 +24,37 @@ export interface StepBenchResult {
   layers: { name: string; forwardMs: number; backwardMs: number }[];
   /** Every convolution kernel of a step, timed inside the profiled steps: layer, direction, ms, GFLOP. */
   convs: ConvTiming[];
-  /** Step time of the profiled pass (ms) and the part of it spent inside the convolution kernels. */
+  /**
+   * Step time of the profiled pass (ms), the part of it spent inside the convolution kernels, and the part of that
+   * spent in kernels that compute a convolution and a batch-norm together (Backend.fusesConvNorm / fusesNormConvTranspose).
+   */
   profiledStepMs: number;
   convMs: number;
+  fusedMs: number;
   peakRssMB: number;
 }
 
-/** One convolution of the model in one direction (for a ConvTranspose2d, fwd runs conv2dBackwardData). */
-export interface ConvTiming { layer: string; dir: 'fwd' | 'bwd-data' | 'bwd-weight'; ms: number; gflop: number }
+/**
+ * One convolution of the model in one direction (for a ConvTranspose2d, fwd runs conv2dBackwardData); 'fwd+bn' and
+ * 'bwd+bn': a kernel that computes the convolution with a batch-norm next to it, whose GFLOP are the convolutions'.
+ */
+export interface ConvTiming { layer: string; dir: 'fwd' | 'bwd-data' | 'bwd-weight' | 'fwd+bn' | 'bwd+bn'; ms: number; gflop: number }
 
 type ConvKernel = 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeight';
+/** The fused convolution + batch-norm kernels, and how many of the convolution's passes each computes. */
+const FUSED_KERNELS = {
+  convNormForward: { dir: 'fwd+bn', passes: 1 },
+  convNormBackward: { dir: 'bwd+bn', passes: 1 },  // the weight gradient (a first layer: no input gradient)
+  normConvTransposeForward: { dir: 'fwd+bn', passes: 1 },
+  normConvTransposeBackward: { dir: 'bwd+bn', passes: 2 },  // the input and the weight gradients
+} as const;
 
 /**
  * Times every convolution kernel call while `on`: the backend's three conv methods are wrapped, and the
  * model's Conv2d / ConvTranspose2d layers say which layer and pass is calling. Bench only.
  */
-function instrumentConvs(backend: Backend, model: Module): { on: boolean; rows: Map<string, ConvTiming>; ms: number } {
-  const state = { on: false, rows: new Map<string, ConvTiming>(), ms: 0 };
+function instrumentConvs(backend: Backend, model: Module): { on: boolean; rows: Map<string, ConvTiming>; ms: number; fusedMs: number } {
+  const state = { on: false, rows: new Map<string, ConvTiming>(), ms: 0, fusedMs: 0 };
   let current: { layer: string; pass: 'forward' | 'backward' } | null = null;
   for (const [name, m] of model.namedModules()) {
     if (m.typeName !== 'Conv2d' && m.typeName !== 'ConvTranspose2d') continue;
@@ -51,28 +65,38 @@ function instrumentConvs(backend: Backend, model: Module): { on: boolean; rows: 
       mm[pass] = (...a: unknown[]) => { current = { layer: label, pass }; try { return orig(...a); } finally { current = null; } };
     }
   }
-  const b = backend as unknown as Record<ConvKernel, (g: ConvGeom, ...a: unknown[]) => void>;
-  for (const k of ['conv2d', 'conv2dBackwardData', 'conv2dBackwardWeight'] as const) {
-    const orig = b[k].bind(backend);
+  const b = backend as unknown as Partial<Record<ConvKernel | keyof typeof FUSED_KERNELS, (g: ConvGeom, ...a: unknown[]) => void>>;
+  const kernels = [...(['conv2d', 'conv2dBackwardData', 'conv2dBackwardWeight'] as const).map((k) => ({ k, fused: null })),
+    ...(Object.keys(FUSED_KERNELS) as (keyof typeof FUSED_KERNELS)[]).map((k) => ({ k, fused: FUSED_KERNELS[k] }))];
+  for (const { k, fused } of kernels) {
+    const orig = b[k]?.bind(backend);
+    if (!orig) continue;
     b[k] = (g: ConvGeom, ...a: unknown[]) => {
       if (!state.on || !current) { orig(g, ...a); return; }
       const t0 = performance.now();
       orig(g, ...a);
       const ms = performance.now() - t0;
-      const dir = current.pass === 'forward' ? 'fwd' : k === 'conv2dBackwardWeight' ? 'bwd-weight' : 'bwd-data';
+      const dir = fused ? fused.dir : current.pass === 'forward' ? 'fwd' : k === 'conv2dBackwardWeight' ? 'bwd-weight' : 'bwd-data';
       const key = `${current.layer}|${dir}`;
-      const r = state.rows.get(key) ?? { layer: current.layer, dir, ms: 0, gflop: 2 * g.N * g.K * g.OH * g.OW * g.C * g.R * g.S / 1e9 };
+      const gflop = (fused?.passes ?? 1) * 2 * g.N * g.K * g.OH * g.OW * g.C * g.R * g.S / 1e9;
+      const r = state.rows.get(key) ?? { layer: current.layer, dir, ms: 0, gflop };
       r.ms += ms;
       state.ms += ms;
+      if (fused) state.fusedMs += ms;
       state.rows.set(key, r);
     };
   }
   return state;
 }
 
-/** The profiled step's time outside the convolution kernels (ms), by where it goes. The parts add up to the whole. */
+/**
+ * The profiled step's time outside the convolution kernels (ms), by where it goes; the parts add up to the whole. A
+ * kernel that computes a convolution with a batch-norm counts as a convolution kernel (`fused`, not in the total:
+ * the time in such kernels, which is also batch-norm work).
+ */
 export interface OutsideConv {
   total: number;
+  fused: number;
   /** Batch-norm layers (with their fused activations). */
   batchNorm: number;
   /** Every other layer that is not a convolution: Linear, activations, Flatten, Unflatten. */
@@ -83,7 +107,7 @@ export interface OutsideConv {
   between: number;
 }
 
-export function outsideConv(r: Pick<StepBenchResult, 'layers' | 'convMs' | 'profiledStepMs'>): OutsideConv {
+export function outsideConv(r: Pick<StepBenchResult, 'layers' | 'convMs' | 'fusedMs' | 'profiledStepMs'>): OutsideConv {
   let batchNorm = 0, otherLayers = 0, convLayers = 0;
   for (const l of r.layers) {
     const ms = l.forwardMs + l.backwardMs;
@@ -93,13 +117,12 @@ export function outsideConv(r: Pick<StepBenchResult, 'layers' | 'convMs' | 'prof
   }
   const total = r.profiledStepMs - r.convMs;
   const aroundKernels = convLayers - r.convMs;
-  return { total, batchNorm, otherLayers, aroundKernels, between: total - batchNorm - otherLayers - aroundKernels };
+  return { total, fused: r.fusedMs, batchNorm, otherLayers, aroundKernels, between: total - batchNorm - otherLayers - aroundKernels };
 }
 
 /**
- * The convolutions' GFLOP per training step: the most any of latentlab's configurations timed (one whose
- * convolution is fused with the batch-norm before it, native's last ConvTranspose2d, times that kernel with the
- * layer, outside the convolutions, and has fewer rows; PyTorch's rows carry times without FLOPs).
+ * The convolutions' GFLOP per training step: the most any of latentlab's configurations timed (PyTorch's rows carry
+ * times without FLOPs; the fused rows carry their convolutions' FLOPs, so every latentlab configuration sums the same).
  */
 export function convGflopPerStep(rows: { convs?: { gflop?: number }[] }[]): number {
   const sums = rows.filter((x) => x.convs?.length && x.convs.every((c) => Number.isFinite(c.gflop)))
@@ -157,7 +180,7 @@ export async function benchStep(backendName: string, threads: number, batch = 64
   return {
     backend: backend.name, threads: backend.threads, precision, batch, samplesPerSec: median, windows: rates,
     msPerStep: (1000 * batch) / median, layers, convs, profiledStepMs,
-    convMs: convProbe.ms / stepsPerWindow, peakRssMB: process.resourceUsage().maxRSS / 1024,
+    convMs: convProbe.ms / stepsPerWindow, fusedMs: convProbe.fusedMs / stepsPerWindow, peakRssMB: process.resourceUsage().maxRSS / 1024,
   };
 }
 
