@@ -437,6 +437,7 @@ suite('native backend: the blocked layout nChw16c', () => {
     expect(be.fusesConvNorm({ ...base, strideH: 2, strideW: 2 }, leaky)).toBe(false);
     expect(be.fusesConvNorm({ ...base, K: 24 }, leaky)).toBe(false);
     expect(be.fusesConvNorm(base, { kind: 'tanh', slope: 0 })).toBe(false);
+    expect(be.fusesConvNorm(base, leaky, 'nchw')).toBe(false);  // it writes the blocked layout only
     // a shape it does not take, called anyway, is one clear error rather than wrong numbers
     const bad: ConvGeom = { N: 2, C: 1, H: 4, W: 4, K: 32, R: 3, S: 3, strideH: 2, strideW: 2, padH: 1, padW: 1, OH: 2, OW: 2, yLayout: 'blocked' };
     expect(() => be.convNormForward(bad, rand(32), rand(288), null, { gamma: rand(32), beta: rand(32), mean: rand(32), invstd: rand(32), act: leaky },

@@ -152,9 +152,9 @@ describe('planner', () => {
     const asked: string[] = [];
     const fusing = Object.assign(new ReferenceBackend(), {
       channelBlock: 16,
-      fusesConvNorm: (s: { C: number; K: number; R: number }, act: { kind: string }) => {
-        asked.push(`C=${s.C} K=${s.K} R=${s.R} ${act.kind}`);
-        return s.C === 1 && act.kind !== 'tanh';
+      fusesConvNorm: (s: { C: number; K: number; R: number }, act: { kind: string }, layout: string) => {
+        asked.push(`C=${s.C} K=${s.K} R=${s.R} ${act.kind} ${layout}`);
+        return s.C === 1 && act.kind !== 'tanh' && layout === 'blocked';
       },
     }) as unknown as Backend;
     const chain = (act: Module = new LeakyReLU(), inC = 1, first = true): Module[] => {
@@ -165,7 +165,7 @@ describe('planner', () => {
     const steps = (layers: Module[], opts = { fuse: true, blocked: true }, be = fusing): string[] => describeSteps(planChain(layers, be, opts).steps);
     // the convolution computes both; the batch-norm only updates its running statistics (not in place: it writes nothing)
     expect(steps(chain())).toEqual(['0 blocked postNorm=leaky', '1+ act=leaky statsGiven backwardInPrev', '3 blocked', '4', 'reorder->nchw']);
-    expect(asked).toEqual(['C=1 K=16 R=3 leaky']);
+    expect(asked).toEqual(['C=1 K=16 R=3 leaky blocked']);
     const layers = chain(), plan = planChain(layers, fusing, { fuse: true, blocked: true });
     const convStep = plan.steps[0];
     expect(convStep.kind === 'layer' && convStep.opts?.postNorm?.norm.args().gamma).toBe((layers[1] as BatchNorm2d).weight.data);
@@ -176,6 +176,11 @@ describe('planner', () => {
     // not unfused, not on NCHW activations, not in eval mode, not when the convolution's input gradient is needed
     expect(steps(chain(), { fuse: false, blocked: true })).toEqual(['0 blocked', '1', '2', '3 blocked', '4', 'reorder->nchw']);
     expect(steps(chain(), { fuse: true, blocked: false })).toEqual(['0', '1+ act=leaky inPlace', '3', '4']);
+    // the backend is asked with the layout the convolution's output has: one that fuses on NCHW gets it there
+    asked.length = 0;
+    const nchw = Object.assign(new ReferenceBackend(), { fusesConvNorm: (_s: unknown, _a: unknown, layout: string) => { asked.push(layout); return layout === 'nchw'; } }) as unknown as Backend;
+    expect(steps(chain(), undefined, nchw)).toEqual(['0 postNorm=leaky', '1+ act=leaky statsGiven backwardInPrev', '3', '4']);
+    expect(asked).toEqual(['nchw']);
     const inEval = chain();
     for (const m of inEval) m.eval();
     expect(steps(inEval)).toEqual(['0 blocked', '1+ act=leaky inPlace', '3 blocked', '4', 'reorder->nchw']);

@@ -37,7 +37,7 @@
  *   stored: the kernels compute them again where they need them.
  * - a batch-norm computed by the convolution before it: a Conv2d (`outNormShape`: no input gradient, a first layer)
  *   directly followed by a batch-norm in training (`fusedNorm`), with its fused activation, that the backend fuses
- *   (Backend.fusesConvNorm: native, from one channel) computes both (`ForwardOptions.postNorm`): it writes the
+ *   (Backend.fusesConvNorm: native and wasm, from one channel) computes both (`ForwardOptions.postNorm`): it writes the
  *   activation's output and the batch's statistics, the batch-norm updates its running statistics only
  *   (`ForwardOptions.statsGiven`; its step is marked `backwardInPrev` and skipped backward), and the convolution's
  *   backward computes both layers' gradients. The convolution's output and its gradient are never stored.
@@ -223,11 +223,11 @@ export function planChain(layers: readonly Plannable[], backend: Backend, opts: 
       o.preNorm = pn;
     }
     // this layer, a batch-norm in training with its fused activation, computed by the convolution before it
-    const fn = opts.fuse && prev?.kind === 'layer' && prev.index === i - 1 && prev.fused === 0 && cur === 'blocked'
-      && prev.opts?.layout === 'blocked' && o.inputBias === undefined ? m.fusedNorm : null;
+    const fn = opts.fuse && prev?.kind === 'layer' && prev.index === i - 1 && prev.fused === 0 && prev.opts !== undefined
+      && o.inputBias === undefined ? m.fusedNorm : null;
     const outShape = prev?.kind === 'layer' ? prev.layer.outNormShape : null;
     let backwardInPrev = false;
-    if (fn && outShape && prev?.kind === 'layer' && backend.fusesConvNorm?.(outShape, o.act ?? NO_ACT) === true) {
+    if (fn && outShape && prev?.kind === 'layer' && backend.fusesConvNorm?.(outShape, o.act ?? NO_ACT, cur) === true) {
       prev.opts!.postNorm = { norm: fn, act: o.act ?? NO_ACT };
       o.statsGiven = true;
       backwardInPrev = true;

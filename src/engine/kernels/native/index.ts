@@ -178,8 +178,8 @@ export class NativeBackend implements Backend {
    * A Conv2d from one plain channel, 3x3, stride 1, padding 1, with the batch-norm and activation after it, into a
    * blocked activation (native/latentlab.cc convNorm1Forward / convNorm1Backward).
    */
-  fusesConvNorm(s: ConvShape, act: Act): boolean {
-    return s.C === 1 && s.K % this.channelBlock === 0 && s.R === 3 && s.S === 3 && s.strideH === 1 && s.strideW === 1
+  fusesConvNorm(s: ConvShape, act: Act, layout: Layout = 'blocked'): boolean {
+    return layout === 'blocked' && s.C === 1 && s.K % this.channelBlock === 0 && s.R === 3 && s.S === 3 && s.strideH === 1 && s.strideW === 1
       && s.padH === 1 && s.padW === 1 && (act.kind === 'none' || act.kind === 'relu' || act.kind === 'leaky');
   }
 
