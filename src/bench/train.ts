@@ -4,7 +4,9 @@
  * study's recipe, each run in its own process, configurations alternating round by round):
  *   - training samples/s as the run reports it (result.json: the median of its one-second windows),
  *   - the whole process's peak RSS (data loaded, training, evaluation, latents, weights), from /usr/bin/time,
- *   - test MSE; then bf16 against fp32 test MSE for each seed (the first round's seed-0 runs are reused).
+ *   - test MSE; then bf16 against fp32 test MSE for each seed (the first round's seed-0 runs are reused);
+ *   - beside each run, in the same round, the training-step bench of the same configuration (dist/bench/step.js,
+ *     random data, no loader, no logging), and the ratio: how close a real run comes to the bench.
  * Data is found as `train` finds it (beside a checkout with ../shared/data/mnist that folder is used, as
  * `npm run demo` does).
  */
@@ -26,9 +28,14 @@ export const TARGETS = {
 const here = path.dirname(fileURLToPath(import.meta.url));
 const root = path.resolve(here, '..', '..');
 const cli = path.join(root, 'dist', 'cli', 'main.js');
+const stepBench = path.join(root, 'dist', 'bench', 'step.js');
 const TIME = '/usr/bin/time';
 
-interface RunResult { config: string; seed: number; samplesPerSec: number; peakRssMB: number; testMse: number; seconds: number; error?: string }
+interface RunResult {
+  config: string; seed: number; samplesPerSec: number; peakRssMB: number; testMse: number; seconds: number; error?: string;
+  /** The step bench of the same configuration, run right after (samples/s). */
+  benchSamplesPerSec?: number;
+}
 
 function fail(msg: string): never { process.stderr.write(`bench --train: ${msg}\n`); process.exit(2); }
 const opts = parseBenchArgs(process.argv.slice(2), {
@@ -72,6 +79,15 @@ function trainRun(config: string, seed: number): RunResult {
   return { config, seed, samplesPerSec: res.samplesPerSec, testMse: res.testMse, seconds: res.seconds, peakRssMB: rss ? Number(rss[1]) / 1024 : NaN };
 }
 
+/** The training-step bench of a configuration in its own process (10 windows of 20 steps): samples/s, NaN if it failed. */
+function benchRun(config: string): number {
+  const backend = config.startsWith('native') ? 'native' : config;
+  const r = spawnSync(process.execPath, [stepBench, '--backend', backend, '--threads', String(threads), '--precision',
+    config.endsWith('-bf16') ? 'bf16' : 'fp32', '--windows', '10', '--steps', '20'], { encoding: 'utf8', env });
+  if (r.status !== 0) return NaN;
+  try { return (JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as { samplesPerSec: number }).samplesPerSec; } catch { return NaN; }
+}
+
 const f = (x: number, d = 0): string => (Number.isFinite(x) ? x.toFixed(d) : '-');
 log(`latentlab bench --train: one-epoch \`latentlab train\` runs (MNIST, the study's recipe), ${threads} thread(s), ${rounds} alternating round(s); ` +
     `load average at start ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}${hasTime ? '' : ` (no ${TIME}: peak RSS not measured)`}`);
@@ -80,8 +96,10 @@ try {
   for (let round = 0; round < rounds; round++)
     for (const c of configs) {
       const r = trainRun(c, 0);
+      if (!r.error) r.benchSamplesPerSec = benchRun(c);
       runs.push(r);
-      log(`  round ${round + 1} ${c.padEnd(12)} ${r.error ? `failed: ${r.error}` : `${f(r.samplesPerSec)} samples/s, peak RSS ${f(r.peakRssMB)} MB, test MSE ${f(r.testMse, 4)}`}`);
+      log(`  round ${round + 1} ${c.padEnd(12)} ${r.error ? `failed: ${r.error}` : `${f(r.samplesPerSec)} samples/s, peak RSS ${f(r.peakRssMB)} MB, test MSE ${f(r.testMse, 4)}; ` +
+        `step bench ${f(r.benchSamplesPerSec ?? NaN)} samples/s`}`);
     }
   // bf16 against fp32, per seed (seed 0 from the first round)
   const mse: { seed: number; fp32: number; bf16: number }[] = [];
@@ -92,15 +110,17 @@ try {
     }
   }
   log('');
-  log(`config        samples/s (target)    peak RSS MB (target ${TARGETS.peakRssMB})   rounds`);
+  log(`config        samples/s (target)    peak RSS MB (target ${TARGETS.peakRssMB})   train/bench   rounds`);
   const summary = configs.map((c) => {
     const rs = runs.filter((r) => r.config === c && r.seed === 0).slice(0, rounds);
     const sps = median(rs.map((r) => r.samplesPerSec)), rss = median(rs.map((r) => r.peakRssMB));
+    // each round's run against the bench made right after it, then the median of those ratios
+    const vsBench = median(rs.map((r) => r.samplesPerSec / (r.benchSamplesPerSec ?? NaN)));
     const target = TARGETS.samplesPerSec[c];
     log(`${c.padEnd(12)} ${f(sps).padStart(6)} (${target ? `${target}, ${sps >= target ? 'met' : 'not met'}` : '-'})`.padEnd(36) +
-        `${f(rss).padStart(4)} (${rss <= TARGETS.peakRssMB ? 'met' : 'not met'})`.padEnd(24) +
-        `[${rs.map((r) => `${f(r.samplesPerSec)}/${f(r.peakRssMB)}MB`).join(', ')}]`);
-    return { config: c, samplesPerSec: sps, target, peakRssMB: rss, rounds: rs };
+        `${f(rss).padStart(4)} (${rss <= TARGETS.peakRssMB ? 'met' : 'not met'})`.padEnd(24) + `${f(100 * vsBench)}%`.padStart(11) + '   ' +
+        `[${rs.map((r) => `${f(r.samplesPerSec)}/${f(r.benchSamplesPerSec ?? NaN)}/${f(r.peakRssMB)}MB`).join(', ')}]`);
+    return { config: c, samplesPerSec: sps, target, peakRssMB: rss, trainVsBench: vsBench, rounds: rs };
   });
   if (mse.length) {
     log('');
@@ -110,6 +130,8 @@ try {
       log(`  seed ${m.seed}: fp32 ${f(m.fp32, 4)}, bf16 ${f(m.bf16, 4)}, ${rel >= 0 ? '+' : ''}${f(100 * rel, 2)}% (${Math.abs(rel) <= TARGETS.bf16MseRel ? 'met' : 'not met'})`);
     }
   }
+  log('(train/bench: each round\'s run against the step bench of the same configuration run right after it, median over rounds;');
+  log(' rounds: train samples/s / bench samples/s / peak RSS)');
   log(`load average at the end ${os.loadavg().map((x) => x.toFixed(2)).join(' ')}`);
   if (json) process.stdout.write(`${JSON.stringify({ threads, rounds, summary, bf16: mse, runs })}\n`);
 } finally {
