@@ -411,7 +411,7 @@ LL_CLONES void blkShiftedSums(const float* x, long HW, const float* k, double* s
 LL_INLINE float preAct(float x, float mu, float a, float b) { return (x - mu) * a + b; }
 
 // Coefficients per lane copied into locals: read through the pointers, every store through y (which might alias
-// them) made the compiler load them again (the fused batch-norm kernels below ran up to three times slower so).
+// them) made the compiler load them again (normConvT1Backward below ran 0.43-0.59 ms against 0.55-0.89 so).
 #define LL_LOCAL16(name, src) \
   float name[kB];             \
   for (int l_ = 0; l_ < kB; l_++) name[l_] = (src)[l_]
@@ -833,7 +833,7 @@ template <int K>
 LL_INLINE void NcSumsT(const float* x, const float* dyp, long H, long W, const V16* wp, const BlockCoef& cp, float slope,
                        V16* dw, V16* sg, V16* sgx) {
   const long Wp = W + 2;
-  V16 w[9];  // locals, as CnApplyT's
+  V16 w[9];  // locals, as NcDxT's
   for (int t = 0; t < 9; t++) w[t] = wp[t];
   const BlockCoef c = cp;
   V16 acc[9] = {}, s1 = {}, s2 = {};
@@ -872,7 +872,7 @@ template <int K>
 LL_INLINE void NcDxT(const float* x, const float* dyp, long H, long W, const V16* wp, const BlockCoef& cp, float slope,
                      const float* k2p, const float* mdzp, const float* mdzxp, float* dx) {
   const long Wp = W + 2;
-  V16 w[9];  // locals, as CnApplyT's
+  V16 w[9];  // locals: read through w, every store through dx (which might alias it) reloaded them (see LL_LOCAL16)
   for (int t = 0; t < 9; t++) w[t] = wp[t];
   const BlockCoef c = cp;
   const V16 k2 = LL_LOADV(k2p), mdz = LL_LOADV(mdzp), mdzx = LL_LOADV(mdzxp);
@@ -896,131 +896,6 @@ LL_CLONES void NcDx(const float* x, const float* dyp, long H, long W, const V16*
   else NcDxT<A_NONE>(x, dyp, H, W, w, c, slope, k2, mdz, mdzx, dx);
 }
 
-
-// ------------------------------------------------------------------------------------------------
-// A 3x3, stride-1, padding-1 convolution from one plain channel (the autoencoder's first layer) followed by
-// batch-norm in training and its activation, into the blocked z = act(bn(conv(x) + bias)). The convolution's
-// output y is never stored: every pass computes it again from the image padded by one pixel (nine
-// multiply-adds per 16 channels, the image in L1), where the layers on their own write y, read it twice
-// (statistics, normalisation) and, backward, write and read its gradient. Forward: pass 1 the statistics,
-// pass 2 z. Backward, given dz: pass 1 the batch-norm's sums, pass 2 its input gradient dy, folded straight
-// into the convolution's dw and db. The image has no gradient (a first layer).
-
-// y at one pixel for one channel block: bias + the nine taps of the padded image from xp (its top-left tap),
-// as three rows (three short chains instead of one of nine). Every pass computes y by this one expression.
-LL_INLINE void Conv1At(const float* xp, long Wp, const V16* w, const V16& bias, V16* y) {
-  const float *r0 = xp, *r1 = xp + Wp, *r2 = xp + 2 * Wp;
-  const V16 a = bias + w[0] * r0[0] + w[1] * r0[1] + w[2] * r0[2];
-  const V16 b = w[3] * r1[0] + w[4] * r1[1] + w[5] * r1[2];
-  const V16 c = w[6] * r2[0] + w[7] * r2[1] + w[8] * r2[2];
-  *y = a + b + c;
-}
-
-// Forward pass 1, one image and channel block: the sums of y - k and of its square (k: a shift near the mean,
-// as blkShiftedSums), in float over the image.
-LL_CLONES void CnStats(const float* xp, long H, long W, const V16* w, const float* biasp, const float* kp, V16* s1, V16* s2) {
-  const long Wp = W + 2;
-  const V16 bias = LL_LOADV(biasp), k = LL_LOADV(kp);
-  V16 p = {}, q = {};
-  for (long oh = 0; oh < H; oh++)
-    for (long ow = 0; ow < W; ow++) {
-      V16 y;
-      Conv1At(xp + oh * Wp + ow, Wp, w, bias, &y);
-      const V16 d = y - k;
-      p += d;
-      q += d * d;
-    }
-  *s1 = p;
-  *s2 = q;
-}
-
-// Forward pass 2: z = act((y - mu) * a + b) (preAct's expression), blocked. The weights and coefficients are copied
-// into locals first: read through pointers, every store to z (which might alias them) made the compiler load them
-// again, and the loop ran three times slower (0.28 against 0.09 ms for 64 images of 32 channels, two threads).
-template <int K>
-LL_INLINE void CnApplyT(const float* xp, long H, long W, const V16* wp, const V16& bias, const BlockCoef& cp, float slope, float* z) {
-  const long Wp = W + 2;
-  V16 w[9];
-  for (int t = 0; t < 9; t++) w[t] = wp[t];
-  const BlockCoef c = cp;
-  for (long oh = 0; oh < H; oh++)
-    for (long ow = 0; ow < W; ow++) {
-      V16 y;
-      Conv1At(xp + oh * Wp + ow, Wp, w, bias, &y);
-      V16 v = (y - c.mu) * c.a + c.b;
-      ActV<K>(v, slope);
-      *reinterpret_cast<V16*>(z + (oh * W + ow) * kB) = v;
-    }
-}
-LL_CLONES void CnApply(const float* xp, long H, long W, const V16* w, const float* biasp, const BlockCoef& c, int kind, float slope, float* z) {
-  const V16 bias = LL_LOADV(biasp);
-  if (kind == A_LEAKY) CnApplyT<A_LEAKY>(xp, H, W, w, bias, c, slope, z);
-  else if (kind == A_RELU) CnApplyT<A_RELU>(xp, H, W, w, bias, c, slope, z);
-  else CnApplyT<A_NONE>(xp, H, W, w, bias, c, slope, z);
-}
-
-// Backward pass 1: sg += g, sgx += g * xhat, where g = dz * act'(pre) (NcSumsT's arithmetic).
-template <int K>
-LL_INLINE void CnBwdSumsT(const float* xp, long H, long W, const V16* wp, const V16& bias, const BlockCoef& cp, float slope,
-                          const float* dz, V16* sg, V16* sgx) {
-  const long Wp = W + 2;
-  V16 w[9];  // locals, as CnApplyT's
-  for (int t = 0; t < 9; t++) w[t] = wp[t];
-  const BlockCoef c = cp;
-  V16 s1 = {}, s2 = {};
-  for (long oh = 0; oh < H; oh++)
-    for (long ow = 0; ow < W; ow++) {
-      V16 y;
-      Conv1At(xp + oh * Wp + ow, Wp, w, bias, &y);
-      const V16 xm = y - c.mu, pre = xm * c.a + c.b;
-      V16 g = LL_LOADV(dz + (oh * W + ow) * kB);
-      DyPreV<K>(g, pre, slope);
-      s1 += g;
-      s2 += g * xm * c.is;
-    }
-  *sg = s1;
-  *sgx = s2;
-}
-LL_CLONES void CnBwdSums(const float* xp, long H, long W, const V16* w, const float* biasp, const BlockCoef& c, int kind,
-                         float slope, const float* dz, V16* sg, V16* sgx) {
-  const V16 bias = LL_LOADV(biasp);
-  if (kind == A_LEAKY) CnBwdSumsT<A_LEAKY>(xp, H, W, w, bias, c, slope, dz, sg, sgx);
-  else if (kind == A_RELU) CnBwdSumsT<A_RELU>(xp, H, W, w, bias, c, slope, dz, sg, sgx);
-  else CnBwdSumsT<A_NONE>(xp, H, W, w, bias, c, slope, dz, sg, sgx);
-}
-
-// Backward pass 2: dy = k2 * (g - mdz - xhat * mdzx) (NcDxT's), then dw[t] += dy * x(t) and db += dy.
-template <int K>
-LL_INLINE void CnBwdGradT(const float* xp, long H, long W, const V16* wp, const V16& bias, const BlockCoef& cp, float slope,
-                          const float* dz, const V16& k2, const V16& mdz, const V16& mdzx, V16* dw, V16* db) {
-  const long Wp = W + 2;
-  V16 w[9];  // locals, as CnApplyT's
-  for (int t = 0; t < 9; t++) w[t] = wp[t];
-  const BlockCoef c = cp;
-  V16 acc[9] = {}, accb = {};
-  for (long oh = 0; oh < H; oh++)
-    for (long ow = 0; ow < W; ow++) {
-      const float* p = xp + oh * Wp + ow;
-      V16 y;
-      Conv1At(p, Wp, w, bias, &y);
-      const V16 xm = y - c.mu, pre = xm * c.a + c.b;
-      V16 g = LL_LOADV(dz + (oh * W + ow) * kB);
-      DyPreV<K>(g, pre, slope);
-      const V16 dy = k2 * (g - mdz - xm * c.is * mdzx);
-      accb += dy;
-      for (int r = 0; r < 3; r++)
-        for (int s = 0; s < 3; s++) acc[r * 3 + s] += dy * p[r * Wp + s];
-    }
-  for (int t = 0; t < 9; t++) dw[t] = acc[t];
-  *db = accb;
-}
-LL_CLONES void CnBwdGrad(const float* xp, long H, long W, const V16* w, const float* biasp, const BlockCoef& c, int kind,
-                         float slope, const float* dz, const float* k2, const float* mdz, const float* mdzx, V16* dw, V16* db) {
-  const V16 bias = LL_LOADV(biasp), k2v = LL_LOADV(k2), mdzv = LL_LOADV(mdz), mdzxv = LL_LOADV(mdzx);
-  if (kind == A_LEAKY) CnBwdGradT<A_LEAKY>(xp, H, W, w, bias, c, slope, dz, k2v, mdzv, mdzxv, dw, db);
-  else if (kind == A_RELU) CnBwdGradT<A_RELU>(xp, H, W, w, bias, c, slope, dz, k2v, mdzv, mdzxv, dw, db);
-  else CnBwdGradT<A_NONE>(xp, H, W, w, bias, c, slope, dz, k2v, mdzv, mdzxv, dw, db);
-}
 const char* KindName(int k) { return k == CONV_FWD ? "fwd" : k == CONV_BWD_DATA ? "bwd_data" : "bwd_weights"; }
 
 // Batch-norm's per-channel coefficients, shared by the NCHW and the blocked loops.
@@ -1094,8 +969,6 @@ class Context : public Napi::ObjectWrap<Context> {
                            InstanceMethod("batchNormBackward", &Context::BatchNormBackward),
                            InstanceMethod("normConvT1Forward", &Context::NormConvT1Forward),
                            InstanceMethod("normConvT1Backward", &Context::NormConvT1Backward),
-                           InstanceMethod("convNorm1Forward", &Context::ConvNorm1Forward),
-                           InstanceMethod("convNorm1Backward", &Context::ConvNorm1Backward),
                            InstanceMethod("activation", &Context::Activation),
                            InstanceMethod("activationBackward", &Context::ActivationBackward),
                            InstanceMethod("reorderLayout", &Context::ReorderLayout),
@@ -1639,139 +1512,6 @@ class Context : public Napi::ObjectWrap<Context> {
         NcDx(x + BIdx(b, cb, CB, HW), dyp, H, W, wv + cb * 9, coef[cb], kind, slope, &k2[cb * kB], &mdz[cb * kB], &mdzx[cb * kB],
              dx + BIdx(b, cb, CB, HW));
     });
-    return env.Undefined();
-  }
-
-  // convNorm1Forward(N, K, H, W, x, w, bias, gamma, beta, eps, actKind, slope, z, mean, invstd, variance): z blocked
-  // [N, K, H, W] = act(batch-norm in training of conv2d(x, w) + bias), 3x3, stride 1, padding 1, from x [N, 1, H, W];
-  // mean, invstd and the biased variance as batchNormTrain writes them. The arithmetic of conv2d + batchNormTrain
-  // but for the convolution's order of summation.
-  Napi::Value ConvNorm1Forward(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    const long N = I32(info[0]), K = I32(info[1]), H = I32(info[2]), W = I32(info[3]), HW = H * W;
-    const int kind = ActKind(env, info[10]);
-    CheckFusedNorm(env, "convNorm1", N, K, H, W, kind);
-    const float* x = F32(env, info[4], size_t(N) * HW, "x");
-    const float* w = F32(env, info[5], size_t(K) * 9, "w");
-    const float* bias = F32OrNull(env, info[6], K, "bias");
-    const float* gamma = F32(env, info[7], K, "gamma");
-    const float* beta = F32(env, info[8], K, "beta");
-    const double eps = F64(info[9]);
-    const float slope = float(F64(info[11]));
-    float* z = F32(env, info[12], size_t(N) * K * HW, "z");
-    float* mean = F32(env, info[13], K, "mean");
-    float* invstd = F32(env, info[14], K, "invstd");
-    float* variance = F32(env, info[15], K, "variance");
-    const long CB = K / kB, padded = (H + 2) * (W + 2);
-    const std::vector<float> wt = TapVectors(w, K, 9), b0 = bias ? std::vector<float>(bias, bias + K) : std::vector<float>(K, 0.f);
-    const V16* wv = reinterpret_cast<const V16*>(wt.data());
-    // the shift: y at the first image's first pixel
-    std::vector<float> xp0(padded), k(K);
-    PadPlane(x, H, W, xp0.data());
-    for (long cb = 0; cb < CB; cb++) {
-      V16 y;
-      Conv1At(xp0.data(), W + 2, wv + cb * 9, LL_LOADV(&b0[cb * kB]), &y);
-      for (int l = 0; l < kB; l++) k[cb * kB + l] = y[l];
-    }
-    // pass 1: per thread, double sums over its images (a static split: the same sums in the same order each run)
-    const int T = threads_;
-    std::vector<double> part(size_t(T) * 2 * K, 0.0);
-    ForPaddedImages(T, N, H, W, x, [&](int t, long, const float* xp) {
-      double* p = part.data() + size_t(t) * 2 * K;
-      for (long cb = 0; cb < CB; cb++) {
-        V16 s1, s2;
-        CnStats(xp, H, W, wv + cb * 9, &b0[cb * kB], &k[cb * kB], &s1, &s2);
-        for (int l = 0; l < kB; l++) {
-          p[cb * kB + l] += s1[l];
-          p[K + cb * kB + l] += s2[l];
-        }
-      }
-    });
-    SumParts(part, T, 2 * K);
-    const double M = double(N) * HW;
-    for (long c = 0; c < K; c++) {
-      const BnStats st = BnStatsOf(part[c], part[K + c], k[c], M, eps);
-      mean[c] = st.mean;
-      invstd[c] = st.invstd;
-      variance[c] = st.var;
-    }
-    const std::vector<BlockCoef> coef = BlockCoefs(K, gamma, beta, mean, invstd);
-    // pass 2: z
-    ForPaddedImages(T, N, H, W, x, [&](int, long n, const float* xp) {
-      for (long cb = 0; cb < CB; cb++)
-        CnApply(xp, H, W, wv + cb * 9, &b0[cb * kB], coef[cb], kind, slope, z + BIdx(n, cb, CB, HW));
-    });
-    return env.Undefined();
-  }
-
-  // convNorm1Backward(N, K, H, W, x, w, bias, gamma, beta, mean, invstd, actKind, slope, dz, dw, db, dgamma, dbeta): the
-  // backward of convNorm1Forward given dz (blocked, the gradient of z): the convolution's dw [K, 1, 3, 3] and db [K]
-  // (when not null), the batch-norm's dgamma and dbeta, all overwritten.
-  Napi::Value ConvNorm1Backward(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    const long N = I32(info[0]), K = I32(info[1]), H = I32(info[2]), W = I32(info[3]), HW = H * W;
-    const int kind = ActKind(env, info[11]);
-    CheckFusedNorm(env, "convNorm1", N, K, H, W, kind);
-    const float* x = F32(env, info[4], size_t(N) * HW, "x");
-    const float* w = F32(env, info[5], size_t(K) * 9, "w");
-    const float* bias = F32OrNull(env, info[6], K, "bias");
-    const float* gamma = F32(env, info[7], K, "gamma");
-    const float* beta = F32(env, info[8], K, "beta");
-    const float* mean = F32(env, info[9], K, "mean");
-    const float* invstd = F32(env, info[10], K, "invstd");
-    const float slope = float(F64(info[12]));
-    const float* dz = F32(env, info[13], size_t(N) * K * HW, "dz");
-    float* dw = F32(env, info[14], size_t(K) * 9, "dw");
-    float* db = F32OrNull(env, info[15], K, "db");
-    float* dgamma = F32(env, info[16], K, "dgamma");
-    float* dbeta = F32(env, info[17], K, "dbeta");
-    const long CB = K / kB;
-    const std::vector<float> wt = TapVectors(w, K, 9), b0 = bias ? std::vector<float>(bias, bias + K) : std::vector<float>(K, 0.f);
-    const V16* wv = reinterpret_cast<const V16*>(wt.data());
-    const std::vector<BlockCoef> coef = BlockCoefs(K, gamma, beta, mean, invstd);
-    const int T = threads_;
-    // pass 1: the batch-norm's sums, per thread in double (a static split, as the forward)
-    std::vector<double> part(size_t(T) * 2 * K, 0.0);
-    ForPaddedImages(T, N, H, W, x, [&](int t, long n, const float* xp) {
-      double* p = part.data() + size_t(t) * 2 * K;
-      for (long cb = 0; cb < CB; cb++) {
-        V16 sg, sgx;
-        CnBwdSums(xp, H, W, wv + cb * 9, &b0[cb * kB], coef[cb], kind, slope, dz + BIdx(n, cb, CB, HW), &sg, &sgx);
-        for (int l = 0; l < kB; l++) {
-          p[cb * kB + l] += sg[l];
-          p[K + cb * kB + l] += sgx[l];
-        }
-      }
-    });
-    SumParts(part, T, 2 * K);
-    const double M = double(N) * HW;
-    std::vector<float> k2(K), mdz(K), mdzx(K);
-    for (long c = 0; c < K; c++) {
-      const BnBwdCoef f = BnBwdCoefs(part[c], part[K + c], gamma[c], invstd[c], M, dbeta + c, dgamma + c);
-      k2[c] = f.k2;
-      mdz[c] = f.mdz;
-      mdzx[c] = f.mdzx;
-    }
-    // pass 2: the convolution's gradients from the batch-norm input's gradient, per thread in double
-    const long slots = K * 10;  // dw, db
-    std::vector<double> part2(size_t(T) * slots, 0.0);
-    ForPaddedImages(T, N, H, W, x, [&](int t, long n, const float* xp) {
-      double* p = part2.data() + size_t(t) * slots;
-      for (long cb = 0; cb < CB; cb++) {
-        V16 dwv[9], dbv;
-        CnBwdGrad(xp, H, W, wv + cb * 9, &b0[cb * kB], coef[cb], kind, slope, dz + BIdx(n, cb, CB, HW),
-                  &k2[cb * kB], &mdz[cb * kB], &mdzx[cb * kB], dwv, &dbv);
-        for (int l = 0; l < kB; l++) {
-          const long ch = cb * kB + l;
-          for (int tap = 0; tap < 9; tap++) p[ch * 9 + tap] += dwv[tap][l];
-          p[K * 9 + ch] += dbv[l];
-        }
-      }
-    });
-    SumParts(part2, T, slots);
-    for (long i = 0; i < K * 9; i++) dw[i] = float(part2[i]);
-    if (db)
-      for (long c = 0; c < K; c++) db[c] = float(part2[K * 9 + c]);
     return env.Undefined();
   }
 

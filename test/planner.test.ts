@@ -24,8 +24,7 @@ function describeSteps(steps: Step[]): string[] {
     `${s.index}${s.fused ? '+' : ''}${s.opts?.layout === 'blocked' ? ' blocked' : ''}${s.opts?.act ? ` act=${s.opts.act.kind}` : ''}` +
     `${s.opts?.skipBias ? ' skipBias' : ''}${s.opts?.inputBias ? ' inputBias' : ''}${s.opts?.inPlace ? ' inPlace' : ''}` +
     `${s.opts?.inFeatures ? ` in=${s.opts.inFeatures}` : ''}${s.opts?.outFeatures ? ` out=${s.opts.outFeatures}` : ''}` +
-    `${s.opts?.statsOnly ? ' statsOnly' : ''}${s.backwardInNext ? ' backwardInNext' : ''}${s.opts?.preNorm ? ' preNorm' : ''}` +
-    `${s.opts?.postNorm ? ` postNorm=${s.opts.postNorm.act.kind}` : ''}${s.opts?.statsGiven ? ' statsGiven' : ''}${s.backwardInPrev ? ' backwardInPrev' : ''}`));
+    `${s.opts?.statsOnly ? ' statsOnly' : ''}${s.backwardInNext ? ' backwardInNext' : ''}${s.opts?.preNorm ? ' preNorm' : ''}`));
 }
 
 describe('planner', () => {
@@ -145,51 +144,6 @@ describe('planner', () => {
     // without an activation between them too
     expect(steps([new ConvTranspose2d(4, 16, 3, { bias: false }), new BatchNorm2d(16), new ConvTranspose2d(16, 1, 3, { padding: 1 })]))
       .toEqual(['0 blocked', '1 statsOnly backwardInNext', '2 preNorm']);
-  });
-
-  it('leaves a batch-norm in training to the first Conv2d before it when the backend fuses the pair, and only then', () => {
-    // a backend that claims the blocked layout and the fusion for what the native one takes (one input channel, 3x3)
-    const asked: string[] = [];
-    const fusing = Object.assign(new ReferenceBackend(), {
-      channelBlock: 16,
-      fusesConvNorm: (s: { C: number; K: number; R: number }, act: { kind: string }, layout: string) => {
-        asked.push(`C=${s.C} K=${s.K} R=${s.R} ${act.kind} ${layout}`);
-        return s.C === 1 && act.kind !== 'tanh' && layout === 'blocked';
-      },
-    }) as unknown as Backend;
-    const chain = (act: Module = new LeakyReLU(), inC = 1, first = true): Module[] => {
-      const conv = new Conv2d(inC, 16, 3, { padding: 1 });
-      conv.needsInputGrad = !first;
-      return [conv, new BatchNorm2d(16), act, new Conv2d(16, 16, 3, { stride: 2, padding: 1 }), new Tanh()];
-    };
-    const steps = (layers: Module[], opts = { fuse: true, blocked: true }, be = fusing): string[] => describeSteps(planChain(layers, be, opts).steps);
-    // the convolution computes both; the batch-norm only updates its running statistics (not in place: it writes nothing)
-    expect(steps(chain())).toEqual(['0 blocked postNorm=leaky', '1+ act=leaky statsGiven backwardInPrev', '3 blocked', '4', 'reorder->nchw']);
-    expect(asked).toEqual(['C=1 K=16 R=3 leaky blocked']);
-    const layers = chain(), plan = planChain(layers, fusing, { fuse: true, blocked: true });
-    const convStep = plan.steps[0];
-    expect(convStep.kind === 'layer' && convStep.opts?.postNorm?.norm.args().gamma).toBe((layers[1] as BatchNorm2d).weight.data);
-    // not when the backend declines (tanh here, or more input channels), nor on one without the fusion
-    expect(steps(chain(new Tanh()))).toEqual(['0 blocked', '1+ act=tanh inPlace', '3 blocked', '4', 'reorder->nchw']);
-    expect(steps(chain(new LeakyReLU(), 2, true))).toEqual(['0 blocked', '1+ act=leaky inPlace', '3 blocked', '4', 'reorder->nchw']);
-    expect(steps(chain(), undefined, blockedBackend)).toEqual(['0 blocked', '1+ act=leaky inPlace', '3 blocked', '4', 'reorder->nchw']);
-    // not unfused, not on NCHW activations, not in eval mode, not when the convolution's input gradient is needed
-    expect(steps(chain(), { fuse: false, blocked: true })).toEqual(['0 blocked', '1', '2', '3 blocked', '4', 'reorder->nchw']);
-    expect(steps(chain(), { fuse: true, blocked: false })).toEqual(['0', '1+ act=leaky inPlace', '3', '4']);
-    // the backend is asked with the layout the convolution's output has: one that fuses on NCHW gets it there
-    asked.length = 0;
-    const nchw = Object.assign(new ReferenceBackend(), { fusesConvNorm: (_s: unknown, _a: unknown, layout: string) => { asked.push(layout); return layout === 'nchw'; } }) as unknown as Backend;
-    expect(steps(chain(), undefined, nchw)).toEqual(['0 postNorm=leaky', '1+ act=leaky statsGiven backwardInPrev', '3', '4']);
-    expect(asked).toEqual(['nchw']);
-    const inEval = chain();
-    for (const m of inEval) m.eval();
-    expect(steps(inEval)).toEqual(['0 blocked', '1+ act=leaky inPlace', '3 blocked', '4', 'reorder->nchw']);
-    expect(steps(chain(new LeakyReLU(), 1, false))).toEqual(['0 blocked', '1+ act=leaky inPlace', '3 blocked', '4', 'reorder->nchw']);
-    // without an activation; and a batch-norm between two fusing convolutions goes to the one before it only
-    expect(steps([chain()[0], new BatchNorm2d(16)])).toEqual(['0 blocked postNorm=none', '1 statsGiven backwardInPrev', 'reorder->nchw']);
-    const both = Object.assign(fusing, { fusesNormConvTranspose: () => true }) as Backend;
-    expect(steps([chain()[0], new BatchNorm2d(16), new LeakyReLU(), new ConvTranspose2d(16, 1, 3, { padding: 1 })], undefined, both))
-      .toEqual(['0 blocked postNorm=leaky', '1+ act=leaky statsGiven backwardInPrev', '3']);
   });
 
   it('lets a batch-norm write over the output of the convolution before it, and nothing else', () => {

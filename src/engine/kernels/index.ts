@@ -151,21 +151,6 @@ export interface Backend {
                              dw: Float32Array, db: Float32Array | null, dgamma: Float32Array, dbeta: Float32Array,
                              dx: Float32Array): void;
 
-  /**
-   * Optional, with the two below: a Conv2d followed by batch-norm in training and its activation, computed as one
-   * layer without the convolution's output being stored. `fusesConvNorm` says which (the Conv2d's `shape`; the
-   * activation; the layout the convolution's output would have) the backend takes; the convolution's input gradient
-   * is not computed (a first layer).
-   * convNormForward writes z = act(batch-norm(conv2d(g, x, w) + bias)) (layout g.yLayout) and, as batchNormTrain,
-   * norm.mean, norm.invstd and the biased variance; convNormBackward, given dz (z's gradient), writes dw, db (when
-   * not null), dgamma and dbeta (overwritten).
-   */
-  fusesConvNorm?(shape: ConvShape, act: Act, layout: Layout): boolean;
-  convNormForward?(g: ConvGeom, x: Float32Array, w: Float32Array, bias: Float32Array | null, norm: NormArgs, eps: number,
-                   z: Float32Array, variance: Float32Array): void;
-  convNormBackward?(g: ConvGeom, x: Float32Array, w: Float32Array, bias: Float32Array | null, norm: NormArgs,
-                    dz: Float32Array, dw: Float32Array, db: Float32Array | null, dgamma: Float32Array, dbeta: Float32Array): void;
-
   /** y = act(x), n elements (y may be x). */
   activation(act: Act, n: number, x: Float32Array, y: Float32Array): void;
   /** dx = dy * act'(x), where y = act(x) is the forward output (dx may be dy). */

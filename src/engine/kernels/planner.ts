@@ -28,19 +28,13 @@
  *   as a blocked activation (`ForwardOptions.inFeatures` / `outFeatures`): the Linear permutes its weights
  *   instead of the chain reordering the activation, forward and backward (kernels/index.ts blockedFeatureOrder).
  *
- * - a batch-norm read by the convolution after it: a batch-norm in training (`fusedNorm`), with its fused activation,
+ * - a batch-norm read by the convolution after it: a batch-norm in training (`preNorm`), with its fused activation,
  *   directly followed by a ConvTranspose2d (`normShape`) that the backend fuses it into (Backend.fusesNormConvTranspose:
  *   native, the model's last layer, into one channel) computes its statistics only (`ForwardOptions.statsOnly`) and
  *   passes its input on; the convolution applies the normalisation and activation as it reads it
  *   (`ForwardOptions.preNorm`), and its backward computes the batch-norm's too (the batch-norm's step is marked
  *   `backwardInNext` and skipped backward). The batch-norm's output and the convolution's input gradient are never
  *   stored: the kernels compute them again where they need them.
- * - a batch-norm computed by the convolution before it: a Conv2d (`outNormShape`: no input gradient, a first layer)
- *   directly followed by a batch-norm in training (`fusedNorm`), with its fused activation, that the backend fuses
- *   (Backend.fusesConvNorm: native and wasm, from one channel) computes both (`ForwardOptions.postNorm`): it writes the
- *   activation's output and the batch's statistics, the batch-norm updates its running statistics only
- *   (`ForwardOptions.statsGiven`; its step is marked `backwardInPrev` and skipped backward), and the convolution's
- *   backward computes both layers' gradients. The convolution's output and its gradient are never stored.
  *
  * The chain's input and output are NCHW. A container runs the steps in order (a reorder step with
  * `reorderTo`), and backward in reverse, where a reorder step converts the gradient back (`from`) and
@@ -73,31 +67,18 @@ export interface ForwardOptions {
   /** Write the output's features as a blocked activation of this many channels (a Linear before an Unflatten). */
   outFeatures?: number;
   /**
-   * Compute the batch statistics only and return the input as it is (layers with `fusedNorm`): the next layer
+   * Compute the batch statistics only and return the input as it is (layers with `preNorm`): the next layer
    * normalises it as it reads it (its `ForwardOptions.preNorm`) and computes this layer's backward.
    */
   statsOnly?: boolean;
   /** The input is to be read through this batch-norm (layers with `normShape`), whose backward this layer computes. */
-  preNorm?: FusedNorm;
-  /**
-   * Apply this batch-norm, in training, and its activation to the output (layers with `outNormShape`): the layer
-   * computes the batch's statistics and writes the activation's output, and its backward computes the batch-norm's too.
-   */
-  postNorm?: { norm: FusedNorm; act: Act };
-  /**
-   * The previous layer computed this one's forward (its ForwardOptions.postNorm): the batch's statistics are in
-   * `fusedNorm`'s arrays and the input is the output (layers with `fusedNorm`); only the running statistics are updated.
-   */
-  statsGiven?: boolean;
+  preNorm?: PreNorm;
 }
 
-/** A batch-norm in training that a convolution next to it applies (ForwardOptions.preNorm / postNorm). */
-export interface FusedNorm {
-  /** The parameters, the batch's statistics (the last forward's, or where a postNorm convolution writes them) and the activation. */
+/** A batch-norm in training that the layer after it applies (see ForwardOptions.statsOnly / preNorm). */
+export interface PreNorm {
+  /** The parameters, the last forward's statistics and the activation. */
   args(): NormArgs;
-  readonly eps: number;
-  /** Where the batch's biased variance goes (written by a postNorm convolution, for the running statistics). */
-  variance(): Float32Array;
   /** Calls write(dgamma, dbeta) with where the gradients go (overwritten), then takes them in. */
   writeGrads(write: (dgamma: Float32Array, dbeta: Float32Array) => void): void;
 }
@@ -149,19 +130,16 @@ export interface Plannable {
    * blocked features to a `featureLayout` layer after it, or from one before it (ForwardOptions.layout 'blocked').
    */
   readonly viewsBlocked?: boolean;
-  /** A batch-norm in training that the layer next to it may apply (ForwardOptions.statsOnly / statsGiven), else null. */
-  readonly fusedNorm?: FusedNorm | null;
+  /** A batch-norm in training that the next layer may apply to its input (ForwardOptions.statsOnly), else null. */
+  readonly preNorm?: PreNorm | null;
   /** The shape of the convolution this layer is when it can read its input through a batch-norm (ForwardOptions.preNorm), else null. */
   readonly normShape?: ConvShape | null;
-  /** The shape of the convolution this layer is when it can apply the batch-norm after it (ForwardOptions.postNorm), else null. */
-  readonly outNormShape?: ConvShape | null;
 }
 
 /** One step of a plan: a reorder of the activation, or a layer (with what its forward is asked). */
 export type Step =
   | { kind: 'reorder'; to: Layout; from: Layout }
-  | { kind: 'layer'; index: number; layer: Plannable; opts: ForwardOptions | undefined; fused: number; backwardInNext?: boolean;
-      backwardInPrev?: boolean };
+  | { kind: 'layer'; index: number; layer: Plannable; opts: ForwardOptions | undefined; fused: number; backwardInNext?: boolean };
 
 export interface Plan {
   steps: Step[];
@@ -215,24 +193,14 @@ export function planChain(layers: readonly Plannable[], backend: Backend, opts: 
     // the previous layer (with its fused activation), a batch-norm in training on a blocked activation, applied by this one
     const shape = m.normShape;
     const pn = opts.fuse && shape && prev?.kind === 'layer' && prev.index + prev.fused === i - 1 && cur === 'blocked'
-      && prev.opts !== undefined && prev.opts.statsGiven !== true ? prev.layer.fusedNorm : null;
+      && prev.opts !== undefined ? prev.layer.preNorm : null;
     if (pn && prev?.kind === 'layer' && backend.fusesNormConvTranspose?.(shape!, prev.opts!.act ?? NO_ACT) === true) {
       prev.opts!.statsOnly = true;
       delete prev.opts!.inPlace;
       prev.backwardInNext = true;
       o.preNorm = pn;
     }
-    // this layer, a batch-norm in training with its fused activation, computed by the convolution before it
-    const fn = opts.fuse && prev?.kind === 'layer' && prev.index === i - 1 && prev.fused === 0 && prev.opts !== undefined
-      && o.inputBias === undefined ? m.fusedNorm : null;
-    const outShape = prev?.kind === 'layer' ? prev.layer.outNormShape : null;
-    let backwardInPrev = false;
-    if (fn && outShape && prev?.kind === 'layer' && backend.fusesConvNorm?.(outShape, o.act ?? NO_ACT, cur) === true) {
-      prev.opts!.postNorm = { norm: fn, act: o.act ?? NO_ACT };
-      o.statsGiven = true;
-      backwardInPrev = true;
-    }
-    if (opts.fuse && !backwardInPrev && m.inPlaceForward === true && prev?.kind === 'layer' && prev.index === i - 1 && prev.fused === 0
+    if (opts.fuse && m.inPlaceForward === true && prev?.kind === 'layer' && prev.index === i - 1 && prev.fused === 0
         && prev.layer.scratchOutput === true) o.inPlace = true;
     if (opts.fuse && m.foldableBias && next?.takesInputBias === true && next.training === true) {
       o.skipBias = true;
@@ -241,8 +209,7 @@ export function planChain(layers: readonly Plannable[], backend: Backend, opts: 
     // options only for a layer that declared them (a custom module's forward may take something else)
     const asked = m.blockedOutput === 'native' || m.takesAct === true || o.skipBias === true || o.inputBias !== undefined
       || o.inPlace === true || m.featureLayout === true || o.layout !== undefined || o.preNorm !== undefined;
-    steps.push({ kind: 'layer', index: i, layer: m, opts: asked ? o : undefined, fused: fuse ? 1 : 0,
-                 ...(backwardInPrev ? { backwardInPrev } : {}) });
+    steps.push({ kind: 'layer', index: i, layer: m, opts: asked ? o : undefined, fused: fuse ? 1 : 0 });
     // the layout after the layer: what it was asked for, else what it keeps
     if (m.blockedOutput) cur = o.layout ?? 'nchw';
     else if (m.blockedInput !== 'keep') cur = 'nchw';

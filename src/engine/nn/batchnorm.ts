@@ -7,14 +7,12 @@
  * In training it may write y over x when the plan says nothing else reads x (`ForwardOptions.inPlace`), the
  * activation is invertible and y keeps x's information (`recoverable`): the backward then recovers x from y,
  * as in-place activated batch-norm (Rota Bulo et al., 2018).
- * In training a convolution next to it may apply it (`fusedNorm`, planner.ts), and that layer's backward computes
- * this one's: one after it reads x through it (the forward computes the statistics only, `ForwardOptions.statsOnly`,
- * and returns x); one before it writes its output and statistics (`ForwardOptions.statsGiven`: the forward updates
- * the running statistics only and returns its input).
+ * In training the layer after it may apply it (`preNorm`, planner.ts): the forward then computes the statistics
+ * only (`ForwardOptions.statsOnly`) and returns x, and that layer's backward computes this one's.
  */
 import { batchNormEvalBackward } from '../kernels/composite.js';
 import { invertibleAct, NO_ACT, type Act } from '../kernels/index.js';
-import type { BackwardOptions, ForwardOptions, FusedNorm } from '../kernels/planner.js';
+import type { BackwardOptions, ForwardOptions, PreNorm } from '../kernels/planner.js';
 import { Tensor } from '../tensor.js';
 import { type BufferEntry, Module, type Parameter } from './module.js';
 
@@ -42,15 +40,13 @@ export class BatchNorm2d extends Module {
   private usedBatchStats = true;
   private act: Act = NO_ACT;
 
-  /** This batch-norm as a convolution next to it applies it (training only; see ForwardOptions.statsOnly / statsGiven). */
-  get fusedNorm(): FusedNorm | null {
+  /** This batch-norm as the next layer applies it (training only; see ForwardOptions.statsOnly). */
+  get preNorm(): PreNorm | null {
     if (!this.training) return null;
     const C = this.numFeatures;
     return {
       args: () => ({ gamma: this.weight.data, beta: this.bias.data, mean: this.scratch('mean', C),
                      invstd: this.scratch('invstd', C), act: this.act }),
-      eps: this.eps,
-      variance: () => this.scratch('var', C),
       writeGrads: (write) => this.writeGrads(write),
     };
   }
@@ -99,17 +95,16 @@ export class BatchNorm2d extends Module {
     this.act = opts.act ?? NO_ACT;
     this.usedBatchStats = this.training;
     const statsOnly = opts.statsOnly === true && this.training && this.backend.batchNormStats !== undefined;
-    const given = opts.statsGiven === true && this.training;
-    this.xOverwritten = !statsOnly && !given && opts.inPlace === true && this.training && this.backend.batchNormInPlace === true
+    this.xOverwritten = !statsOnly && opts.inPlace === true && this.training && this.backend.batchNormInPlace === true
       && invertibleAct(this.act) && this.recoverable();
-    const y = this.xOverwritten || statsOnly || given ? x.data : this.scratch('y', x.size);
+    const y = this.xOverwritten || statsOnly ? x.data : this.scratch('y', x.size);
     const ib = opts.inputBias;
     if (this.training) {
       const M = N * HW;
       if (M < 2) throw new Error(`BatchNorm2d: expected more than 1 value per channel when training, got input [${x.shape.join(', ')}]`);
       const mean = this.scratch('mean', C), invstd = this.scratch('invstd', C), variance = this.scratch('var', C);
       if (statsOnly) this.backend.batchNormStats!(N, C, HW, x.data, this.eps, mean, invstd, variance, x.layout);
-      else if (!given) this.backend.batchNormTrain(N, C, HW, x.data, w, b, this.eps, this.act, y, mean, invstd, x.layout, variance);
+      else this.backend.batchNormTrain(N, C, HW, x.data, w, b, this.eps, this.act, y, mean, invstd, x.layout, variance);
       // PyTorch: running = (1 - momentum) * running + momentum * batch statistic (the variance unbiased)
       const m = this.momentum, rm = this.runningMean.data, rv = this.runningVar.data;
       for (let c = 0; c < C; c++) {

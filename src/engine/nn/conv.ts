@@ -1,10 +1,5 @@
-/**
- * Conv2d, after torch.nn.Conv2d (groups = 1, dilation = 1). Weight [out, in, kh, kw].
- * As a first layer (no input gradient) followed by a batch-norm in training, it may compute that batch-norm and its
- * activation too (`ForwardOptions.postNorm`, planner.ts) on a backend that fuses the two (Backend.fusesConvNorm):
- * then its backward computes the batch-norm's gradients as well.
- */
-import { convOutSize, type ConvGeom, type ConvShape, type NormArgs } from '../kernels/index.js';
+/** Conv2d, after torch.nn.Conv2d (groups = 1, dilation = 1). Weight [out, in, kh, kw]. */
+import { convOutSize, type ConvGeom } from '../kernels/index.js';
 import type { ForwardOptions } from '../kernels/planner.js';
 import type { Rng } from '../rng.js';
 import { Tensor } from '../tensor.js';
@@ -25,17 +20,7 @@ export class Conv2d extends Module {
   private x: Tensor | null = null;
   private g: ConvGeom | null = null;
 
-  /** The batch-norm and activation the last forward applied to its output (ForwardOptions.postNorm), else null. */
-  private post: ForwardOptions['postNorm'] | null = null;
-
-  protected override forgetForward(): void { this.x = null; this.g = null; this.post = null; }
-
-  /** This layer's shape, for the batch-norm after it to be fused in (only without an input gradient). */
-  get outNormShape(): ConvShape | null {
-    if (this.needsInputGrad) return null;
-    const k = this.kernelSize, s = this.stride, p = this.padding;
-    return { C: this.inChannels, K: this.outChannels, R: k, S: k, strideH: s, strideW: s, padH: p, padW: p };
-  }
+  protected override forgetForward(): void { this.x = null; this.g = null; }
 
   constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, opts: ConvOptions = {}) {
     super();
@@ -67,10 +52,7 @@ export class Conv2d extends Module {
   forward(x: Tensor, opts: ForwardOptions = {}): Tensor {
     const g: ConvGeom = { ...this.geometry(x.shape), xLayout: x.layout, yLayout: opts.layout ?? 'nchw' };
     const y = this.scratch('y', g.N * g.K * g.OH * g.OW);
-    const post = this.post = opts.postNorm && this.backend.convNormForward ? opts.postNorm : null;
-    if (post) this.backend.convNormForward!(g, x.data, this.weight.data, this.bias?.data ?? null, this.normArgs(post), post.norm.eps, y,
-      post.norm.variance());
-    else this.backend.conv2d(g, x.data, this.weight.data, this.bias?.data ?? null, y);
+    this.backend.conv2d(g, x.data, this.weight.data, this.bias?.data ?? null, y);
     this.x = x; this.g = g;
     return new Tensor([g.N, g.K, g.OH, g.OW], y, g.yLayout);
   }
@@ -81,19 +63,12 @@ export class Conv2d extends Module {
     if (dy.layout !== g.yLayout) throw new Error(`Conv2d.backward: dy is ${dy.layout}, the output was ${g.yLayout}`);
     const dw = this.weight.gradOut(() => this.scratch('dw', this.weight.size));
     const db = this.bias ? this.bias.gradOut(() => this.scratch('db', this.outChannels)) : null;
-    const post = this.post;
-    if (post) post.norm.writeGrads((dgamma, dbeta) => this.backend.convNormBackward!(g, x.data, this.weight.data,
-      this.bias?.data ?? null, this.normArgs(post), dy.data, dw, db, dgamma, dbeta));
-    else this.backend.conv2dBackwardWeight(g, x.data, dy.data, dw, db);
+    this.backend.conv2dBackwardWeight(g, x.data, dy.data, dw, db);
     this.weight.gradIn(dw);
     if (this.bias && db) this.bias.gradIn(db);
     if (!this.needsInputGrad) return EMPTY;
-    if (post) throw new Error('Conv2d.backward: a fused batch-norm needs needsInputGrad = false');
     const dx = this.gradScratch(g.N * g.C * g.H * g.W, dy.data);
     this.backend.conv2dBackwardData(g, dy.data, this.weight.data, dx);
     return new Tensor(x.shape, dx, x.layout);
   }
-
-  /** The fused batch-norm's arguments, with the activation the plan gave it. */
-  private normArgs(post: NonNullable<ForwardOptions['postNorm']>): NormArgs { return { ...post.norm.args(), act: post.act }; }
 }

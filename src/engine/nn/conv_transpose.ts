@@ -10,7 +10,7 @@
  */
 import { channelSums } from '../kernels/composite.js';
 import { NO_ACT, type ConvGeom, type ConvShape } from '../kernels/index.js';
-import type { ForwardOptions, FusedNorm } from '../kernels/planner.js';
+import type { ForwardOptions, PreNorm } from '../kernels/planner.js';
 import type { Rng } from '../rng.js';
 import { Tensor } from '../tensor.js';
 import { EMPTY, Module, type Parameter } from './module.js';
@@ -33,7 +33,7 @@ export class ConvTranspose2d extends Module {
   private biasSkipped = false;
 
   /** The batch-norm the last forward read its input through (ForwardOptions.preNorm), else null. */
-  private pre: FusedNorm | null = null;
+  private pre: PreNorm | null = null;
 
   protected override forgetForward(): void { this.x = null; this.g = null; this.pre = null; }
 
@@ -123,7 +123,7 @@ export class ConvTranspose2d extends Module {
   }
 
   /** The backward through the batch-norm the forward read its input through: the returned gradient is the batch-norm input's. */
-  private backwardNorm(dy: Tensor, g: ConvGeom, x: Tensor, pre: FusedNorm): Tensor {
+  private backwardNorm(dy: Tensor, g: ConvGeom, x: Tensor, pre: PreNorm): Tensor {
     const dw = this.weight.gradOut(() => this.scratch('dw', this.weight.size));
     const withBias = this.bias !== null && !this.biasSkipped;
     const db = withBias ? this.bias!.gradOut(() => this.scratch('db', g.C)) : null;

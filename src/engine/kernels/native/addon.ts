@@ -52,13 +52,6 @@ export interface NativeContext {
                      beta: Float32Array, mean: Float32Array, invstd: Float32Array, actKind: number, slope: number,
                      dy: Float32Array, dw: Float32Array, db: Float32Array | null, dgamma: Float32Array,
                      dbeta: Float32Array, dx: Float32Array): void;
-  convNorm1Forward(N: number, K: number, H: number, W: number, x: Float32Array, w: Float32Array, bias: Float32Array | null,
-                   gamma: Float32Array, beta: Float32Array, eps: number, actKind: number, slope: number, z: Float32Array,
-                   mean: Float32Array, invstd: Float32Array, variance: Float32Array): void;
-  convNorm1Backward(N: number, K: number, H: number, W: number, x: Float32Array, w: Float32Array, bias: Float32Array | null,
-                    gamma: Float32Array, beta: Float32Array, mean: Float32Array, invstd: Float32Array, actKind: number,
-                    slope: number, dz: Float32Array, dw: Float32Array, db: Float32Array | null, dgamma: Float32Array,
-                    dbeta: Float32Array): void;
   /** NCHW <-> nChw16c. */
   reorderLayout(N: number, C: number, HW: number, src: Float32Array, dst: Float32Array, toBlocked: boolean): void;
   channelSums(N: number, C: number, HW: number, x: Float32Array, out: Float32Array, blocked: boolean): void;

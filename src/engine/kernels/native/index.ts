@@ -174,34 +174,6 @@ export class NativeBackend implements Backend {
       dy, dw, db, dgamma, dbeta, dx);
   }
 
-  /**
-   * A Conv2d from one plain channel, 3x3, stride 1, padding 1, with the batch-norm and activation after it, into a
-   * blocked activation (native/latentlab.cc convNorm1Forward / convNorm1Backward).
-   */
-  fusesConvNorm(s: ConvShape, act: Act, layout: Layout = 'blocked'): boolean {
-    return layout === 'blocked' && s.C === 1 && s.K % this.channelBlock === 0 && s.R === 3 && s.S === 3 && s.strideH === 1 && s.strideW === 1
-      && s.padH === 1 && s.padW === 1 && (act.kind === 'none' || act.kind === 'relu' || act.kind === 'leaky');
-  }
-
-  private checkConvNorm(g: ConvGeom, act: Act): void {
-    if (!this.fusesConvNorm(g, act) || g.yLayout !== 'blocked' || g.xLayout === 'blocked' || g.H !== g.OH || g.W !== g.OW)
-      throw new Error('native convNorm: a shape, layout or activation fusesConvNorm does not take');
-  }
-
-  convNormForward(g: ConvGeom, x: Float32Array, w: Float32Array, bias: Float32Array | null, n: NormArgs, eps: number,
-                  z: Float32Array, variance: Float32Array): void {
-    this.checkConvNorm(g, n.act);
-    this.c.convNorm1Forward(g.N, g.K, g.H, g.W, x, w, bias, n.gamma, n.beta, eps, actCode(n.act), n.act.slope, z, n.mean,
-      n.invstd, variance);
-  }
-
-  convNormBackward(g: ConvGeom, x: Float32Array, w: Float32Array, bias: Float32Array | null, n: NormArgs, dz: Float32Array,
-                   dw: Float32Array, db: Float32Array | null, dgamma: Float32Array, dbeta: Float32Array): void {
-    this.checkConvNorm(g, n.act);
-    this.c.convNorm1Backward(g.N, g.K, g.H, g.W, x, w, bias, n.gamma, n.beta, n.mean, n.invstd, actCode(n.act), n.act.slope,
-      dz, dw, db, dgamma, dbeta);
-  }
-
   reorderLayout(N: number, C: number, HW: number, src: Float32Array, dst: Float32Array, to: Layout): void {
     this.c.reorderLayout(N, C, HW, src, dst, to === 'blocked');
   }
