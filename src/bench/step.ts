@@ -26,7 +26,7 @@ export interface StepBenchResult {
   convs: ConvTiming[];
   /**
    * Step time of the profiled pass (ms), the part of it spent inside the convolution kernels, and the part of that
-   * spent in kernels that compute a convolution and a batch-norm together (Backend.fusesConvNorm / fusesNormConvTranspose).
+   * spent in kernels that compute a convolution and a batch-norm together (Backend.fusesNormConvTranspose).
    */
   profiledStepMs: number;
   convMs: number;
@@ -48,8 +48,8 @@ const FUSED_KERNELS = {
 } as const;
 
 /**
- * Times every convolution kernel call while `on`: the backend's three conv methods are wrapped, and the
- * model's Conv2d / ConvTranspose2d layers say which layer and pass is calling. Bench only.
+ * Times every convolution kernel call while `on`: the backend's three conv methods and its fused ones (FUSED_KERNELS)
+ * are wrapped, and the model's Conv2d / ConvTranspose2d layers say which layer and pass is calling. Bench only.
  */
 function instrumentConvs(backend: Backend, model: Module): { on: boolean; rows: Map<string, ConvTiming>; ms: number; fusedMs: number } {
   const state = { on: false, rows: new Map<string, ConvTiming>(), ms: 0, fusedMs: 0 };
