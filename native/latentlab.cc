@@ -1416,12 +1416,11 @@ class Context : public Napi::ObjectWrap<Context> {
     return env.Undefined();
   }
 
-  // The fused batch-norm kernels' preconditions (name: the kernel's, for the message).
-  static void CheckFusedNorm(const Napi::Env& env, const char* name, long N, long K, long H, long W, int kind) {
+  static void CheckNormConv(const Napi::Env& env, long N, long K, long H, long W, int kind) {
     if (N < 1 || H < 1 || W < 1 || K < 1 || K % kB != 0 || double(N) * H * W < 2)
-      throw Napi::RangeError::New(env, std::string(name) + ": expected N, H, W >= 1, more than one value per channel and channels divisible by 16");
+      throw Napi::RangeError::New(env, "normConvT1: expected N, H, W >= 1, more than one value per channel and channels divisible by 16");
     if (kind != A_NONE && kind != A_RELU && kind != A_LEAKY)
-      throw Napi::RangeError::New(env, std::string(name) + ": the activation must be none, relu or leaky");
+      throw Napi::RangeError::New(env, "normConvT1: the activation must be none, relu or leaky");
   }
 
   // normConvT1Forward(N, K, H, W, x, w, bias, gamma, beta, mean, invstd, actKind, slope, out): out [N, 1, H, W] =
@@ -1432,7 +1431,7 @@ class Context : public Napi::ObjectWrap<Context> {
     Napi::Env env = info.Env();
     const long N = I32(info[0]), K = I32(info[1]), H = I32(info[2]), W = I32(info[3]), HW = H * W;
     const int kind = ActKind(env, info[11]);
-    CheckFusedNorm(env, "normConvT1", N, K, H, W, kind);
+    CheckNormConv(env, N, K, H, W, kind);
     const float* x = F32(env, info[4], size_t(N) * K * HW, "x");
     const float* w = F32(env, info[5], size_t(K) * 9, "w");
     const float* bias = F32OrNull(env, info[6], 1, "bias");
@@ -1471,7 +1470,7 @@ class Context : public Napi::ObjectWrap<Context> {
     Napi::Env env = info.Env();
     const long N = I32(info[0]), K = I32(info[1]), H = I32(info[2]), W = I32(info[3]), HW = H * W;
     const int kind = ActKind(env, info[10]);
-    CheckFusedNorm(env, "normConvT1", N, K, H, W, kind);
+    CheckNormConv(env, N, K, H, W, kind);
     const size_t n = size_t(N) * K * HW;
     const float* x = F32(env, info[4], n, "x");
     const float* w = F32(env, info[5], size_t(K) * 9, "w");

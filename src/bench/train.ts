@@ -63,12 +63,16 @@ if (!env.LATENTLAB_DATA && existsSync(shared)) env.LATENTLAB_DATA = shared;
 const hasTime = existsSync(TIME);
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'latentlab-bench-train-'));
 
+/** A configuration's flags, as `train` and the step bench take them: backend, threads, precision. */
+function configArgs(config: string): string[] {
+  return ['--backend', config.startsWith('native') ? 'native' : config, '--threads', String(threads),
+    '--precision', config.endsWith('-bf16') ? 'bf16' : 'fp32'];
+}
+
 /** One one-epoch training run in its own process. */
 function trainRun(config: string, seed: number): RunResult {
-  const backend = config.startsWith('native') ? 'native' : config;
   const out = path.join(tmp, `${config}-${seed}`);
-  const args = [cli, 'train', '--backend', backend, '--threads', String(threads), '--epochs', '1', '--seed', String(seed),
-    '--out', out, '--overwrite', ...(config.endsWith('-bf16') ? ['--precision', 'bf16'] : [])];
+  const args = [cli, 'train', ...configArgs(config), '--epochs', '1', '--seed', String(seed), '--out', out, '--overwrite'];
   const cmd = hasTime ? TIME : process.execPath;
   const r = spawnSync(cmd, hasTime ? ['-f', 'maxrss_kb=%M', process.execPath, ...args] : args, { encoding: 'utf8', env });
   const empty = { config, seed, samplesPerSec: NaN, peakRssMB: NaN, testMse: NaN, seconds: NaN };
@@ -81,9 +85,7 @@ function trainRun(config: string, seed: number): RunResult {
 
 /** The training-step bench of a configuration in its own process (10 windows of 20 steps): samples/s, NaN if it failed. */
 function benchRun(config: string): number {
-  const backend = config.startsWith('native') ? 'native' : config;
-  const r = spawnSync(process.execPath, [stepBench, '--backend', backend, '--threads', String(threads), '--precision',
-    config.endsWith('-bf16') ? 'bf16' : 'fp32', '--windows', '10', '--steps', '20'], { encoding: 'utf8', env });
+  const r = spawnSync(process.execPath, [stepBench, ...configArgs(config), '--windows', '10', '--steps', '20'], { encoding: 'utf8', env });
   if (r.status !== 0) return NaN;
   try { return (JSON.parse(r.stdout.trim().split('\n').pop() ?? '') as { samplesPerSec: number }).samplesPerSec; } catch { return NaN; }
 }
