@@ -924,13 +924,25 @@ LL_INLINE BnBwdCoef BnBwdCoefs(double sg, double sgx, float gamma, float is, dou
   return {float(double(gamma) * is), float(sg / M), float(sgx / M)};
 }
 
+// f(i) for i in [0, count): on `threads` threads with a static split when `parallel`, else a plain loop on the calling
+// thread. Not `#pragma omp parallel if (parallel)`: libgomp starts a team of one for a false clause, which measured
+// 2 us a call against 0.4 for the whole N-API call without it (a step makes about 70 such small calls).
+template <class F>
+void ForRange(long count, bool parallel, int threads, F f) {
+  if (!parallel || threads < 2) {
+    for (long i = 0; i < count; i++) f(i);
+    return;
+  }
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (long i = 0; i < count; i++) f(i);
+}
+
 // f(offset, count) over n elements in chunks of 16k, on `threads` threads when n >= minParallel (a
 // parallel region costs more than ~100k cheap elements, and much more on a loaded machine).
 template <class F>
 void ForChunks(long n, long minParallel, int threads, F f) {
-  const long chunk = 16384, chunks = (n + chunk - 1) / chunk;
-#pragma omp parallel for schedule(static) num_threads(threads) if (n >= minParallel)
-  for (long c = 0; c < chunks; c++) f(c * chunk, std::min(chunk, n - c * chunk));
+  const long chunk = 16384;
+  ForRange((n + chunk - 1) / chunk, n >= minParallel, threads, [&](long c) { f(c * chunk, std::min(chunk, n - c * chunk)); });
 }
 
 
@@ -1376,8 +1388,7 @@ class Context : public Napi::ObjectWrap<Context> {
     const double M = double(N) * HW;
     if (Blocked(env, info, 12, C)) {
       const long CB = C / kB;
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
-      for (long cb = 0; cb < CB; cb++) {
+      ForRange(CB, n >= 65536, threads_, [&](long cb) {
         // one pass over x for both moments, shifted by the channel's first value
         double s[kB] = {0}, q[kB] = {0};
         float k[kB], mu[kB], a[kB];
@@ -1394,11 +1405,10 @@ class Context : public Napi::ObjectWrap<Context> {
         if (y)
           for (long b = 0; b < N; b++)
             blkAffineAct(x + BIdx(b, cb, CB, HW), y + BIdx(b, cb, CB, HW), HW, mu, a, beta + cb * kB, kind, slope);
-      }
+      });
       return env.Undefined();
     }
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
-    for (long c = 0; c < C; c++) {
+    ForRange(C, n >= 65536, threads_, [&](long c) {
       double s = 0, q = 0;
       for (long b = 0; b < N; b++) sumRow(x + (b * C + c) * HW, HW, &s);
       double mu = s / M;
@@ -1412,7 +1422,7 @@ class Context : public Napi::ObjectWrap<Context> {
       if (y)
         for (long b = 0; b < N; b++)
           affineAct(x + (b * C + c) * HW, y + (b * C + c) * HW, HW, muf, float(double(gamma[c]) * is), beta[c], kind, slope);
-    }
+    });
     return env.Undefined();
   }
 
@@ -1543,19 +1553,17 @@ class Context : public Napi::ObjectWrap<Context> {
     if (Blocked(env, info, 9, C)) {
       const long CB = C / kB;
       static const float zero[kB] = {0};
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n * (kind >= A_TANH ? 4 : 1) >= 262144)
-      for (long r = 0; r < N * CB; r++) {
+      ForRange(N * CB, n * (kind >= A_TANH ? 4 : 1) >= 262144, threads_, [&](long r) {
         long cb = r % CB;
         blkAffineAct(x + r * HW * kB, y + r * HW * kB, HW, zero, scale + cb * kB, shift + cb * kB, kind, slope);
-      }
+      });
       return env.Undefined();
     }
     long rows = N * C;
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n * (kind >= A_TANH ? 4 : 1) >= 262144)
-    for (long r = 0; r < rows; r++) {
+    ForRange(rows, n * (kind >= A_TANH ? 4 : 1) >= 262144, threads_, [&](long r) {
       long c = r % C;
       affineAct(x + r * HW, y + r * HW, HW, 0.f, scale[c], shift[c], kind, slope);
-    }
+    });
     return env.Undefined();
   }
 
@@ -1587,8 +1595,7 @@ class Context : public Napi::ObjectWrap<Context> {
     const double M = double(N) * HW;
     if (Blocked(env, info, 14, C)) {
       const long CB = C / kB;
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
-      for (long cb = 0; cb < CB; cb++) {
+      ForRange(CB, n >= 65536, threads_, [&](long cb) {
         const float* mu = x ? mean + cb * kB : beta + cb * kB;
         const float* is = x ? invstd + cb * kB : igamma.data() + cb * kB;
         float a[kB];
@@ -1612,11 +1619,10 @@ class Context : public Napi::ObjectWrap<Context> {
           long o = BIdx(b, cb, CB, HW);
           blkBwdDx(x ? x + o : nullptr, y + o, dy + o, dx + o, HW, mu, is, pa, pb, kind, slope, k2, mdz, mdzx);
         }
-      }
+      });
       return env.Undefined();
     }
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
-    for (long c = 0; c < C; c++) {
+    ForRange(C, n >= 65536, threads_, [&](long c) {
       float mu = x ? mean[c] : beta[c], is = x ? invstd[c] : igamma[c];
       double sg = 0, sgx = 0;
       for (long b = 0; b < N; b++) {
@@ -1628,7 +1634,7 @@ class Context : public Napi::ObjectWrap<Context> {
         long o = (b * C + c) * HW;
         bnBwdDx(x ? x + o : nullptr, y + o, dy + o, dx + o, HW, mu, is, kind, slope, f.k2, f.mdz, f.mdzx);
       }
-    }
+    });
     return env.Undefined();
   }
 
@@ -1650,8 +1656,7 @@ class Context : public Napi::ObjectWrap<Context> {
     if (C % kB != 0) throw Napi::RangeError::New(env, "blocked layout needs channels divisible by 16");
     const long CB = C / kB;
     // block r = (b, cb) is the 16 planes starting at plane r * 16 of the NCHW tensor
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
-    for (long r = 0; r < N * CB; r++) {
+    ForRange(N * CB, n >= 65536, threads_, [&](long r) {
       const long o = r * HW * kB;
       if (toBlocked) {
         for (long i = 0; i < HW; i++)
@@ -1660,7 +1665,7 @@ class Context : public Napi::ObjectWrap<Context> {
         for (long i = 0; i < HW; i++)
           for (int l = 0; l < kB; l++) dst[o + l * HW + i] = src[o + i * kB + l];
       }
-    }
+    });
     return env.Undefined();
   }
 
@@ -1673,20 +1678,18 @@ class Context : public Napi::ObjectWrap<Context> {
     float* out = F32(env, info[4], C, "out");
     if (Blocked(env, info, 5, C)) {
       const long CB = C / kB;
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
-      for (long cb = 0; cb < CB; cb++) {
+      ForRange(CB, n >= 65536, threads_, [&](long cb) {
         double s[kB] = {0};
         for (long b = 0; b < N; b++) blkSum(x + BIdx(b, cb, CB, HW), HW, s);
         for (int l = 0; l < kB; l++) out[cb * kB + l] = float(s[l]);
-      }
+      });
       return env.Undefined();
     }
-#pragma omp parallel for schedule(static) num_threads(threads_) if (n >= 65536)
-    for (long c = 0; c < C; c++) {
+    ForRange(C, n >= 65536, threads_, [&](long c) {
       double s = 0;
       for (long b = 0; b < N; b++) sumRow(x + (b * C + c) * HW, HW, &s);
       out[c] = float(s);
-    }
+    });
     return env.Undefined();
   }
 
