@@ -290,6 +290,42 @@ suite('native backend: bf16 convolutions', () => {
     checkConvs(be, BF16);
     be.dispose();
   });
+
+  it('round each input to the nearest bf16, ties to even (an identity 1x1 convolution gives the rounded input back)', async () => {
+    // y[k] = sum_c w[k, c] x[c] with w = I: every product but one is an exact zero, so y = bf16(x) exactly
+    const bits = new Uint32Array(1), f = new Float32Array(bits.buffer);
+    const bf16 = (v: number): number => {
+      f[0] = v;
+      const b = bits[0];
+      bits[0] = ((b + 0x7fff + ((b >>> 16) & 1)) >>> 16) << 16;
+      return f[0];
+    };
+    const values = (n: number): Float32Array => {
+      const x = new Float32Array(n), xb = new Uint32Array(x.buffer);
+      for (let i = 0; i < n; i++) {
+        // normal values of every sign and a wide range of exponents; a quarter of them ties (low half 0x8000),
+        // with an even and an odd kept half, and a quarter just either side of a tie
+        const e = 64 + Math.floor(rng.random() * 128), hi = ((i & 1) << 31 | e << 23 | Math.floor(rng.random() * (1 << 23))) >>> 0;
+        const low = [0x8000, 0x7fff, 0x8001, Math.floor(rng.random() * 0x10000)][(i >> 1) & 3];
+        xb[i] = ((hi & 0xffff0000) | low) >>> 0;
+      }
+      return x;
+    };
+    for (const threads of [1, 2])
+      for (const [layout, blocked, N, C, H, W] of [['plain', false, 5, 3, 7, 9], ['plain', false, 64, 16, 8, 8],
+        ['any', true, 64, 16, 8, 8]] as const) {
+        const be = await createNativeBackend({ threads, precision: 'bf16', layout });
+        const g = { ...geom(N, C, H, W, C, 1, 1, 1, 0), xLayout: blocked ? 'blocked' : 'nchw', yLayout: blocked ? 'blocked' : 'nchw' } as ConvGeom;
+        const w = new Float32Array(C * C);
+        for (let k = 0; k < C; k++) w[k * C + k] = 1;
+        const x = values(N * C * H * W), y = nans(x.length);
+        be.conv2d(g, x, w, null, y);
+        let wrong = 0;
+        for (let i = 0; i < x.length; i++) if (!Object.is(y[i], bf16(x[i]))) wrong++;
+        expect(wrong, `${layout} [${N},${C},${H},${W}] on ${threads} thread(s): values not rounded to the nearest bf16`).toBe(0);
+        be.dispose();
+      }
+  });
 });
 
 suite('native backend: batch-norm and activations', () => {
