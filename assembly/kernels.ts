@@ -1181,17 +1181,6 @@ function sumF(p: usize, n: i32): f32 {
 
 // ----------------------------------------------------------------------------------------- activations
 
-/** LeakyReLU with a slope in [0, 1] (all the models'): a kernel-internal kind, not in the kernel table. */
-const KIND_LEAKY01: i32 = 100;
-
-@inline function actScalar(kind: i32, v: f32, slope: f32): f32 {
-  if (kind == ACT_NONE) return v;
-  if (kind == ACT_RELU) return v > 0 ? v : 0;
-  if (kind == ACT_LEAKY || kind == KIND_LEAKY01) return v > 0 ? v : v * slope;
-  if (kind == ACT_TANH) return <f32>Math.tanh(<f64>v);
-  return <f32>(1.0 / (1.0 + Math.exp(-<f64>v)));
-}
-
 /** exp(x) on 4 lanes (Cephes expf polynomial, relative error ~2e-7; saturates outside [-87.3, 88.3]). */
 @inline function expV(x: v128): v128 {
   x = f32x4.min(f32x4.max(x, f32x4.splat(-87.33654)), f32x4.splat(88.37626));
@@ -1223,30 +1212,66 @@ const KIND_LEAKY01: i32 = 100;
   return select4(series, signed, f32x4.lt(a, f32x4.splat(0.004)));
 }
 
-/** act(v) on 4 lanes; `kind` is a constant where this is inlined, so the branches fold away. */
-@inline function actV(kind: i32, v: v128, vs: v128): v128 {
-  if (kind == ACT_NONE) return v;
-  if (kind == ACT_RELU) return f32x4.pmax(f32x4.splat(0), v);
-  // a slope in [0, 1]: leaky(v) = max(v, v * slope), pmax's one instruction for the compare and the select (the
-  // same value bit for bit: v * slope < v exactly when v > 0; a NaN v gives NaN, -0 gives -0 as the select does)
-  if (kind == KIND_LEAKY01) return f32x4.pmax(f32x4.mul(v, vs), v);
-  if (kind == ACT_LEAKY) return select4(v, f32x4.mul(v, vs), f32x4.gt(v, f32x4.splat(0)));
-  if (kind == ACT_TANH) return tanhV(v);
-  return sigmoidV(v);
+/**
+ * The activations as types, each with its 4-lane form `v` and its scalar form `s`, and its gradient (dy times the
+ * derivative, from x or y at the given addresses) `g` / `gs`: affineActK<A> and actBwdK<A> are compiled once per
+ * activation, as loops with only that activation's instructions in them. (One loop written with a `kind` test
+ * that folded away where it was inlined with a constant did not stay that way: Binaryen merged the six inlined
+ * copies into one loop that tested `kind` for every vector.)
+ */
+@final class ActNone {
+  @inline v(v: v128, vs: v128): v128 { return v; }
+  @inline s(v: f32, slope: f32): f32 { return v; }
+  @inline g(x: usize, y: usize, dy: v128, vs: v128): v128 { return dy; }
+  @inline gs(x: usize, y: usize, dy: f32, slope: f32): f32 { return dy; }
+}
+@final class ActRelu {
+  @inline v(v: v128, vs: v128): v128 { return f32x4.pmax(f32x4.splat(0), v); }
+  @inline s(v: f32, slope: f32): f32 { return v > 0 ? v : 0; }
+  @inline g(x: usize, y: usize, dy: v128, vs: v128): v128 { return v128.and(dy, f32x4.gt(v128.load(x), f32x4.splat(0))); }
+  @inline gs(x: usize, y: usize, dy: f32, slope: f32): f32 { return load<f32>(x) > 0 ? dy : 0; }
+}
+/**
+ * LeakyReLU with a slope in [0, 1] (all the models'): max(v, v * slope), pmax's one instruction for the compare
+ * and the select (the same value bit for bit: v * slope < v exactly when v > 0; a NaN v gives NaN, -0 gives -0 as
+ * the select does).
+ */
+@final class ActLeaky01 {
+  @inline v(v: v128, vs: v128): v128 { return f32x4.pmax(f32x4.mul(v, vs), v); }
+  @inline s(v: f32, slope: f32): f32 { return v > 0 ? v : v * slope; }
+}
+@final class ActLeaky {
+  @inline v(v: v128, vs: v128): v128 { return select4(v, f32x4.mul(v, vs), f32x4.gt(v, f32x4.splat(0))); }
+  @inline s(v: f32, slope: f32): f32 { return v > 0 ? v : v * slope; }
+  @inline g(x: usize, y: usize, dy: v128, vs: v128): v128 { return select4(dy, f32x4.mul(dy, vs), f32x4.gt(v128.load(x), f32x4.splat(0))); }
+  @inline gs(x: usize, y: usize, dy: f32, slope: f32): f32 { return load<f32>(x) > 0 ? dy : dy * slope; }
+}
+@final class ActTanh {
+  @inline v(v: v128, vs: v128): v128 { return tanhV(v); }
+  @inline s(v: f32, slope: f32): f32 { return <f32>Math.tanh(<f64>v); }
+  @inline g(x: usize, y: usize, dy: v128, vs: v128): v128 { return dyPreV(ACT_TANH, v128.load(y), dy, vs); }
+  @inline gs(x: usize, y: usize, dy: f32, slope: f32): f32 { return dyPreS(ACT_TANH, load<f32>(y), dy, slope); }
+}
+@final class ActSigmoid {
+  @inline v(v: v128, vs: v128): v128 { return sigmoidV(v); }
+  @inline s(v: f32, slope: f32): f32 { return <f32>(1.0 / (1.0 + Math.exp(-<f64>v))); }
+  @inline g(x: usize, y: usize, dy: v128, vs: v128): v128 { return dyPreV(ACT_SIGMOID, v128.load(y), dy, vs); }
+  @inline gs(x: usize, y: usize, dy: f32, slope: f32): f32 { return dyPreS(ACT_SIGMOID, load<f32>(y), dy, slope); }
 }
 
-/** affineAct's loop for one activation (a constant where it is inlined): 8 lanes a step, then 4, then 1. */
-@inline function affineActK(x: usize, y: usize, n: i32, a: f32, b: f32, kind: i32, slope: f32): void {
+/** affineAct's loop for one activation A: 8 lanes a step, then 4, then 1. */
+@inline function affineActK<A>(x: usize, y: usize, n: i32, a: f32, b: f32, slope: f32): void {
+  const act = changetype<A>(0);  // its methods read no fields
   const va = f32x4.splat(a), vb = f32x4.splat(b), vs = f32x4.splat(slope);
   let i = 0;
   for (; i + 8 <= n; i += 8) {
     const o = f4(i);
-    const u = actV(kind, fma(v128.load(x + o), va, vb), vs), v = actV(kind, fma(v128.load(x + o, 16), va, vb), vs);
+    const u = act.v(fma(v128.load(x + o), va, vb), vs), v = act.v(fma(v128.load(x + o, 16), va, vb), vs);
     v128.store(y + o, u);
     v128.store(y + o, v, 16);
   }
-  for (; i + 4 <= n; i += 4) v128.store(y + f4(i), actV(kind, fma(v128.load(x + f4(i)), va, vb), vs));
-  for (; i < n; i++) store<f32>(y + f4(i), actScalar(kind, load<f32>(x + f4(i)) * a + b, slope));
+  for (; i + 4 <= n; i += 4) v128.store(y + f4(i), act.v(fma(v128.load(x + f4(i)), va, vb), vs));
+  for (; i < n; i++) store<f32>(y + f4(i), act.s(load<f32>(x + f4(i)) * a + b, slope));
 }
 
 /**
@@ -1254,12 +1279,12 @@ const KIND_LEAKY01: i32 = 100;
  * test of `kind` inside the loop cost about as much as the arithmetic.
  */
 function affineAct(x: usize, y: usize, n: i32, a: f32, b: f32, kind: i32, slope: f32): void {
-  if (kind == ACT_LEAKY && slope >= 0 && slope <= 1) affineActK(x, y, n, a, b, KIND_LEAKY01, slope);
-  else if (kind == ACT_LEAKY) affineActK(x, y, n, a, b, ACT_LEAKY, slope);
-  else if (kind == ACT_RELU) affineActK(x, y, n, a, b, ACT_RELU, slope);
-  else if (kind == ACT_NONE) affineActK(x, y, n, a, b, ACT_NONE, slope);
-  else if (kind == ACT_TANH) affineActK(x, y, n, a, b, ACT_TANH, slope);
-  else affineActK(x, y, n, a, b, ACT_SIGMOID, slope);
+  if (kind == ACT_LEAKY && slope >= 0 && slope <= 1) affineActK<ActLeaky01>(x, y, n, a, b, slope);
+  else if (kind == ACT_LEAKY) affineActK<ActLeaky>(x, y, n, a, b, slope);
+  else if (kind == ACT_RELU) affineActK<ActRelu>(x, y, n, a, b, slope);
+  else if (kind == ACT_NONE) affineActK<ActNone>(x, y, n, a, b, slope);
+  else if (kind == ACT_TANH) affineActK<ActTanh>(x, y, n, a, b, slope);
+  else affineActK<ActSigmoid>(x, y, n, a, b, slope);
 }
 
 /** The gradient before the activation, from its output y. */
@@ -1286,32 +1311,31 @@ function opAct(ctrl: usize, tid: i32, nt: i32): void {
   if (i1 > i0) affineAct(x + f4(i0), y + f4(i0), i1 - i0, 1, 0, kind, slope);
 }
 
+/** dx = dy * act'(x or y) over [i0, i1) for one activation A (see ActNone). */
+@inline function actBwdK<A>(x: usize, y: usize, dy: usize, dx: usize, i0: i32, i1: i32, slope: f32): void {
+  const act = changetype<A>(0);
+  const vs = f32x4.splat(slope);
+  let i = i0;
+  for (; i + 4 <= i1; i += 4) {
+    const o = f4(i);
+    v128.store(dx + o, act.g(x + o, y + o, v128.load(dy + o), vs));
+  }
+  for (; i < i1; i++) {
+    const o = f4(i);
+    store<f32>(dx + o, act.gs(x + o, y + o, load<f32>(dy + o), slope));
+  }
+}
+
 function opActBwd(ctrl: usize, tid: i32, nt: i32): void {
   const kind = ai(ctrl, 0), slope = af(ctrl, 1), n = ai(ctrl, 2);
   const x = ap(ctrl, 3), y = ap(ctrl, 4), dy = ap(ctrl, 5), dx = ap(ctrl, 6);
   const q = n >> 4;
   const i0 = rangeLo(q, nt, tid) << 4, i1 = tid == nt - 1 ? n : rangeLo(q, nt, tid + 1) << 4;
-  const z = f32x4.splat(0), one = f32x4.splat(1), vs = f32x4.splat(slope);
-  let i = i0;
-  for (; i + 4 <= i1; i += 4) {
-    const o = f4(i);
-    const g = v128.load(dy + o);
-    let r: v128;
-    if (kind == ACT_NONE) r = g;
-    else if (kind == ACT_RELU) r = v128.and(g, f32x4.gt(v128.load(x + o), z));
-    else if (kind == ACT_LEAKY) r = select4(g, f32x4.mul(g, vs), f32x4.gt(v128.load(x + o), z));
-    else r = dyPreV(kind, v128.load(y + o), g, vs);
-    v128.store(dx + o, r);
-  }
-  for (; i < i1; i++) {
-    const o = f4(i);
-    const g = load<f32>(dy + o);
-    let r: f32;
-    if (kind == ACT_RELU) r = load<f32>(x + o) > 0 ? g : 0;
-    else if (kind == ACT_LEAKY) r = load<f32>(x + o) > 0 ? g : g * slope;
-    else r = dyPreS(kind, load<f32>(y + o), g, slope);
-    store<f32>(dx + o, r);
-  }
+  if (kind == ACT_LEAKY) actBwdK<ActLeaky>(x, y, dy, dx, i0, i1, slope);
+  else if (kind == ACT_RELU) actBwdK<ActRelu>(x, y, dy, dx, i0, i1, slope);
+  else if (kind == ACT_NONE) actBwdK<ActNone>(x, y, dy, dx, i0, i1, slope);
+  else if (kind == ACT_TANH) actBwdK<ActTanh>(x, y, dy, dx, i0, i1, slope);
+  else actBwdK<ActSigmoid>(x, y, dy, dx, i0, i1, slope);
 }
 
 // ------------------------------------------------------------------------------------------ batch norm

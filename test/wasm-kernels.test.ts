@@ -1,5 +1,7 @@
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { Act, Backend, ConvGeom } from '../src/engine/kernels/index.js';
@@ -309,5 +311,31 @@ describe('wasm convolutions share their images among the threads', () => {
         }
       }
     } finally { one.dispose(); two.dispose(); }
+  }, 120_000);
+});
+
+describe('wasm kernels as compiled', () => {
+  // Written as one loop with a test of the activation that folds away where it is inlined with a constant, the six
+  // copies were merged by Binaryen back into one loop testing the activation for every vector (the batch-norm
+  // forward at 64x32x28x28 spent half its time there). Each activation's loops must stay its own.
+  it('every activation has loops of its own in affineAct and opActBwd (no test of the kind per vector)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'latentlab-wat-'));
+    try {
+      const { buildWasm } = await import('../tools/build-wasm.mjs');
+      await buildWasm({ outDir: dir, wat: true, only: ['kernels.wasm'], generate: false });
+      const wat = readFileSync(join(dir, 'kernels.wat'), 'utf8');
+      const body = (name: string): string => {
+        const start = wat.indexOf(` (func $assembly/kernels/${name} `);
+        expect(start, `${name} in the compiled module`).toBeGreaterThanOrEqual(0);
+        const end = wat.indexOf('\n (func ', start + 1);
+        return wat.slice(start, end < 0 ? undefined : end);
+      };
+      const loops = (name: string): number => body(name).split('\n').filter((l) => /^\s*loop \$/.test(l)).length;
+      // six activations (LeakyReLU twice: a slope in [0, 1] or not), a 4-lane loop each at least
+      expect(loops('affineAct')).toBeGreaterThanOrEqual(12);
+      expect(loops('opActBwd')).toBeGreaterThanOrEqual(5);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   }, 120_000);
 });
