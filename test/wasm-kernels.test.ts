@@ -331,7 +331,8 @@ describe('wasm kernels as compiled', () => {
         return wat.slice(start, end < 0 ? undefined : end);
       };
       const loops = (name: string): number => body(name).split('\n').filter((l) => /^\s*loop \$/.test(l)).length;
-      // six activations (LeakyReLU twice: a slope in [0, 1] or not), a 4-lane loop each at least
+      // six activations (LeakyReLU twice: a slope in [0, 1] or not), each with its 8-lane and 4-lane loops at least;
+      // opActBwd: five, each with its 4-lane loop at least
       expect(loops('affineAct')).toBeGreaterThanOrEqual(12);
       expect(loops('opActBwd')).toBeGreaterThanOrEqual(5);
     } finally {
