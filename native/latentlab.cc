@@ -382,40 +382,56 @@ void SmallGemm(bool tA, bool tB, long M, long N, long K, float alpha, const floa
   }
 }
 
-// Per-lane sums of x over the HW pixels of one (n, cb) block: float partials per pixel run, then double.
-LL_CLONES void blkSum(const float* x, long HW, double* s) {
-  float p[kB] = {0};
-  for (long i = 0; i < HW; i++) {
-#pragma omp simd
-    for (int l = 0; l < kB; l++) p[l] += x[i * kB + l];
-  }
-  for (int l = 0; l < kB; l++) s[l] += p[l];
-}
-// Shifted sums in one pass: s1 += sum(x - k), s2 += sum((x - k)^2) per lane (k near the mean keeps the
-// variance s2/M - (s1/M)^2 free of cancellation).
-LL_CLONES void blkShiftedSums(const float* x, long HW, const float* k, double* s1, double* s2) {
-  float p[kB] = {0}, q[kB] = {0};
-  for (long i = 0; i < HW; i++) {
-#pragma omp simd
-    for (int l = 0; l < kB; l++) {
-      float d = x[i * kB + l] - k[l];
-      p[l] += d;
-      q[l] += d * d;
-    }
-  }
-  for (int l = 0; l < kB; l++) {
-    s1[l] += p[l];
-    s2[l] += q[l];
-  }
-}
-// The value before the activation, computed by the same expression in the forward and the backward pass.
-LL_INLINE float preAct(float x, float mu, float a, float b) { return (x - mu) * a + b; }
-
 // Coefficients per lane copied into locals: read through the pointers, every store through y (which might alias
 // them) made the compiler load them again (normConvT1Backward below ran 0.43-0.59 ms against 0.55-0.89 so).
 #define LL_LOCAL16(name, src) \
   float name[kB];             \
   for (int l_ = 0; l_ < kB; l_++) name[l_] = (src)[l_]
+// The blocked sums loops below add each pixel's vector into one of kChains float accumulators (pixel i into
+// chain i % kChains), added together at the end of the block, then into double: with one accumulator every
+// pixel's add waited for the previous one's (an add's latency per 64 bytes), which bounded the passes below the
+// cache's bandwidth.
+constexpr int kChains = 4;
+// Per-lane sums of x over the HW pixels of one (n, cb) block: float partials per pixel run, then double.
+LL_CLONES void blkSum(const float* x, long HW, double* s) {
+  float p[kChains][kB] = {};
+  long i = 0;
+  for (; i + kChains <= HW; i += kChains)
+    for (int u = 0; u < kChains; u++) {
+#pragma omp simd
+      for (int l = 0; l < kB; l++) p[u][l] += x[(i + u) * kB + l];
+    }
+  for (; i < HW; i++) {
+#pragma omp simd
+    for (int l = 0; l < kB; l++) p[i % kChains][l] += x[i * kB + l];
+  }
+  for (int l = 0; l < kB; l++) s[l] += (p[0][l] + p[1][l]) + (p[2][l] + p[3][l]);
+}
+// Shifted sums in one pass: s1 += sum(x - k), s2 += sum((x - k)^2) per lane (k near the mean keeps the
+// variance s2/M - (s1/M)^2 free of cancellation).
+LL_CLONES void blkShiftedSums(const float* x, long HW, const float* k, double* s1, double* s2) {
+  float p[kChains][kB] = {}, q[kChains][kB] = {};
+  LL_LOCAL16(kk, k);
+  auto add = [&](long i, int u) {
+#pragma omp simd
+    for (int l = 0; l < kB; l++) {
+      float d = x[i * kB + l] - kk[l];
+      p[u][l] += d;
+      q[u][l] += d * d;
+    }
+  };
+  long i = 0;
+  for (; i + kChains <= HW; i += kChains)
+    for (int u = 0; u < kChains; u++) add(i + u, u);
+  for (; i < HW; i++) add(i, int(i % kChains));
+  for (int l = 0; l < kB; l++) {
+    s1[l] += (p[0][l] + p[1][l]) + (p[2][l] + p[3][l]);
+    s2[l] += (q[0][l] + q[1][l]) + (q[2][l] + q[3][l]);
+  }
+}
+// The value before the activation, computed by the same expression in the forward and the backward pass.
+LL_INLINE float preAct(float x, float mu, float a, float b) { return (x - mu) * a + b; }
+
 template <int K>
 LL_INLINE void blkAffineActT(const float* x, float* y, long HW, const float* mup, const float* ap, const float* bp,
                              float slope) {
@@ -451,19 +467,23 @@ template <int K, int X>
 LL_INLINE void blkBwdSumsT(const float* x, const float* y, const float* dy, long HW, const float* mu, const float* is,
                            const float* a, const float* b, float slope, double* sg, double* sgx) {
   const float islope = 1.f / slope;
-  float p1[kB] = {0}, p2[kB] = {0};
-  for (long i = 0; i < HW; i++) {
+  float p1[kChains][kB] = {}, p2[kChains][kB] = {};
+  auto add = [&](long i, int u) {
 #pragma omp simd
     for (int l = 0; l < kB; l++) {
       long j = i * kB + l;
       float g = gradPre<K, X>(x, y, dy, j, l, mu, a, b, slope);
-      p1[l] += g;
-      p2[l] += g * (xIn<K, X == kInPlace>(x, y, j, islope) - mu[l]) * is[l];
+      p1[u][l] += g;
+      p2[u][l] += g * (xIn<K, X == kInPlace>(x, y, j, islope) - mu[l]) * is[l];
     }
-  }
+  };
+  long i = 0;
+  for (; i + kChains <= HW; i += kChains)
+    for (int u = 0; u < kChains; u++) add(i + u, u);
+  for (; i < HW; i++) add(i, int(i % kChains));
   for (int l = 0; l < kB; l++) {
-    sg[l] += p1[l];
-    sgx[l] += p2[l];
+    sg[l] += (p1[0][l] + p1[1][l]) + (p1[2][l] + p1[3][l]);
+    sgx[l] += (p2[0][l] + p2[1][l]) + (p2[2][l] + p2[3][l]);
   }
 }
 LL_CLONES void blkBwdSums(const float* x, const float* y, const float* dy, long HW, const float* mu, const float* is,

@@ -79,7 +79,7 @@ suite('native backend: the blocked layout nChw16c', () => {
   it('batch-norm (train, backward), channelAffine and channelSums on blocked data match the reference', async () => {
     const be = await createNativeBackend({ threads: 2 });
     const acts: Act[] = [{ kind: 'none', slope: 0 }, { kind: 'leaky', slope: 0.01 }, { kind: 'relu', slope: 0 }, { kind: 'tanh', slope: 0 }];
-    for (const [N, C, HW] of [[4, 16, 9], [8, 32, 196], [64, 32, 784], [5, 64, 49]] as const) for (const act of acts) {
+    for (const [N, C, HW] of [[4, 16, 9], [2, 16, 3], [3, 16, 7], [8, 32, 196], [64, 32, 784], [5, 64, 49]] as const) for (const act of acts) {
       const n = N * C * HW, what = `[${N},${C},${HW}] ${act.kind}`;
       const x = rand(n, -2, 3), gamma = rand(C, 0.5, 1.5), beta = rand(C, -0.5, 0.5), dy = rand(n);
       const y = new Float32Array(n), mean = new Float32Array(C), invstd = new Float32Array(C);
