@@ -36,7 +36,7 @@ describe('planner', () => {
 
   it('fuses batch-norm with the activation after it, and only then', () => {
     const plan = planChain(model(), new ReferenceBackend(), { fuse: true, blocked: true });
-    expect(describeSteps(plan.steps)).toEqual(['0', '1+ act=leaky inPlace', '3', '4', '5', '6', '7', '8', '9']);
+    expect(describeSteps(plan.steps)).toEqual(['0', '1+ act=leaky inPlace', '3', '4', '5', '6', '7 inPlace', '8', '9 inPlace']);
     const unfused = planChain(model(), new ReferenceBackend(), { fuse: false, blocked: true });
     expect(describeSteps(unfused.steps)).toEqual(['0', '1', '2', '3', '4', '5', '6', '7', '8', '9']);
     // a LeakyReLU with a negative slope is not fusable (its input's sign is not its output's)
@@ -47,7 +47,7 @@ describe('planner', () => {
   it('keeps activations blocked between layers that take them, through Flatten and Unflatten next to a Linear, converting at the end', () => {
     const plan = planChain(model(), blockedBackend, { fuse: true, blocked: true });
     expect(describeSteps(plan.steps)).toEqual([
-      '0 blocked', '1+ act=leaky inPlace', '3 blocked', '4 in=32', '5 out=64', '6 blocked', '7', '8 blocked', '9', 'reorder->nchw',
+      '0 blocked', '1+ act=leaky inPlace', '3 blocked', '4 in=32', '5 out=64', '6 blocked', '7 inPlace', '8 blocked', '9 inPlace', 'reorder->nchw',
     ]);
     expect(plan.layouts).toEqual(['blocked', 'blocked', 'blocked', 'blocked', 'nchw', 'blocked', 'blocked', 'blocked', 'blocked', 'blocked']);
     const plain = planChain(model(), blockedBackend, { fuse: true, blocked: false });
@@ -99,14 +99,14 @@ describe('planner', () => {
     const chain = (bias = true): Module[] => [new ConvTranspose2d(4, 16, 3, { bias }), new BatchNorm2d(16), new LeakyReLU(), new ConvTranspose2d(16, 1, 3), new Tanh()];
     const layers = chain();
     const plan = planChain(layers, new ReferenceBackend(), { fuse: true, blocked: true });
-    expect(describeSteps(plan.steps)).toEqual(['0 skipBias', '1+ act=leaky inputBias inPlace', '3', '4']);
+    expect(describeSteps(plan.steps)).toEqual(['0 skipBias', '1+ act=leaky inputBias inPlace', '3', '4 inPlace']);
     const step1 = plan.steps[1];
     expect(step1.kind === 'layer' && step1.opts?.inputBias).toBe((layers[0] as ConvTranspose2d).bias!.data);
-    expect(describeSteps(planChain(chain(false), new ReferenceBackend(), { fuse: true, blocked: true }).steps)).toEqual(['0', '1+ act=leaky inPlace', '3', '4']);
+    expect(describeSteps(planChain(chain(false), new ReferenceBackend(), { fuse: true, blocked: true }).steps)).toEqual(['0', '1+ act=leaky inPlace', '3', '4 inPlace']);
     expect(describeSteps(planChain(chain(), new ReferenceBackend(), { fuse: false, blocked: true }).steps)).toEqual(['0', '1', '2', '3', '4']);
     const inEval = chain();
     for (const m of inEval) m.eval();
-    expect(describeSteps(planChain(inEval, new ReferenceBackend(), { fuse: true, blocked: true }).steps)).toEqual(['0', '1+ act=leaky inPlace', '3', '4']);
+    expect(describeSteps(planChain(inEval, new ReferenceBackend(), { fuse: true, blocked: true }).steps)).toEqual(['0', '1+ act=leaky inPlace', '3', '4 inPlace']);
   });
 
   it('leaves a batch-norm in training to the ConvTranspose2d after it when the backend fuses the pair, and only then', () => {
@@ -123,24 +123,24 @@ describe('planner', () => {
       [new ConvTranspose2d(4, 16, 3, { bias: false }), new BatchNorm2d(16), act, new ConvTranspose2d(16, out, 3, { padding: 1 }), new Tanh()];
     const steps = (layers: Module[], opts = { fuse: true, blocked: true }, be = fusing): string[] => describeSteps(planChain(layers, be, opts).steps);
     // the batch-norm computes its statistics only (no longer in place: it writes nothing), the convolution applies it
-    expect(steps(chain())).toEqual(['0 blocked', '1+ act=leaky statsOnly backwardInNext', '3 preNorm', '4']);
+    expect(steps(chain())).toEqual(['0 blocked', '1+ act=leaky statsOnly backwardInNext', '3 preNorm', '4 inPlace']);
     expect(asked).toEqual(['C=1 K=16 R=3 leaky']);
     const layers = chain(), plan = planChain(layers, fusing, { fuse: true, blocked: true });
     const convStep = plan.steps[2];
     expect(convStep.kind === 'layer' && convStep.opts?.preNorm?.args().gamma).toBe((layers[1] as BatchNorm2d).weight.data);
     // not when the backend declines (tanh here, or more than one output channel), nor on one without the fusion
-    expect(steps(chain(new Tanh()))).toEqual(['0 blocked', '1+ act=tanh inPlace', '3', '4']);
-    expect(steps(chain(new LeakyReLU(), 2))).toEqual(['0 blocked', '1+ act=leaky inPlace', '3', '4']);
-    expect(steps(chain(), undefined, blockedBackend)).toEqual(['0 blocked', '1+ act=leaky inPlace', '3', '4']);
+    expect(steps(chain(new Tanh()))).toEqual(['0 blocked', '1+ act=tanh inPlace', '3', '4 inPlace']);
+    expect(steps(chain(new LeakyReLU(), 2))).toEqual(['0 blocked', '1+ act=leaky inPlace', '3', '4 inPlace']);
+    expect(steps(chain(), undefined, blockedBackend)).toEqual(['0 blocked', '1+ act=leaky inPlace', '3', '4 inPlace']);
     // not unfused, not on NCHW activations, not in eval mode, not when the convolution's input gradient is not needed
     expect(steps(chain(), { fuse: false, blocked: true })).toEqual(['0 blocked', '1', '2', '3', '4']);
-    expect(steps(chain(), { fuse: true, blocked: false })).toEqual(['0', '1+ act=leaky inPlace', '3', '4']);
+    expect(steps(chain(), { fuse: true, blocked: false })).toEqual(['0', '1+ act=leaky inPlace', '3', '4 inPlace']);
     const inEval = chain();
     for (const m of inEval) m.eval();
-    expect(steps(inEval)).toEqual(['0 blocked', '1+ act=leaky inPlace', '3', '4']);
+    expect(steps(inEval)).toEqual(['0 blocked', '1+ act=leaky inPlace', '3', '4 inPlace']);
     const noGrad = chain();
     (noGrad[3] as ConvTranspose2d).needsInputGrad = false;
-    expect(steps(noGrad)).toEqual(['0 blocked', '1+ act=leaky inPlace', '3', '4']);
+    expect(steps(noGrad)).toEqual(['0 blocked', '1+ act=leaky inPlace', '3', '4 inPlace']);
     // without an activation between them too
     expect(steps([new ConvTranspose2d(4, 16, 3, { bias: false }), new BatchNorm2d(16), new ConvTranspose2d(16, 1, 3, { padding: 1 })]))
       .toEqual(['0 blocked', '1 statsOnly backwardInNext', '2 preNorm']);
@@ -153,8 +153,10 @@ describe('planner', () => {
     expect(steps([new ConvTranspose2d(4, 16, 3, { bias: false }), new BatchNorm2d(16)])).toEqual(['0', '1 inPlace']);
     // not the chain's input (the caller's), not after a layer whose output its backward reads or is not its own
     expect(steps([new BatchNorm2d(16), new LeakyReLU()])).toEqual(['0+ act=leaky']);
-    expect(steps([new Conv2d(1, 16, 3), new Tanh(), new BatchNorm2d(16)])).toEqual(['0', '1', '2']);
-    expect(steps([new Linear(4, 64), new Unflatten(1, [16, 2, 2]), new BatchNorm2d(16)])).toEqual(['0', '1', '2']);
+    expect(steps([new Conv2d(1, 16, 3), new Tanh(), new BatchNorm2d(16)])).toEqual(['0', '1 inPlace', '2']);
+    expect(steps([new Flatten(), new BatchNorm2d(16)])).toEqual(['0', '1']);
+    // through views of a Linear's output (its backward reads its input, not its output)
+    expect(steps([new Linear(4, 64), new Unflatten(1, [16, 2, 2]), new BatchNorm2d(16)])).toEqual(['0', '1', '2 inPlace']);
     // not unfused (the reference plan)
     expect(steps([new Conv2d(1, 16, 3), new BatchNorm2d(16), new LeakyReLU()], false)).toEqual(['0', '1', '2']);
   });
@@ -269,5 +271,47 @@ describe('planner', () => {
     expect(Array.from(folded.db)).toEqual(new Array(16).fill(0));
     const gScale = Math.max(...Array.from(plain.dg, Math.abs));
     for (const v of plain.db) expect(Math.abs(v)).toBeLessThan(1e-4 * gScale);
+  });
+  for (const { name, backend } of backends) it(`gives the same output and gradients with an activation written over a Linear's or a convolution's output (${name})`, () => {
+    const rng = new Rng(5);
+    const x = new Tensor([4, 6], Float32Array.from({ length: 24 }, () => rng.normal()));
+    const dy = Float32Array.from({ length: 4 * 16 * 3 * 3 }, () => rng.normal());
+    const acts = (): Module[] => [new LeakyReLU(), new LeakyReLU(0), new LeakyReLU(0.2), new Tanh(), new Sigmoid()];
+    for (let a = 0; a < acts().length; a++) {
+      const run = (fuse: boolean) => {
+        const r = new Rng(8);
+        // Linear -> Unflatten -> activation (the decoder's start), then a convolution -> activation
+        const s = new Sequential(new Linear(6, 16 * 4 * 4, { rng: r }), new Unflatten(1, [16, 4, 4]), acts()[a],
+          new Conv2d(16, 16, 2, { rng: r }), acts()[a]).to(backend);
+        s.fuse = fuse;
+        const lin = s.at(0) as Linear, conv = s.at(3) as Conv2d;
+        const y = s.forward(x);
+        const steps = planChain(s.layers, backend, { fuse, blocked: true }).steps;
+        const out = y.data.slice();
+        const dx = s.backward(new Tensor([4, 16, 3, 3], dy.slice())).data.slice();
+        return { steps: describeSteps(steps), out, dx, dwl: lin.weight.grad.slice(), dbl: lin.bias!.grad.slice(),
+                 dwc: conv.weight.grad.slice(), dbc: conv.bias!.grad.slice() };
+      };
+      const inPlace = run(true), plain = run(false), what = `${acts()[a].typeName} ${(acts()[a] as LeakyReLU).negativeSlope ?? ''}`;
+      expect(inPlace.steps.filter((t) => t.endsWith('inPlace')), what).toEqual(['2 inPlace', '4 inPlace']);
+      expect(plain.steps.some((t) => t.includes('inPlace')), what).toBe(false);
+      for (const k of ['out', 'dx', 'dwl', 'dbl', 'dwc', 'dbc'] as const) {
+        expect(Math.max(...Array.from(plain[k], Math.abs)), `${what} ${k}`).toBeGreaterThan(0);
+        expect(Array.from(inPlace[k]), `${what} ${k}`).toEqual(Array.from(plain[k]));
+      }
+    }
+    // what the kernel was handed: y over x (the Linear's output), and not the chain's input
+    const be = backend as unknown as Record<string, (...a: unknown[]) => unknown>, act = be.activation;
+    const seen: boolean[] = [];
+    be.activation = (...a: unknown[]) => {
+      const [ax, ay] = a.slice(2, 4) as Float32Array[];
+      seen.push(ax.buffer === ay.buffer && ax.byteOffset === ay.byteOffset);
+      return act.apply(backend, a);
+    };
+    try {
+      new Sequential(new Linear(6, 16, { rng: new Rng(1) }), new LeakyReLU()).to(backend).forward(x);
+      new Sequential(new LeakyReLU()).to(backend).forward(x);
+    } finally { be.activation = act; }
+    expect(seen).toEqual([true, false]);
   });
 });

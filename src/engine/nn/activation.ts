@@ -1,6 +1,6 @@
 /** Element-wise activations, after torch.nn.LeakyReLU, ReLU, Tanh and Sigmoid. */
 import type { Act } from '../kernels/index.js';
-import type { BackwardOptions } from '../kernels/planner.js';
+import type { BackwardOptions, ForwardOptions } from '../kernels/planner.js';
 import { Tensor } from '../tensor.js';
 import { Module } from './module.js';
 
@@ -13,11 +13,16 @@ export abstract class Activation extends Module {
 
   protected override forgetForward(): void { this.x = null; this.y = null; }
 
-  forward(x: Tensor): Tensor {
-    const y = this.scratch('y', x.size);
+  /**
+   * `opts.inPlace` (the planner's: nothing else reads x): y is written over x, and the backward takes the
+   * derivative from y in x's place, which gives the same values for the activations that declare `inPlaceForward`.
+   */
+  forward(x: Tensor, opts: ForwardOptions = {}): Tensor {
+    const inPlace = opts.inPlace === true && this.inPlaceForward;
+    const y = inPlace ? x.data.subarray(0, x.size) : this.scratch('y', x.size);
     this.backend.activation(this.act, x.size, x.data, y);
-    this.x = x;
     this.y = new Tensor(x.shape, y, x.layout);
+    this.x = inPlace ? this.y : x;
     return this.y;
   }
 
@@ -33,6 +38,11 @@ export abstract class Activation extends Module {
 
   /** Whether a preceding BatchNorm2d may fuse this activation (its derivative is known from its output). */
   get fusable(): boolean { return this.act.kind !== 'leaky' || this.act.slope >= 0; }
+  /**
+   * Whether forward may write y over x (ForwardOptions.inPlace): the derivative is known from y (tanh, sigmoid),
+   * or needs only x's sign, which y has (none, relu, leaky with a slope >= 0).
+   */
+  get inPlaceForward(): boolean { return this.fusable; }
   /** The activation a preceding layer may apply instead (the planner's fusion), or null. */
   get fusableAct(): Act | null { return this.fusable ? this.act : null; }
 }

@@ -18,6 +18,8 @@ export class Linear extends Module {
   readonly bias: Parameter | null;
   needsInputGrad = true;
   readonly featureLayout = true;
+  /** y is a buffer of its own that backward does not read (an activation after it may write over it). */
+  readonly scratchOutput = true;
   private x: Tensor | null = null;
   /** The feature permutations of the last forward (null: PyTorch's order). */
   private inPerm: Int32Array | null = null;

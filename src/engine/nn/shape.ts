@@ -11,6 +11,7 @@ import { Module } from './module.js';
 
 export class Flatten extends Module {
   private inShape: readonly number[] = [];
+  readonly view = true;
   /** NCHW, or (asked by the planner) a blocked activation passed on as blocked features; else the planner reorders first. */
   readonly blockedInput = 'convert' as const;
   /** Flattening [N, C, H, W] to [N, C*H*W] (start_dim 1, end_dim -1), it can hand a blocked activation on as features. */
@@ -41,6 +42,7 @@ export class Flatten extends Module {
 
 export class Unflatten extends Module {
   private inShape: readonly number[] = [];
+  readonly view = true;
   /** An [N, C, H, W] output may be handed on blocked (the planner reorders it). */
   readonly blockedOutput = 'convert' as const;
   /** The channels of an [N, C, H, W] output (0 for other shapes, which stay NCHW). */
