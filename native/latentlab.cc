@@ -611,6 +611,12 @@ struct Arg {
   size_t bytes = 0, offset = 0;  // of prim within the workspace, when needsReorder
 };
 
+// A leaky ReLU (alpha: the slope below zero; 0: ReLU) that a forward convolution applies to its output.
+struct PostRelu {
+  bool on = false;
+  float alpha = 0.f;
+};
+
 struct ConvEntry {
   dnnl::primitive prim;
   // FWD: src, wei, dst; BWD_DATA: diff_dst, wei, diff_src; BWD_WEI: src, diff_dst, diff_wei.
@@ -704,6 +710,11 @@ std::vector<Taps> TapsOf(long in, long out, long R, long stride, long pad) {
   return v;
 }
 
+LL_INLINE double HSumD(V16 a) {
+  double s = 0;
+  for (int l = 0; l < kB; l++) s += a[l];
+  return s;
+}
 LL_INLINE float HSum(V16 a) {
   float s = 0.f;
   for (int l = 0; l < kB; l++) s += a[l];
@@ -988,6 +999,110 @@ void SumParts(std::vector<double>& part, int T, long slots) {
     for (long i = 0; i < slots; i++) part[i] += part[size_t(t) * slots + i];
 }
 
+// PatchMoments for one padded image when the taps are 3x3 (T = 9), the column stride 1 and the rows at most 32 wide:
+// each tap's row as two vectors (masked to the row's width), the pairs (t, u >= t) accumulated in vectors down the
+// image (float partials of OH * OW / 16 products a lane), then into double.
+LL_CLONES void PatchMoments3x3(const float* xp, long Wp, long OH, long OW, long rs, double* acc) {
+  constexpr long T = 9;
+  V16 m0, m1;
+  for (int l = 0; l < kB; l++) {
+    m0[l] = l < OW ? 1.f : 0.f;
+    m1[l] = kB + l < OW ? 1.f : 0.f;
+  }
+  for (long t = 0; t < T; t++) {
+    const float* a0 = xp + (t / 3) * Wp + t % 3;
+    V16 sa = {}, pa[T] = {};
+    for (long oh = 0; oh < OH; oh++) {
+      const float* a = a0 + oh * rs;
+      const V16 x0 = LL_LOADV(a) * m0, x1 = LL_LOADV(a + kB) * m1;
+      sa += x0 + x1;
+#pragma GCC unroll 9
+      for (long u = 0; u < T; u++)
+        if (u >= t) {
+          const float* b = xp + (u / 3) * Wp + u % 3 + oh * rs;
+          pa[u] += x0 * LL_LOADV(b) + x1 * LL_LOADV(b + kB);
+        }
+    }
+    acc[t] += HSumD(sa);
+    for (long u = t; u < T; u++) acc[T + t * T + u] += HSumD(pa[u]);
+  }
+}
+// The batch statistics of a one-channel convolution's output without computing it: the output is linear in the
+// input patches p (the T = R * S values that an output pixel's taps read, zero in the padding), so its mean and
+// variance per channel follow from the patches' mean and covariance (ConvNormStats). PatchMoments sums, over every
+// output pixel of every image, d_t = p_t - k (k: the input's first value, so that the covariance is taken from
+// small numbers) into m[t] and d_t * d_u into q[t * T + u] (u >= t): float partials down each output column, then
+// double; the images split statically between the threads, the parts added in thread order.
+// sum over rows i < OH and columns j < OW of a[i * rs + j * cs] (times b[...] when prod), as float partials per
+// column (col: OW floats of scratch) added up in double.
+LL_CLONES double ColumnSums(const float* a, const float* b, bool prod, long OH, long OW, long rs, long cs, float* col) {
+  for (long j = 0; j < OW; j++) col[j] = 0.f;
+  for (long i = 0; i < OH; i++) {
+    const float* __restrict ai = a + i * rs;
+    const float* __restrict bi = b + i * rs;
+    float* __restrict c = col;
+    if (cs == 1 && prod) {
+#pragma omp simd
+      for (long j = 0; j < OW; j++) c[j] += ai[j] * bi[j];
+    } else if (cs == 1) {
+#pragma omp simd
+      for (long j = 0; j < OW; j++) c[j] += ai[j];
+    } else {
+      for (long j = 0; j < OW; j++) c[j] += prod ? ai[j * cs] * bi[j * cs] : ai[j * cs];
+    }
+  }
+  double s = 0;
+  for (long j = 0; j < OW; j++) s += col[j];
+  return s;
+}
+void PatchMoments(const Geom& g, const float* x, float k, int threads, double* m, double* q) {
+  const long R = g.R, S = g.S, T = R * S, OH = g.OH, OW = g.OW;
+  const long Hp = std::max<long>((OH - 1) * g.sh + R, g.H + g.ph), Wp = std::max<long>((OW - 1) * g.sw + S, g.W + g.pw);
+  const long slots = T + T * T;
+  std::vector<double> part(size_t(threads) * slots, 0.0);
+  const bool fast = R == 3 && S == 3 && g.sw == 1 && OW <= 2 * kB;
+#pragma omp parallel num_threads(threads)
+  {
+    // 2 * kB floats of slack: the fast path's second vector reads up to 31 floats past a row's start
+    std::vector<float> xp(size_t(Hp) * Wp + 2 * kB, 0.f), col(OW);
+    double* acc = part.data() + size_t(omp_get_thread_num()) * slots;
+#pragma omp for schedule(static)
+    for (long n = 0; n < g.N; n++) {
+      std::fill(xp.begin(), xp.begin() + Hp * Wp, -k);
+      for (long i = 0; i < g.H; i++)
+        for (long j = 0; j < g.W; j++) xp[(i + g.ph) * Wp + j + g.pw] = x[(n * g.H + i) * g.W + j] - k;
+      if (fast) {
+        PatchMoments3x3(xp.data(), Wp, OH, OW, g.sh * Wp, acc);
+        continue;
+      }
+      // per output column, float partials over the rows; their sum per image into double
+      for (long t = 0; t < T; t++) {
+        const float* a0 = xp.data() + (t / S) * Wp + t % S;
+        acc[t] += ColumnSums(a0, a0, false, OH, OW, g.sh * Wp, g.sw, col.data());
+        for (long u = t; u < T; u++)
+          acc[T + t * T + u] += ColumnSums(a0, xp.data() + (u / S) * Wp + u % S, true, OH, OW, g.sh * Wp, g.sw, col.data());
+      }
+    }
+  }
+  SumParts(part, threads, slots);
+  for (long t = 0; t < T; t++) m[t] = part[t];
+  for (long i = 0; i < T * T; i++) q[i] = part[T + i];
+}
+// mean_c = b_c + sum_t w_ct E[p_t], var_c = sum_tu w_ct w_cu Cov(p_t, p_u) from PatchMoments' sums over M pixels.
+LL_INLINE BnStats ConvNormStats(const double* m, const double* q, long T, const float* w, float bias, float k, double M,
+                                double eps) {
+  double mu = double(bias);
+  for (long t = 0; t < T; t++) mu += double(w[t]) * (double(k) + m[t] / M);
+  double var = 0;
+  for (long t = 0; t < T; t++)
+    for (long u = 0; u < T; u++) {
+      const long lo = std::min(t, u), hi = std::max(t, u);
+      var += double(w[t]) * double(w[u]) * (q[lo * T + hi] / M - (m[t] / M) * (m[u] / M));
+    }
+  if (var < 0) var = 0;
+  return {float(mu), float(1.0 / std::sqrt(var + eps)), float(var)};
+}
+
 // Memory for arrays and scratch (freed with std::free): 64-byte aligned, so that AVX-512 loads never split a cache
 // line; from 2 MiB on, aligned to 2 MiB with its whole 2 MiB pages marked for transparent huge pages (madvise: the
 // kernel's default THP mode is "madvise" on Debian), so that a step's 6.4 MB activations take 4 TLB entries each
@@ -1015,6 +1130,7 @@ class Context : public Napi::ObjectWrap<Context> {
                            InstanceMethod("channelAffine", &Context::ChannelAffine),
                            InstanceMethod("batchNormBackward", &Context::BatchNormBackward),
                            InstanceMethod("normConvT1Forward", &Context::NormConvT1Forward),
+                           InstanceMethod("convNormForward", &Context::ConvNormForward),
                            InstanceMethod("normConvT1Backward", &Context::NormConvT1Backward),
                            InstanceMethod("activation", &Context::Activation),
                            InstanceMethod("activationBackward", &Context::ActivationBackward),
@@ -1058,7 +1174,8 @@ class Context : public Napi::ObjectWrap<Context> {
   bool bf16Wgrad_ = false;  // backward-weights in bf16 too (else fp32: faster without AMX, and exact)
   bool bf16Timed_ = false;  // per convolution and direction, the faster of bf16 and fp32 (timed on first use)
   int layout_ = 0;
-  std::map<std::array<int, 16>, std::unique_ptr<ConvEntry>> convs_;
+  // key: kind, the 13 geometry numbers, bias, x/y blocked, the post-op (0 none, 1 eltwise relu) and its alpha's bits
+  std::map<std::array<int, 18>, std::unique_ptr<ConvEntry>> convs_;
   void* scratch_ = nullptr;
   size_t scratchCap_ = 0;
 
@@ -1096,7 +1213,8 @@ class Context : public Napi::ObjectWrap<Context> {
 
   // xb / yb: the user's x / y (src / dst of the convolution) are in the blocked layout nChw16c.
   // prec: -1 = the context's rule, 0 = fp32, 1 = bf16 (where oneDNN has it).
-  ConvEntry* Create(int kind, const Geom& g, bool bias, int layout, bool xb, bool yb, int prec = -1) {
+  ConvEntry* Create(int kind, const Geom& g, bool bias, int layout, bool xb, bool yb, int prec = -1,
+                    const PostRelu& post = PostRelu{}) {
     using namespace dnnl;
     memory::dims srcD{g.N, g.C, g.H, g.W}, weiD{g.K, g.C, g.R, g.S}, dstD{g.N, g.K, g.OH, g.OW}, biasD{g.K};
     memory::dims strides{g.sh, g.sw}, padL{g.ph, g.pw};
@@ -1116,6 +1234,11 @@ class Context : public Napi::ObjectWrap<Context> {
 
     primitive_attr attr;
     attr.set_scratchpad_mode(scratchpad_mode::user);
+    if (post.on && kind == CONV_FWD) {
+      post_ops po;
+      po.append_eltwise(1.f, algorithm::eltwise_relu, post.alpha, 0.f);  // x > 0 ? x : alpha * x
+      attr.set_post_ops(po);
+    }
 
     auto e = std::make_unique<ConvEntry>();
     e->hasBias = bias;
@@ -1228,15 +1351,20 @@ class Context : public Napi::ObjectWrap<Context> {
     strm_.wait();
   }
 
-  ConvEntry* Get(int kind, const Geom& g, bool bias, bool xb, bool yb, float* p0, float* p1, float* p2, float* pb) {
-    std::array<int, 16> key{kind, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw, g.ph, g.pw, g.OH, g.OW, bias,
-                            int(xb) | int(yb) << 1};
+  // post: a leaky ReLU applied to the output by the primitive (PostRelu), else none.
+  // prec: 1 bf16, 0 fp32, -1 the context's choice.
+  ConvEntry* Get(int kind, const Geom& g, bool bias, bool xb, bool yb, float* p0, float* p1, float* p2, float* pb,
+                 const PostRelu& post = PostRelu{}, int prec = -1) {
+    int alphaBits;
+    std::memcpy(&alphaBits, &post.alpha, 4);
+    std::array<int, 18> key{kind, g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.sh, g.sw, g.ph, g.pw, g.OH, g.OW, bias,
+                            int(xb) | int(yb) << 1, int(post.on) | (prec + 1) << 1, post.on ? alphaBits : 0};
     auto it = convs_.find(key);
     if (it != convs_.end()) return it->second.get();
     std::unique_ptr<ConvEntry> e;
     if (layout_ == LAYOUT_TUNED) {
       // Measure both layouts on this call's data (the outputs are overwritten by every run) and keep the faster.
-      std::unique_ptr<ConvEntry> c0(Create(kind, g, bias, LAYOUT_ANY, xb, yb)), c1(Create(kind, g, bias, LAYOUT_PLAIN, xb, yb));
+      std::unique_ptr<ConvEntry> c0(Create(kind, g, bias, LAYOUT_ANY, xb, yb, prec, post)), c1(Create(kind, g, bias, LAYOUT_PLAIN, xb, yb, prec, post));
       double best[2] = {1e30, 1e30};
       ConvEntry* cs[2] = {c0.get(), c1.get()};
       for (int rep = 0; rep < 3; rep++)
@@ -1248,11 +1376,11 @@ class Context : public Napi::ObjectWrap<Context> {
         }
       e = best[1] < best[0] ? std::move(c1) : std::move(c0);
       // the caller runs the chosen primitive once more, so the outputs come from it
-    } else if (bf16Timed_) {
+    } else if (bf16Timed_ && prec < 0) {
       // The faster of bf16 and fp32 for this convolution and direction: the least of 5 runs each, the two
       // alternating (so that a change of load hits both), after one warm-up run each.
       const int lay = layout_ == LAYOUT_AUTO ? (kind == CONV_BWD_DATA && g.C < 8 ? LAYOUT_PLAIN : LAYOUT_ANY) : layout_;
-      std::unique_ptr<ConvEntry> c16(Create(kind, g, bias, lay, xb, yb, 1)), c32(Create(kind, g, bias, lay, xb, yb, 0));
+      std::unique_ptr<ConvEntry> c16(Create(kind, g, bias, lay, xb, yb, 1, post)), c32(Create(kind, g, bias, lay, xb, yb, 0, post));
       double best[2] = {1e30, 1e30};
       ConvEntry* cs[2] = {c16.get(), c32.get()};
       for (int rep = 0; rep < 6; rep++)
@@ -1269,9 +1397,9 @@ class Context : public Napi::ObjectWrap<Context> {
       e->impl += note;
       // the caller runs the chosen primitive once more, so the outputs come from it
     } else if (layout_ == LAYOUT_AUTO) {
-      e.reset(Create(kind, g, bias, kind == CONV_BWD_DATA && g.C < 8 ? LAYOUT_PLAIN : LAYOUT_ANY, xb, yb));
+      e.reset(Create(kind, g, bias, kind == CONV_BWD_DATA && g.C < 8 ? LAYOUT_PLAIN : LAYOUT_ANY, xb, yb, prec, post));
     } else {
-      e.reset(Create(kind, g, bias, layout_, xb, yb));
+      e.reset(Create(kind, g, bias, layout_, xb, yb, prec, post));
     }
     ConvEntry* raw = e.get();
     convs_.emplace(key, std::move(e));
@@ -1338,7 +1466,7 @@ class Context : public Napi::ObjectWrap<Context> {
   Napi::Value ConvImpl(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     int kind = I32(info[0]);
-    std::array<int, 16> key{kind};
+    std::array<int, 18> key{kind};
     for (int i = 0; i < 13; i++) key[i + 1] = I32(info[i + 1]);
     key[14] = info[14].ToBoolean().Value();
     key[15] = int(info.Length() > 15 && info[15].ToBoolean().Value()) | int(info.Length() > 16 && info[16].ToBoolean().Value()) << 1;
@@ -1451,6 +1579,65 @@ class Context : public Napi::ObjectWrap<Context> {
       throw Napi::RangeError::New(env, "normConvT1: expected N, H, W >= 1, more than one value per channel and channels divisible by 16");
     if (kind != A_NONE && kind != A_RELU && kind != A_LEAKY)
       throw Napi::RangeError::New(env, "normConvT1: the activation must be none, relu or leaky");
+  }
+
+  // convNormForward(13 geometry numbers, x, w, bias, gamma, beta, eps, actKind, slope, y, mean, invstd, variance,
+  // yBlocked): y = act(batch-norm(conv2d(x, w, bias))) in training, for a convolution from one channel (x plain
+  // [N, 1, H, W]): the batch's statistics from the input's patch moments (PatchMoments), then one oneDNN convolution
+  // with the normalisation folded into its weights and bias, w'_c = a_c w_c and b'_c = (b_c - mean_c) a_c + beta_c
+  // (a_c = gamma_c invstd_c, in float as in batchNormTrain), and the activation (none, relu, leaky) as its post-op.
+  // The convolution's output is never stored or read: one pass over y instead of three. mean, invstd and variance
+  // (biased) are written as batchNormTrain writes them.
+  Napi::Value ConvNormForward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 26) throw Napi::TypeError::New(env, "convNormForward: expected 26 arguments");
+    const Geom g = ReadGeom(info);
+    const long T = long(g.R) * g.S;
+    if (g.C != 1 || T > kDirectMaxTaps || double(g.N) * g.OH * g.OW < 2)
+      throw Napi::RangeError::New(env, "convNormForward: expected one input channel, at most 7x7 taps and more than one output value per channel");
+    const int kind = ActKind(env, info[19]);
+    if (kind != A_NONE && kind != A_RELU && kind != A_LEAKY)
+      throw Napi::RangeError::New(env, "convNormForward: the activation must be none, relu or leaky");
+    const bool yb = Blocked(env, info, 25, g.K);
+    const float* x = F32(env, info[13], size_t(g.N) * g.H * g.W, "x");
+    const float* w = F32(env, info[14], size_t(g.K) * T, "w");
+    const float* bias = F32OrNull(env, info[15], g.K, "bias");
+    const float* gamma = F32(env, info[16], g.K, "gamma");
+    const float* beta = F32(env, info[17], g.K, "beta");
+    const double eps = F64(info[18]);
+    const float slope = float(F64(info[20]));
+    float* y = F32(env, info[21], size_t(g.N) * g.K * g.OH * g.OW, "y");
+    float* mean = F32(env, info[22], g.K, "mean");
+    float* invstd = F32(env, info[23], g.K, "invstd");
+    float* variance = F32(env, info[24], g.K, "variance");
+    if (g.N == 0) return env.Undefined();
+    const float k = x[0];
+    std::vector<double> m(T), q(size_t(T) * T);
+    PatchMoments(g, x, k, threads_, m.data(), q.data());
+    const double M = double(g.N) * g.OH * g.OW;
+    std::vector<float> wf(size_t(g.K) * T), bf(g.K);
+    for (long c = 0; c < g.K; c++) {
+      const BnStats st = ConvNormStats(m.data(), q.data(), T, w + c * T, bias ? bias[c] : 0.f, k, M, eps);
+      mean[c] = st.mean;
+      invstd[c] = st.invstd;
+      variance[c] = st.var;
+      const float a = gamma[c] * st.invstd;
+      for (long t = 0; t < T; t++) wf[c * T + t] = a * w[c * T + t];
+      bf[c] = ((bias ? bias[c] : 0.f) - st.mean) * a + beta[c];
+    }
+    PostRelu post;
+    post.on = kind != A_NONE;
+    post.alpha = kind == A_LEAKY ? slope : 0.f;
+    UseThreads();
+    try {
+      // fp32 with precision bf16 too: bf16 would round the folded weights, so that y's batch mean would miss beta by
+      // that rounding times the channel's mean; this convolution from one channel is bound by its output's stores
+      ConvEntry* e = Get(CONV_FWD, g, true, false, yb, const_cast<float*>(x), wf.data(), y, bf.data(), post, 0);
+      Run(*e, CONV_FWD, const_cast<float*>(x), wf.data(), y, bf.data());
+    } catch (const dnnl::error& err) {
+      throw Napi::Error::New(env, std::string("oneDNN convNormForward: ") + err.what());
+    }
+    return env.Undefined();
   }
 
   // normConvT1Forward(N, K, H, W, x, w, bias, gamma, beta, mean, invstd, actKind, slope, out): out [N, 1, H, W] =

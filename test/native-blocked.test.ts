@@ -145,6 +145,90 @@ suite('native backend: the blocked layout nChw16c', () => {
     be.dispose();
   });
 
+  it('convNormForward (a one-channel convolution applying the batch-norm after it) matches conv2d + batchNormTrain', async () => {
+    const fp32 = await createNativeBackend({ threads: 2 }), bf16 = await createNativeBackend({ threads: 2, precision: 'bf16' });
+    const leaky: Act = { kind: 'leaky', slope: 0.01 };
+    // [N, H, W, K, kernel, stride, pad, y blocked, act, bias]: the model's first layer (the 3x3 loops), a row wider than
+    // 32 and a 5x5 stride 2 (the general loops), rows narrower than 16
+    const cases: [number, number, number, number, number, number, number, boolean, Act, boolean][] = [
+      [64, 28, 28, 32, 3, 1, 1, true, leaky, true], [5, 9, 40, 16, 3, 1, 1, false, { kind: 'relu', slope: 0 }, false],
+      [4, 11, 11, 16, 5, 2, 2, true, { kind: 'none', slope: 0 }, true], [6, 7, 7, 32, 3, 1, 1, true, { kind: 'leaky', slope: 0.3 }, true],
+    ];
+    for (const [N, H, W, K, k, st, pad, blocked, act, hasBias] of cases) {
+      const OH = convOutSize(H, k, st, pad), OW = convOutSize(W, k, st, pad), HW = OH * OW, n = N * K * HW;
+      const g: ConvGeom = { N, C: 1, H, W, K, R: k, S: k, strideH: st, strideW: st, padH: pad, padW: pad, OH, OW,
+                            xLayout: 'nchw', yLayout: blocked ? 'blocked' : 'nchw' };
+      // MNIST-like: a background of -1 (the channels' means far from zero), strokes in (0, 1]
+      const x = Float32Array.from({ length: N * H * W }, () => (rng.random() < 0.7 ? -1 : rng.random()));
+      const w = rand(K * k * k, -0.5, 0.5), bias = hasBias ? rand(K, -0.2, 0.2) : null;
+      for (let t = 0; t < k * k; t++) w[t] = ((t % k) - (k - 1) / 2) * 0.3;  // channel 0: an edge filter (cancelling taps)
+      const gamma = rand(K, 0.5, 1.5), beta = rand(K, -0.5, 0.5);
+      const y = new Float32Array(n), mean = new Float32Array(K), invstd = new Float32Array(K), variance = new Float32Array(K);
+      ref.conv2d({ ...g, yLayout: 'nchw' }, x, w, bias, y);
+      ref.batchNormTrain(N, K, HW, y, gamma, beta, 1e-5, act, y, mean, invstd, 'nchw', variance);
+      // bf16 as fp32: the fused convolution runs in fp32 (bf16 weights would move y's batch mean off beta)
+      for (const [be, name] of [[fp32, 'fp32'], [bf16, 'bf16']] as const) {
+        const what = `[${N},1,${H},${W}] -> ${K}, ${k}x${k}/${st}, ${act.kind} (${name})`;
+        const got = new Float32Array(n), gm = new Float32Array(K), gi = new Float32Array(K), gv = new Float32Array(K);
+        be.convNormForward(g, x, w, bias, { gamma, beta, eps: 1e-5, act, mean: gm, invstd: gi, variance: gv }, got);
+        expectClose(blocked ? toPlain(N, K, HW, got) : got, y, FP32, `convNormForward ${what} y`);
+        expectClose(gm, mean, FP32, `convNormForward ${what} mean`);
+        expectClose(gi, invstd, FP32, `convNormForward ${what} invstd`);
+        expectClose(gv, variance, FP32, `convNormForward ${what} variance`);
+      }
+    }
+    const g: ConvGeom = { ...geom(2, 2, 8, 16, 1), xLayout: 'nchw', yLayout: 'blocked' };
+    const C16 = () => new Float32Array(16);
+    const norm = { gamma: C16().fill(1), beta: C16(), eps: 1e-5, act: leaky, mean: C16(), invstd: C16(), variance: C16() };
+    expect(() => fp32.convNormForward(g, rand(2 * 2 * 64), rand(16 * 2 * 9), null, norm, new Float32Array(2 * 16 * 64))).toThrow(/fusesConvNorm/);
+    const g1 = { ...g, C: 1 };
+    expect(() => fp32.convNormForward(g1, rand(2 * 64), rand(16 * 9), null, { ...norm, act: { kind: 'tanh', slope: 0 } },
+      new Float32Array(2 * 16 * 64))).toThrow(/fusesConvNorm/);
+    expect(fp32.fusesConvNorm(g1, leaky)).toBe(true);
+    expect(fp32.fusesConvNorm({ ...g1, R: 9, S: 9 }, leaky)).toBe(false);
+    fp32.dispose();
+    bf16.dispose();
+  });
+
+  it('a Sequential whose first Conv2d applies the batch-norm after it gives the outputs, gradients and running statistics of one that does not', async () => {
+    const build = async (fused: boolean) => {
+      const be = await createNativeBackend({ threads: 2 });
+      if (!fused) be.fusesConvNorm = () => false;
+      const r = new Rng(4);
+      const s = new Sequential(new Conv2d(1, 32, 3, { padding: 1, rng: r }), new BatchNorm2d(32), new LeakyReLU(),
+        new Conv2d(32, 16, 3, { stride: 2, padding: 1, rng: r })).to(be);
+      const bn = s.at(1) as BatchNorm2d;
+      bn.weight.data.forEach((_, c, w) => { w[c] = 0.6 + c / 40; });
+      bn.bias.data.forEach((_, c, b) => { b[c] = (c - 16) / 20; });
+      const calls = { fused: 0 };
+      const cnf = be.convNormForward.bind(be);
+      be.convNormForward = (...a: Parameters<NativeBackend['convNormForward']>) => { calls.fused++; return cnf(...a); };
+      return { s, be, bn, calls };
+    };
+    const x = new Tensor([8, 1, 12, 12], Float32Array.from({ length: 8 * 144 }, () => (rng.random() < 0.6 ? -1 : rng.random())));
+    const dy = rand(8 * 16 * 36);
+    const run = async (fused: boolean) => {
+      const { s, be, bn, calls } = await build(fused);
+      const outs: Float32Array[] = [];
+      for (let step = 0; step < 2; step++) {
+        s.zeroGrad();
+        outs.push(s.forward(x).data.slice());
+        s.backward(new Tensor([8, 16, 6, 6], dy.slice()));
+        const conv = s.at(0) as Conv2d;
+        outs.push(conv.weight.grad.slice(), bn.weight.grad.slice(), bn.bias.grad.slice(), bn.runningMean.data.slice() as Float32Array,
+          bn.runningVar.data.slice() as Float32Array);
+        bn.weight.data[5] *= 0.9;  // the second step with other parameters
+      }
+      be.dispose();
+      return { outs, calls: calls.fused };
+    };
+    const fused = await run(true), plain = await run(false);
+    expect(fused.calls).toBe(2);
+    expect(plain.calls).toBe(0);
+    const names = ['y', 'conv dw', 'dgamma', 'dbeta', 'running mean', 'running var'];
+    fused.outs.forEach((a, i) => expectClose(a, plain.outs[i], FP32, `step ${Math.floor(i / 6)} ${names[i % 6]}`));
+  });
+
   it('convolutions with blocked x and/or y match the reference', async () => {
     const be = await createNativeBackend({ threads: 2 });
     const cases: ConvGeom[] = [geom(4, 32, 28, 64, 2), geom(3, 64, 14, 64, 2), geom(2, 1, 28, 32, 1), geom(2, 32, 28, 1, 1),

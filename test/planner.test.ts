@@ -24,7 +24,8 @@ function describeSteps(steps: Step[]): string[] {
     `${s.index}${s.fused ? '+' : ''}${s.opts?.layout === 'blocked' ? ' blocked' : ''}${s.opts?.act ? ` act=${s.opts.act.kind}` : ''}` +
     `${s.opts?.skipBias ? ' skipBias' : ''}${s.opts?.inputBias ? ' inputBias' : ''}${s.opts?.inPlace ? ' inPlace' : ''}` +
     `${s.opts?.inFeatures ? ` in=${s.opts.inFeatures}` : ''}${s.opts?.outFeatures ? ` out=${s.opts.outFeatures}` : ''}` +
-    `${s.opts?.statsOnly ? ' statsOnly' : ''}${s.backwardInNext ? ' backwardInNext' : ''}${s.opts?.preNorm ? ' preNorm' : ''}`));
+    `${s.opts?.statsOnly ? ' statsOnly' : ''}${s.backwardInNext ? ' backwardInNext' : ''}${s.opts?.preNorm ? ' preNorm' : ''}` +
+    `${s.opts?.postNorm ? ' postNorm' : ''}${s.opts?.normApplied ? ' normApplied' : ''}`));
 }
 
 describe('planner', () => {
@@ -144,6 +145,43 @@ describe('planner', () => {
     // without an activation between them too
     expect(steps([new ConvTranspose2d(4, 16, 3, { bias: false }), new BatchNorm2d(16), new ConvTranspose2d(16, 1, 3, { padding: 1 })]))
       .toEqual(['0 blocked', '1 statsOnly backwardInNext', '2 preNorm']);
+  });
+
+  it('lets a convolution from one channel apply the batch-norm after it when the backend fuses the pair, and only then', () => {
+    const asked: string[] = [];
+    const fusing = Object.assign(new ReferenceBackend(), {
+      channelBlock: 16,
+      fusesConvNorm: (s: { C: number; K: number; R: number }, act: { kind: string }) => {
+        asked.push(`C=${s.C} K=${s.K} R=${s.R} ${act.kind}`);
+        return s.C === 1 && act.kind !== 'tanh';
+      },
+    }) as unknown as Backend;
+    const chain = (act: Module = new LeakyReLU(), C = 1): Module[] => [new Conv2d(C, 16, 3, { padding: 1 }), new BatchNorm2d(16), act, new Conv2d(16, 16, 3)];
+    const steps = (layers: Module[], opts = { fuse: true, blocked: true }, be = fusing): string[] => describeSteps(planChain(layers, be, opts).steps);
+    expect(steps(chain())).toEqual(['0 blocked postNorm', '1+ act=leaky normApplied', '3 blocked', 'reorder->nchw']);
+    expect(asked).toEqual(['C=1 K=16 R=3 leaky']);
+    const layers = chain(), plan = planChain(layers, fusing, { fuse: true, blocked: true });
+    const convStep = plan.steps[0];
+    const args = convStep.kind === 'layer' ? convStep.opts?.postNorm?.args() : undefined;
+    expect(args?.gamma).toBe((layers[1] as BatchNorm2d).weight.data);
+    expect(args?.eps).toBe(1e-5);
+    // without an activation between them too; not when the backend declines (tanh; two channels in) or cannot
+    expect(steps([new Conv2d(1, 16, 3), new BatchNorm2d(16)])).toEqual(['0 blocked postNorm', '1 normApplied', 'reorder->nchw']);
+    expect(steps(chain(new Tanh()))).toEqual(['0 blocked', '1+ act=tanh inPlace', '3 blocked', 'reorder->nchw']);
+    expect(steps(chain(new LeakyReLU(), 2))).toEqual(['0 blocked', '1+ act=leaky inPlace', '3 blocked', 'reorder->nchw']);
+    expect(steps(chain(), undefined, blockedBackend)).toEqual(['0 blocked', '1+ act=leaky inPlace', '3 blocked', 'reorder->nchw']);
+    // not unfused, not in eval mode, not when y would not keep x (x is never stored); a LeakyReLU with a negative
+    // slope stays a layer of its own after the pair
+    expect(steps(chain(), { fuse: false, blocked: true })).toEqual(['0 blocked', '1', '2', '3 blocked', 'reorder->nchw']);
+    expect(steps(chain(), { fuse: true, blocked: false })).toEqual(['0 postNorm', '1+ act=leaky normApplied', '3']);
+    const inEval = chain();
+    for (const m of inEval) m.eval();
+    // (in place as asked: the batch-norm itself decides, in training only and when y keeps x)
+    expect(steps(inEval)).toEqual(['0 blocked', '1+ act=leaky inPlace', '3 blocked', 'reorder->nchw']);
+    const far = chain();
+    (far[1] as BatchNorm2d).bias.data[2] = 20;
+    expect(steps(far)).toEqual(['0 blocked', '1+ act=leaky inPlace', '3 blocked', 'reorder->nchw']);
+    expect(steps(chain(new LeakyReLU(-0.5)))).toEqual(['0 blocked postNorm', '1 normApplied', '2', '3 blocked', 'reorder->nchw']);
   });
 
   it('lets a batch-norm write over the output of the convolution before it, and nothing else', () => {

@@ -43,6 +43,7 @@ export interface ConvTiming { layer: string; dir: 'fwd' | 'bwd-data' | 'bwd-weig
 type ConvKernel = 'conv2d' | 'conv2dBackwardData' | 'conv2dBackwardWeight';
 /** The fused convolution + batch-norm kernels, and how many of the convolution's passes each computes. */
 const FUSED_KERNELS = {
+  convNormForward: { dir: 'fwd+bn', passes: 1 },
   normConvTransposeForward: { dir: 'fwd+bn', passes: 1 },
   normConvTransposeBackward: { dir: 'bwd+bn', passes: 2 },  // the input and the weight gradients
 } as const;

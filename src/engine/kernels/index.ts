@@ -41,6 +41,8 @@ export function blockedFeatureOrder(C: number, HW: number, B: number): Int32Arra
 
 /** A batch-norm in training with its activation, as a fused kernel applies it: its parameters and the batch's statistics. */
 export interface NormArgs { gamma: Float32Array; beta: Float32Array; mean: Float32Array; invstd: Float32Array; act: Act }
+/** A batch-norm in training that the kernel before it applies: NormArgs whose mean, invstd and variance (biased) it writes. */
+export interface PostNormArgs extends NormArgs { eps: number; variance: Float32Array }
 
 /** Geometry of one 2-D convolution (groups = 1, dilation = 1). x: [N,C,H,W], w: [K,C,R,S], y: [N,K,OH,OW]. */
 export interface ConvGeom {
@@ -150,6 +152,16 @@ export interface Backend {
   normConvTransposeBackward?(g: ConvGeom, x: Float32Array, w: Float32Array, norm: NormArgs, dy: Float32Array,
                              dw: Float32Array, db: Float32Array | null, dgamma: Float32Array, dbeta: Float32Array,
                              dx: Float32Array): void;
+
+  /**
+   * Optional, with the one below: a convolution followed by a batch-norm in training and its activation, in one
+   * kernel that never stores the convolution's output. `fusesConvNorm` says which (the convolution's shape, the
+   * activation) the backend takes; convNormForward writes y = act(batch-norm(conv2d(x, w, bias))) (layout g.yLayout)
+   * and the batch's mean, invstd and variance into `norm`, as batchNormTrain does after conv2d.
+   */
+  fusesConvNorm?(shape: ConvShape, act: Act): boolean;
+  convNormForward?(g: ConvGeom, x: Float32Array, w: Float32Array, bias: Float32Array | null, norm: PostNormArgs,
+                   y: Float32Array): void;
 
   /** y = act(x), n elements (y may be x). */
   activation(act: Act, n: number, x: Float32Array, y: Float32Array): void;

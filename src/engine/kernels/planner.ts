@@ -39,12 +39,19 @@
  *   `backwardInNext` and skipped backward). The batch-norm's output and the convolution's input gradient are never
  *   stored: the kernels compute them again where they need them.
  *
+ * - a batch-norm applied by the convolution before it: a batch-norm in training with its fused activation, directly
+ *   after a convolution (`outNormShape`) that the backend fuses it into (Backend.fusesConvNorm: native, a convolution
+ *   from one channel, the model's first), whose output it could write over (`postNorm`: its backward then recovers x
+ *   from y): the convolution computes the batch's statistics from its input and writes the batch-norm's output
+ *   (`ForwardOptions.postNorm`), which the batch-norm takes as it is (`ForwardOptions.normApplied`); its backward is
+ *   its own. The convolution's output is never stored: one pass over the activation instead of three.
+ *
  * The chain's input and output are NCHW. A container runs the steps in order (a reorder step with
  * `reorderTo`), and backward in reverse, where a reorder step converts the gradient back (`from`) and
  * element-wise layers may write their input gradient over the gradient they are handed unless it is the
  * caller's (`BackwardOptions.inPlace`).
  */
-import { NO_ACT, type Act, type Backend, type ConvShape, type Layout, type NormArgs } from './index.js';
+import { NO_ACT, type Act, type Backend, type ConvShape, type Layout, type NormArgs, type PostNormArgs } from './index.js';
 import { Tensor } from '../tensor.js';
 
 /** What a layer's forward may be asked, besides its input (all optional; a layer used on its own gets none). */
@@ -76,6 +83,19 @@ export interface ForwardOptions {
   statsOnly?: boolean;
   /** The input is to be read through this batch-norm (layers with `normShape`), whose backward this layer computes. */
   preNorm?: PreNorm;
+  /** Apply the batch-norm after this layer (and its activation) to the output (layers with `outNormShape`). */
+  postNorm?: PostNorm;
+  /**
+   * The layer before applied this batch-norm (its ForwardOptions.postNorm): the input is the output, written over
+   * by it, with the statistics in place (layers with `postNorm`).
+   */
+  normApplied?: boolean;
+}
+
+/** A batch-norm in training that the layer before it applies (see ForwardOptions.postNorm / normApplied). */
+export interface PostNorm {
+  /** The parameters and the activation, and where the batch's statistics go. */
+  args(): PostNormArgs;
 }
 
 /** A batch-norm in training that the layer after it applies (see ForwardOptions.statsOnly / preNorm). */
@@ -142,6 +162,13 @@ export interface Plannable {
   readonly preNorm?: PreNorm | null;
   /** The shape of the convolution this layer is when it can read its input through a batch-norm (ForwardOptions.preNorm), else null. */
   readonly normShape?: ConvShape | null;
+  /** The shape of the convolution this layer is, for a batch-norm after it to be applied by it (ForwardOptions.postNorm). */
+  readonly outNormShape?: ConvShape | null;
+  /**
+   * A batch-norm in training that the layer before it may apply, with this activation, writing the output and the
+   * statistics where the batch-norm's backward finds them (ForwardOptions.normApplied), else null.
+   */
+  postNorm?(act: Act): PostNorm | null;
 }
 
 /** One step of a plan: a reorder of the activation, or a layer (with what its forward is asked). */
@@ -201,21 +228,29 @@ export function planChain(layers: readonly Plannable[], backend: Backend, opts: 
     // the previous layer (with its fused activation), a batch-norm in training on a blocked activation, applied by this one
     const shape = m.normShape;
     const pn = opts.fuse && shape && prev?.kind === 'layer' && prev.index + prev.fused === i - 1 && cur === 'blocked'
-      && prev.opts !== undefined ? prev.layer.preNorm : null;
+      && prev.opts !== undefined && prev.opts.normApplied !== true ? prev.layer.preNorm : null;
     if (pn && prev?.kind === 'layer' && backend.fusesNormConvTranspose?.(shape!, prev.opts!.act ?? NO_ACT) === true) {
       prev.opts!.statsOnly = true;
       delete prev.opts!.inPlace;
       prev.backwardInNext = true;
       o.preNorm = pn;
     }
-    if (opts.fuse && m.inPlaceForward === true && producer(steps, i)?.layer.scratchOutput === true) o.inPlace = true;
+    // a batch-norm in training (with its fused activation) applied by the convolution before it
+    const outShape = prev?.kind === 'layer' && prev.index === i - 1 && prev.fused === 0 && prev.opts !== undefined
+      ? prev.layer.outNormShape : null;
+    const post = opts.fuse && outShape && m.postNorm && backend.fusesConvNorm?.(outShape, o.act ?? NO_ACT) === true
+      ? m.postNorm(o.act ?? NO_ACT) : null;
+    if (post && prev?.kind === 'layer') {
+      prev.opts!.postNorm = post;
+      o.normApplied = true;
+    } else if (opts.fuse && m.inPlaceForward === true && producer(steps, i)?.layer.scratchOutput === true) o.inPlace = true;
     if (opts.fuse && m.foldableBias && next?.takesInputBias === true && next.training === true) {
       o.skipBias = true;
       folded = m.foldableBias;
     }
     // options only for a layer that declared them (a custom module's forward may take something else)
     const asked = m.blockedOutput === 'native' || m.takesAct === true || o.skipBias === true || o.inputBias !== undefined
-      || o.inPlace === true || m.featureLayout === true || o.layout !== undefined || o.preNorm !== undefined;
+      || o.inPlace === true || m.featureLayout === true || o.layout !== undefined || o.preNorm !== undefined || o.normApplied === true;
     steps.push({ kind: 'layer', index: i, layer: m, opts: asked ? o : undefined, fused: fuse ? 1 : 0 });
     // the layout after the layer: what it was asked for, else what it keeps
     if (m.blockedOutput) cur = o.layout ?? 'nchw';

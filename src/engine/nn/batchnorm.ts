@@ -8,11 +8,12 @@
  * activation is invertible and y keeps x's information (`recoverable`): the backward then recovers x from y,
  * as in-place activated batch-norm (Rota Bulo et al., 2018).
  * In training the layer after it may apply it (`preNorm`, planner.ts): the forward then computes the statistics
- * only (`ForwardOptions.statsOnly`) and returns x, and that layer's backward computes this one's.
+ * only (`ForwardOptions.statsOnly`) and returns x, and that layer's backward computes this one's. Or the convolution
+ * before it applies it (`postNorm`): the forward then takes its input as its output (`ForwardOptions.normApplied`).
  */
 import { batchNormEvalBackward } from '../kernels/composite.js';
 import { invertibleAct, NO_ACT, type Act } from '../kernels/index.js';
-import type { BackwardOptions, ForwardOptions, PreNorm } from '../kernels/planner.js';
+import type { BackwardOptions, ForwardOptions, PostNorm, PreNorm } from '../kernels/planner.js';
 import { Tensor } from '../tensor.js';
 import { type BufferEntry, Module, type Parameter } from './module.js';
 
@@ -48,6 +49,20 @@ export class BatchNorm2d extends Module {
       args: () => ({ gamma: this.weight.data, beta: this.bias.data, mean: this.scratch('mean', C),
                      invstd: this.scratch('invstd', C), act: this.act }),
       writeGrads: (write) => this.writeGrads(write),
+    };
+  }
+
+  /**
+   * This batch-norm as the convolution before it applies it with `act` (ForwardOptions.postNorm): in training, on a
+   * backend whose batch-norm backward works in place, with an invertible activation and y keeping x's information
+   * (`recoverable`), since x is never stored; else null.
+   */
+  postNorm(act: Act): PostNorm | null {
+    if (!this.training || this.backend.batchNormInPlace !== true || !invertibleAct(act) || !this.recoverable()) return null;
+    const C = this.numFeatures;
+    return {
+      args: () => ({ gamma: this.weight.data, beta: this.bias.data, eps: this.eps, act, mean: this.scratch('mean', C),
+                     invstd: this.scratch('invstd', C), variance: this.scratch('var', C) }),
     };
   }
 
@@ -94,16 +109,18 @@ export class BatchNorm2d extends Module {
     const w = this.weight.data, b = this.bias.data;
     this.act = opts.act ?? NO_ACT;
     this.usedBatchStats = this.training;
-    const statsOnly = opts.statsOnly === true && this.training && this.backend.batchNormStats !== undefined;
-    this.xOverwritten = !statsOnly && opts.inPlace === true && this.training && this.backend.batchNormInPlace === true
-      && invertibleAct(this.act) && this.recoverable();
+    // applied by the convolution before (its postNorm): x is y already, the statistics are in place
+    const applied = opts.normApplied === true && this.training;
+    const statsOnly = !applied && opts.statsOnly === true && this.training && this.backend.batchNormStats !== undefined;
+    this.xOverwritten = applied || (!statsOnly && opts.inPlace === true && this.training && this.backend.batchNormInPlace === true
+      && invertibleAct(this.act) && this.recoverable());
     const y = this.xOverwritten || statsOnly ? x.data : this.scratch('y', x.size);
     const ib = opts.inputBias;
     if (this.training) {
       const M = N * HW;
       if (M < 2) throw new Error(`BatchNorm2d: expected more than 1 value per channel when training, got input [${x.shape.join(', ')}]`);
       const mean = this.scratch('mean', C), invstd = this.scratch('invstd', C), variance = this.scratch('var', C);
-      if (statsOnly) this.backend.batchNormStats!(N, C, HW, x.data, this.eps, mean, invstd, variance, x.layout);
+      if (applied) { /* written by the convolution */ } else if (statsOnly) this.backend.batchNormStats!(N, C, HW, x.data, this.eps, mean, invstd, variance, x.layout);
       else this.backend.batchNormTrain(N, C, HW, x.data, w, b, this.eps, this.act, y, mean, invstd, x.layout, variance);
       // PyTorch: running = (1 - momentum) * running + momentum * batch statistic (the variance unbiased)
       const m = this.momentum, rm = this.runningMean.data, rv = this.runningVar.data;

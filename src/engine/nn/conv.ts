@@ -1,5 +1,5 @@
 /** Conv2d, after torch.nn.Conv2d (groups = 1, dilation = 1). Weight [out, in, kh, kw]. */
-import { convOutSize, type ConvGeom } from '../kernels/index.js';
+import { convOutSize, type ConvGeom, type ConvShape } from '../kernels/index.js';
 import type { ForwardOptions } from '../kernels/planner.js';
 import type { Rng } from '../rng.js';
 import { Tensor } from '../tensor.js';
@@ -49,10 +49,19 @@ export class Conv2d extends Module {
   }
 
   /** y = conv2d(x) + bias, in the layout `opts.layout` (default NCHW). */
+  /** This convolution's shape, for a batch-norm after it to be applied by it (ForwardOptions.postNorm). */
+  get outNormShape(): ConvShape {
+    const k = this.kernelSize, s = this.stride, p = this.padding;
+    return { C: this.inChannels, K: this.outChannels, R: k, S: k, strideH: s, strideW: s, padH: p, padW: p };
+  }
+
   forward(x: Tensor, opts: ForwardOptions = {}): Tensor {
     const g: ConvGeom = { ...this.geometry(x.shape), xLayout: x.layout, yLayout: opts.layout ?? 'nchw' };
     const y = this.scratch('y', g.N * g.K * g.OH * g.OW);
-    this.backend.conv2d(g, x.data, this.weight.data, this.bias?.data ?? null, y);
+    if (opts.postNorm) {
+      if (!this.backend.convNormForward) throw new Error(`Conv2d: the ${this.backend.name} backend cannot apply a batch-norm`);
+      this.backend.convNormForward(g, x.data, this.weight.data, this.bias?.data ?? null, opts.postNorm.args(), y);
+    } else this.backend.conv2d(g, x.data, this.weight.data, this.bias?.data ?? null, y);
     this.x = x; this.g = g;
     return new Tensor([g.N, g.K, g.OH, g.OW], y, g.yLayout);
   }

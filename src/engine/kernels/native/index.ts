@@ -7,7 +7,7 @@
  * activations and gradients stay fp32 in memory.
  */
 import { availableParallelism } from 'node:os';
-import { checkBnInPlace, type Act, type ActKind, type AdamStepScalars, type Backend, type ConvGeom, type ConvShape, type Layout, type NormArgs } from '../index.js';
+import { checkBnInPlace, type Act, type ActKind, type AdamStepScalars, type Backend, type ConvGeom, type ConvShape, type Layout, type NormArgs, type PostNormArgs } from '../index.js';
 import type { BackendOptions } from '../select.js';
 import { KERNEL_TABLE, kernelTableHash } from '../table.js';
 import { loadNativeAddon, type NativeContext, type NativeInfo } from './addon.js';
@@ -172,6 +172,22 @@ export class NativeBackend implements Backend {
     this.checkNormConv(g, n.act);
     this.c.normConvT1Backward(g.N, g.K, g.H, g.W, x, w, n.gamma, n.beta, n.mean, n.invstd, actCode(n.act), n.act.slope,
       dy, dw, db, dgamma, dbeta, dx);
+  }
+
+  /**
+   * A convolution from one channel (at most 7x7 taps) with the batch-norm and activation (none, relu, leaky) after it
+   * (native/latentlab.cc convNormForward: the statistics from the input's patch moments, the normalisation folded into
+   * the convolution's weights and bias, the activation as its post-op).
+   */
+  fusesConvNorm(s: ConvShape, act: Act): boolean {
+    return s.C === 1 && s.R * s.S <= 49 && (act.kind === 'none' || act.kind === 'relu' || act.kind === 'leaky');
+  }
+
+  convNormForward(g: ConvGeom, x: Float32Array, w: Float32Array, bias: Float32Array | null, n: PostNormArgs, y: Float32Array): void {
+    if (!this.fusesConvNorm(g, n.act) || g.xLayout === 'blocked')
+      throw new Error('native convNormForward: a shape, layout or activation fusesConvNorm does not take');
+    this.c.convNormForward(g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.strideH, g.strideW, g.padH, g.padW, g.OH, g.OW, x, w, bias,
+      n.gamma, n.beta, n.eps, actCode(n.act), n.act.slope, y, n.mean, n.invstd, n.variance, g.yLayout === 'blocked');
   }
 
   reorderLayout(N: number, C: number, HW: number, src: Float32Array, dst: Float32Array, to: Layout): void {
