@@ -14,6 +14,7 @@ export const OP_ACT_BWD: i32 = 10;
 export const OP_CHANNEL_SUMS: i32 = 11;
 export const OP_SGD_MOMENTUM: i32 = 12;
 export const OP_ADAM: i32 = 13;
+export const OP_MSE: i32 = 14;
 export const OP_EXIT: i32 = -1;
 
 // activation kinds
@@ -53,4 +54,4 @@ export const ADAM_NEG_STEP_SIZE: i32 = 8;
 export const ADAM_BC2_SQRT: i32 = 9;
 
 export const MAX_PAGES: i32 = 32768;
-export const KERNEL_TABLE_HASH: u32 = 0x24942b8e;
+export const KERNEL_TABLE_HASH: u32 = 0xccecd19c;

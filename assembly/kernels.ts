@@ -10,7 +10,7 @@
 
 import {
   ACT_LEAKY, ACT_NONE, ACT_RELU, ACT_SIGMOID, ACT_TANH, CTRL_ARG0, CTRL_ERROR, CTRL_NEXT, CTRL_OP, CTRL_SCRATCH_BASE,
-  CTRL_SCRATCH_STRIDE, CTRL_THREADS, ERR_SCRATCH_OVERFLOW, KERNEL_TABLE_HASH, OP_ACT, OP_ACT_BWD, OP_AFFINE, OP_CHANNEL_SUMS, OP_SGD_MOMENTUM, OP_ADAM,
+  CTRL_SCRATCH_STRIDE, CTRL_THREADS, ERR_SCRATCH_OVERFLOW, KERNEL_TABLE_HASH, OP_ACT, OP_ACT_BWD, OP_AFFINE, OP_CHANNEL_SUMS, OP_SGD_MOMENTUM, OP_ADAM, OP_MSE,
   OP_BN_BWD, OP_BN_TRAIN, OP_CONV_BWD_DATA, OP_CONV_BWD_WEIGHT, OP_CONV_FWD, OP_GEMM, OP_REDUCE_DW, ADAM_SIGN, ADAM_BETA1, ADAM_ONE_MINUS_BETA1, ADAM_BETA2, ADAM_ONE_MINUS_BETA2, ADAM_EPS,
   ADAM_WEIGHT_DECAY, ADAM_DECAY, ADAM_NEG_STEP_SIZE, ADAM_BC2_SQRT,
 } from './kernel-table';
@@ -1633,6 +1633,36 @@ function opSgdMomentum(ctrl: usize): void {
 }
 
 /**
+ * The MSE loss's pass, the arithmetic of src/engine/loss.ts mseLoss: d = a - t in f64, g = f32(k * d) with k (f64,
+ * arguments 4-5) = 2 scale / n, and the sum of d^2 in f64 (arguments 6-7, written). Arguments: n, a, t, g. One thread:
+ * an image batch is 200 KB.
+ */
+function opMse(ctrl: usize): void {
+  const n = ai(ctrl, 0), a = ap(ctrl, 1), t = ap(ctrl, 2), g = ap(ctrl, 3);
+  const k = load<f64>(word(ctrl, CTRL_ARG0 + 4)), vk = f64x2.splat(k);
+  let s0 = f64x2.splat(0), s1 = s0;
+  let i = 0;
+  for (; i + 4 <= n; i += 4) {
+    const o = f4(i);
+    const va = v128.load(a + o), vt = v128.load(t + o);
+    const d0 = f64x2.sub(f64x2.promote_low_f32x4(va), f64x2.promote_low_f32x4(vt));
+    const d1 = f64x2.sub(f64x2.promote_low_f32x4(hi2(va)), f64x2.promote_low_f32x4(hi2(vt)));
+    s0 = f64x2.add(s0, f64x2.mul(d0, d0));
+    s1 = f64x2.add(s1, f64x2.mul(d1, d1));
+    v128.store(g + o, join2(f32x4.demote_f64x2_zero(f64x2.mul(vk, d0)), f32x4.demote_f64x2_zero(f64x2.mul(vk, d1))));
+  }
+  const sv = f64x2.add(s0, s1);
+  let s = f64x2.extract_lane(sv, 0) + f64x2.extract_lane(sv, 1);
+  for (; i < n; i++) {
+    const o = f4(i);
+    const d = <f64>load<f32>(a + o) - <f64>load<f32>(t + o);
+    s += d * d;
+    store<f32>(g + o, <f32>(k * d));
+  }
+  store<f64>(word(ctrl, CTRL_ARG0 + 6), s);
+}
+
+/**
  * Adam / AdamW without amsgrad, element for element the float32 arithmetic of src/engine/optim/adam.ts (and
  * native AdamLoop): each op rounded to f32 (sqrt and division correctly rounded), the multiply-adds PyTorch fuses
  * evaluated in f64 and rounded once. Arguments: n, p, g, m, v, useWeightDecay, decoupled, then the scalars in
@@ -1748,6 +1778,7 @@ export function run(ctrl: usize, tid: i32): void {
     case OP_CHANNEL_SUMS: opChannelSums(ctrl, tid, nt); break;
     case OP_SGD_MOMENTUM: if (tid == 0) opSgdMomentum(ctrl); break;
     case OP_ADAM: if (tid == 0) opAdam(ctrl); break;
+    case OP_MSE: if (tid == 0) opMse(ctrl); break;
     default: break;
   }
 }

@@ -17,4 +17,4 @@ enum { ADAM_SIGN = 0, ADAM_BETA1 = 1, ADAM_ONE_MINUS_BETA1 = 2, ADAM_BETA2 = 3, 
 constexpr int kChannelBlock = 16;
 // products of fewer multiply-adds than this run on the calling thread
 constexpr double kGemmSerialMacs = 1048576;
-constexpr unsigned kKernelTableHash = 0x24942b8eu;
+constexpr unsigned kKernelTableHash = 0xccecd19cu;

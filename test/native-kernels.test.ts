@@ -14,6 +14,7 @@ import type { Act, ConvGeom } from '../src/engine/kernels/index.js';
 import { convOutSize } from '../src/engine/kernels/index.js';
 import { ReferenceBackend } from '../src/engine/kernels/reference.js';
 import { createBackend } from '../src/engine/kernels/select.js';
+import { mseLoss } from '../src/engine/loss.js';
 import { Rng } from '../src/engine/rng.js';
 import {
   createNativeBackend, loadNativeAddon, NATIVE_HINT, NativeBackend, type NativeLayout,
@@ -220,6 +221,24 @@ suite('native backend: edge cases', () => {
     expect(Array.from(C)).toEqual([0.5, 1, 1.5, 2]);
     be.dispose();
     expect(() => be.gemm(false, false, 1, 1, 1, 1, C, C, 0, C)).toThrow(/dispose/);
+  });
+});
+
+suite('native backend: mseLoss', () => {
+  it('writes the gradient of loss.ts mseLoss bit for bit and its loss to the last bits, on one and two threads', async () => {
+    for (const threads of [1, 2]) {
+      const be = await createNativeBackend({ threads });
+      for (const n of [1, 17, 16384 + 5, 300001]) for (const scale of [1, 0.37]) {
+        const y = Float32Array.from({ length: n }, () => rng.normal()), t = Float32Array.from({ length: n }, () => rng.normal() * 0.5);
+        const want = new Float32Array(n), got = new Float32Array(n);
+        const lw = mseLoss(y, t, n, want, scale), lg = mseLoss(y, t, n, got, scale, be);
+        expect(Array.from(got), `n ${n} scale ${scale}`).toEqual(Array.from(want));
+        expect(Math.abs(lg - lw)).toBeLessThanOrEqual(1e-12 * lw);
+      }
+      expect(Number.isNaN(be.mseLoss(0, new Float32Array(0), new Float32Array(0), new Float32Array(0), 1))).toBe(true);
+      expect(() => be.mseLoss(8, new Float32Array(8), new Float32Array(4), new Float32Array(8), 1)).toThrow(/target/);
+      be.dispose();
+    }
   });
 });
 

@@ -8,6 +8,7 @@ import type { Act, Backend, ConvGeom } from '../src/engine/kernels/index.js';
 import { convOutSize } from '../src/engine/kernels/index.js';
 import { ReferenceBackend } from '../src/engine/kernels/reference.js';
 import { channelSums } from '../src/engine/kernels/composite.js';
+import { mseLoss } from '../src/engine/loss.js';
 import type { WasmBackend } from '../src/engine/kernels/wasm/backend.js';
 
 const root = fileURLToPath(new URL('..', import.meta.url));
@@ -111,6 +112,19 @@ for (const cfg of [
 
     for (const inMem of [true, false]) {
       const where = inMem ? 'wasm memory' : 'plain arrays';
+
+      it(`mseLoss writes loss.ts's gradient bit for bit and its loss to the last bits (${where})`, () => {
+        let seed = 50;
+        for (const n of [1, 7, 64 * 784 + 3]) for (const scale of [1, 0.37]) {
+          const Y = rand(n, seed++), T = rand(n, seed++);
+          const want = new Float32Array(n), lw = mseLoss(Y, T, n, want, scale);
+          const y = put(b, Y, inMem), t = put(b, T, inMem), g = put(b, new Float32Array(n), inMem);
+          const lg = mseLoss(y, t, n, g, scale, b);
+          expect(Array.from(g), `n ${n} scale ${scale}`).toEqual(Array.from(want));
+          expect(Math.abs(lg - lw)).toBeLessThanOrEqual(1e-12 * lw);
+          if (inMem) { b.free(y); b.free(t); b.free(g); }
+        }
+      });
 
       it(`gemm matches the reference (${where})`, () => {
         let seed = 1;

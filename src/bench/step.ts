@@ -150,7 +150,7 @@ export async function benchStep(backendName: string, threads: number, batch = 64
   const step = (): void => {
     model.zeroGrad();
     const y = model.forward(xt);
-    mseLoss(y.data, x, y.size, grad);
+    mseLoss(y.data, x, y.size, grad, 1, backend);
     model.backward(new Tensor(y.shape, grad));
     opt.step();
     sched.step();

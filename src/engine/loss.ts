@@ -3,9 +3,14 @@
  * returns the loss and writes dL/d(input) into `grad` (so that further terms can be added to any
  * gradient in the network before its backward pass).
  */
+import type { Backend } from './kernels/index.js';
 
-/** mean((input - target)^2); grad = 2 (input - target) / n. */
-export function mseLoss(input: Float32Array, target: Float32Array, n: number, grad?: Float32Array, scale = 1): number {
+/**
+ * mean((input - target)^2); grad = 2 (input - target) / n. With a `backend` that has the loop (Backend.mseLoss) and a
+ * grad, it runs there: the same gradient, bit for bit.
+ */
+export function mseLoss(input: Float32Array, target: Float32Array, n: number, grad?: Float32Array, scale = 1, backend?: Backend): number {
+  if (grad && backend?.mseLoss) return backend.mseLoss(n, input, target, grad, scale);
   let s = 0;
   const k = (2 * scale) / n;
   for (let i = 0; i < n; i++) {

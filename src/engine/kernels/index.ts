@@ -163,6 +163,13 @@ export interface Backend {
   convNormForward?(g: ConvGeom, x: Float32Array, w: Float32Array, bias: Float32Array | null, norm: PostNormArgs,
                    y: Float32Array): void;
 
+  /**
+   * Optional: mean((input - target)^2) over n values, with grad = 2 scale (input - target) / n in exactly the arithmetic
+   * of engine/loss.ts mseLoss (the difference in double, its product with 2 scale / n rounded to float: the same
+   * gradient, bit for bit; the sum may round differently in its last bits).
+   */
+  mseLoss?(n: number, input: Float32Array, target: Float32Array, grad: Float32Array, scale: number): number;
+
   /** y = act(x), n elements (y may be x). */
   activation(act: Act, n: number, x: Float32Array, y: Float32Array): void;
   /** dx = dy * act'(x), where y = act(x) is the forward output (dx may be dy). */

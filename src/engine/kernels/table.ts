@@ -15,7 +15,7 @@ export const KERNEL_TABLE = {
   /** wasm: the op codes of `run(ctrl, tid)`; workers leave their loop on `exit`. */
   wasmOp: {
     gemm: 1, convFwd: 2, convBwdData: 3, convBwdWeight: 4, reduceDw: 5,
-    bnTrain: 6, affine: 7, bnBwd: 8, act: 9, actBwd: 10, channelSums: 11, sgdMomentum: 12, adam: 13, exit: -1,
+    bnTrain: 6, affine: 7, bnBwd: 8, act: 9, actBwd: 10, channelSums: 11, sgdMomentum: 12, adam: 13, mse: 14, exit: -1,
   },
   /**
    * wasm: the control block, in 32-bit words. generation (bumped to wake the workers), pending (workers

@@ -151,7 +151,7 @@ export class TrainCore {
     }
     let recon: number;
     if (c.loss === 'mse') {
-      recon = mseLoss(y.data, this.xbuf, m, this.grad);
+      recon = mseLoss(y.data, this.xbuf, m, this.grad, 1, this.backend);
     } else {
       // BCE on pixels in [0, 1]: p = (y + 1) / 2 against t = (x + 1) / 2
       const p = this.scratchP(m), t = this.scratchT(m);

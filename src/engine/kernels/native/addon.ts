@@ -61,6 +61,8 @@ export interface NativeContext {
   /** NCHW <-> nChw16c. */
   reorderLayout(N: number, C: number, HW: number, src: Float32Array, dst: Float32Array, toBlocked: boolean): void;
   channelSums(N: number, C: number, HW: number, x: Float32Array, out: Float32Array, blocked: boolean): void;
+  /** The sum of (input - target)^2; grad = float(2 scale / n * (input - target)). */
+  mseLoss(n: number, input: Float32Array, target: Float32Array, grad: Float32Array, scale: number): number;
   sgdMomentumStep(n: number, data: Float32Array, grad: Float32Array, buf: Float32Array, momentum: number,
                   gradScale: number, negLr: number): void;
   /** scalars: the AdamStepScalars fields in the order of KERNEL_TABLE.adamScalars. */

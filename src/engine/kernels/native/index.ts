@@ -206,6 +206,10 @@ export class NativeBackend implements Backend {
     this.c.activationBackward(actCode(act), act.slope, n, x, y, dy, dx);
   }
 
+  mseLoss(n: number, input: Float32Array, target: Float32Array, grad: Float32Array, scale: number): number {
+    return this.c.mseLoss(n, input, target, grad, scale) / n;
+  }
+
   sgdMomentumStep(n: number, data: Float32Array, grad: Float32Array, buf: Float32Array, momentum: number,
                   gradScale: number, negLr: number): void {
     this.c.sgdMomentumStep(n, data, grad, buf, momentum, gradScale, negLr);

@@ -416,6 +416,15 @@ export class WasmBackend implements Backend {
     this.exec(OP.sgdMomentum, 1);
   }
 
+  /** The MSE loss and its gradient (assembly/kernels.ts opMse): the arithmetic of engine/loss.ts mseLoss. */
+  mseLoss(n: number, input: Float32Array, target: Float32Array, grad: Float32Array, scale: number): number {
+    this.setI(0, n); this.setI(1, this.in(input, n)); this.setI(2, this.in(target, n)); this.setI(3, this.out(grad, n));
+    const args = new DataView(this.memory.buffer, this.ctrlOff + ARG0 * 4);
+    args.setFloat64(16, (2 * scale) / n, true);
+    this.exec(OP.mse, 1);
+    return new DataView(this.memory.buffer, this.ctrlOff + ARG0 * 4).getFloat64(24, true) / n;
+  }
+
   /** Adam / AdamW without amsgrad on one parameter tensor (assembly/kernels.ts opAdam): the arithmetic of optim/adam.ts. */
   adamStep(n: number, data: Float32Array, grad: Float32Array, expAvg: Float32Array, expAvgSq: Float32Array, s: AdamStepScalars): void {
     this.setI(0, n); this.setI(1, this.out(data, n, true)); this.setI(2, this.in(grad, n));
