@@ -102,6 +102,19 @@ describe('gradients after zeroGrad are written, later ones added', () => {
   }
 });
 
+describe('zeroGrad on a container', () => {
+  it('reaches the parameters of nested children, and a parameter shared by two layers', () => {
+    const shared = new Linear(3, 3);
+    const inner = new Sequential(new Conv2d(1, 2, 3), new BatchNorm2d(2), shared);
+    const outer = new Sequential(inner, new Sequential(new Linear(4, 2), shared));
+    const params = outer.parameters();
+    expect(params.length).toBe(10);  // conv, bn, shared, Linear(4, 2), shared again: two each
+    for (const p of params) p.gradBuffer.fill(NaN);
+    outer.zeroGrad();
+    for (const p of params) expect(p.grad.every((v) => v === 0)).toBe(true);
+  });
+});
+
 describe('BatchNorm2d running statistics at full precision', () => {
   // A batch variance (~1e-10) far below eps (1e-5), momentum 1: PyTorch's running_var is the unbiased batch
   // variance. Deriving it back from invstd = 1/sqrt(var + eps) loses it to cancellation (~1e-2 relative).
