@@ -1129,6 +1129,173 @@ void* AllocBuffer(size_t bytes) {
   return p;
 }
 
+// ------------------------------------------------------------------------------------------------
+// Weight gradient in bf16 products with fp32 sums (AVX512-BF16's vdpbf16ps), for x and dy in the blocked layout:
+//   dw[k][c][r][s] = sum over n, oh, ow of dy[n][k][oh][ow] * x[n][c][oh sh - ph + r][ow sw - pw + s],
+// x and dy rounded to bf16 (nearest, ties to even: oneDNN's bf16 convolutions round so too); db[k] = the fp32 sum
+// of dy. oneDNN 2.6's bf16 weight gradient ran at 39% of the bf16 peak here, no faster than its fp32 one (32 -> 64
+// channels at 28x28, stride 2: 1.37 ms each), so the weight gradients stayed fp32 with precision bf16; this one is
+// a GEMM dw[K][(r,s,c)] over the pixels, two pixels per bf16 pair:
+// - each thread takes a range of images; its pixels (all its images' outputs, one after another) go in chunks of
+//   kWgPairs pairs: each pair's x at every tap, 16 channels of both pixels interleaved (c0 p0, c0 p1, c1 p0, ...)
+//   into one 64-byte vector per (tap, channel block), and dy's K channels of both pixels as K 32-bit pairs;
+// - a 4 x 6 tile (4 output channels k, broadcast as pairs, by 6 vectors of 16 (tap, channel)) runs 24 vdpbf16ps
+//   chains over the chunk's pairs; the tile's sums live in the thread's fp32 accumulator [K][V][16];
+// - the threads' accumulators are added and written in PyTorch's [K][C][R][S] order.
+constexpr long kWgPairs = 128;  // pixel pairs per chunk: a 6-vector slice of a chunk is 48 KB
+constexpr int kWgMR = 4, kWgNR = 6;
+constexpr long kWgAhead = 6;  // pairs of prefetch distance
+
+// The kernel's shape rule: 16-channel blocks on both sides, whole 4 x 6 tiles.
+bool Bf16WgradFits(const Geom& g) {
+  const long V = long(g.R) * g.S * (g.C / kB);
+  return kB == 16 && g.C % kB == 0 && g.K % kB == 0 && g.K % kWgMR == 0 && V % kWgNR == 0;
+}
+
+// Per-thread scratch: the chunk's x pairs [pairs][V][32 bf16], dy pairs [pairs][K] (32 bits each), the accumulator
+// [K][V][16] and db [K] (floats), each 64-byte aligned.
+struct WgScratch {
+  size_t xcol, dyp, acc, db, total;
+  explicit WgScratch(const Geom& g) {
+    const size_t V = size_t(g.R) * g.S * (g.C / kB);
+    auto up = [](size_t b) { return (b + 63) & ~size_t(63); };
+    xcol = 0;
+    dyp = up(kWgPairs * V * 64);
+    acc = dyp + up(kWgPairs * size_t(g.K) * 4);
+    db = acc + up(size_t(g.K) * V * kB * 4);
+    total = db + up(size_t(g.K) * 4);
+  }
+};
+
+__attribute__((target("avx512f,avx512bw,avx512bf16")))
+static inline __m512i PairBf16(__m512 a, __m512 b) {
+  // 16 values of a and 16 of b, rounded to bf16 and interleaved: a0 b0 a1 b1 ... (one 32-bit pair per lane)
+  const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                       23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+  return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+}
+
+// acc[m][v] += sum over j < J of pair(dy[j][k0 + m]) . xcol[j][v0 + v] (m < 4, v < 6)
+__attribute__((target("avx512f,avx512bw,avx512bf16")))
+static void WgTile(const char* xc, long xStride, const uint32_t* dp, long dStride, long J, float* acc, long accStride) {
+  __m512 c[kWgMR][kWgNR];
+  for (int m = 0; m < kWgMR; m++)
+    for (int v = 0; v < kWgNR; v++) c[m][v] = _mm512_load_ps(acc + m * accStride + v * kB);
+  for (long j = 0; j < J; j++) {
+    const char* xr = xc + j * xStride;
+    __m512bh b[kWgNR];
+    for (int v = 0; v < kWgNR; v++) b[v] = (__m512bh)_mm512_load_si512(xr + v * 64);
+    const uint32_t* d = dp + j * dStride;
+    for (int m = 0; m < kWgMR; m++) {
+      const __m512bh a = (__m512bh)_mm512_set1_epi32(int(d[m]));
+      for (int v = 0; v < kWgNR; v++) c[m][v] = _mm512_dpbf16_ps(c[m][v], a, b[v]);
+    }
+  }
+  for (int m = 0; m < kWgMR; m++)
+    for (int v = 0; v < kWgNR; v++) _mm512_store_ps(acc + m * accStride + v * kB, c[m][v]);
+}
+
+// One thread's share: images [n0, n1) into its accumulator and db (both zeroed here).
+__attribute__((target("avx512f,avx512bw,avx512bf16")))
+static void WgThread(const Geom& g, const float* x, const float* dy, long n0, long n1, char* ws, const WgScratch& L) {
+  const long CB = g.C / kB, KB = g.K / kB, V = long(g.R) * g.S * CB, P = long(g.OH) * g.OW, K = g.K;
+  char* xcol = ws + L.xcol;
+  uint32_t* dyp = reinterpret_cast<uint32_t*>(ws + L.dyp);
+  float* acc = reinterpret_cast<float*>(ws + L.acc);
+  float* db = reinterpret_cast<float*>(ws + L.db);
+  std::memset(acc, 0, size_t(K) * V * kB * 4);
+  std::memset(db, 0, size_t(K) * 4);
+  const long T = (n1 - n0) * P;  // this thread's pixels; an odd last one pairs with a zero pixel
+  const long pairs = (T + 1) / 2;
+  const __m512 zero = _mm512_setzero_ps();
+  for (long j0 = 0; j0 < pairs; j0 += kWgPairs) {
+    const long J = std::min(kWgPairs, pairs - j0);
+    for (long jj = 0; jj < J; jj++) {
+      const long q[2] = {2 * (j0 + jj), 2 * (j0 + jj) + 1};
+      long n[2], oh[2], ow[2];
+      bool live[2];
+      for (int t = 0; t < 2; t++) {
+        live[t] = q[t] < T;
+        const long qq = live[t] ? q[t] : 0;
+        n[t] = n0 + qq / P;
+        oh[t] = (qq % P) / g.OW;
+        ow[t] = qq % g.OW;
+      }
+      char* xr = xcol + (jj * V) * 64;
+      {
+        // the input columns that the pair kWgAhead pairs on reads and the pairs before it did not: a pair reads
+        // whole 64-byte pixels of each channel block, from rows the hardware's prefetchers did not follow
+        const long qa = 2 * (j0 + jj + kWgAhead);
+        if (qa < T) {
+          const long na = n0 + qa / P, oa = (qa % P) / g.OW, wa = qa % g.OW;
+          const long iw0 = std::max(0L, wa * g.sw - g.pw), iw1 = std::min(long(g.W) - 1, (wa + 1) * g.sw - g.pw + g.S - 1);
+          for (int r = 0; r < g.R; r++) {
+            const long ih = oa * g.sh - g.ph + r;
+            if (ih < 0 || ih >= g.H) continue;
+            for (long cb = 0; cb < CB; cb++)
+              for (long iw = iw0; iw <= iw1; iw++)
+                _mm_prefetch(reinterpret_cast<const char*>(x + (((na * CB + cb) * g.H + ih) * g.W + iw) * kB), _MM_HINT_T0);
+          }
+        }
+      }
+      for (int r = 0; r < g.R; r++)
+        for (int s = 0; s < g.S; s++) {
+          const float* src[2];
+          for (int t = 0; t < 2; t++) {
+            const long ih = oh[t] * g.sh - g.ph + r, iw = ow[t] * g.sw - g.pw + s;
+            const bool in = live[t] && ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
+            src[t] = in ? x + ((n[t] * CB * g.H + ih) * g.W + iw) * kB : nullptr;
+          }
+          const long plane = long(g.H) * g.W * kB;
+          for (long cb = 0; cb < CB; cb++) {
+            const __m512 a = src[0] ? _mm512_loadu_ps(src[0] + cb * plane) : zero;
+            const __m512 b = src[1] ? _mm512_loadu_ps(src[1] + cb * plane) : zero;
+            _mm512_store_si512(xr + ((r * g.S + s) * CB + cb) * 64, PairBf16(a, b));
+          }
+        }
+      const long yplane = P * kB;
+      for (long kb = 0; kb < KB; kb++) {
+        const __m512 a = _mm512_loadu_ps(dy + (n[0] * KB + kb) * yplane + (oh[0] * g.OW + ow[0]) * kB);
+        const __m512 b = live[1] ? _mm512_loadu_ps(dy + (n[1] * KB + kb) * yplane + (oh[1] * g.OW + ow[1]) * kB) : zero;
+        _mm512_store_si512(dyp + jj * K + kb * kB, PairBf16(a, b));
+        _mm512_store_ps(db + kb * kB, _mm512_add_ps(_mm512_load_ps(db + kb * kB), _mm512_add_ps(a, b)));
+      }
+    }
+    for (long v0 = 0; v0 < V; v0 += kWgNR)
+      for (long k0 = 0; k0 < K; k0 += kWgMR)
+        WgTile(xcol + v0 * 64, V * 64, dyp + k0, K, J, acc + (k0 * V + v0) * kB, V * kB);
+  }
+}
+
+// Bf16WgradFits(g) must hold; threads each take a range of images. ws: threads x WgScratch(g).total bytes.
+void Bf16Wgrad(const Geom& g, const float* x, const float* dy, float* dw, float* db, char* ws, int threads) {
+  const WgScratch L(g);
+  const long CB = g.C / kB, V = long(g.R) * g.S * CB, K = g.K;
+  const int nt = int(std::max(1L, std::min<long>(threads, g.N)));
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+    const int t = omp_get_thread_num(), n = omp_get_num_threads();
+    const long a = g.N * t / n, b = g.N * (t + 1) / n;
+    WgThread(g, x, dy, a, b, ws + size_t(t) * L.total, L);
+  }
+  // the threads' sums, in PyTorch's order: dw[k][cb*16 + i][r][s] = acc[k][(r*S + s)*CB + cb][i]
+  for (long k = 0; k < K; k++)
+    for (long c = 0; c < g.C; c++)
+      for (int r = 0; r < g.R; r++)
+        for (int s = 0; s < g.S; s++) {
+          const long v = (r * g.S + s) * CB + c / kB;
+          float sum = 0;
+          for (int t = 0; t < nt; t++) sum += reinterpret_cast<const float*>(ws + size_t(t) * L.total + L.acc)[(k * V + v) * kB + c % kB];
+          dw[((k * g.C + c) * g.R + r) * g.S + s] = sum;
+        }
+  if (db)
+    for (long k = 0; k < K; k++) {
+      float sum = 0;
+      for (int t = 0; t < nt; t++) sum += reinterpret_cast<const float*>(ws + size_t(t) * L.total + L.db)[k];
+      db[k] = sum;
+    }
+}
+
 class Context : public Napi::ObjectWrap<Context> {
  public:
   static Napi::Function Init(Napi::Env env) {
@@ -1184,13 +1351,23 @@ class Context : public Napi::ObjectWrap<Context> {
   dnnl::stream strm_;
   int threads_ = 1;
   bool bf16_ = false;
-  bool bf16Wgrad_ = false;  // backward-weights in bf16 too (else fp32: faster without AMX, and exact)
+  bool bf16Wgrad_ = false;  // backward-weights in bf16 too: Bf16Wgrad where it fits, else oneDNN's with AMX, else fp32
   bool bf16Timed_ = false;  // per convolution and direction, the faster of bf16 and fp32 (timed on first use)
   int layout_ = 0;
   // key: kind, the 13 geometry numbers, bias, x/y blocked, the post-op (0 none, 1 eltwise relu) and its alpha's bits
   std::map<std::array<int, 18>, std::unique_ptr<ConvEntry>> convs_;
   void* scratch_ = nullptr;
   size_t scratchCap_ = 0;
+
+  // Weight gradients in bf16 by this file's kernel (Bf16Wgrad) rather than oneDNN's: with bf16 weight gradients
+  // asked for, on a CPU with AVX512-BF16, for blocked x and dy of a shape it takes.
+  // Without AMX, oneDNN 2.6's bf16 weight gradients are no faster than its fp32 ones here, so the shapes this
+  // kernel does not take stay fp32 (Create); with AMX, oneDNN's bf16 ones run.
+  bool OwnBf16Wgrad(const Geom& g, bool xb, bool yb) const {
+    return bf16Wgrad_ && hasAvx512Bf16_ && !hasAmx_ && xb && yb && Bf16WgradFits(g);
+  }
+  bool hasAvx512Bf16_ = __builtin_cpu_supports("avx512bf16");
+  bool hasAmx_ = dnnl::get_effective_cpu_isa() == dnnl::cpu_isa::avx512_core_amx;
 
   void UseThreads(int n = 0) {
     // The OpenMP ICV of the calling (main) thread: oneDNN's OpenMP runtime reads it when it runs.
@@ -1235,7 +1412,7 @@ class Context : public Napi::ObjectWrap<Context> {
     memory::dims padR{(g.OH - 1) * g.sh + g.R - g.H - g.ph, (g.OW - 1) * g.sw + g.S - g.W - g.pw};
     // Backward-data into very few channels (the last ConvTranspose2d's forward) runs as a gemm over plain
     // layouts, where bf16 only adds a conversion: measured 0.66 ms in bf16 vs 0.40 ms in fp32, so fp32.
-    const bool b16 = prec >= 0 ? prec == 1 : (kind == CONV_BWD_WEIGHT ? bf16Wgrad_ : bf16_) && !(kind == CONV_BWD_DATA && g.C < 8);
+    const bool b16 = prec >= 0 ? prec == 1 : (kind == CONV_BWD_WEIGHT ? bf16Wgrad_ && hasAmx_ : bf16_) && !(kind == CONV_BWD_DATA && g.C < 8);
     const dt lo = b16 ? dt::bf16 : dt::f32;
     const tag at = layout == LAYOUT_PLAIN ? tag::nchw : tag::any;
     memory::desc srcU(srcD, dt::f32, xb ? tag::nChw16c : tag::nchw), weiU(weiD, dt::f32, tag::oihw),
@@ -1459,6 +1636,10 @@ class Context : public Napi::ObjectWrap<Context> {
       for (long n = 0; n < g.N; n++) DirectC1BwdData(g, p0 + n * yImg, wt.data(), p2 + n * xImg, rows.data(), cols.data());
       return env.Undefined();
     }
+    if (kind == CONV_BWD_WEIGHT && OwnBf16Wgrad(g, xb, yb)) {
+      Bf16Wgrad(g, p0, p1, p2, pb, static_cast<char*>(Scratch(WgScratch(g).total * size_t(threads_))), threads_);
+      return env.Undefined();
+    }
     UseThreads();
     try {
       ConvEntry* e = Get(kind, g, pb != nullptr, xb, yb, p0, p1, p2, pb);
@@ -1485,6 +1666,8 @@ class Context : public Napi::ObjectWrap<Context> {
     key[15] = int(info.Length() > 15 && info[15].ToBoolean().Value()) | int(info.Length() > 16 && info[16].ToBoolean().Value()) << 1;
     Geom g{key[1], key[2], key[3], key[4], key[5], key[6], key[7], key[8], key[9], key[10], key[11], key[12], key[13]};
     if (DirectC1(kind, g, key[15] & 1, key[15] & 2)) return Napi::String::New(env, "latentlab direct (into one plain channel, 16 channels per vector)");
+    if (kind == CONV_BWD_WEIGHT && OwnBf16Wgrad(g, key[15] & 1, key[15] & 2))
+      return Napi::String::New(env, "latentlab bf16 (vdpbf16ps, fp32 sums; blocked x and dy)");
     auto it = convs_.find(key);
     if (it == convs_.end()) return env.Null();
     const ConvEntry& e = *it->second;

@@ -295,6 +295,52 @@ suite('native backend: the blocked layout nChw16c', () => {
     be.dispose();
   });
 
+  it('bf16 weight gradients: the addon\'s vdpbf16ps kernel is the exact sum of products of bf16-rounded x and dy', async () => {
+    /** fp32 -> bf16, nearest, ties to even (what the kernel's vcvtne2ps2bf16 does), back as a number. */
+    const bf16 = (v: number): number => {
+      const u = new Uint32Array(new Float32Array([v]).buffer);
+      u[0] = ((u[0] + 0x7fff + ((u[0] >>> 16) & 1)) >>> 16) << 16;
+      return new Float32Array(u.buffer)[0];
+    };
+    for (const threads of [1, 2]) {
+      const be = await createNativeBackend({ threads, precision: 'bf16', bf16WeightGrad: true });
+      // the model's two shapes, an odd number of pixels per thread (the last pairs with a zero pixel), stride 1,
+      // and a shape the kernel does not take (4 x 6 tiles: 9 taps x 1 block is not a multiple of 6)
+      for (const [g0, own] of [[geom(3, 32, 28, 64, 2), true], [geom(5, 64, 14, 64, 2), true], [geom(2, 32, 9, 16, 1), true],
+        [geom(1, 16, 5, 32, 2), false]] as const) {
+        const HWx = g0.H * g0.W, HWy = g0.OH * g0.OW;
+        const x = rand(g0.N * g0.C * HWx), dy = rand(g0.N * g0.K * HWy);
+        // halfway cases: truncating instead of rounding to nearest even moves these
+        x[1] = 1 + 2 ** -8; x[2] = 1 + 3 * 2 ** -8; dy[3] = -(1 + 3 * 2 ** -8);
+        const g = { ...g0, xLayout: 'blocked', yLayout: 'blocked' } as const;
+        const dw = new Float32Array(g0.K * g0.C * 9).fill(NaN), db = new Float32Array(g0.K).fill(NaN);
+        be.conv2dBackwardWeight(g, toBlocked(g0.N, g0.C, HWx, x), toBlocked(g0.N, g0.K, HWy, dy), dw, db);
+        const dwWant = new Float32Array(dw.length), dbWant = new Float32Array(db.length);
+        if (own) {
+          expect(be.convImpl('bwd-weight', g, true)).toMatch(/^latentlab bf16/);
+          ref.conv2dBackwardWeight(g0, x.map(bf16), dy.map(bf16), dwWant, dbWant);
+          expectClose(dw, dwWant, 1e-5, `bf16 kernel dw ${g0.C}->${g0.K} ${g0.H}x${g0.W} s${g0.strideH}, ${threads} thread(s)`);
+          ref.conv2dBackwardWeight(g0, x, dy, dwWant, dbWant);  // the bias gradient from the fp32 dy
+          expectClose(db, dbWant, FP32, `bf16 kernel db, ${threads} thread(s)`);
+        } else {
+          expect(be.convImpl('bwd-weight', g, true)).not.toMatch(/^latentlab/);
+          ref.conv2dBackwardWeight(g0, x, dy, dwWant, dbWant);
+          expectClose(dw, dwWant, 2e-2, 'bf16 weight gradient of a shape the kernel does not take');
+        }
+      }
+      be.dispose();
+    }
+    // the default on a CPU with AVX512-BF16 and no AMX (this project's machine): the kernel computes them
+    const be = await createNativeBackend({ threads: 2, precision: 'bf16' });
+    if (be.info.isa === 'avx512_core_bf16') {
+      const g = { ...geom(2, 32, 28, 64, 2), xLayout: 'blocked', yLayout: 'blocked' } as const;
+      be.conv2dBackwardWeight(g, rand(2 * 32 * 784), rand(2 * 64 * 196), new Float32Array(64 * 32 * 9), null);
+      expect(be.bf16WeightGrad).toBe(true);
+      expect(be.convImpl('bwd-weight', g)).toMatch(/^latentlab bf16/);
+    }
+    be.dispose();
+  });
+
   /** The study's bn model as one Sequential, on a backend, with blocked layouts on or off. */
   function model(be: NativeBackend, blocked: boolean): Sequential {
     const r = new Rng(5);

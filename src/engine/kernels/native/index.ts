@@ -26,8 +26,11 @@ export interface NativeBackendOptions extends BackendOptions {
    */
   layout?: NativeLayout;
   /**
-   * With precision 'bf16': compute the weight gradients in bf16 too. Default: only when oneDNN runs on
-   * AMX; with AVX512-BF16 alone, fp32 weight gradients measured faster than bf16 ones (and are exact).
+   * With precision 'bf16': compute the weight gradients in bf16 too (inputs rounded to bf16, fp32 sums). Without
+   * AMX, the addon's own kernel (AVX512-BF16's vdpbf16ps) computes them for blocked activations of 16-channel
+   * blocks (the study's 32-64-channel convolutions), and the other shapes stay fp32 (oneDNN 2.6's bf16 weight
+   * gradients were no faster than its fp32 ones there); with AMX, oneDNN's bf16 ones run. Default: true where
+   * either applies (oneDNN's ISA is avx512_core_bf16 or AMX).
    */
   bf16WeightGrad?: boolean;
   /**
@@ -87,7 +90,7 @@ export class NativeBackend implements Backend {
       throw new Error(`--precision: expected fp32 or bf16, got '${String(this.precision)}'`);
     this.layout = opts.layout ?? 'auto';
     if (LAYOUT_CODE[this.layout] === undefined) throw new Error(`native: unknown layout '${this.layout}'`);
-    this.bf16WeightGrad = this.precision === 'bf16' && (opts.bf16WeightGrad ?? this.info.isa.includes('amx'));
+    this.bf16WeightGrad = this.precision === 'bf16' && (opts.bf16WeightGrad ?? /bf16|amx/.test(this.info.isa));
     this.bf16Timed = this.precision === 'bf16' && !!opts.bf16Timed;
     this.ctx = new addon.Context(this.threads, this.precision === 'bf16', LAYOUT_CODE[this.layout], this.bf16WeightGrad, this.bf16Timed);
     this.allocFn = opts.alignedAlloc ?? true ? (n) => addon.allocAligned(n) : (n) => new Float32Array(n);
