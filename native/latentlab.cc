@@ -1208,33 +1208,29 @@ static void WgThread(const Geom& g, const float* x, const float* dy, long n0, lo
   const long T = (n1 - n0) * P;  // this thread's pixels; an odd last one pairs with a zero pixel
   const long pairs = (T + 1) / 2;
   const __m512 zero = _mm512_setzero_ps();
+  // pixel q of this thread's: its image and output position; x's 16 channels of block cb at an input pixel
+  struct Pix { long n, oh, ow; };
+  auto pixel = [&](long q) { return Pix{n0 + q / P, (q % P) / g.OW, q % g.OW}; };
+  auto xAt = [&](long n, long cb, long ih, long iw) { return x + (((n * CB + cb) * g.H + ih) * g.W + iw) * kB; };
   for (long j0 = 0; j0 < pairs; j0 += kWgPairs) {
     const long J = std::min(kWgPairs, pairs - j0);
     for (long jj = 0; jj < J; jj++) {
-      const long q[2] = {2 * (j0 + jj), 2 * (j0 + jj) + 1};
-      long n[2], oh[2], ow[2];
-      bool live[2];
-      for (int t = 0; t < 2; t++) {
-        live[t] = q[t] < T;
-        const long qq = live[t] ? q[t] : 0;
-        n[t] = n0 + qq / P;
-        oh[t] = (qq % P) / g.OW;
-        ow[t] = qq % g.OW;
-      }
+      const bool live[2] = {true, 2 * (j0 + jj) + 1 < T};
+      const Pix px[2] = {pixel(2 * (j0 + jj)), pixel(live[1] ? 2 * (j0 + jj) + 1 : 0)};
       char* xr = xcol + (jj * V) * 64;
       {
         // the input columns that the pair kWgAhead pairs on reads and the pairs before it did not: a pair reads
         // whole 64-byte pixels of each channel block, from rows the hardware's prefetchers did not follow
         const long qa = 2 * (j0 + jj + kWgAhead);
         if (qa < T) {
-          const long na = n0 + qa / P, oa = (qa % P) / g.OW, wa = qa % g.OW;
-          const long iw0 = std::max(0L, wa * g.sw - g.pw), iw1 = std::min(long(g.W) - 1, (wa + 1) * g.sw - g.pw + g.S - 1);
+          const Pix a = pixel(qa);
+          const long iw0 = std::max(0L, a.ow * g.sw - g.pw), iw1 = std::min(long(g.W) - 1, (a.ow + 1) * g.sw - g.pw + g.S - 1);
           for (int r = 0; r < g.R; r++) {
-            const long ih = oa * g.sh - g.ph + r;
+            const long ih = a.oh * g.sh - g.ph + r;
             if (ih < 0 || ih >= g.H) continue;
             for (long cb = 0; cb < CB; cb++)
               for (long iw = iw0; iw <= iw1; iw++)
-                _mm_prefetch(reinterpret_cast<const char*>(x + (((na * CB + cb) * g.H + ih) * g.W + iw) * kB), _MM_HINT_T0);
+                _mm_prefetch(reinterpret_cast<const char*>(xAt(a.n, cb, ih, iw)), _MM_HINT_T0);
           }
         }
       }
@@ -1242,9 +1238,9 @@ static void WgThread(const Geom& g, const float* x, const float* dy, long n0, lo
         for (int s = 0; s < g.S; s++) {
           const float* src[2];
           for (int t = 0; t < 2; t++) {
-            const long ih = oh[t] * g.sh - g.ph + r, iw = ow[t] * g.sw - g.pw + s;
+            const long ih = px[t].oh * g.sh - g.ph + r, iw = px[t].ow * g.sw - g.pw + s;
             const bool in = live[t] && ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
-            src[t] = in ? x + ((n[t] * CB * g.H + ih) * g.W + iw) * kB : nullptr;
+            src[t] = in ? xAt(px[t].n, 0, ih, iw) : nullptr;
           }
           const long plane = long(g.H) * g.W * kB;
           for (long cb = 0; cb < CB; cb++) {
@@ -1255,8 +1251,8 @@ static void WgThread(const Geom& g, const float* x, const float* dy, long n0, lo
         }
       const long yplane = P * kB;
       for (long kb = 0; kb < KB; kb++) {
-        const __m512 a = _mm512_loadu_ps(dy + (n[0] * KB + kb) * yplane + (oh[0] * g.OW + ow[0]) * kB);
-        const __m512 b = live[1] ? _mm512_loadu_ps(dy + (n[1] * KB + kb) * yplane + (oh[1] * g.OW + ow[1]) * kB) : zero;
+        const __m512 a = _mm512_loadu_ps(dy + (px[0].n * KB + kb) * yplane + (px[0].oh * g.OW + px[0].ow) * kB);
+        const __m512 b = live[1] ? _mm512_loadu_ps(dy + (px[1].n * KB + kb) * yplane + (px[1].oh * g.OW + px[1].ow) * kB) : zero;
         _mm512_store_si512(dyp + jj * K + kb * kB, PairBf16(a, b));
         _mm512_store_ps(db + kb * kB, _mm512_add_ps(_mm512_load_ps(db + kb * kB), _mm512_add_ps(a, b)));
       }
