@@ -1135,16 +1135,18 @@ void* AllocBuffer(size_t bytes) {
 // x and dy rounded to bf16 (nearest, ties to even: oneDNN's bf16 convolutions round so too); db[k] = the fp32 sum
 // of dy. oneDNN 2.6's bf16 weight gradient ran at 39% of the bf16 peak here, no faster than its fp32 one (32 -> 64
 // channels at 28x28, stride 2: 1.37 ms each), so the weight gradients stayed fp32 with precision bf16; this one is
-// a GEMM dw[K][(r,s,c)] over the pixels, two pixels per bf16 pair:
-// - each thread takes a range of images; its pixels (all its images' outputs, one after another) go in chunks of
-//   kWgPairs pairs: each pair's x at every tap, 16 channels of both pixels interleaved (c0 p0, c0 p1, c1 p0, ...)
-//   into one 64-byte vector per (tap, channel block), and dy's K channels of both pixels as K 32-bit pairs;
+// a GEMM dw[K][(r,s,c)] over the pixels, whose bf16 pairs are two images at the same position:
+// - a pair of images (n, n + 1) is packed once: x as [channel block][row][column][16 channels x 2 images] bf16,
+//   zero-padded so that every tap of every output pixel reads inside it, and dy as [pixel][K x 2 images]. A pair of
+//   images is the same pair at every tap, so an output pixel's tap (r, s) is a load at a fixed offset from its
+//   pixel's address: no copy per tap (an earlier version paired neighbouring pixels, whose pair differs at each
+//   tap, and copied x nine times: its packing took 0.40 of 1.24 ms);
 // - a 4 x 6 tile (4 output channels k, broadcast as pairs, by 6 vectors of 16 (tap, channel)) runs 24 vdpbf16ps
-//   chains over the chunk's pairs; the tile's sums live in the thread's fp32 accumulator [K][V][16];
-// - the threads' accumulators are added and written in PyTorch's [K][C][R][S] order.
-constexpr long kWgPairs = 128;  // pixel pairs per chunk: a 6-vector slice of a chunk is 48 KB
+//   chains over a chunk's pixels; the tile's sums live in the thread's fp32 accumulator [K][V][16];
+// - each thread takes a range of image pairs, kWgPix pixels' worth at a time; the threads' accumulators are added
+//   and written in PyTorch's [K][C][R][S] order. An odd last image pairs with zeros.
+constexpr long kWgPix = 400;  // pixels per packed group and chunk (measured flat from 196 to 600 at the model's shapes)
 constexpr int kWgMR = 4, kWgNR = 6;
-constexpr long kWgAhead = 6;  // pairs of prefetch distance
 
 // The kernel's shape rule: 16-channel blocks on both sides, whole 4 x 6 tiles.
 bool Bf16WgradFits(const Geom& g) {
@@ -1152,16 +1154,23 @@ bool Bf16WgradFits(const Geom& g) {
   return kB == 16 && g.C % kB == 0 && g.K % kB == 0 && g.K % kWgMR == 0 && V % kWgNR == 0;
 }
 
-// Per-thread scratch: the chunk's x pairs [pairs][V][32 bf16], dy pairs [pairs][K] (32 bits each), the accumulator
-// [K][V][16] and db [K] (floats), each 64-byte aligned.
+// Per-thread scratch, each part 64-byte aligned: G image pairs of x, padded to Hp x Wp (the rows and columns the
+// taps reach: padded row ih + ph), [G][CB][Hp][Wp][32 bf16]; their dy pairs [G * P][K] (32 bits each); each of the
+// group's pixels' byte offset in the x pairs; the accumulator [K][V][16] and db [K] (floats).
 struct WgScratch {
-  size_t xcol, dyp, acc, db, total;
+  long P, G, Hp, Wp;
+  size_t xp, dyp, off, acc, db, total;
   explicit WgScratch(const Geom& g) {
     const size_t V = size_t(g.R) * g.S * (g.C / kB);
+    P = long(g.OH) * g.OW;
+    G = std::max(1L, kWgPix / P);
+    Hp = long(g.OH - 1) * g.sh + g.R;
+    Wp = long(g.OW - 1) * g.sw + g.S;
     auto up = [](size_t b) { return (b + 63) & ~size_t(63); };
-    xcol = 0;
-    dyp = up(kWgPairs * V * 64);
-    acc = dyp + up(kWgPairs * size_t(g.K) * 4);
+    xp = 0;
+    dyp = up(size_t(G) * (g.C / kB) * Hp * Wp * 64);
+    off = dyp + up(size_t(G) * P * g.K * 4);
+    acc = off + up(size_t(G) * P * sizeof(long));
     db = acc + up(size_t(g.K) * V * kB * 4);
     total = db + up(size_t(g.K) * 4);
   }
@@ -1175,16 +1184,19 @@ static inline __m512i PairBf16(__m512 a, __m512 b) {
   return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(b, a));
 }
 
-// acc[m][v] += sum over j < J of pair(dy[j][k0 + m]) . xcol[j][v0 + v] (m < 4, v < 6)
+// acc[m][v] += sum over j < J of pair(dy[j][k0 + m]) . x pair at xv[v] + off[j] (m < 4, v < 6)
 __attribute__((target("avx512f,avx512bw,avx512bf16")))
-static void WgTile(const char* xc, long xStride, const uint32_t* dp, long dStride, long J, float* acc, long accStride) {
+static void WgTile(const char* const* xv, const long* off, const uint32_t* dp, long dStride, long J, float* acc,
+                   long accStride) {
+  const char *x0 = xv[0], *x1 = xv[1], *x2 = xv[2], *x3 = xv[3], *x4 = xv[4], *x5 = xv[5];
   __m512 c[kWgMR][kWgNR];
   for (int m = 0; m < kWgMR; m++)
     for (int v = 0; v < kWgNR; v++) c[m][v] = _mm512_load_ps(acc + m * accStride + v * kB);
   for (long j = 0; j < J; j++) {
-    const char* xr = xc + j * xStride;
-    __m512bh b[kWgNR];
-    for (int v = 0; v < kWgNR; v++) b[v] = (__m512bh)_mm512_load_si512(xr + v * 64);
+    const long o = off[j];
+    const __m512bh b[kWgNR] = {(__m512bh)_mm512_load_si512(x0 + o), (__m512bh)_mm512_load_si512(x1 + o),
+                               (__m512bh)_mm512_load_si512(x2 + o), (__m512bh)_mm512_load_si512(x3 + o),
+                               (__m512bh)_mm512_load_si512(x4 + o), (__m512bh)_mm512_load_si512(x5 + o)};
     const uint32_t* d = dp + j * dStride;
     for (int m = 0; m < kWgMR; m++) {
       const __m512bh a = (__m512bh)_mm512_set1_epi32(int(d[m]));
@@ -1195,84 +1207,76 @@ static void WgTile(const char* xc, long xStride, const uint32_t* dp, long dStrid
     for (int v = 0; v < kWgNR; v++) _mm512_store_ps(acc + m * accStride + v * kB, c[m][v]);
 }
 
-// One thread's share: images [n0, n1) into its accumulator and db (both zeroed here).
+// One thread's share: image pairs [pr0, pr1) into its accumulator and db (both zeroed here).
 __attribute__((target("avx512f,avx512bw,avx512bf16")))
-static void WgThread(const Geom& g, const float* x, const float* dy, long n0, long n1, char* ws, const WgScratch& L) {
-  const long CB = g.C / kB, KB = g.K / kB, V = long(g.R) * g.S * CB, P = long(g.OH) * g.OW, K = g.K;
-  char* xcol = ws + L.xcol;
+static void WgThread(const Geom& g, const float* x, const float* dy, long pr0, long pr1, char* ws, const WgScratch& L) {
+  const long CB = g.C / kB, KB = g.K / kB, V = long(g.R) * g.S * CB, P = L.P, K = g.K, Hp = L.Hp, Wp = L.Wp;
+  char* xp = ws + L.xp;
   uint32_t* dyp = reinterpret_cast<uint32_t*>(ws + L.dyp);
+  long* off = reinterpret_cast<long*>(ws + L.off);
   float* acc = reinterpret_cast<float*>(ws + L.acc);
   float* db = reinterpret_cast<float*>(ws + L.db);
   std::memset(acc, 0, size_t(K) * V * kB * 4);
   std::memset(db, 0, size_t(K) * 4);
-  const long T = (n1 - n0) * P;  // this thread's pixels; an odd last one pairs with a zero pixel
-  const long pairs = (T + 1) / 2;
+  std::memset(xp, 0, size_t(L.G) * CB * Hp * Wp * 64);  // the padding: every group writes the same interior
+  for (long q = 0; q < L.G * P; q++) {  // pixel q of a group: its pair, output row and column
+    const long gi = q / P, oh = (q % P) / g.OW, ow = q % g.OW;
+    off[q] = ((gi * CB * Hp + oh * g.sh) * Wp + ow * g.sw) * 64;
+  }
+  std::vector<long> tap(V);  // v = (r, s, cb): its offset from a pixel's tap (0, 0)
+  for (int r = 0; r < g.R; r++)
+    for (int s = 0; s < g.S; s++)
+      for (long cb = 0; cb < CB; cb++) tap[(r * g.S + s) * CB + cb] = ((cb * Hp + r) * Wp + s) * 64;
   const __m512 zero = _mm512_setzero_ps();
-  // pixel q of this thread's: its image and output position; x's 16 channels of block cb at an input pixel
-  struct Pix { long n, oh, ow; };
-  auto pixel = [&](long q) { return Pix{n0 + q / P, (q % P) / g.OW, q % g.OW}; };
-  auto xAt = [&](long n, long cb, long ih, long iw) { return x + (((n * CB + cb) * g.H + ih) * g.W + iw) * kB; };
-  for (long j0 = 0; j0 < pairs; j0 += kWgPairs) {
-    const long J = std::min(kWgPairs, pairs - j0);
-    for (long jj = 0; jj < J; jj++) {
-      const bool live[2] = {true, 2 * (j0 + jj) + 1 < T};
-      const Pix px[2] = {pixel(2 * (j0 + jj)), pixel(live[1] ? 2 * (j0 + jj) + 1 : 0)};
-      char* xr = xcol + (jj * V) * 64;
-      {
-        // the input columns that the pair kWgAhead pairs on reads and the pairs before it did not: a pair reads
-        // whole 64-byte pixels of each channel block, from rows the hardware's prefetchers did not follow
-        const long qa = 2 * (j0 + jj + kWgAhead);
-        if (qa < T) {
-          const Pix a = pixel(qa);
-          const long iw0 = std::max(0L, a.ow * g.sw - g.pw), iw1 = std::min(long(g.W) - 1, (a.ow + 1) * g.sw - g.pw + g.S - 1);
-          for (int r = 0; r < g.R; r++) {
-            const long ih = a.oh * g.sh - g.ph + r;
-            if (ih < 0 || ih >= g.H) continue;
-            for (long cb = 0; cb < CB; cb++)
-              for (long iw = iw0; iw <= iw1; iw++)
-                _mm_prefetch(reinterpret_cast<const char*>(xAt(a.n, cb, ih, iw)), _MM_HINT_T0);
+  const long xImg = CB * long(g.H) * g.W * kB, yImg = KB * P * kB;
+  const long rows = std::min<long>(g.H, Hp - g.ph), cols = std::min<long>(g.W, Wp - g.pw);  // the x the taps reach
+  for (long pa = pr0; pa < pr1; pa += L.G) {
+    const long G = std::min(L.G, pr1 - pa);
+    for (long gi = 0; gi < G; gi++) {
+      const long n = 2 * (pa + gi);
+      const bool two = n + 1 < g.N;
+      const float *xa = x + n * xImg, *ya = dy + n * yImg;
+      for (long cb = 0; cb < CB; cb++)
+        for (long ih = 0; ih < rows; ih++) {
+          char* row = xp + (((gi * CB + cb) * Hp + ih + g.ph) * Wp + g.pw) * 64;
+          const float* src = xa + (cb * g.H + ih) * g.W * kB;
+          for (long iw = 0; iw < cols; iw++) {
+            const __m512 a = _mm512_loadu_ps(src + iw * kB);
+            const __m512 b = two ? _mm512_loadu_ps(src + xImg + iw * kB) : zero;
+            _mm512_store_si512(row + iw * 64, PairBf16(a, b));
           }
         }
-      }
-      for (int r = 0; r < g.R; r++)
-        for (int s = 0; s < g.S; s++) {
-          const float* src[2];
-          for (int t = 0; t < 2; t++) {
-            const long ih = px[t].oh * g.sh - g.ph + r, iw = px[t].ow * g.sw - g.pw + s;
-            const bool in = live[t] && ih >= 0 && ih < g.H && iw >= 0 && iw < g.W;
-            src[t] = in ? xAt(px[t].n, 0, ih, iw) : nullptr;
-          }
-          const long plane = long(g.H) * g.W * kB;
-          for (long cb = 0; cb < CB; cb++) {
-            const __m512 a = src[0] ? _mm512_loadu_ps(src[0] + cb * plane) : zero;
-            const __m512 b = src[1] ? _mm512_loadu_ps(src[1] + cb * plane) : zero;
-            _mm512_store_si512(xr + ((r * g.S + s) * CB + cb) * 64, PairBf16(a, b));
-          }
+      for (long p = 0; p < P; p++)
+        for (long kb = 0; kb < KB; kb++) {
+          const __m512 a = _mm512_loadu_ps(ya + (kb * P + p) * kB);
+          const __m512 b = two ? _mm512_loadu_ps(ya + yImg + (kb * P + p) * kB) : zero;
+          _mm512_store_si512(dyp + (gi * P + p) * K + kb * kB, PairBf16(a, b));
+          _mm512_store_ps(db + kb * kB, _mm512_add_ps(_mm512_load_ps(db + kb * kB), _mm512_add_ps(a, b)));
         }
-      const long yplane = P * kB;
-      for (long kb = 0; kb < KB; kb++) {
-        const __m512 a = _mm512_loadu_ps(dy + (px[0].n * KB + kb) * yplane + (px[0].oh * g.OW + px[0].ow) * kB);
-        const __m512 b = live[1] ? _mm512_loadu_ps(dy + (px[1].n * KB + kb) * yplane + (px[1].oh * g.OW + px[1].ow) * kB) : zero;
-        _mm512_store_si512(dyp + jj * K + kb * kB, PairBf16(a, b));
-        _mm512_store_ps(db + kb * kB, _mm512_add_ps(_mm512_load_ps(db + kb * kB), _mm512_add_ps(a, b)));
+    }
+    // the group's G * P pixels in chunks of at most kWgPix, of equal size but the last
+    const long Q = G * P, chunks = (Q + kWgPix - 1) / kWgPix, cs = (Q + chunks - 1) / chunks;
+    for (long q0 = 0; q0 < Q; q0 += cs) {
+      const long J = std::min(cs, Q - q0);
+      for (long v0 = 0; v0 < V; v0 += kWgNR) {
+        const char* xv[kWgNR];
+        for (int v = 0; v < kWgNR; v++) xv[v] = xp + tap[v0 + v];
+        for (long k0 = 0; k0 < K; k0 += kWgMR)
+          WgTile(xv, off + q0, dyp + q0 * K + k0, K, J, acc + (k0 * V + v0) * kB, V * kB);
       }
     }
-    for (long v0 = 0; v0 < V; v0 += kWgNR)
-      for (long k0 = 0; k0 < K; k0 += kWgMR)
-        WgTile(xcol + v0 * 64, V * 64, dyp + k0, K, J, acc + (k0 * V + v0) * kB, V * kB);
   }
 }
 
-// Bf16WgradFits(g) must hold; threads each take a range of images. ws: threads x WgScratch(g).total bytes.
+// Bf16WgradFits(g) must hold; threads each take a range of image pairs. ws: threads x WgScratch(g).total bytes.
 void Bf16Wgrad(const Geom& g, const float* x, const float* dy, float* dw, float* db, char* ws, int threads) {
   const WgScratch L(g);
-  const long CB = g.C / kB, V = long(g.R) * g.S * CB, K = g.K;
-  const int nt = int(std::max(1L, std::min<long>(threads, g.N)));
+  const long CB = g.C / kB, V = long(g.R) * g.S * CB, K = g.K, pairs = (g.N + 1) / 2;
+  const int nt = int(std::max(1L, std::min<long>(threads, pairs)));
 #pragma omp parallel num_threads(nt) if (nt > 1)
   {
     const int t = omp_get_thread_num(), n = omp_get_num_threads();
-    const long a = g.N * t / n, b = g.N * (t + 1) / n;
-    WgThread(g, x, dy, a, b, ws + size_t(t) * L.total, L);
+    WgThread(g, x, dy, pairs * t / n, pairs * (t + 1) / n, ws + size_t(t) * L.total, L);
   }
   // the threads' sums, in PyTorch's order: dw[k][cb*16 + i][r][s] = acc[k][(r*S + s)*CB + cb][i]
   for (long k = 0; k < K; k++)

@@ -304,10 +304,12 @@ suite('native backend: the blocked layout nChw16c', () => {
     };
     for (const threads of [1, 2]) {
       const be = await createNativeBackend({ threads, precision: 'bf16', bf16WeightGrad: true });
-      // the model's two shapes, an odd number of pixels per thread (the last pairs with a zero pixel), stride 1,
-      // and a shape the kernel does not take (4 x 6 tiles: 9 taps x 1 block is not a multiple of 6)
-      for (const [g0, own] of [[geom(3, 32, 28, 64, 2), true], [geom(5, 64, 14, 64, 2), true], [geom(2, 32, 9, 16, 1), true],
-        [geom(1, 16, 5, 32, 2), false]] as const) {
+      // the model's two shapes with an odd batch (the last image pairs with zeros), a thread taking several groups
+      // of image pairs (37 images of 7x7 outputs: 19 pairs, 8 to a group), a group of more pixels than a chunk
+      // (stride 1, 28x28: 784), stride 1 at 9x9, and a shape the kernel does not take (4 x 6 tiles: 9 taps x 1 block
+      // is not a multiple of 6)
+      for (const [g0, own] of [[geom(3, 32, 28, 64, 2), true], [geom(5, 64, 14, 64, 2), true], [geom(37, 64, 14, 64, 2), true],
+        [geom(3, 32, 28, 16, 1), true], [geom(2, 32, 9, 16, 1), true], [geom(1, 16, 5, 32, 2), false]] as const) {
         const HWx = g0.H * g0.W, HWy = g0.OH * g0.OW;
         const x = rand(g0.N * g0.C * HWx), dy = rand(g0.N * g0.K * HWy);
         // halfway cases: truncating instead of rounding to nearest even moves these
