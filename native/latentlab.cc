@@ -1005,6 +1005,69 @@ void ForPaddedImages(int T, long N, long H, long W, const float* a, F f) {
     }
   }
 }
+// convNormBackward's sums over one image's pixels for one channel block (3x3 taps): y and dy at `y` and `dy` (blocked:
+// [P][16], else NCHW: lane l at l * P), the zero-padded input image xp (rows of Wp), the output pixel p at
+// xp[(p / OW) sh Wp + (p % OW) sw]. With g = dy act'(y) and xhat = (act^-1(y) - beta) / gamma (ig = 1 / gamma):
+// out[t] = sum(g p_t), out[9 + t] = sum(xhat p_t), out[18] = sum(g), out[19] = sum(g xhat), out[20] = sum(xhat),
+// each 16 lanes, in float.
+LL_CLONES void ConvNormBwdSums(const float* xp, long Wp, long OW, long sh, long sw, long P, const float* y,
+                               const float* dy, bool blocked, const float* beta, const float* ig, bool leaky, float slope,
+                               float (*out)[kB]) {
+  V16 bet, igm, sg = {}, sgx = {}, sx = {}, tg[9] = {}, tx[9] = {};
+  for (int l = 0; l < kB; l++) {
+    bet[l] = beta[l];
+    igm[l] = ig[l];
+  }
+  const float islope = 1.f / slope;
+  // one pixel's y and dy (16 channels) into the sums
+  auto add = [&](V16 yv, V16 dv, const float* a) __attribute__((always_inline)) {
+    V16 z = yv, gv = dv;
+    if (leaky) {
+      z = yv < 0.f ? yv * islope : yv;
+      gv = yv > 0.f ? dv : dv * slope;
+    }
+    const V16 xh = (z - bet) * igm;
+    sg += gv;
+    sgx += gv * xh;
+    sx += xh;
+#pragma GCC unroll 9
+    for (int u = 0; u < 9; u++) {
+      const float v = a[(u / 3) * Wp + u % 3];
+      tg[u] += gv * v;
+      tx[u] += xh * v;
+    }
+  };
+  const long OH = P / OW;
+  if (blocked) {
+    for (long oh = 0; oh < OH; oh++)
+      for (long ow = 0; ow < OW; ow++) {
+        const long p = oh * OW + ow;
+        add(LL_LOADV(y + p * kB), LL_LOADV(dy + p * kB), xp + oh * sh * Wp + ow * sw);
+      }
+  } else {
+    for (long oh = 0; oh < OH; oh++)
+      for (long ow = 0; ow < OW; ow++) {
+        const long p = oh * OW + ow;
+        V16 yv, dv;
+        for (int l = 0; l < kB; l++) {
+          yv[l] = y[l * P + p];
+          dv[l] = dy[l * P + p];
+        }
+        add(yv, dv, xp + oh * sh * Wp + ow * sw);
+      }
+  }
+  for (int u = 0; u < 9; u++)
+    for (int l = 0; l < kB; l++) {
+      out[u][l] = tg[u][l];
+      out[9 + u][l] = tx[u][l];
+    }
+  for (int l = 0; l < kB; l++) {
+    out[18][l] = sg[l];
+    out[19][l] = sgx[l];
+    out[20][l] = sx[l];
+  }
+}
+
 // Per-thread partial sums part[T][slots] -> part[0][.], added in thread order.
 void SumParts(std::vector<double>& part, int T, long slots) {
   for (int t = 1; t < T; t++)
@@ -1310,6 +1373,7 @@ class Context : public Napi::ObjectWrap<Context> {
                            InstanceMethod("batchNormBackward", &Context::BatchNormBackward),
                            InstanceMethod("normConvT1Forward", &Context::NormConvT1Forward),
                            InstanceMethod("convNormForward", &Context::ConvNormForward),
+                           InstanceMethod("convNormBackward", &Context::ConvNormBackward),
                            InstanceMethod("normConvT1Backward", &Context::NormConvT1Backward),
                            InstanceMethod("activation", &Context::Activation),
                            InstanceMethod("activationBackward", &Context::ActivationBackward),
@@ -1775,6 +1839,101 @@ class Context : public Napi::ObjectWrap<Context> {
       throw Napi::RangeError::New(env, "normConvT1: expected N, H, W >= 1, more than one value per channel and channels divisible by 16");
     if (kind != A_NONE && kind != A_RELU && kind != A_LEAKY)
       throw Napi::RangeError::New(env, "normConvT1: the activation must be none, relu or leaky");
+  }
+
+  // convNormBackward(13 geometry numbers, x, gamma, beta, invstd, actKind, slope, y, dy, dw, db, dgamma, dbeta,
+  // yBlocked): the backward of convNormForward for a first layer (no input gradient), given y (its output, which
+  // the batch-norm's in-place backward recovers the normalised value from: xhat = (act^-1(y) - beta) / gamma) and dy.
+  // One pass over y and dy instead of three (the batch-norm's sums, its dx, the weight gradient reading dx): with
+  // g = dy * act'(y), the batch-norm's dx = k2 (g - sum(g) / M - xhat sum(g xhat) / M) (k2 = gamma invstd), so
+  //   dw[k][t] = sum(dx p_t) = k2 (sum(g p_t) - sum(g) / M sum(p_t) - sum(g xhat) / M sum(xhat p_t)),
+  //   db[k] = sum(dx) = k2 (sum(g) - sum(g) - sum(g xhat) / M sum(xhat)),
+  // over the batch's output pixels, p_t the input at tap t; dgamma = sum(g xhat), dbeta = sum(g) as batchNormBackward
+  // writes them. Sums in float over an image's pixels, then in double.
+  Napi::Value ConvNormBackward(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 26) throw Napi::TypeError::New(env, "convNormBackward: expected 26 arguments");
+    const Geom g = ReadGeom(info);
+    const long T = long(g.R) * g.S, K = g.K, P = long(g.OH) * g.OW;
+    if (g.C != 1 || g.R != 3 || g.S != 3 || K % kB != 0 || double(g.N) * P < 2)
+      throw Napi::RangeError::New(env, "convNormBackward: expected one input channel, 3x3 taps, channels divisible by 16 and more than one output value per channel");
+    const int kind = ActKind(env, info[17]);
+    if (kind != A_NONE && kind != A_LEAKY) throw Napi::RangeError::New(env, "convNormBackward: the activation must be none or leaky");
+    const bool yb = Blocked(env, info, 25, K);
+    const float* x = F32(env, info[13], size_t(g.N) * g.H * g.W, "x");
+    const float* gamma = F32(env, info[14], K, "gamma");
+    const float* beta = F32(env, info[15], K, "beta");
+    const float* invstd = F32(env, info[16], K, "invstd");
+    const float slope = float(F64(info[18]));
+    const size_t n = size_t(g.N) * K * P;
+    const float* y = F32(env, info[19], n, "y");
+    const float* dy = F32(env, info[20], n, "dy");
+    float* dw = F32(env, info[21], size_t(K) * T, "dw");
+    float* db = F32OrNull(env, info[22], K, "db");
+    float* dgamma = F32(env, info[23], K, "dgamma");
+    float* dbeta = F32(env, info[24], K, "dbeta");
+    const long CB = K / kB, Hp = long(g.OH - 1) * g.sh + g.R, Wp = long(g.OW - 1) * g.sw + g.S;
+    // per thread: sum(g p_t) [K][T], sum(xhat p_t) [K][T], sum(g), sum(g xhat), sum(xhat) [K], sum(p_t) [T]
+    const long slots = 2 * K * T + 3 * K + T;
+    const int threads = threads_;
+    std::vector<double> part(size_t(threads) * slots, 0.0);
+    std::vector<float> ig(K);
+    for (long k = 0; k < K; k++) ig[k] = 1.f / gamma[k];
+#pragma omp parallel num_threads(threads)
+    {
+      const int t = omp_get_thread_num();
+      double* pt = part.data() + size_t(t) * slots;
+      std::vector<float> xp(size_t(Hp) * Wp);
+      std::vector<long> tap(T);
+      for (long r = 0; r < g.R; r++)
+        for (long s = 0; s < g.S; s++) tap[r * g.S + s] = r * Wp + s;
+#pragma omp for schedule(static)
+      for (long b = 0; b < g.N; b++) {
+        // the image, zero-padded to the rows and columns the taps reach
+        for (long i = 0; i < Hp; i++)
+          for (long j = 0; j < Wp; j++) {
+            const long ih = i - g.ph, iw = j - g.pw;
+            xp[i * Wp + j] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[(b * g.H + ih) * g.W + iw] : 0.f;
+          }
+        float sp[9] = {};  // sum(p_t) over the image's output pixels, the taps side by side
+        for (long oh = 0; oh < g.OH; oh++)
+          for (long ow = 0; ow < g.OW; ow++) {
+            const float* a = xp.data() + oh * g.sh * Wp + ow * g.sw;
+            for (int u = 0; u < 9; u++) sp[u] += a[tap[u]];
+          }
+        for (int u = 0; u < 9; u++) pt[2 * K * T + 3 * K + u] += sp[u];
+        for (long cb = 0; cb < CB; cb++) {
+          const long base = yb ? (b * CB + cb) * P * kB : (b * K + cb * kB) * P;
+          float sums[21][kB];  // sum(g p_t) [9], sum(xhat p_t) [9], sum(g), sum(g xhat), sum(xhat)
+          ConvNormBwdSums(xp.data(), Wp, g.OW, g.sh, g.sw, P, y + base, dy + base, yb, beta + cb * kB, ig.data() + cb * kB,
+                          kind == A_LEAKY, slope, sums);
+          const V16* tg = reinterpret_cast<const V16*>(sums[0]);
+          const V16* tx = tg + 9;
+          const V16 sg = tg[18], sgx = tg[19], sx = tg[20];
+          for (int l = 0; l < kB; l++) {
+            const long k = cb * kB + l;
+            for (long u = 0; u < T; u++) {
+              pt[k * T + u] += tg[u][l];
+              pt[K * T + k * T + u] += tx[u][l];
+            }
+            pt[2 * K * T + k] += sg[l];
+            pt[2 * K * T + K + k] += sgx[l];
+            pt[2 * K * T + 2 * K + k] += sx[l];
+          }
+        }
+      }
+    }
+    SumParts(part, threads, slots);
+    const double M = double(g.N) * P;
+    const double* sp = part.data() + 2 * K * T + 3 * K;
+    for (long k = 0; k < K; k++) {
+      const double sg = part[2 * K * T + k], sgx = part[2 * K * T + K + k], sx = part[2 * K * T + 2 * K + k];
+      const BnBwdCoef f = BnBwdCoefs(sg, sgx, gamma[k], invstd[k], M, dbeta + k, dgamma + k);
+      for (long u = 0; u < T; u++)
+        dw[k * T + u] = float(double(f.k2) * (part[k * T + u] - sg / M * sp[u] - sgx / M * part[K * T + k * T + u]));
+      if (db) db[k] = float(double(f.k2) * (sg - sg - sgx / M * sx));
+    }
+    return env.Undefined();
   }
 
   // convNormForward(13 geometry numbers, x, w, bias, gamma, beta, eps, actKind, slope, y, mean, invstd, variance,

@@ -94,12 +94,11 @@ describe('bench', () => {
     const r = await benchStep('native', 1, N, 'fp32', 1, 1, 1);
     const last = conv(1, 28, 32, 1);
     const got = r.convs.filter((c) => c.dir.endsWith('+bn')).map((c) => `${c.layer}|${c.dir}|${c.gflop.toPrecision(6)}`);
-    // encoder.0 with encoder.1: its forward; decoder.9 with decoder.7: its forward, then its input and weight
-    // gradients in one kernel
+    // encoder.0 with encoder.1: its forward, and its weight gradient (a first layer: no input gradient); decoder.9 with
+    // decoder.7: its forward, then its input and weight gradients in one kernel
     expect(got.sort()).toEqual([`decoder.9 ConvTranspose2d|bwd+bn|${(2 * last).toPrecision(6)}`, `decoder.9 ConvTranspose2d|fwd+bn|${last.toPrecision(6)}`,
-      `encoder.0 Conv2d|fwd+bn|${last.toPrecision(6)}`]);
-    expect(r.convs.some((c) => c.layer.startsWith('decoder.9') && !c.dir.endsWith('+bn'))).toBe(false);
-    expect(r.convs.filter((c) => c.layer.startsWith('encoder.0')).map((c) => c.dir).sort()).toEqual(['bwd-weight', 'fwd+bn']);
+      `encoder.0 Conv2d|bwd+bn|${last.toPrecision(6)}`, `encoder.0 Conv2d|fwd+bn|${last.toPrecision(6)}`]);
+    expect(r.convs.some((c) => /^(decoder\.9|encoder\.0)/.test(c.layer) && !c.dir.endsWith('+bn'))).toBe(false);
     // the same FLOPs per step as the unfused rows of another backend
     const wasm = await benchStep('wasm', 1, N, 'fp32', 1, 1, 1);
     expect(convGflopPerStep([r])).toBeCloseTo(convGflopPerStep([wasm]), 9);

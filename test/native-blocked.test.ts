@@ -190,43 +190,93 @@ suite('native backend: the blocked layout nChw16c', () => {
     bf16.dispose();
   });
 
+  it('convNormBackward (a first layer\'s weight gradient with the batch-norm\'s backward) matches batchNormBackward + conv2dBackwardWeight', async () => {
+    const be = await createNativeBackend({ threads: 2 });
+    // [N, H, K, stride, y blocked, act]: the model's first layer, an odd batch with stride 2 into NCHW, a steep leaky
+    const cases: [number, number, number, number, boolean, Act][] = [
+      [64, 28, 32, 1, true, { kind: 'leaky', slope: 0.01 }], [5, 9, 16, 2, false, { kind: 'none', slope: 0 }],
+      [3, 12, 32, 1, false, { kind: 'leaky', slope: 0.3 }], [7, 13, 16, 2, true, { kind: 'leaky', slope: 0.1 }],
+    ];
+    for (const [N, H, K, st, blocked, act] of cases) {
+      const g: ConvGeom = { ...geom(N, 1, H, K, st), xLayout: 'nchw', yLayout: blocked ? 'blocked' : 'nchw' };
+      const HW = g.OH * g.OW, n = N * K * HW, what = `[${N},1,${H},${H}] -> ${K}, s${st}, ${blocked ? 'blocked' : 'nchw'}, ${act.kind}`;
+      const x = Float32Array.from({ length: N * H * H }, () => (rng.random() < 0.7 ? -1 : rng.random()));
+      const w = rand(K * 9, -0.5, 0.5), bias = rand(K, -0.2, 0.2), gamma = rand(K, 0.5, 1.5), beta = rand(K, -0.5, 0.5);
+      const mean = new Float32Array(K), invstd = new Float32Array(K), y = new Float32Array(n);
+      be.convNormForward(g, x, w, bias, { gamma, beta, eps: 1e-5, act, mean, invstd, variance: new Float32Array(K) }, y);
+      const dyPlain = rand(n), dy = blocked ? toBlocked(N, K, HW, dyPlain) : dyPlain;
+      const dw = new Float32Array(K * 9).fill(NaN), db = new Float32Array(K).fill(NaN);
+      const dg = new Float32Array(K).fill(NaN), dbeta = new Float32Array(K).fill(NaN);
+      be.convNormBackward(g, x, { gamma, beta, mean, invstd, act }, y, dy, dw, db, dg, dbeta);
+      // the reference: the convolution's output, the batch-norm's backward from it, the weight gradient of its dx
+      const z = new Float32Array(n), dx = new Float32Array(n), yRef = new Float32Array(n);
+      ref.conv2d({ ...g, yLayout: 'nchw' }, x, w, bias, z);
+      ref.batchNormTrain(N, K, HW, z, gamma, beta, 1e-5, act, yRef, new Float32Array(K), new Float32Array(K), 'nchw', new Float32Array(K));
+      const dgWant = new Float32Array(K), dbetaWant = new Float32Array(K), dwWant = new Float32Array(K * 9), dbWant = new Float32Array(K);
+      ref.batchNormBackward(N, K, HW, z, yRef, dyPlain, gamma, mean, invstd, act, dx, dgWant, dbetaWant, 'nchw');
+      ref.conv2dBackwardWeight({ ...g, yLayout: 'nchw' }, x, dx, dwWant, dbWant);
+      expectClose(dw, dwWant, FP32, `convNormBackward ${what} dw`);
+      expectClose(dg, dgWant, FP32, `convNormBackward ${what} dgamma`);
+      expectClose(dbeta, dbetaWant, FP32, `convNormBackward ${what} dbeta`);
+      // the bias before a batch-norm: its gradient is zero but for rounding, in both
+      const dwMax = dwWant.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+      for (let k = 0; k < K; k++) expect(Math.abs(db[k] - dbWant[k]), `${what} db[${k}]`).toBeLessThan(1e-5 * dwMax);
+      be.convNormBackward(g, x, { gamma, beta, mean, invstd, act }, y, dy, dw, null, dg, dbeta);  // no bias
+      expectClose(dw, dwWant, FP32, `convNormBackward ${what} dw, no bias`);
+    }
+    const leaky: Act = { kind: 'leaky', slope: 0.01 };
+    expect(be.fusesConvNormBackward(geom(2, 1, 8, 16, 1), leaky)).toBe(true);
+    expect(be.fusesConvNormBackward(geom(2, 1, 8, 16, 1), { kind: 'relu', slope: 0 })).toBe(false);
+    expect(be.fusesConvNormBackward(geom(2, 1, 8, 24, 1), leaky)).toBe(false);
+    expect(be.fusesConvNormBackward({ ...geom(2, 1, 8, 16, 1), R: 5, S: 5 }, leaky)).toBe(false);
+    const C16 = () => new Float32Array(16);
+    expect(() => be.convNormBackward({ ...geom(2, 1, 8, 16, 1), R: 5, S: 5 }, rand(128), { gamma: C16(), beta: C16(), mean: C16(),
+      invstd: C16(), act: leaky }, rand(2 * 16 * 64), rand(2 * 16 * 64), new Float32Array(16 * 25), null, C16(), C16())).toThrow(/fusesConvNormBackward/);
+    be.dispose();
+  });
+
   it('a Sequential whose first Conv2d applies the batch-norm after it gives the outputs, gradients and running statistics of one that does not', async () => {
-    const build = async (fused: boolean) => {
+    const build = async (fused: boolean, first: boolean) => {
       const be = await createNativeBackend({ threads: 2 });
       if (!fused) be.fusesConvNorm = () => false;
       const r = new Rng(4);
-      const s = new Sequential(new Conv2d(1, 32, 3, { padding: 1, rng: r }), new BatchNorm2d(32), new LeakyReLU(),
+      const conv0 = new Conv2d(1, 32, 3, { padding: 1, rng: r });
+      conv0.needsInputGrad = !first;  // a first layer: its backward computes the batch-norm's too (convNormBackward)
+      const s = new Sequential(conv0, new BatchNorm2d(32), new LeakyReLU(),
         new Conv2d(32, 16, 3, { stride: 2, padding: 1, rng: r })).to(be);
       const bn = s.at(1) as BatchNorm2d;
       bn.weight.data.forEach((_, c, w) => { w[c] = 0.6 + c / 40; });
       bn.bias.data.forEach((_, c, b) => { b[c] = (c - 16) / 20; });
-      const calls = { fused: 0 };
-      const cnf = be.convNormForward.bind(be);
+      const calls = { fused: 0, backward: 0 };
+      const cnf = be.convNormForward.bind(be), cnb = be.convNormBackward.bind(be);
       be.convNormForward = (...a: Parameters<NativeBackend['convNormForward']>) => { calls.fused++; return cnf(...a); };
+      be.convNormBackward = (...a: Parameters<NativeBackend['convNormBackward']>) => { calls.backward++; return cnb(...a); };
       return { s, be, bn, calls };
     };
     const x = new Tensor([8, 1, 12, 12], Float32Array.from({ length: 8 * 144 }, () => (rng.random() < 0.6 ? -1 : rng.random())));
     const dy = rand(8 * 16 * 36);
-    const run = async (fused: boolean) => {
-      const { s, be, bn, calls } = await build(fused);
+    const run = async (fused: boolean, first: boolean) => {
+      const { s, be, bn, calls } = await build(fused, first);
       const outs: Float32Array[] = [];
       for (let step = 0; step < 2; step++) {
         s.zeroGrad();
         outs.push(s.forward(x).data.slice());
         s.backward(new Tensor([8, 16, 6, 6], dy.slice()));
         const conv = s.at(0) as Conv2d;
-        outs.push(conv.weight.grad.slice(), bn.weight.grad.slice(), bn.bias.grad.slice(), bn.runningMean.data.slice() as Float32Array,
-          bn.runningVar.data.slice() as Float32Array);
+        outs.push(conv.weight.grad.slice(), conv.bias!.grad.slice(), bn.weight.grad.slice(), bn.bias.grad.slice(),
+          bn.runningMean.data.slice() as Float32Array, bn.runningVar.data.slice() as Float32Array);
         bn.weight.data[5] *= 0.9;  // the second step with other parameters
       }
       be.dispose();
-      return { outs, calls: calls.fused };
+      return { outs, calls };
     };
-    const fused = await run(true), plain = await run(false);
-    expect(fused.calls).toBe(2);
-    expect(plain.calls).toBe(0);
-    const names = ['y', 'conv dw', 'dgamma', 'dbeta', 'running mean', 'running var'];
-    fused.outs.forEach((a, i) => expectClose(a, plain.outs[i], FP32, `step ${Math.floor(i / 6)} ${names[i % 6]}`));
+    for (const first of [false, true]) {
+      const fused = await run(true, first), plain = await run(false, first);
+      expect(fused.calls).toEqual({ fused: 2, backward: first ? 2 : 0 });
+      expect(plain.calls).toEqual({ fused: 0, backward: 0 });
+      const names = ['y', 'conv dw', 'conv db', 'dgamma', 'dbeta', 'running mean', 'running var'];
+      fused.outs.forEach((a, i) => expectClose(a, plain.outs[i], FP32, `${first ? 'first layer, ' : ''}step ${Math.floor(i / 7)} ${names[i % 7]}`));
+    }
   });
 
   it('convolutions with blocked x and/or y match the reference', async () => {

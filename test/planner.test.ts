@@ -25,7 +25,8 @@ function describeSteps(steps: Step[]): string[] {
     `${s.opts?.skipBias ? ' skipBias' : ''}${s.opts?.inputBias ? ' inputBias' : ''}${s.opts?.inPlace ? ' inPlace' : ''}` +
     `${s.opts?.inFeatures ? ` in=${s.opts.inFeatures}` : ''}${s.opts?.outFeatures ? ` out=${s.opts.outFeatures}` : ''}` +
     `${s.opts?.statsOnly ? ' statsOnly' : ''}${s.backwardInNext ? ' backwardInNext' : ''}${s.opts?.preNorm ? ' preNorm' : ''}` +
-    `${s.opts?.postNorm ? ' postNorm' : ''}${s.opts?.normApplied ? ' normApplied' : ''}`));
+    `${s.opts?.postNorm ? ' postNorm' : ''}${s.opts?.postNormBackward ? ' +backward' : ''}${s.opts?.normApplied ? ' normApplied' : ''}` +
+    `${s.backwardInPrev ? ' backwardInPrev' : ''}`));
 }
 
 describe('planner', () => {
@@ -182,6 +183,27 @@ describe('planner', () => {
     (far[1] as BatchNorm2d).bias.data[2] = 20;
     expect(steps(far)).toEqual(['0 blocked', '1+ act=leaky inPlace', '3 blocked', 'reorder->nchw']);
     expect(steps(chain(new LeakyReLU(-0.5)))).toEqual(['0 blocked postNorm', '1 normApplied', '2', '3 blocked', 'reorder->nchw']);
+  });
+
+  it('lets a first convolution compute the backward of the batch-norm it applies when the backend fuses that too, and only then', () => {
+    const fusing = (backward: boolean): Backend => Object.assign(new ReferenceBackend(), {
+      channelBlock: 16,
+      fusesConvNorm: (s: { C: number }) => s.C === 1,
+      ...(backward ? { fusesConvNormBackward: (s: { K: number }, act: { kind: string }) => s.K === 16 && act.kind === 'leaky' } : {}),
+    }) as unknown as Backend;
+    const chain = (first: boolean, K = 16, act: Module = new LeakyReLU()): Module[] => {
+      const conv = new Conv2d(1, K, 3, { padding: 1 });
+      conv.needsInputGrad = !first;
+      return [conv, new BatchNorm2d(K), act, new Conv2d(K, 16, 3)];
+    };
+    const steps = (layers: Module[], be = fusing(true)): string[] => describeSteps(planChain(layers, be, { fuse: true, blocked: true }).steps);
+    expect(steps(chain(true))).toEqual(['0 blocked postNorm +backward', '1+ act=leaky normApplied backwardInPrev', '3 blocked', 'reorder->nchw']);
+    // not when the convolution's input needs a gradient, nor when the backend does not take the shape, the activation
+    // or the backward at all
+    expect(steps(chain(false))).toEqual(['0 blocked postNorm', '1+ act=leaky normApplied', '3 blocked', 'reorder->nchw']);
+    expect(steps(chain(true, 32))).toEqual(['0 blocked postNorm', '1+ act=leaky normApplied', '3 blocked', 'reorder->nchw']);
+    expect(steps([chain(true)[0], new BatchNorm2d(16)])).toEqual(['0 blocked postNorm', '1 normApplied', 'reorder->nchw']);
+    expect(steps(chain(true), fusing(false))).toEqual(['0 blocked postNorm', '1+ act=leaky normApplied', '3 blocked', 'reorder->nchw']);
   });
 
   it('lets a batch-norm write over the output of the convolution before it, and nothing else', () => {

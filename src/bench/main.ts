@@ -194,9 +194,9 @@ for (const t of threadList) {
   log('');
   log(`per convolution and direction, ${t} thread${t > 1 ? 's' : ''}, timed inside profiled training steps (ms per step, GFLOP/s, share of the peak; median over rounds).`);
   log('  PyTorch: one autograd node computes input and weight gradients together, shown on the bwd-data row as "bwd"; the first layer\'s backward is not separable there.');
-  log('  "+bn": one kernel computes the convolution and a batch-norm next to it (native: encoder.0 with encoder.1 after it, forward;');
-  log('  decoder.9 with decoder.7 before it, both directions); its GFLOP are');
-  log('  the convolution\'s (bwd+bn: both gradients it computes), its time includes the batch-norm\'s work.');
+  log('  "+bn": one kernel computes the convolution and a batch-norm next to it (native: encoder.0 with encoder.1 after it, both');
+  log('  directions, its backward the weight gradient only (a first layer); decoder.9 with decoder.7 before it, both directions);');
+  log('  its GFLOP are the convolution\'s (bwd+bn: the gradients it computes), its time includes the batch-norm\'s work.');
   const head = configNames.map((c) => `${c.padStart(21)}`).join(' ');
   log(`  ${'layer'.padEnd(27)} ${'dir'.padEnd(10)} ${'GFLOP'.padStart(5)} ${head}${py ? `  ${'pytorch ms'.padStart(12)}` : ''}`);
   const torchConvs = (results.get(`pytorch/${t}`) ?? []).map((r) => (r.convs ?? []) as unknown as TorchConv[]);

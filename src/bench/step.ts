@@ -46,6 +46,7 @@ const FUSED_KERNELS = {
   convNormForward: { dir: 'fwd+bn', passes: 1 },
   normConvTransposeForward: { dir: 'fwd+bn', passes: 1 },
   normConvTransposeBackward: { dir: 'bwd+bn', passes: 2 },  // the input and the weight gradients
+  convNormBackward: { dir: 'bwd+bn', passes: 1 },  // the weight gradient (a first layer: no input gradient)
 } as const;
 
 /**

@@ -162,6 +162,16 @@ export interface Backend {
   fusesConvNorm?(shape: ConvShape, act: Act): boolean;
   convNormForward?(g: ConvGeom, x: Float32Array, w: Float32Array, bias: Float32Array | null, norm: PostNormArgs,
                    y: Float32Array): void;
+  /**
+   * Optional, with fusesConvNormBackward saying which shapes and activations it takes: convNormForward's backward
+   * when the input needs no gradient (a first layer), from y (convNormForward's
+   * output, from which the batch-norm's normalised value is recovered, as batchNormBackward does in place: the
+   * activation none or leaky) and dy (y's gradient): writes dw, db (when not null), dgamma and dbeta (overwritten)
+   * as conv2dBackwardWeight after batchNormBackward would, without the batch-norm's input gradient being stored.
+   */
+  fusesConvNormBackward?(shape: ConvShape, act: Act): boolean;
+  convNormBackward?(g: ConvGeom, x: Float32Array, norm: NormArgs, y: Float32Array, dy: Float32Array, dw: Float32Array,
+                    db: Float32Array | null, dgamma: Float32Array, dbeta: Float32Array): void;
 
   /**
    * Optional: mean((input - target)^2) over n values, with grad = 2 scale (input - target) / n in exactly the arithmetic

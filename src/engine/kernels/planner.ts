@@ -43,8 +43,12 @@
  *   after a convolution (`outNormShape`) that the backend fuses it into (Backend.fusesConvNorm: native, a convolution
  *   from one channel, the model's first), whose output it could write over (`postNorm`: its backward then recovers x
  *   from y): the convolution computes the batch's statistics from its input and writes the batch-norm's output
- *   (`ForwardOptions.postNorm`), which the batch-norm takes as it is (`ForwardOptions.normApplied`); its backward is
- *   its own. The convolution's output is never stored: one pass over the activation instead of three.
+ *   (`ForwardOptions.postNorm`), which the batch-norm takes as it is (`ForwardOptions.normApplied`). The convolution's
+ *   output is never stored: one pass over the activation instead of three. When the convolution's input needs no
+ *   gradient (`needsInputGrad` false: the model's first layer) and the backend fuses the backward too
+ *   (Backend.fusesConvNormBackward), the convolution's backward computes the batch-norm's
+ *   (`ForwardOptions.postNormBackward`; the batch-norm's step is marked `backwardInPrev` and skipped backward): the
+ *   batch-norm's input gradient is never stored; else the batch-norm's backward is its own.
  *
  * The chain's input and output are NCHW. A container runs the steps in order (a reorder step with
  * `reorderTo`), and backward in reverse, where a reorder step converts the gradient back (`from`) and
@@ -90,12 +94,16 @@ export interface ForwardOptions {
    * by it, with the statistics in place (layers with `postNorm`).
    */
   normApplied?: boolean;
+  /** This layer's backward computes its postNorm batch-norm's too (see Backend.convNormBackward). */
+  postNormBackward?: boolean;
 }
 
 /** A batch-norm in training that the layer before it applies (see ForwardOptions.postNorm / normApplied). */
 export interface PostNorm {
   /** The parameters and the activation, and where the batch's statistics go. */
   args(): PostNormArgs;
+  /** Calls write(dgamma, dbeta) with where the gradients go (overwritten), then takes them in. */
+  writeGrads(write: (dgamma: Float32Array, dbeta: Float32Array) => void): void;
 }
 
 /** A batch-norm in training that the layer after it applies (see ForwardOptions.statsOnly / preNorm). */
@@ -169,12 +177,15 @@ export interface Plannable {
    * statistics where the batch-norm's backward finds them (ForwardOptions.normApplied), else null.
    */
   postNorm?(act: Act): PostNorm | null;
+  /** False when the layer's input needs no gradient (a first convolution): its backward computes none. */
+  readonly needsInputGrad?: boolean;
 }
 
 /** One step of a plan: a reorder of the activation, or a layer (with what its forward is asked). */
 export type Step =
   | { kind: 'reorder'; to: Layout; from: Layout }
-  | { kind: 'layer'; index: number; layer: Plannable; opts: ForwardOptions | undefined; fused: number; backwardInNext?: boolean };
+  | { kind: 'layer'; index: number; layer: Plannable; opts: ForwardOptions | undefined; fused: number; backwardInNext?: boolean;
+      backwardInPrev?: boolean };
 
 export interface Plan {
   steps: Step[];
@@ -240,9 +251,14 @@ export function planChain(layers: readonly Plannable[], backend: Backend, opts: 
       ? prev.layer.outNormShape : null;
     const post = opts.fuse && outShape && m.postNorm && backend.fusesConvNorm?.(outShape, o.act ?? NO_ACT) === true
       ? m.postNorm(o.act ?? NO_ACT) : null;
+    let backwardInPrev = false;
     if (post && prev?.kind === 'layer') {
       prev.opts!.postNorm = post;
       o.normApplied = true;
+      if (prev.layer.needsInputGrad === false && backend.fusesConvNormBackward?.(outShape!, o.act ?? NO_ACT) === true) {
+        prev.opts!.postNormBackward = true;
+        backwardInPrev = true;
+      }
     } else if (opts.fuse && m.inPlaceForward === true && producer(steps, i)?.layer.scratchOutput === true) o.inPlace = true;
     if (opts.fuse && m.foldableBias && next?.takesInputBias === true && next.training === true) {
       o.skipBias = true;
@@ -251,7 +267,7 @@ export function planChain(layers: readonly Plannable[], backend: Backend, opts: 
     // options only for a layer that declared them (a custom module's forward may take something else)
     const asked = m.blockedOutput === 'native' || m.takesAct === true || o.skipBias === true || o.inputBias !== undefined
       || o.inPlace === true || m.featureLayout === true || o.layout !== undefined || o.preNorm !== undefined || o.normApplied === true;
-    steps.push({ kind: 'layer', index: i, layer: m, opts: asked ? o : undefined, fused: fuse ? 1 : 0 });
+    steps.push({ kind: 'layer', index: i, layer: m, opts: asked ? o : undefined, fused: fuse ? 1 : 0, ...(backwardInPrev ? { backwardInPrev } : {}) });
     // the layout after the layer: what it was asked for, else what it keeps
     if (m.blockedOutput) cur = o.layout ?? 'nchw';
     else if (m.blockedInput !== 'keep') cur = 'nchw';

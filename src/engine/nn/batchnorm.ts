@@ -63,6 +63,7 @@ export class BatchNorm2d extends Module {
     return {
       args: () => ({ gamma: this.weight.data, beta: this.bias.data, eps: this.eps, act, mean: this.scratch('mean', C),
                      invstd: this.scratch('invstd', C), variance: this.scratch('var', C) }),
+      writeGrads: (write) => this.writeGrads(write),
     };
   }
 

@@ -1,6 +1,6 @@
 /** Conv2d, after torch.nn.Conv2d (groups = 1, dilation = 1). Weight [out, in, kh, kw]. */
 import { convOutSize, type ConvGeom, type ConvShape } from '../kernels/index.js';
-import type { ForwardOptions } from '../kernels/planner.js';
+import type { ForwardOptions, PostNorm } from '../kernels/planner.js';
 import type { Rng } from '../rng.js';
 import { Tensor } from '../tensor.js';
 import { EMPTY, Module, type Parameter } from './module.js';
@@ -19,8 +19,10 @@ export class Conv2d extends Module {
   readonly scratchOutput = true;
   private x: Tensor | null = null;
   private g: ConvGeom | null = null;
+  /** The batch-norm whose backward this layer's computes (ForwardOptions.postNormBackward), and its output. */
+  private post: { norm: PostNorm; y: Float32Array } | null = null;
 
-  protected override forgetForward(): void { this.x = null; this.g = null; }
+  protected override forgetForward(): void { this.x = null; this.g = null; this.post = null; }
 
   constructor(readonly inChannels: number, readonly outChannels: number, readonly kernelSize: number, opts: ConvOptions = {}) {
     super();
@@ -63,6 +65,7 @@ export class Conv2d extends Module {
       this.backend.convNormForward(g, x.data, this.weight.data, this.bias?.data ?? null, opts.postNorm.args(), y);
     } else this.backend.conv2d(g, x.data, this.weight.data, this.bias?.data ?? null, y);
     this.x = x; this.g = g;
+    this.post = opts.postNorm && opts.postNormBackward ? { norm: opts.postNorm, y } : null;
     return new Tensor([g.N, g.K, g.OH, g.OW], y, g.yLayout);
   }
 
@@ -72,7 +75,12 @@ export class Conv2d extends Module {
     if (dy.layout !== g.yLayout) throw new Error(`Conv2d.backward: dy is ${dy.layout}, the output was ${g.yLayout}`);
     const dw = this.weight.gradOut(() => this.scratch('dw', this.weight.size));
     const db = this.bias ? this.bias.gradOut(() => this.scratch('db', this.outChannels)) : null;
-    this.backend.conv2dBackwardWeight(g, x.data, dy.data, dw, db);
+    const post = this.post;
+    if (post) {  // dy is the batch-norm's output gradient: its backward and this one's weight gradient in one kernel
+      if (!this.backend.convNormBackward) throw new Error(`Conv2d: the ${this.backend.name} backend cannot differentiate a batch-norm`);
+      post.norm.writeGrads((dgamma, dbeta) =>
+        this.backend.convNormBackward!(g, x.data, post.norm.args(), post.y, dy.data, dw, db, dgamma, dbeta));
+    } else this.backend.conv2dBackwardWeight(g, x.data, dy.data, dw, db);
     this.weight.gradIn(dw);
     if (this.bias && db) this.bias.gradIn(db);
     if (!this.needsInputGrad) return EMPTY;

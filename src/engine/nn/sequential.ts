@@ -55,7 +55,7 @@ export class Sequential extends Module {
     const steps = this.plan.steps, given = dy.data;
     for (let k = steps.length - 1; k >= 0; k--) {
       const s = steps[k];
-      if (s.kind === 'layer' && s.backwardInNext) continue;  // the next layer's backward computed this one's
+      if (s.kind === 'layer' && (s.backwardInNext || s.backwardInPrev)) continue;  // a neighbour's backward computes this one's
       const t0 = Sequential.profiler ? performance.now() : 0;
       if (s.kind === 'reorder') dy = reorderTo(this.backend, dy, s.from, this.scratch(`bwd${k}`, dy.size));
       else if (s.layer.inPlaceGrad) dy = s.layer.backward(dy, { inPlace: !overlaps(dy.data, given) });

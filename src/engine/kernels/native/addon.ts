@@ -58,6 +58,12 @@ export interface NativeContext {
                   bias: Float32Array | null, gamma: Float32Array, beta: Float32Array, eps: number, actKind: number,
                   slope: number, y: Float32Array, mean: Float32Array, invstd: Float32Array, variance: Float32Array,
                   yBlocked: boolean): void;
+  /** convNormForward's backward for a first layer: dw, db, dgamma, dbeta from y (its output) and dy. */
+  convNormBackward(N: number, C: number, H: number, W: number, K: number, R: number, S: number, strideH: number,
+                   strideW: number, padH: number, padW: number, OH: number, OW: number, x: Float32Array,
+                   gamma: Float32Array, beta: Float32Array, invstd: Float32Array, actKind: number, slope: number,
+                   y: Float32Array, dy: Float32Array, dw: Float32Array, db: Float32Array | null, dgamma: Float32Array,
+                   dbeta: Float32Array, yBlocked: boolean): void;
   /** NCHW <-> nChw16c. */
   reorderLayout(N: number, C: number, HW: number, src: Float32Array, dst: Float32Array, toBlocked: boolean): void;
   channelSums(N: number, C: number, HW: number, x: Float32Array, out: Float32Array, blocked: boolean): void;

@@ -193,6 +193,19 @@ export class NativeBackend implements Backend {
       n.gamma, n.beta, n.eps, actCode(n.act), n.act.slope, y, n.mean, n.invstd, n.variance, g.yLayout === 'blocked');
   }
 
+  /** convNormForward's backward (native/latentlab.cc convNormBackward): whole channel blocks, activation none or leaky. */
+  fusesConvNormBackward(s: ConvShape, act: Act): boolean {
+    return s.C === 1 && s.R === 3 && s.S === 3 && s.K % this.channelBlock === 0 && (act.kind === 'none' || act.kind === 'leaky');
+  }
+
+  convNormBackward(g: ConvGeom, x: Float32Array, n: NormArgs, y: Float32Array, dy: Float32Array, dw: Float32Array,
+                   db: Float32Array | null, dgamma: Float32Array, dbeta: Float32Array): void {
+    if (!this.fusesConvNormBackward(g, n.act) || g.xLayout === 'blocked')
+      throw new Error('native convNormBackward: a shape, layout or activation fusesConvNormBackward does not take');
+    this.c.convNormBackward(g.N, g.C, g.H, g.W, g.K, g.R, g.S, g.strideH, g.strideW, g.padH, g.padW, g.OH, g.OW, x,
+      n.gamma, n.beta, n.invstd, actCode(n.act), n.act.slope, y, dy, dw, db, dgamma, dbeta, g.yLayout === 'blocked');
+  }
+
   reorderLayout(N: number, C: number, HW: number, src: Float32Array, dst: Float32Array, to: Layout): void {
     this.c.reorderLayout(N, C, HW, src, dst, to === 'blocked');
   }
