@@ -1847,14 +1847,15 @@ class Context : public Napi::ObjectWrap<Context> {
   // One pass over y and dy instead of three (the batch-norm's sums, its dx, the weight gradient reading dx): with
   // g = dy * act'(y), the batch-norm's dx = k2 (g - sum(g) / M - xhat sum(g xhat) / M) (k2 = gamma invstd), so
   //   dw[k][t] = sum(dx p_t) = k2 (sum(g p_t) - sum(g) / M sum(p_t) - sum(g xhat) / M sum(xhat p_t)),
-  //   db[k] = sum(dx) = k2 (sum(g) - sum(g) - sum(g xhat) / M sum(xhat)),
+  //   db[k] = sum(dx) = -k2 sum(g xhat) / M sum(xhat) (zero but for rounding),
   // over the batch's output pixels, p_t the input at tap t; dgamma = sum(g xhat), dbeta = sum(g) as batchNormBackward
   // writes them. Sums in float over an image's pixels, then in double.
   Napi::Value ConvNormBackward(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     if (info.Length() < 26) throw Napi::TypeError::New(env, "convNormBackward: expected 26 arguments");
     const Geom g = ReadGeom(info);
-    const long T = long(g.R) * g.S, K = g.K, P = long(g.OH) * g.OW;
+    constexpr long T = 9;  // 3x3 taps (ConvNormBwdSums)
+    const long K = g.K, P = long(g.OH) * g.OW;
     if (g.C != 1 || g.R != 3 || g.S != 3 || K % kB != 0 || double(g.N) * P < 2)
       throw Napi::RangeError::New(env, "convNormBackward: expected one input channel, 3x3 taps, channels divisible by 16 and more than one output value per channel");
     const int kind = ActKind(env, info[17]);
@@ -1884,9 +1885,6 @@ class Context : public Napi::ObjectWrap<Context> {
       const int t = omp_get_thread_num();
       double* pt = part.data() + size_t(t) * slots;
       std::vector<float> xp(size_t(Hp) * Wp);
-      std::vector<long> tap(T);
-      for (long r = 0; r < g.R; r++)
-        for (long s = 0; s < g.S; s++) tap[r * g.S + s] = r * Wp + s;
 #pragma omp for schedule(static)
       for (long b = 0; b < g.N; b++) {
         // the image, zero-padded to the rows and columns the taps reach
@@ -1895,21 +1893,21 @@ class Context : public Napi::ObjectWrap<Context> {
             const long ih = i - g.ph, iw = j - g.pw;
             xp[i * Wp + j] = ih >= 0 && ih < g.H && iw >= 0 && iw < g.W ? x[(b * g.H + ih) * g.W + iw] : 0.f;
           }
-        float sp[9] = {};  // sum(p_t) over the image's output pixels, the taps side by side
+        float sp[T] = {};  // sum(p_t) over the image's output pixels, the taps side by side
         for (long oh = 0; oh < g.OH; oh++)
           for (long ow = 0; ow < g.OW; ow++) {
             const float* a = xp.data() + oh * g.sh * Wp + ow * g.sw;
-            for (int u = 0; u < 9; u++) sp[u] += a[tap[u]];
+            for (int u = 0; u < T; u++) sp[u] += a[(u / 3) * Wp + u % 3];
           }
-        for (int u = 0; u < 9; u++) pt[2 * K * T + 3 * K + u] += sp[u];
+        for (int u = 0; u < T; u++) pt[2 * K * T + 3 * K + u] += sp[u];
         for (long cb = 0; cb < CB; cb++) {
-          const long base = yb ? (b * CB + cb) * P * kB : (b * K + cb * kB) * P;
-          float sums[21][kB];  // sum(g p_t) [9], sum(xhat p_t) [9], sum(g), sum(g xhat), sum(xhat)
+          const long base = yb ? BIdx(b, cb, CB, P) : (b * K + cb * kB) * P;
+          float sums[2 * T + 3][kB];  // sum(g p_t) [9], sum(xhat p_t) [9], sum(g), sum(g xhat), sum(xhat)
           ConvNormBwdSums(xp.data(), Wp, g.OW, g.sh, g.sw, P, y + base, dy + base, yb, beta + cb * kB, ig.data() + cb * kB,
                           kind == A_LEAKY, slope, sums);
           const V16* tg = reinterpret_cast<const V16*>(sums[0]);
-          const V16* tx = tg + 9;
-          const V16 sg = tg[18], sgx = tg[19], sx = tg[20];
+          const V16* tx = tg + T;
+          const V16 sg = tg[2 * T], sgx = tg[2 * T + 1], sx = tg[2 * T + 2];
           for (int l = 0; l < kB; l++) {
             const long k = cb * kB + l;
             for (long u = 0; u < T; u++) {
@@ -1931,7 +1929,7 @@ class Context : public Napi::ObjectWrap<Context> {
       const BnBwdCoef f = BnBwdCoefs(sg, sgx, gamma[k], invstd[k], M, dbeta + k, dgamma + k);
       for (long u = 0; u < T; u++)
         dw[k * T + u] = float(double(f.k2) * (part[k * T + u] - sg / M * sp[u] - sgx / M * part[K * T + k * T + u]));
-      if (db) db[k] = float(double(f.k2) * (sg - sg - sgx / M * sx));
+      if (db) db[k] = float(double(f.k2) * -(sgx / M * sx));  // sum(g) - M sum(g) / M = 0
     }
     return env.Undefined();
   }

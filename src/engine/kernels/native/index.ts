@@ -195,7 +195,7 @@ export class NativeBackend implements Backend {
 
   /** convNormForward's backward (native/latentlab.cc convNormBackward): whole channel blocks, activation none or leaky. */
   fusesConvNormBackward(s: ConvShape, act: Act): boolean {
-    return s.C === 1 && s.R === 3 && s.S === 3 && s.K % this.channelBlock === 0 && (act.kind === 'none' || act.kind === 'leaky');
+    return this.fusesConvNorm(s, act) && act.kind !== 'relu' && s.R === 3 && s.S === 3 && s.K % this.channelBlock === 0;
   }
 
   convNormBackward(g: ConvGeom, x: Float32Array, n: NormArgs, y: Float32Array, dy: Float32Array, dw: Float32Array,
