@@ -4,8 +4,10 @@
  * with its FLOP count. No speed is asserted (the machine is shared).
  */
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { convOutSize } from '../src/engine/kernels/index.js';
+import { KERNEL_TABLE } from '../src/engine/kernels/table.js';
 import { benchStep, convGflopPerStep, outsideConv } from '../src/bench/step.js';
 import { nativePeak, wasmPeak } from '../src/bench/peak.js';
 import { need } from './requirements.js';
@@ -17,6 +19,23 @@ describe('bench', () => {
     expect(p.isa).toMatch(/^wasm (relaxed-simd fma|simd128 mul\+add)$/);
     expect(p.gflops).toBeGreaterThan(0);
     expect(p.gflops).toBeGreaterThanOrEqual(p.medianGflops);
+  });
+
+  it('the wasm probe does the flops it reports: FMA_PEAK_FLOPS_PER_ITER / 8 chains of 4 lanes, every one in its result', () => {
+    // the mul + add build, emulated exactly in float32: a chain too few or too many changes the sum
+    const module = new WebAssembly.Module(readFileSync('build/wasm/kernels.wasm'));
+    const memory = new WebAssembly.Memory({ initial: 1, maximum: KERNEL_TABLE.wasmMaxPages, shared: true });
+    const ex = new WebAssembly.Instance(module, { env: { memory } }).exports as
+      { fmaPeak(iters: number): number; FMA_PEAK_FLOPS_PER_ITER: WebAssembly.Global };
+    const chains = ex.FMA_PEAK_FLOPS_PER_ITER.value / 8, f = Math.fround, iters = 5;
+    expect(chains).toBe(12);
+    const a = Array.from({ length: chains }, (_, j) => f(1 + 0.1 * j));
+    for (let i = 0; i < iters; i++) for (let j = 0; j < chains; j++) a[j] = f(f(a[j] * f(0.999999)) + f(1e-7));
+    // the kernel's sum: chains added pairwise in groups of eight, then the four lanes (all equal) by hsum
+    const pair = (x: number, y: number) => f(x + y);
+    let s = pair(pair(pair(a[0], a[1]), pair(a[2], a[3])), pair(pair(a[4], a[5]), pair(a[6], a[7])));
+    s = pair(s, pair(pair(a[8], a[9]), pair(a[10], a[11])));
+    expect(ex.fmaPeak(iters)).toBe(f(f(s + s) + f(s + s)));
   });
 
   it.runIf(need('native', 'bench.test'))('native FMA peak probe', () => {

@@ -39,7 +39,7 @@ const WASM_RELAXED = new URL('../../build/wasm/kernels-relaxed.wasm', import.met
 const WASM_PLAIN = new URL('../../build/wasm/kernels.wasm', import.meta.url);
 
 // Each worker instantiates the module on its own memory, waits for the start signal, runs the probe and
-// reports its own time; the probe's flops are 2 * 8 chains * 4 lanes * iters.
+// reports its own time and the probe's flops (the module's FMA_PEAK_FLOPS_PER_ITER * iters).
 const WORKER = `
 const { parentPort } = require('node:worker_threads');
 parentPort.on('message', ({ module, iters, start }) => {
@@ -49,7 +49,7 @@ parentPort.on('message', ({ module, iters, start }) => {
   Atomics.wait(flag, 0, 0);
   const t0 = performance.now();
   const check = inst.exports.fmaPeak(iters);
-  parentPort.postMessage({ ms: performance.now() - t0, check });
+  parentPort.postMessage({ ms: performance.now() - t0, check, flops: inst.exports.FMA_PEAK_FLOPS_PER_ITER.value * iters });
 });`;
 
 async function compileWasm(): Promise<{ module: WebAssembly.Module; isa: string }> {
@@ -65,7 +65,8 @@ async function compileWasm(): Promise<{ module: WebAssembly.Module; isa: string 
 export async function wasmPeak(threads: number, probes = 7, seconds = 0.15): Promise<PeakResult> {
   const { module, isa } = await compileWasm();
   const workers = Array.from({ length: threads }, () => new Worker(WORKER, { eval: true }));
-  const once = (w: Worker) => new Promise<{ ms: number }>((res, rej) => { w.once('message', res); w.once('error', rej); });
+  const once = (w: Worker) => new Promise<{ ms: number; flops: number }>((res, rej) => { w.once('message', res); w.once('error', rej); });
+  let flopsPerIter = 0;
   const probe = async (iters: number): Promise<number> => {
     const start = new SharedArrayBuffer(4), flag = new Int32Array(start);
     const done = workers.map(once);
@@ -73,13 +74,15 @@ export async function wasmPeak(threads: number, probes = 7, seconds = 0.15): Pro
     await new Promise((r) => setTimeout(r, 20)); // let every worker instantiate and wait
     Atomics.store(flag, 0, 1);
     Atomics.notify(flag, 0);
-    const ms = Math.max(...(await Promise.all(done)).map((d) => d.ms));
-    return (2 * 8 * 4 * iters * threads) / (ms / 1e3) / 1e9;
+    const runs = await Promise.all(done);
+    const ms = Math.max(...runs.map((d) => d.ms));
+    flopsPerIter = runs[0].flops / iters;
+    return runs.reduce((s, d) => s + d.flops, 0) / (ms / 1e3) / 1e9;
   };
   try {
     let iters = 1e6;
     const g0 = await probe(iters);
-    iters = Math.max(1e5, Math.round((g0 * 1e9 * seconds) / (2 * 8 * 4 * threads)));
+    iters = Math.max(1e5, Math.round((g0 * 1e9 * seconds) / (flopsPerIter * threads)));
     const g: number[] = [];
     for (let i = 0; i < probes; i++) g.push(await probe(iters));
     return { gflops: Math.max(...g), medianGflops: median(g), threads, isa };
